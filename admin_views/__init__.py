@@ -1,0 +1,42 @@
+"""The Flask-Admin console: one `Admin` per app, the views registered per area."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_admin import Admin
+from flask_admin.theme import Bootstrap4Theme
+from flask_babel import lazy_gettext as _l
+
+from admin_views.audit import AuditEventView
+from admin_views.codes import CodeItemView, ProvinceView
+from admin_views.dashboard import DashboardView
+from admin_views.users import UserView
+from extensions import db
+from models import FILING_ROLES, MANAGEMENT_ROLES, AuditEvent, CodeItem, Province, User
+
+USERS = _l("User management")
+SYSTEM = _l("System management")
+CODES = _l("Code tables")
+
+
+def init_admin(app: Flask) -> Admin:
+    admin = Admin(
+        app,
+        name=str(_l("ICP & IP Filing Management System")),
+        url="/admin",
+        theme=Bootstrap4Theme(base_template="admin/console_base.html", fluid=True),
+        index_view=DashboardView(name=_l("Dashboard"), url="/admin", endpoint="admin"),
+    )
+    session = db.session
+    admin.add_view(UserView(User, session, role_group=FILING_ROLES, name=_l("Filing users"),
+                            endpoint="filing_users", category=USERS))
+    admin.add_view(UserView(User, session, role_group=MANAGEMENT_ROLES,
+                            name=_l("Management users"), endpoint="management_users",
+                            category=USERS))
+    admin.add_view(ProvinceView(Province, session, name=_l("Administrative divisions"),
+                                endpoint="provinces", category=CODES))
+    admin.add_view(CodeItemView(CodeItem, session, name=_l("Other code tables"),
+                                endpoint="code_items", category=CODES))
+    admin.add_view(AuditEventView(AuditEvent, session, name=_l("Audit log"),
+                                  endpoint="audit_log", category=SYSTEM))
+    return admin

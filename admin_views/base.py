@@ -1,0 +1,249 @@
+"""The role-aware base views: deny by default, scope rows, audit every change, POST row actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import AdminIndexView, BaseView, expose
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.contrib.sqla.filters import BaseSQLAFilter
+from flask_admin.helpers import get_redirect_target
+from flask_admin.model.template import BaseListRowAction
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
+from sqlalchemy import ColumnElement, false, inspect
+from werkzeug.wrappers import Response
+
+import audit
+import permissions
+from extensions import begin_write, db
+from importer import XLSX_MIME, content_disposition, xlsx_bytes
+from permissions import Action
+from workflow import WorkflowError
+
+
+class RoleAccessMixin:
+    """Open to the roles whose permission table holds `access_action`; nobody else."""
+
+    access_action: Action | None = None
+
+    def is_accessible(self) -> bool:
+        return self.access_action is not None and permissions.can(current_user, self.access_action)
+
+    def inaccessible_callback(self, name: str, **kwargs: Any) -> Response:
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login", next=request.full_path))
+        abort(403)
+
+
+class RoleIndexView(RoleAccessMixin, AdminIndexView):
+    """Base for the console's home page."""
+
+
+class RoleView(RoleAccessMixin, BaseView):
+    """Base for console pages that are not model lists."""
+
+
+@dataclass(frozen=True)
+class PostRowAction(BaseListRowAction):
+    """A per-row button that POSTs (with the CSRF token) to the view's row-action endpoint."""
+
+    name: str
+    label: Any
+    icon: str = "fa fa-bolt"
+    confirm: Any = None
+
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return str(self.label)
+
+    def render(self, context: Any, row_id: str, row: Any) -> Markup:
+        view = context.resolve("admin_view")
+        if not view.is_row_action_allowed(self.name, row):
+            return Markup("")
+        return Markup(
+            '<form class="icon row-action" method="POST" action="{url}"{confirm}>'
+            '<input type="hidden" name="csrf_token" value="{token}">'
+            '<input type="hidden" name="id" value="{row_id}">'
+            '<input type="hidden" name="url" value="{back}">'
+            '<button type="submit" class="btn btn-link btn-sm p-0 ml-1" title="{label}">'
+            '<span class="{icon}"></span> {label}</button></form>'
+        ).format(
+            url=view.get_url(".row_action_view", name=self.name),
+            confirm=Markup(' data-confirm="{}"').format(self.confirm) if self.confirm else "",
+            token=generate_csrf(),
+            row_id=row_id,
+            back=request.full_path,
+            label=self.label,
+            icon=self.icon,
+        )
+
+
+class FilterStartsWith(BaseSQLAFilter):
+    """Prefix search that an index can serve (no `LIKE '%x%'` scans on big tables)."""
+
+    def apply(self, query: Any, value: str, alias: Any = None) -> Any:
+        column = self.get_column(alias)
+        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return query.filter(column.like(escaped + "%", escape="\\"))
+
+    def operation(self) -> str:
+        return str(_l("starts with"))
+
+
+def _column_changes(model: Any, created: bool) -> dict[str, Any]:
+    """What a create/edit changed, column by column, from SQLAlchemy's attribute history."""
+    state = inspect(model)
+    changes: dict[str, Any] = {}
+    for attr in state.mapper.column_attrs:
+        history = state.attrs[attr.key].history
+        if created:
+            changes[attr.key] = getattr(model, attr.key)
+        elif history.has_changes():
+            old = history.deleted[0] if history.deleted else None
+            changes[attr.key] = [old, history.added[0] if history.added else None]
+    return changes
+
+
+class SecureModelView(RoleAccessMixin, ModelView):
+    """Every console list: deny by default, rows limited to the user's scope, audited.
+
+    A subclass names the permission for each operation and says which rows
+    the current user may see in `scope()`; until it does, it sees nothing.
+    """
+
+    form_base_class = FlaskForm
+    create_action: Action | None = None
+    edit_action: Action | None = None
+    delete_action: Action | None = None
+    export_action: Action | None = None
+    audit_object: str = ""
+    row_post_actions: tuple[PostRowAction, ...] = ()
+    export_types = ["xlsx"]
+    page_size = 50
+    can_set_page_size = True
+    page_size_options = (20, 50, 100)
+
+    # --- permissions -----------------------------------------------------------------
+    def _allowed(self, action: Action | None) -> bool:
+        return action is not None and permissions.can(current_user, action)
+
+    @property
+    def can_create(self) -> bool:  # type: ignore[override]
+        return self._allowed(self.create_action)
+
+    @property
+    def can_edit(self) -> bool:  # type: ignore[override]
+        return self._allowed(self.edit_action)
+
+    @property
+    def can_delete(self) -> bool:  # type: ignore[override]
+        return self._allowed(self.delete_action)
+
+    @property
+    def can_export(self) -> bool:  # type: ignore[override]
+        return self._allowed(self.export_action)
+
+    def _handle_view(self, name: str, **kwargs: Any) -> Any:
+        refused = super()._handle_view(name, **kwargs)
+        if refused is not None:
+            return refused
+        needed = {"create_view": self.can_create, "edit_view": self.can_edit,
+                  "delete_view": self.can_delete, "export": self.can_export}
+        if not needed.get(name, True):
+            abort(403)
+        return None
+
+    # --- row scope -------------------------------------------------------------------
+    def scope(self) -> ColumnElement[bool]:
+        """Rows the current user may see. Deny by default."""
+        return false()
+
+    def get_query(self) -> Any:
+        return super().get_query().filter(self.scope())
+
+    def get_count_query(self) -> Any:
+        return super().get_count_query().filter(self.scope())
+
+    def get_one(self, id: Any) -> Any:
+        """Only within scope; anything else is 404, never a hint that it exists."""
+        pk = inspect(self.model).primary_key[0]
+        try:
+            value = pk.type.python_type(id)
+        except (TypeError, ValueError):
+            abort(404)
+        found = self.get_query().filter(pk == value).one_or_none()
+        if found is None:
+            abort(404)
+        return found
+
+    # --- audit of generic create / edit / delete -------------------------------------------
+    def _audit(self, verb: str, model: Any, changes: dict[str, Any]) -> None:
+        audit.record(f"{self.audit_object}.{verb}", object_type=self.audit_object,
+                     object_id=self.get_pk_value(model), changes=changes)
+
+    def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
+        db.session.flush()
+        self._audit("create" if is_created else "edit", model, _column_changes(model, is_created))
+
+    def on_model_delete(self, model: Any) -> None:
+        self._audit("delete", model, _column_changes(model, created=True))
+
+    def handle_view_exception(self, exc: Exception) -> bool:
+        if isinstance(exc, WorkflowError):
+            flash(exc.message, "error")
+            return True
+        return super().handle_view_exception(exc)
+
+    # --- per-row POST actions --------------------------------------------------------------
+    def get_list_row_actions(self) -> list[Any]:
+        return super().get_list_row_actions() + list(self.row_post_actions)
+
+    def is_row_action_allowed(self, name: str, obj: Any) -> bool:
+        return False
+
+    def run_row_action(self, name: str, obj: Any) -> str:
+        raise NotImplementedError(name)
+
+    @expose("/row-action/<name>/", methods=("POST",))
+    def row_action_view(self, name: str) -> Response:
+        back = get_redirect_target() or self.get_url(".index_view")
+        if name not in {action.name for action in self.row_post_actions}:
+            abort(404)
+        obj = self.get_one(request.form.get("id", ""))
+        if not self.is_row_action_allowed(name, obj):
+            abort(404)
+        try:
+            message = self.run_row_action(name, obj)
+            db.session.commit()
+        except WorkflowError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+        else:
+            flash(message, "success")
+        return redirect(back)
+
+    # --- export ----------------------------------------------------------------------------
+    @expose("/export/<export_type>/")
+    def export(self, export_type: str) -> Response:
+        if export_type not in self.export_types:
+            abort(404)
+        _count, rows = self._export_data()
+        headers = [str(label) for _name, label in self._export_columns]
+        body = xlsx_bytes(
+            headers,
+            ([self.get_export_value(row, name) for name, _label in self._export_columns] for row in rows),
+        )
+        begin_write()
+        audit.record("export", object_type=self.audit_object,
+                     changes={"filters": request.args.to_dict(), "rows": len(rows)})
+        db.session.commit()
+        name = f"{self.name}.xlsx"
+        return Response(body, mimetype=XLSX_MIME, headers={
+            "Content-Disposition": content_disposition(name, f"{self.endpoint}.xlsx"),
+        })

@@ -1,0 +1,80 @@
+"""The console's home page: per role, the counts of what waits for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from flask import url_for
+from flask_admin import expose
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import and_, func, select
+
+import permissions
+from admin_views.base import RoleIndexView
+from admin_views.labels import ROLE_LABELS
+from extensions import db
+from models import AuditEvent, Role, User, UserStatus, utcnow
+from permissions import Action
+
+
+@dataclass(frozen=True)
+class Card:
+    title: str
+    count: int
+    url: str | None = None
+
+
+def _count_users(*criteria: object) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(User).where(permissions.user_scope(current_user), *criteria)
+    ) or 0
+
+
+def _user_list_url(endpoint: str, **filters: str) -> str:
+    return url_for(f"{endpoint}.index_view", **filters)
+
+
+def _audit_today() -> int:
+    start = datetime.combine(utcnow().date(), time.min)
+    return db.session.scalar(
+        select(func.count()).select_from(AuditEvent)
+        .where(and_(permissions.audit_scope(current_user), AuditEvent.at >= start))
+    ) or 0
+
+
+def cards_for(user: User) -> list[Card]:
+    """What the dashboard counts for this role (the filing queues join in later issues)."""
+    cards: list[Card] = []
+    if permissions.can(user, Action.USER_LIST):
+        cards += [
+            Card(str(_l("ISP accounts")), _count_users(User.role == Role.ISP),
+                 _user_list_url("filing_users")),
+            Card(str(_l("ISPs holding the import right")),
+                 _count_users(User.role == Role.ISP, User.can_import.is_(True)),
+                 _user_list_url("filing_users")),
+            Card(str(_l("Disabled accounts")), _count_users(User.status == UserStatus.DISABLED),
+                 _user_list_url("management_users")),
+        ]
+    if user.role == Role.MIIT:
+        cards += [
+            Card(str(_l("Bureau accounts")), _count_users(User.role == Role.BUREAU),
+                 _user_list_url("management_users")),
+            Card(str(_l("ICP accounts awaiting confirmation")),
+                 _count_users(User.role == Role.ICP, User.status == UserStatus.PENDING),
+                 _user_list_url("filing_users")),
+        ]
+    if permissions.can(user, Action.AUDIT_LIST):
+        cards.append(Card(str(_l("Audit events today (UTC)")), _audit_today(),
+                          url_for("audit_log.index_view")))
+    return cards
+
+
+class DashboardView(RoleIndexView):
+    access_action = Action.DASHBOARD
+
+    @expose("/")
+    def index(self) -> str:
+        return self.render("admin/dashboard.html", cards=cards_for(current_user),
+                           role_label=ROLE_LABELS[current_user.role])

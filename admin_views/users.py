@@ -1,0 +1,225 @@
+"""用户管理 (FAQ 29–30): 报备用户 and 管理用户, one view class, two endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort
+from flask_admin.contrib.sqla.filters import BooleanEqualFilter, FilterEqual
+from flask_admin.model.template import EditRowAction
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import ColumnElement, and_, select
+from wtforms import BooleanField, PasswordField, SelectField, StringField
+from wtforms.validators import InputRequired, Length
+
+import permissions
+import workflow
+from admin_views.base import FilterStartsWith, PostRowAction, SecureModelView
+from admin_views.labels import ROLE_LABELS, STATUS_LABELS, label
+from extensions import db
+from models import CodeItem, CodeTable, Province, Role, User, UserStatus
+from permissions import Action
+from seed_data import PROVINCES
+
+
+class UserForm(FlaskForm):
+    username = StringField(_l("Username"), [InputRequired(), Length(max=64)])
+    password = PasswordField(_l("Initial password"), [InputRequired(), Length(max=128)])
+    role = SelectField(_l("Role"), choices=[])
+    province_code = SelectField(_l("Province"), choices=[])
+    preapproval_category = SelectField(_l("Pre-approval category"), choices=[])
+    organisation = StringField(_l("Organisation"), [Length(max=128)])
+    contact_name = StringField(_l("Contact name"), [InputRequired(), Length(max=64)])
+    mobile = StringField(_l("Mobile"), [InputRequired(), Length(max=20)])
+    email = StringField(_l("E-mail"), [InputRequired(), Length(max=254)])
+    can_import = BooleanField(_l("Import right (ISP)"))
+
+
+class UserEditForm(FlaskForm):
+    province_code = SelectField(_l("Province"), choices=[])
+    preapproval_category = SelectField(_l("Pre-approval category"), choices=[])
+    organisation = StringField(_l("Organisation"), [Length(max=128)])
+    contact_name = StringField(_l("Contact name"), [InputRequired(), Length(max=64)])
+    mobile = StringField(_l("Mobile"), [InputRequired(), Length(max=20)])
+    email = StringField(_l("E-mail"), [InputRequired(), Length(max=254)])
+
+
+def _province_choices(actor: User) -> list[tuple[str, str]]:
+    query = select(Province.code, Province.name).where(Province.active).order_by(Province.sort_order)
+    if actor.role != Role.MIIT:
+        query = query.where(Province.code == actor.province_code)
+    return [("", str(_l("— none (national) —")))] * (actor.role == Role.MIIT) + [
+        (code, name) for code, name in db.session.execute(query)
+    ]
+
+
+def _category_choices() -> list[tuple[str, str]]:
+    rows = db.session.execute(
+        select(CodeItem.code, CodeItem.name)
+        .where(CodeItem.table == CodeTable.PREAPPROVAL_CATEGORY, CodeItem.active)
+        .order_by(CodeItem.sort_order)
+    )
+    return [("", "—")] + [(code, name) for code, name in rows]
+
+
+class ManagedEditRowAction(EditRowAction):
+    """The edit pencil, only on rows the user may edit."""
+
+    def render(self, context: Any, row_id: str, row: Any) -> Any:
+        view = context.resolve("admin_view")
+        return super().render(context, row_id, row) if view.is_row_action_allowed("edit", row) else ""
+
+
+class UserView(SecureModelView):
+    access_action = Action.USER_LIST
+    create_action = Action.USER_CREATE
+    edit_action = Action.USER_EDIT
+    export_action = Action.USER_EXPORT
+    audit_object = "user"
+    simple_list_pager = True  # millions of ICP accounts: no count(*) per page
+    can_view_details = True
+    column_list = ("username", "role", "province", "organisation", "contact_name", "status",
+                   "can_import", "created_at")
+    column_details_list = ("username", "role", "province", "organisation", "contact_name",
+                           "mobile", "email", "status", "can_import", "preapproval_category",
+                           "created_by", "created_at", "last_login_at")
+    column_export_list = column_details_list
+    column_sortable_list = ("username", "created_at")
+    column_default_sort = ("username", False)
+    column_labels = {
+        "username": _l("Username"), "role": _l("Role"), "province": _l("Province"),
+        "organisation": _l("Organisation"), "contact_name": _l("Contact name"),
+        "mobile": _l("Mobile"), "email": _l("E-mail"), "status": _l("Status"),
+        "can_import": _l("Import right"), "preapproval_category": _l("Pre-approval category"),
+        "created_by": _l("Created by"), "created_at": _l("Created at (UTC)"),
+        "last_login_at": _l("Last sign-in (UTC)"),
+    }
+    column_formatters = {
+        "role": lambda _v, _c, m, _n: label(ROLE_LABELS, m.role),
+        "status": lambda _v, _c, m, _n: label(STATUS_LABELS, m.status),
+    }
+    column_formatters_export = column_formatters
+    row_post_actions = (
+        PostRowAction("disable", _l("Disable"), "fa fa-ban",
+                      _l("Disable this account? Its sessions end at once.")),
+        PostRowAction("enable", _l("Enable"), "fa fa-check"),
+        PostRowAction("reset_password", _l("Reset password"), "fa fa-key",
+                      _l("Generate a new password for this account?")),
+        PostRowAction("grant_import", _l("Grant import"), "fa fa-upload"),
+        PostRowAction("withdraw_import", _l("Withdraw import"), "fa fa-times",
+                      _l("Withdraw the import right of this ISP?")),
+    )
+
+    def __init__(self, model: type, session: Any, *, role_group: tuple[Role, ...], **kwargs: Any):
+        self.role_group = role_group
+        self.column_filters = (
+            FilterStartsWith(User.username, _l("Username")),
+            FilterEqual(User.username, _l("Username")),
+            FilterEqual(User.role, _l("Role"),
+                        options=[(str(r), ROLE_LABELS[r]) for r in role_group]),
+            FilterEqual(User.province_code, _l("Province"),
+                        options=[(code, name) for code, name, _abbr in PROVINCES]),
+            FilterEqual(User.status, _l("Status"),
+                        options=[(str(s), STATUS_LABELS[s]) for s in UserStatus]),
+            BooleanEqualFilter(User.can_import, _l("Import right")),
+        )
+        super().__init__(model, session, **kwargs)
+
+    def scope(self) -> ColumnElement[bool]:
+        return and_(permissions.user_scope(current_user), User.role.in_([str(r) for r in self.role_group]))
+
+    def get_list_row_actions(self) -> list[Any]:
+        return [ManagedEditRowAction() if isinstance(a, EditRowAction) else a
+                for a in super().get_list_row_actions()]
+
+    # --- forms -----------------------------------------------------------------------------
+    def get_create_form(self) -> type:
+        return UserForm
+
+    def get_edit_form(self) -> type:
+        return UserEditForm
+
+    def _fill_choices(self, form: Any) -> Any:
+        form.province_code.choices = _province_choices(current_user)
+        if Role.PREAPPROVAL in self.role_group:
+            form.preapproval_category.choices = _category_choices()
+        else:
+            del form["preapproval_category"]
+        return form
+
+    def create_form(self, obj: Any = None) -> Any:
+        form = self._fill_choices(super().create_form(obj))
+        form.role.choices = [(str(r), str(ROLE_LABELS[r])) for r in self.role_group
+                             if r in permissions.creatable_roles(current_user)]
+        if not (current_user.role == Role.BUREAU and Role.ISP in self.role_group):
+            del form["can_import"]
+        return form
+
+    def edit_form(self, obj: Any = None) -> Any:
+        if obj is None or not self.is_row_action_allowed("edit", obj):
+            abort(404)
+        return self._fill_choices(super().edit_form(obj))
+
+    def _user_data(self, form: Any, role: Role, username: str) -> workflow.UserData:
+        fields = {name: form[name].data for name in (
+            "password", "province_code", "organisation", "contact_name", "mobile", "email",
+            "preapproval_category", "can_import") if name in form}
+        return workflow.UserData(username=username, role=role, **fields)
+
+    def _with_field_error(self, form: Any, error: workflow.WorkflowError) -> bool:
+        db.session.rollback()
+        if error.field and error.field in form:
+            form[error.field].errors = [*form[error.field].errors, error.message]
+        else:
+            form.form_errors.append(error.message)
+        return False
+
+    def create_model(self, form: Any) -> Any:
+        try:
+            data = self._user_data(form, Role(form.role.data), form.username.data.strip())
+            user = workflow.create_user(current_user, data)
+            db.session.commit()
+        except workflow.WorkflowError as error:
+            return self._with_field_error(form, error)
+        return user
+
+    def update_model(self, form: Any, model: User) -> bool:
+        try:
+            workflow.update_user(current_user, model, self._user_data(form, model.role, model.username))
+            db.session.commit()
+        except workflow.WorkflowError as error:
+            return self._with_field_error(form, error)
+        return True
+
+    # --- row actions -----------------------------------------------------------------------
+    def is_row_action_allowed(self, name: str, obj: Any) -> bool:
+        manage = permissions.may_manage_user
+        checks = {
+            "edit": lambda: manage(current_user, obj, Action.USER_EDIT),
+            "disable": lambda: obj.status != UserStatus.DISABLED
+            and manage(current_user, obj, Action.USER_STATUS),
+            "enable": lambda: obj.status == UserStatus.DISABLED
+            and manage(current_user, obj, Action.USER_STATUS),
+            "reset_password": lambda: manage(current_user, obj, Action.USER_RESET_PASSWORD),
+            "grant_import": lambda: not obj.can_import and permissions.may_grant_import(current_user, obj),
+            "withdraw_import": lambda: obj.can_import and permissions.may_grant_import(current_user, obj),
+        }
+        return name in checks and bool(checks[name]())
+
+    def run_row_action(self, name: str, obj: User) -> str:
+        if name == "disable":
+            workflow.set_user_status(current_user, obj, UserStatus.DISABLED)
+            return str(_l("Account %(name)s disabled.", name=obj.username))
+        if name == "enable":
+            workflow.set_user_status(current_user, obj, UserStatus.ACTIVE)
+            return str(_l("Account %(name)s enabled.", name=obj.username))
+        if name == "reset_password":
+            password = workflow.reset_user_password(current_user, obj)
+            return str(_l("New password of %(name)s (shown once): %(password)s",
+                          name=obj.username, password=password))
+        granted = name == "grant_import"
+        workflow.set_import_grant(current_user, obj, granted)
+        return str(_l("Import right of %(name)s granted.", name=obj.username) if granted
+                   else _l("Import right of %(name)s withdrawn.", name=obj.username))

@@ -1,0 +1,147 @@
+"""The application factory and the command-line interface."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask, current_app, redirect, session, url_for
+from flask_babel import get_locale
+from flask_migrate import upgrade
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+import audit
+import workflow
+from admin_views import init_admin
+from admin_views.labels import ROLE_LABELS
+from auth import bp as auth_bp
+from config import BASE_DIR, from_environment, load_or_create_secret_key
+from extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
+from models import Role, User
+from seed_data import seed_code_tables
+
+MIGRATIONS_DIR = str(BASE_DIR / "migrations")
+
+
+def select_locale() -> str:
+    chosen = session.get("lang")
+    return chosen if chosen in current_app.config["LANGUAGES"] else current_app.config[
+        "BABEL_DEFAULT_LOCALE"]
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'; "
+        "base-uri 'self'",
+    )
+    return response
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    settings = from_environment()
+    settings.update(config or {})
+    app = Flask(__name__, instance_path=str(settings["INSTANCE_PATH"]))
+    app.config.update(settings)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = load_or_create_secret_key(Path(app.instance_path))
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            configure_sqlite(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    babel.init_app(app, locale_selector=select_locale,
+                   default_translation_directories=str(BASE_DIR / "translations"))
+    csrf.init_app(app)
+
+    app.register_blueprint(auth_bp)
+    init_admin(app)
+    app.jinja_env.globals.update(
+        current_locale_code=lambda: str(get_locale()),
+        role_label_of=lambda user: str(ROLE_LABELS.get(user.role, user.role)),
+    )
+    app.after_request(_security_headers)
+    app.add_url_rule("/", "home", lambda: redirect(url_for("admin.index")))
+    register_cli(app)
+    return app
+
+
+def ensure_first_miit_account() -> str | None:
+    """FAQ 30: the first MIIT account exists after initialisation. Returns a generated password."""
+    if db.session.scalar(select(User.id).where(User.role == Role.MIIT).limit(1)) is not None:
+        return None
+    configured = current_app.config.get("MIIT_ADMIN_PASSWORD")
+    password = configured or workflow.generate_password(16)
+    workflow.create_user(None, workflow.UserData(
+        username=current_app.config["MIIT_ADMIN_USERNAME"], role=Role.MIIT, password=password,
+        organisation="工业和信息化部", contact_name="系统管理员", mobile="13800000000",
+        email="admin@miit.example.cn",
+    ))
+    return None if configured else password
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("init")
+    def init_command() -> None:
+        """Create or upgrade the database, seed the code tables and the first MIIT account."""
+        upgrade(directory=MIGRATIONS_DIR)
+        added = seed_code_tables()
+        generated = ensure_first_miit_account()
+        db.session.commit()
+        click.echo(f"database ready; {added} code-table values added")
+        if generated:
+            click.echo("=" * 60)
+            click.echo(f"first MIIT account: {app.config['MIIT_ADMIN_USERNAME']}")
+            click.echo(f"password (shown once, change it after signing in): {generated}")
+            click.echo("=" * 60)
+
+    @app.cli.command("create-user")
+    @click.option("--username", required=True)
+    @click.option("--role", required=True, type=click.Choice([r.value for r in Role if r != Role.ICP]))
+    @click.option("--province", "province_code", default=None, help="GB/T 2260 code, e.g. 120000")
+    @click.option("--contact-name", required=True)
+    @click.option("--mobile", required=True)
+    @click.option("--email", required=True)
+    @click.option("--organisation", default="")
+    @click.option("--category", "preapproval_category", default=None)
+    @click.option("--can-import", is_flag=True)
+    @click.password_option(envvar="NEW_USER_PASSWORD")
+    def create_user_command(password: str, **fields: Any) -> None:
+        """Create a staff account (the same rules as the console)."""
+        try:
+            user = workflow.create_user(None, workflow.UserData(
+                password=password, role=Role(fields.pop("role")), **fields))
+            db.session.commit()
+        except workflow.WorkflowError as error:
+            db.session.rollback()
+            raise click.ClickException(error.message) from error
+        click.echo(json.dumps({"id": user.id, "username": user.username, "role": user.role.value}))
+
+    @app.cli.group("audit")
+    def audit_group() -> None:
+        """The audit log."""
+
+    @audit_group.command("verify")
+    def audit_verify() -> None:
+        """Check the hash chain; name the first broken row."""
+        report = audit.verify_chain()
+        if report.intact:
+            click.echo(f"audit chain intact: {report.checked} events")
+            return
+        click.echo(f"audit chain BROKEN at event id {report.broken_id}: {report.reason} "
+                   f"({report.checked} events before it are intact)", err=True)
+        sys.exit(1)

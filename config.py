@@ -1,0 +1,65 @@
+"""Configuration defaults, read from the environment."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def instance_path() -> Path:
+    """Where the database, the secret key and (later) signing keys live: never committed."""
+    return Path(os.environ.get("BEIAN_INSTANCE_PATH", BASE_DIR / "instance")).resolve()
+
+
+def load_or_create_secret_key(folder: Path) -> str:
+    """SECRET_KEY from the environment, else from instance/secret_key (generated once, 0600)."""
+    from_env = os.environ.get("SECRET_KEY")
+    if from_env:
+        return from_env
+    key_file = folder / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    folder.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_environment() -> dict[str, object]:
+    """The whole configuration as a dict; `create_app(config)` overrides any key."""
+    folder = instance_path()
+    return {
+        "INSTANCE_PATH": str(folder),
+        "SQLALCHEMY_DATABASE_URI": os.environ.get(
+            "DATABASE_URL", f"sqlite:///{folder / 'beian.db'}"
+        ),
+        "SQLITE_BUSY_TIMEOUT_MS": int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", "15000")),
+        "SECRET_KEY": None,  # resolved in create_app so that tests never touch instance/
+        "MIIT_ADMIN_USERNAME": os.environ.get("MIIT_ADMIN_USERNAME", "miit"),
+        "MIIT_ADMIN_PASSWORD": os.environ.get("MIIT_ADMIN_PASSWORD"),
+        "PASSWORD_HASH_METHOD": os.environ.get("PASSWORD_HASH_METHOD", "scrypt"),
+        "BABEL_DEFAULT_LOCALE": "zh_Hans_CN",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
+        "LANGUAGES": {"zh_Hans_CN": "中文", "en": "English"},
+        "PREFERRED_URL_SCHEME": os.environ.get("PREFERRED_URL_SCHEME", "http"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": os.environ.get("PREFERRED_URL_SCHEME") == "https",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "WTF_CSRF_TIME_LIMIT": 8 * 3600,
+        "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_CONTENT_LENGTH", str(64 * 1024 * 1024))),
+        "FLASK_ADMIN_SWATCH": "default",
+        "FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION": _env_bool("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION", False),
+        "EXPORT_MAX_ROWS": int(os.environ.get("EXPORT_MAX_ROWS", "100000")),
+        "PAGE_SIZE": 50,
+    }

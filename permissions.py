@@ -1,0 +1,119 @@
+"""Who may do what: the one table of role → actions, and the object scopes.
+
+Deny by default: an action not listed for a role is refused, a role not listed has
+no actions, and an unknown user (signed out) has none.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, true
+
+from models import FILING_ROLES, MANAGEMENT_ROLES, AuditEvent, Role, User
+
+
+class Action(enum.StrEnum):
+    DASHBOARD = "dashboard"
+    USER_LIST = "user.list"
+    USER_CREATE = "user.create"
+    USER_EDIT = "user.edit"
+    USER_STATUS = "user.status"
+    USER_RESET_PASSWORD = "user.reset_password"
+    USER_GRANT_IMPORT = "user.grant_import"
+    USER_EXPORT = "user.export"
+    CODE_LIST = "code.list"
+    CODE_EDIT = "code.edit"
+    AUDIT_LIST = "audit.list"
+    AUDIT_EXPORT = "audit.export"
+
+
+_EVERY_ROLE = frozenset({Action.DASHBOARD, Action.CODE_LIST})
+_USER_ADMIN = frozenset({
+    Action.USER_LIST, Action.USER_CREATE, Action.USER_EDIT, Action.USER_STATUS,
+    Action.USER_RESET_PASSWORD, Action.USER_EXPORT, Action.AUDIT_LIST, Action.AUDIT_EXPORT,
+})
+
+ALLOWED: dict[Role, frozenset[Action]] = {
+    Role.MIIT: _EVERY_ROLE | _USER_ADMIN | {Action.CODE_EDIT},
+    Role.BUREAU: _EVERY_ROLE | _USER_ADMIN | {Action.USER_GRANT_IMPORT},
+    Role.ICP: _EVERY_ROLE,
+    Role.ISP: _EVERY_ROLE,
+    Role.IP_REPORTER: _EVERY_ROLE,
+    Role.DOMAIN_REPORTER: _EVERY_ROLE,
+    Role.PREAPPROVAL: _EVERY_ROLE,
+    Role.CONTENT_ADMIN: _EVERY_ROLE,
+    Role.SPECIAL_QUERY: _EVERY_ROLE,
+}
+
+#: FAQ 29–30: MIIT creates every staff role; bureaus create the roles below them, in their province.
+_BUREAU_CREATES = frozenset({
+    Role.ISP, Role.IP_REPORTER, Role.DOMAIN_REPORTER,
+    Role.PREAPPROVAL, Role.CONTENT_ADMIN, Role.SPECIAL_QUERY,
+})
+CREATABLE_ROLES: dict[Role, frozenset[Role]] = {
+    Role.MIIT: frozenset(set(MANAGEMENT_ROLES) | set(FILING_ROLES)) - {Role.ICP},
+    Role.BUREAU: _BUREAU_CREATES,
+}
+#: whose accounts an actor may see and manage (ICP users register themselves; MIIT manages them)
+MANAGED_ROLES: dict[Role, frozenset[Role]] = {
+    Role.MIIT: frozenset(Role),
+    Role.BUREAU: _BUREAU_CREATES,
+}
+
+
+def _is_user(actor: Any) -> bool:
+    return isinstance(actor, User) and actor.is_authenticated and actor.is_active
+
+
+def can(actor: Any, action: Action) -> bool:
+    return _is_user(actor) and action in ALLOWED.get(actor.role, frozenset())
+
+
+def creatable_roles(actor: Any) -> frozenset[Role]:
+    return CREATABLE_ROLES.get(actor.role, frozenset()) if can(actor, Action.USER_CREATE) else frozenset()
+
+
+def in_actor_province(actor: User, province_code: str | None) -> bool:
+    return actor.role == Role.MIIT or (
+        actor.province_code is not None and province_code == actor.province_code
+    )
+
+
+def may_create_user(actor: Any, role: Role, province_code: str | None) -> bool:
+    return role in creatable_roles(actor) and in_actor_province(actor, province_code)
+
+
+def may_manage_user(actor: Any, target: User, action: Action) -> bool:
+    """Edit, disable/enable, reset the password of `target` — never oneself, never above."""
+    return (
+        can(actor, action)
+        and target.id != actor.id
+        and target.role in MANAGED_ROLES.get(actor.role, frozenset())
+        and in_actor_province(actor, target.province_code)
+    )
+
+
+def may_grant_import(actor: Any, target: User) -> bool:
+    """FAQ 47: the import right of an ISP is given by the bureau of its province."""
+    return target.role == Role.ISP and may_manage_user(actor, target, Action.USER_GRANT_IMPORT)
+
+
+def user_scope(actor: Any) -> ColumnElement[bool]:
+    """The users an actor may list and open; anything else is 404."""
+    if not can(actor, Action.USER_LIST):
+        return false()
+    managed = MANAGED_ROLES.get(actor.role, frozenset())
+    if actor.role == Role.MIIT:
+        return true()
+    return and_(User.role.in_(sorted(managed)), User.province_code == actor.province_code)
+
+
+def audit_scope(actor: Any) -> ColumnElement[bool]:
+    """MIIT reads the whole log; a bureau the events concerning its province."""
+    if not can(actor, Action.AUDIT_LIST):
+        return false()
+    if actor.role == Role.MIIT:
+        return true()
+    return AuditEvent.province_code == actor.province_code

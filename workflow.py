@@ -1,0 +1,262 @@
+"""Every state change: check permission and state, change, record an audit event.
+
+Views, CLI commands and (later) the import and the API call these functions; none
+changes a record's state by itself. Functions flush but do not commit: the caller
+owns the transaction, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from werkzeug.security import generate_password_hash
+
+import audit
+import permissions
+from extensions import db
+from models import (
+    PROVINCIAL_ROLES,
+    CodeItem,
+    CodeTable,
+    Province,
+    Role,
+    User,
+    UserStatus,
+    utcnow,
+)
+from permissions import Action
+from validators import email_error, mobile_error, password_errors, username_error
+
+
+class WorkflowError(Exception):
+    """A refused change, with a message for the user and the field concerned (if any)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(str(message))
+        self.message = str(message)
+        self.field = field
+
+
+class NotFound(WorkflowError):
+    """The actor may not see the object: report it as absent, never as forbidden."""
+
+    def __init__(self) -> None:
+        super().__init__(str(_l("Record not found.")))
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+def generate_password(length: int = 12) -> str:
+    """A random password that passes the password rules (letters and digits, mixed)."""
+    alphabet = string.ascii_letters + string.digits
+    while True:
+        candidate = "".join(secrets.choice(alphabet) for _ in range(length))
+        if any(c.isdigit() for c in candidate) and any(c.isalpha() for c in candidate):
+            return candidate
+
+
+@dataclass
+class UserData:
+    """The editable fields of an account (username and role only at creation)."""
+
+    username: str
+    role: Role
+    password: str = ""
+    province_code: str | None = None
+    organisation: str = ""
+    contact_name: str = ""
+    mobile: str = ""
+    email: str = ""
+    preapproval_category: str | None = None
+    can_import: bool = False
+
+
+def _check_profile(data: UserData) -> None:
+    """Field rules shared by creation and editing; raises on the first problem."""
+    if data.role in PROVINCIAL_ROLES and not data.province_code:
+        raise WorkflowError(_l("A province is required for this role."), "province_code")
+    if data.role == Role.MIIT and data.province_code:
+        raise WorkflowError(_l("MIIT accounts are national and have no province."), "province_code")
+    if data.province_code and db.session.get(Province, data.province_code) is None:
+        raise WorkflowError(_l("Unknown province."), "province_code")
+    if data.role == Role.PREAPPROVAL:
+        if not data.preapproval_category:
+            raise WorkflowError(_l("A pre-approval category is required."), "preapproval_category")
+        known = db.session.scalar(
+            select(CodeItem.id).where(
+                CodeItem.table == CodeTable.PREAPPROVAL_CATEGORY,
+                CodeItem.code == data.preapproval_category,
+            )
+        )
+        if known is None:
+            raise WorkflowError(_l("Unknown pre-approval category."), "preapproval_category")
+    elif data.preapproval_category:
+        raise WorkflowError(
+            _l("Only pre-approval users have a pre-approval category."), "preapproval_category"
+        )
+    if not data.contact_name.strip():
+        raise WorkflowError(_l("Contact name is required."), "contact_name")
+    if error := mobile_error(data.mobile):
+        raise WorkflowError(error, "mobile")
+    if error := email_error(data.email):
+        raise WorkflowError(error, "email")
+
+
+def create_user(actor: User | None, data: UserData) -> User:
+    """FAQ 29–30. `actor=None` is the operator at the command line (init, create-user)."""
+    if actor is not None and not permissions.may_create_user(actor, data.role, data.province_code):
+        raise WorkflowError(_l("You may not create this kind of account in this province."), "role")
+    if data.role == Role.ICP and actor is not None:
+        raise WorkflowError(_l("ICP accounts are created by self-registration."), "role")
+    if error := username_error(data.username):
+        raise WorkflowError(error, "username")
+    if db.session.scalar(select(User.id).where(User.username == data.username)) is not None:
+        raise WorkflowError(_l("This username is already taken."), "username")
+    if errors := password_errors(data.password, data.username):
+        raise WorkflowError(errors[0], "password")
+    _check_profile(data)
+    if data.can_import and (data.role != Role.ISP or (actor is not None and actor.role != Role.BUREAU)):
+        raise WorkflowError(_l("Only a bureau grants the import right, and only to ISPs."), "can_import")
+    user = User(
+        username=data.username,
+        password_hash=hash_password(data.password),
+        role=data.role,
+        province_code=data.province_code or None,
+        organisation=data.organisation.strip(),
+        contact_name=data.contact_name.strip(),
+        mobile=data.mobile,
+        email=data.email,
+        preapproval_category=data.preapproval_category or None,
+        can_import=data.can_import,
+        status=UserStatus.ACTIVE,
+        created_by_id=actor.id if actor else None,
+    )
+    db.session.add(user)
+    db.session.flush()
+    audit.record(
+        "user.create",
+        object_type="user",
+        object_id=user.id,
+        changes={"username": user.username, "role": str(user.role),
+                 "province_code": user.province_code, "can_import": user.can_import},
+        province_code=user.province_code,
+        actor=actor,
+        actor_username=None if actor else "cli",
+    )
+    return user
+
+
+def _require_manage(actor: User, target: User, action: Action) -> None:
+    if not permissions.may_manage_user(actor, target, action):
+        raise NotFound()
+
+
+_EDITABLE_FIELDS = ("province_code", "organisation", "contact_name", "mobile", "email",
+                    "preapproval_category")
+
+
+def update_user(actor: User, target: User, data: UserData) -> User:
+    """Edit an account's profile; username and role never change (FAQ 24, 49)."""
+    _require_manage(actor, target, Action.USER_EDIT)
+    data.role, data.username = target.role, target.username
+    if not permissions.in_actor_province(actor, data.province_code):
+        raise WorkflowError(_l("You may not move an account outside your province."), "province_code")
+    _check_profile(data)
+    changes = {}
+    for name in _EDITABLE_FIELDS:
+        new = getattr(data, name)
+        new = new.strip() if isinstance(new, str) else new
+        new = new or (None if name in ("province_code", "preapproval_category") else "")
+        if getattr(target, name) != new:
+            changes[name] = [getattr(target, name), new]
+            setattr(target, name, new)
+    if not changes:
+        return target
+    audit.record("user.edit", object_type="user", object_id=target.id, changes=changes,
+                 province_code=target.province_code, actor=actor)
+    return target
+
+
+def set_user_status(actor: User, target: User, status: UserStatus) -> User:
+    """Disable or enable an account; disabling ends its sessions at once."""
+    _require_manage(actor, target, Action.USER_STATUS)
+    if status not in (UserStatus.ACTIVE, UserStatus.DISABLED):
+        raise WorkflowError(_l("Unknown account status."))
+    if target.status == status:
+        raise WorkflowError(_l("The account already has this status."))
+    if target.status == UserStatus.PENDING and status == UserStatus.ACTIVE:
+        raise WorkflowError(_l("A pending account becomes active through its identity check."))
+    old = target.status
+    target.status = status
+    if status == UserStatus.DISABLED:
+        target.session_epoch += 1
+    audit.record("user.disable" if status == UserStatus.DISABLED else "user.enable",
+                 object_type="user", object_id=target.id,
+                 changes={"status": [str(old), str(status)]},
+                 province_code=target.province_code, actor=actor)
+    return target
+
+
+def reset_user_password(actor: User, target: User) -> str:
+    """Set a new random password, end the user's sessions, return the password (shown once)."""
+    _require_manage(actor, target, Action.USER_RESET_PASSWORD)
+    password = generate_password()
+    target.password_hash = hash_password(password)
+    target.session_epoch += 1
+    audit.record("user.reset_password", object_type="user", object_id=target.id,
+                 province_code=target.province_code, actor=actor)
+    return password
+
+
+def set_import_grant(actor: User, target: User, granted: bool) -> User:
+    """FAQ 47: a bureau gives or withdraws the import right of one of its ISPs."""
+    if not permissions.may_grant_import(actor, target):
+        raise NotFound()
+    if target.can_import == granted:
+        raise WorkflowError(_l("The import right is already in this state."))
+    target.can_import = granted
+    audit.record("user.grant_import" if granted else "user.withdraw_import",
+                 object_type="user", object_id=target.id,
+                 changes={"can_import": [not granted, granted]},
+                 province_code=target.province_code, actor=actor)
+    return target
+
+
+def record_sign_in(user: User | None, username: str, password_ok: bool) -> str | None:
+    """Record a sign-in attempt (SPEC §12); return why it is refused, or None when it succeeds.
+
+    Unknown user and wrong password give the same answer: no hint whether the account exists.
+    """
+    error: str | None = None
+    if user is None or not password_ok:
+        error = str(_l("Wrong username or password."))
+    elif user.status == UserStatus.DISABLED:
+        error = str(_l("This account has been disabled. Contact your administrator."))
+    elif user.status == UserStatus.PENDING:
+        error = str(_l("This account has not been confirmed yet."))
+    if error is None and user is not None:
+        user.last_login_at = utcnow()
+    audit.record(
+        "auth.sign_in" if error is None else "auth.sign_in_failed",
+        object_type="user",
+        object_id=user.id if user else "",
+        changes={} if error is None else {"username": username[:64], "reason": error},
+        province_code=user.province_code if user else None,
+        actor=user if error is None else None,
+        actor_username=username[:64],
+    )
+    return error
+
+
+def sign_out(user: User) -> None:
+    """End every session of the user (a copied cookie stops working too)."""
+    user.session_epoch += 1
+    audit.record("auth.sign_out", object_type="user", object_id=user.id,
+                 province_code=user.province_code, actor=user)
