@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask, current_app, redirect, session, url_for
+from flask import Flask, current_app, has_request_context, redirect, session, url_for
 from flask_babel import get_locale
 from flask_migrate import upgrade
 from sqlalchemy import select
@@ -28,7 +28,7 @@ MIGRATIONS_DIR = str(BASE_DIR / "migrations")
 
 
 def select_locale() -> str:
-    chosen = session.get("lang")
+    chosen = session.get("lang") if has_request_context() else None
     return chosen if chosen in current_app.config["LANGUAGES"] else current_app.config[
         "BABEL_DEFAULT_LOCALE"]
 

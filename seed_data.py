@@ -118,7 +118,7 @@ def seed_code_tables() -> int:
         if code not in known_provinces:
             db.session.add(Province(code=code, name=name, abbr=abbr, sort_order=order, active=True))
             added += 1
-    known_items = set(db.session.execute(select(CodeItem.table, CodeItem.code)).tuples())
+    known_items = set(db.session.execute(select(CodeItem.table, CodeItem.code)).all())
     for table, rows in CODE_TABLES.items():
         for order, (code, name, extra) in enumerate(rows):
             if (table, code) not in known_items:

@@ -77,6 +77,15 @@ class UserData:
     preapproval_category: str | None = None
     can_import: bool = False
 
+    def __post_init__(self) -> None:
+        """Form input arrives as None when a field is absent: normalise to stripped text."""
+        for name in ("username", "organisation", "contact_name", "mobile", "email"):
+            setattr(self, name, (getattr(self, name) or "").strip())
+        self.password = self.password or ""
+        self.province_code = self.province_code or None
+        self.preapproval_category = self.preapproval_category or None
+        self.can_import = bool(self.can_import)
+
 
 def _check_profile(data: UserData) -> None:
     """Field rules shared by creation and editing; raises on the first problem."""
@@ -101,7 +110,7 @@ def _check_profile(data: UserData) -> None:
         raise WorkflowError(
             _l("Only pre-approval users have a pre-approval category."), "preapproval_category"
         )
-    if not data.contact_name.strip():
+    if not data.contact_name:
         raise WorkflowError(_l("Contact name is required."), "contact_name")
     if error := mobile_error(data.mobile):
         raise WorkflowError(error, "mobile")
@@ -128,12 +137,12 @@ def create_user(actor: User | None, data: UserData) -> User:
         username=data.username,
         password_hash=hash_password(data.password),
         role=data.role,
-        province_code=data.province_code or None,
-        organisation=data.organisation.strip(),
-        contact_name=data.contact_name.strip(),
+        province_code=data.province_code,
+        organisation=data.organisation,
+        contact_name=data.contact_name,
         mobile=data.mobile,
         email=data.email,
-        preapproval_category=data.preapproval_category or None,
+        preapproval_category=data.preapproval_category,
         can_import=data.can_import,
         status=UserStatus.ACTIVE,
         created_by_id=actor.id if actor else None,
@@ -172,8 +181,6 @@ def update_user(actor: User, target: User, data: UserData) -> User:
     changes = {}
     for name in _EDITABLE_FIELDS:
         new = getattr(data, name)
-        new = new.strip() if isinstance(new, str) else new
-        new = new or (None if name in ("province_code", "preapproval_category") else "")
         if getattr(target, name) != new:
             changes[name] = [getattr(target, name), new]
             setattr(target, name, new)

@@ -27,16 +27,16 @@ def init_admin(app: Flask) -> Admin:
         theme=Bootstrap4Theme(base_template="admin/console_base.html", fluid=True),
         index_view=DashboardView(name=_l("Dashboard"), url="/admin", endpoint="admin"),
     )
-    session = db.session
-    admin.add_view(UserView(User, session, role_group=FILING_ROLES, name=_l("Filing users"),
+
+    admin.add_view(UserView(User, db, role_group=FILING_ROLES, name=_l("Filing users"),
                             endpoint="filing_users", category=USERS))
-    admin.add_view(UserView(User, session, role_group=MANAGEMENT_ROLES,
+    admin.add_view(UserView(User, db, role_group=MANAGEMENT_ROLES,
                             name=_l("Management users"), endpoint="management_users",
                             category=USERS))
-    admin.add_view(ProvinceView(Province, session, name=_l("Administrative divisions"),
+    admin.add_view(ProvinceView(Province, db, name=_l("Administrative divisions"),
                                 endpoint="provinces", category=CODES))
-    admin.add_view(CodeItemView(CodeItem, session, name=_l("Other code tables"),
+    admin.add_view(CodeItemView(CodeItem, db, name=_l("Other code tables"),
                                 endpoint="code_items", category=CODES))
-    admin.add_view(AuditEventView(AuditEvent, session, name=_l("Audit log"),
+    admin.add_view(AuditEventView(AuditEvent, db, name=_l("Audit log"),
                                   endpoint="audit_log", category=SYSTEM))
     return admin

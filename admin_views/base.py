@@ -17,6 +17,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from sqlalchemy import ColumnElement, false, inspect
+from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 import audit
@@ -25,6 +26,14 @@ from extensions import begin_write, db
 from importer import XLSX_MIME, content_disposition, xlsx_bytes
 from permissions import Action
 from workflow import WorkflowError
+
+
+class ConsoleForm(FlaskForm):
+    """Flask-WTF's form (CSRF token) that also keeps `_obj`, which Flask-Admin's Unique validator reads."""
+
+    def __init__(self, *args: Any, obj: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, obj=obj, **kwargs)
+        self._obj = obj
 
 
 class RoleAccessMixin:
@@ -74,7 +83,7 @@ class PostRowAction(BaseListRowAction):
             '<button type="submit" class="btn btn-link btn-sm p-0 ml-1" title="{label}">'
             '<span class="{icon}"></span> {label}</button></form>'
         ).format(
-            url=view.get_url(".row_action_view", name=self.name),
+            url=view.get_url(".row_action_view", action_name=self.name),
             confirm=Markup(' data-confirm="{}"').format(self.confirm) if self.confirm else "",
             token=generate_csrf(),
             row_id=row_id,
@@ -117,7 +126,7 @@ class SecureModelView(RoleAccessMixin, ModelView):
     the current user may see in `scope()`; until it does, it sees nothing.
     """
 
-    form_base_class = FlaskForm
+    form_base_class = ConsoleForm
     create_action: Action | None = None
     edit_action: Action | None = None
     delete_action: Action | None = None
@@ -188,8 +197,9 @@ class SecureModelView(RoleAccessMixin, ModelView):
                      object_id=self.get_pk_value(model), changes=changes)
 
     def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
+        changes = _column_changes(model, is_created)  # before the flush resets the history
         db.session.flush()
-        self._audit("create" if is_created else "edit", model, _column_changes(model, is_created))
+        self._audit("create" if is_created else "edit", model, changes)
 
     def on_model_delete(self, model: Any) -> None:
         self._audit("delete", model, _column_changes(model, created=True))
@@ -197,6 +207,10 @@ class SecureModelView(RoleAccessMixin, ModelView):
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, WorkflowError):
             flash(exc.message, "error")
+            return True
+        if isinstance(exc, IntegrityError):  # a unique value taken meanwhile: no SQL text to the user
+            flash(_l("This record conflicts with an existing one: a value that must be unique is "
+                     "already used."), "error")
             return True
         return super().handle_view_exception(exc)
 
@@ -210,16 +224,16 @@ class SecureModelView(RoleAccessMixin, ModelView):
     def run_row_action(self, name: str, obj: Any) -> str:
         raise NotImplementedError(name)
 
-    @expose("/row-action/<name>/", methods=("POST",))
-    def row_action_view(self, name: str) -> Response:
+    @expose("/row-action/<action_name>/", methods=("POST",))
+    def row_action_view(self, action_name: str) -> Response:
         back = get_redirect_target() or self.get_url(".index_view")
-        if name not in {action.name for action in self.row_post_actions}:
+        if action_name not in {action.name for action in self.row_post_actions}:
             abort(404)
         obj = self.get_one(request.form.get("id", ""))
-        if not self.is_row_action_allowed(name, obj):
+        if not self.is_row_action_allowed(action_name, obj):
             abort(404)
         try:
-            message = self.run_row_action(name, obj)
+            message = self.run_row_action(action_name, obj)
             db.session.commit()
         except WorkflowError as error:
             db.session.rollback()

@@ -28,8 +28,8 @@ class UserForm(FlaskForm):
     username = StringField(_l("Username"), [InputRequired(), Length(max=64)])
     password = PasswordField(_l("Initial password"), [InputRequired(), Length(max=128)])
     role = SelectField(_l("Role"), choices=[])
-    province_code = SelectField(_l("Province"), choices=[])
-    preapproval_category = SelectField(_l("Pre-approval category"), choices=[])
+    province_code = SelectField(_l("Province"), choices=[], default="")
+    preapproval_category = SelectField(_l("Pre-approval category"), choices=[], default="")
     organisation = StringField(_l("Organisation"), [Length(max=128)])
     contact_name = StringField(_l("Contact name"), [InputRequired(), Length(max=64)])
     mobile = StringField(_l("Mobile"), [InputRequired(), Length(max=20)])
@@ -38,8 +38,8 @@ class UserForm(FlaskForm):
 
 
 class UserEditForm(FlaskForm):
-    province_code = SelectField(_l("Province"), choices=[])
-    preapproval_category = SelectField(_l("Pre-approval category"), choices=[])
+    province_code = SelectField(_l("Province"), choices=[], default="")
+    preapproval_category = SelectField(_l("Pre-approval category"), choices=[], default="")
     organisation = StringField(_l("Organisation"), [Length(max=128)])
     contact_name = StringField(_l("Contact name"), [InputRequired(), Length(max=64)])
     mobile = StringField(_l("Mobile"), [InputRequired(), Length(max=20)])

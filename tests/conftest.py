@@ -1,0 +1,112 @@
+"""Fixtures: an app on a fresh database (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from app import MIGRATIONS_DIR, create_app
+from extensions import db
+from models import Role, User
+from seed_data import seed_code_tables
+from tests.helpers import BEIJING, TIANJIN, make_user, sign_in
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def _config(tmp: Path, database_url: str) -> dict[str, object]:
+    return {
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp / "instance"),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SECRET_KEY": "test-secret-key",
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        "FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION": True,
+        "MIIT_ADMIN_PASSWORD": "Miit-admin-1",
+    }
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One database per test run, brought to the head revision by the migrations."""
+    url = TEST_DATABASE_URL or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    app = create_app(_config(tmp_path_factory.mktemp("setup"), url))
+    with app.app_context():
+        if TEST_DATABASE_URL:
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        upgrade(directory=MIGRATIONS_DIR)
+        db.engine.dispose()
+    return url
+
+
+def _empty_tables() -> None:
+    tables = [table.name for table in reversed(db.metadata.sorted_tables)]
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    else:
+        for name in tables:
+            db.session.execute(text(f'DELETE FROM "{name}"'))
+    db.session.commit()
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    """A fresh app on emptied, re-seeded tables. No app context stays pushed: each request
+    gets its own (as in production), tests open one with `with app.app_context()`."""
+    app = create_app(_config(tmp_path, database_url))
+    with app.app_context():
+        _empty_tables()
+        seed_code_tables()
+        db.session.commit()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def users(app: Flask) -> dict[str, str]:
+    """One account per role (bureau and ISP in 天津, plus a 北京 bureau and ISP): key → username."""
+    with app.app_context():
+        return {key: user.username for key, user in _one_account_per_role().items()}
+
+
+def _one_account_per_role() -> dict[str, User]:
+    return {
+        "miit": make_user("miitadmin", Role.MIIT),
+        "bureau": make_user("tj_bureau", Role.BUREAU, TIANJIN, organisation="天津市通信管理局"),
+        "bureau_bj": make_user("bj_bureau", Role.BUREAU, BEIJING, organisation="北京市通信管理局"),
+        "isp": make_user("tj_isp", Role.ISP, TIANJIN, organisation="天津某网络公司"),
+        "isp_bj": make_user("bj_isp", Role.ISP, BEIJING, organisation="北京某网络公司"),
+        "icp": make_user("icp_owner", Role.ICP),
+        "ip_reporter": make_user("tj_ipreport", Role.IP_REPORTER, TIANJIN),
+        "domain_reporter": make_user("tj_domain", Role.DOMAIN_REPORTER, TIANJIN),
+        "preapproval": make_user("news_preapp", Role.PREAPPROVAL),
+        "content_admin": make_user("content_adm", Role.CONTENT_ADMIN),
+        "special_query": make_user("query_user", Role.SPECIAL_QUERY),
+    }
+
+
+@pytest.fixture
+def as_user(app: Flask, users: dict[str, str]):
+    """`as_user("bureau")` → a client signed in as that fixture account."""
+
+    def signed_in(key: str) -> FlaskClient:
+        client = app.test_client()
+        response = sign_in(client, users[key])
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return client
+
+    return signed_in
