@@ -24,7 +24,7 @@ translations/zh_Hans_CN/LC_MESSAGES/messages.mo: translations/zh_Hans_CN/LC_MESS
 
 translations: $(VENV)/.runtime  ## re-extract the messages into the .po catalogue (then translate)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs=".venv tests bench migrations" -o translations/messages.pot .
-	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
 
 run: $(VENV)/.runtime translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/flask --app app init

@@ -22,7 +22,7 @@ CODES = _l("Code tables")
 def init_admin(app: Flask) -> Admin:
     admin = Admin(
         app,
-        name=str(_l("ICP & IP Filing Management System")),
+        name=_l("ICP & IP Filing Management System"),
         url="/admin",
         theme=Bootstrap4Theme(base_template="admin/console_base.html", fluid=True),
         index_view=DashboardView(name=_l("Dashboard"), url="/admin", endpoint="admin"),

@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement
 
 import permissions
 from admin_views.base import SecureModelView
+from admin_views.labels import ACTION_LABELS, PROVINCE_NAMES, ROLE_LABELS, label
 from models import AuditEvent
 from permissions import Action
 
@@ -26,18 +27,24 @@ class AuditEventView(SecureModelView):
     column_sortable_list = ("id",)
     column_default_sort = ("id", True)
     column_labels = {
-        "id": _l("No."), "at": _l("Time (UTC)"), "actor_username": _l("User"),
+        "id": _l("No."), "at": _l("Time"), "actor_username": _l("User"),
         "actor_role": _l("Role"), "province_code": _l("Province"), "action": _l("Action"),
         "object_type": _l("Object type"), "object_id": _l("Object"), "ip": _l("Address"),
         "changes": _l("Changes"), "prev_hash": _l("Previous hash"), "hash": _l("Hash"),
     }
+    column_formatters = {
+        "actor_role": lambda _v, _c, m, _n: label(ROLE_LABELS, m.actor_role),
+        "province_code": lambda _v, _c, m, _n: PROVINCE_NAMES.get(m.province_code, ""),
+        "action": lambda _v, _c, m, _n: f"{label(ACTION_LABELS, m.action)} ({m.action})",
+    }
+    column_formatters_export = column_formatters
     column_filters = (
         FilterEqual(AuditEvent.actor_username, _l("User")),
         FilterEqual(AuditEvent.action, _l("Action")),
         FilterEqual(AuditEvent.object_type, _l("Object type")),
         FilterEqual(AuditEvent.object_id, _l("Object")),
         DateBetweenFilter(AuditEvent.at, _l("Date")),
-        FilterEqual(AuditEvent.province_code, _l("Province")),
+        FilterEqual(AuditEvent.province_code, _l("Province"), options=list(PROVINCE_NAMES.items())),
     )
 
     def scope(self) -> ColumnElement[bool]:

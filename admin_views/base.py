@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
@@ -10,7 +11,9 @@ from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
 from flask_admin.helpers import get_redirect_target
+from flask_admin.model import typefmt
 from flask_admin.model.template import BaseListRowAction
+from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -105,6 +108,15 @@ class FilterStartsWith(BaseSQLAFilter):
         return str(_l("starts with"))
 
 
+def local_time(_view: Any, value: datetime, _name: str = "") -> str:
+    """Stored in UTC; shown in the registry's time zone (BABEL_DEFAULT_TIMEZONE, Beijing time)."""
+    return format_datetime(value, "yyyy-MM-dd HH:mm:ss")
+
+
+def _with_local_time(formatters: dict[type, Any]) -> dict[type, Any]:
+    return {**formatters, datetime: local_time}
+
+
 def _column_changes(model: Any, created: bool) -> dict[str, Any]:
     """What a create/edit changed, column by column, from SQLAlchemy's attribute history."""
     state = inspect(model)
@@ -137,6 +149,9 @@ class SecureModelView(RoleAccessMixin, ModelView):
     page_size = 50
     can_set_page_size = True
     page_size_options = (20, 50, 100)
+    column_type_formatters = _with_local_time(typefmt.BASE_FORMATTERS)
+    column_type_formatters_export = _with_local_time(typefmt.EXPORT_FORMATTERS)
+    column_type_formatters_detail = _with_local_time(typefmt.DETAIL_FORMATTERS)
 
     # --- permissions -----------------------------------------------------------------
     def _allowed(self, action: Action | None) -> bool:

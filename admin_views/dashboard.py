@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import UTC, datetime, time, timedelta, timezone
 
 from flask import url_for
 from flask_admin import expose
@@ -15,7 +15,7 @@ import permissions
 from admin_views.base import RoleIndexView
 from admin_views.labels import ROLE_LABELS
 from extensions import db
-from models import AuditEvent, Role, User, UserStatus, utcnow
+from models import AuditEvent, Role, User, UserStatus
 from permissions import Action
 
 
@@ -37,7 +37,10 @@ def _user_list_url(endpoint: str, **filters: str) -> str:
 
 
 def _audit_today() -> int:
-    start = datetime.combine(utcnow().date(), time.min)
+    """Events since midnight Beijing time (stored times are UTC)."""
+    beijing = timezone(timedelta(hours=8))
+    midnight = datetime.combine(datetime.now(beijing).date(), time.min, tzinfo=beijing)
+    start = midnight.astimezone(UTC).replace(tzinfo=None)
     return db.session.scalar(
         select(func.count()).select_from(AuditEvent)
         .where(and_(permissions.audit_scope(current_user), AuditEvent.at >= start))
@@ -66,7 +69,7 @@ def cards_for(user: User) -> list[Card]:
                  _user_list_url("filing_users")),
         ]
     if permissions.can(user, Action.AUDIT_LIST):
-        cards.append(Card(str(_l("Audit events today (UTC)")), _audit_today(),
+        cards.append(Card(str(_l("Audit events today")), _audit_today(),
                           url_for("audit_log.index_view")))
     return cards
 

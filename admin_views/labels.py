@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from models import CodeTable, Role, UserStatus
+from seed_data import PROVINCES
 
 ROLE_LABELS = {
     Role.ICP: _l("ICP (website owner)"),
@@ -38,6 +39,28 @@ CODE_TABLE_LABELS = {
 }
 
 
+PROVINCE_NAMES = {code: name for code, name, _abbr in PROVINCES}
+
+
 def label(mapping: dict, value: object) -> str:
     """The translated label of an enum value, or the raw value when unknown."""
     return str(mapping.get(value, value)) if value is not None else ""
+
+
+ACTION_LABELS = {
+    "auth.sign_in": _l("Signed in"),
+    "auth.sign_in_failed": _l("Sign-in failed"),
+    "auth.sign_out": _l("Signed out"),
+    "user.create": _l("Account created"),
+    "user.edit": _l("Account edited"),
+    "user.disable": _l("Account disabled"),
+    "user.enable": _l("Account enabled"),
+    "user.reset_password": _l("Password reset"),
+    "user.grant_import": _l("Import right granted"),
+    "user.withdraw_import": _l("Import right withdrawn"),
+    "province.create": _l("Division created"),
+    "province.edit": _l("Division edited"),
+    "code_item.create": _l("Code value created"),
+    "code_item.edit": _l("Code value edited"),
+    "export": _l("Exported"),
+}

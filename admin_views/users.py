@@ -17,11 +17,10 @@ from wtforms.validators import InputRequired, Length
 import permissions
 import workflow
 from admin_views.base import FilterStartsWith, PostRowAction, SecureModelView
-from admin_views.labels import ROLE_LABELS, STATUS_LABELS, label
+from admin_views.labels import PROVINCE_NAMES, ROLE_LABELS, STATUS_LABELS, label
 from extensions import db
 from models import CodeItem, CodeTable, Province, Role, User, UserStatus
 from permissions import Action
-from seed_data import PROVINCES
 
 
 class UserForm(FlaskForm):
@@ -93,8 +92,8 @@ class UserView(SecureModelView):
         "organisation": _l("Organisation"), "contact_name": _l("Contact name"),
         "mobile": _l("Mobile"), "email": _l("E-mail"), "status": _l("Status"),
         "can_import": _l("Import right"), "preapproval_category": _l("Pre-approval category"),
-        "created_by": _l("Created by"), "created_at": _l("Created at (UTC)"),
-        "last_login_at": _l("Last sign-in (UTC)"),
+        "created_by": _l("Created by"), "created_at": _l("Created at"),
+        "last_login_at": _l("Last sign-in"),
     }
     column_formatters = {
         "role": lambda _v, _c, m, _n: label(ROLE_LABELS, m.role),
@@ -120,7 +119,7 @@ class UserView(SecureModelView):
             FilterEqual(User.role, _l("Role"),
                         options=[(str(r), ROLE_LABELS[r]) for r in role_group]),
             FilterEqual(User.province_code, _l("Province"),
-                        options=[(code, name) for code, name, _abbr in PROVINCES]),
+                        options=list(PROVINCE_NAMES.items())),
             FilterEqual(User.status, _l("Status"),
                         options=[(str(s), STATUS_LABELS[s]) for s in UserStatus]),
             BooleanEqualFilter(User.can_import, _l("Import right")),
