@@ -31,6 +31,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def built_on(dialect: str, obj: object) -> bool:
+    """False for schema objects declared only for another database (`.ddl_if(dialect=...)`)."""
+    condition = getattr(obj, "_ddl_if", None)
+    return condition is None or condition.dialect in (None, dialect)
+
+
 def str_enum(enum_class: type[enum.Enum], name: str) -> Enum:
     """A portable enum column: VARCHAR + CHECK constraint, storing the values."""
     return Enum(
@@ -128,6 +134,8 @@ class User(UserMixin, db.Model):
     __table_args__ = (
         Index("ix_users_role_province", "role", "province_code"),
         Index("ix_users_created_by_id", "created_by_id"),
+        Index("ix_users_username_pattern", "username",
+              postgresql_ops={"username": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
         CheckConstraint("role != 'bureau' OR province_code IS NOT NULL", name="bureau_province"),
         CheckConstraint("can_import = false OR role = 'isp'", name="import_only_isp"),
     )
@@ -147,7 +155,7 @@ class User(UserMixin, db.Model):
     can_import: Mapped[bool] = mapped_column(Boolean, default=False)
     preapproval_category: Mapped[str | None] = mapped_column(String(16))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -178,7 +186,7 @@ class AuditEvent(db.Model):
     __tablename__ = "audit_events"
     __table_args__ = (
         Index("ix_audit_events_province_at", "province_code", "at"),
-        Index("ix_audit_events_object", "object_type", "object_id"),
+        Index("ix_audit_events_object", "object_id", "object_type"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -97,10 +97,13 @@ class PostRowAction(BaseListRowAction):
 
 
 class FilterStartsWith(BaseSQLAFilter):
-    """Prefix search that an index can serve (no `LIKE '%x%'` scans on big tables)."""
+    """Prefix search that an index serves (never `LIKE '%x%'`): a range on SQLite's binary
+    order, `LIKE 'x%'` on PostgreSQL (with a varchar_pattern_ops index)."""
 
     def apply(self, query: Any, value: str, alias: Any = None) -> Any:
         column = self.get_column(alias)
+        if db.session.get_bind().dialect.name == "sqlite":
+            return query.filter(column >= value, column < value + "\U0010ffff")
         escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return query.filter(column.like(escaped + "%", escape="\\"))
 

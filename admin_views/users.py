@@ -23,17 +23,12 @@ from models import CodeItem, CodeTable, Province, Role, User, UserStatus
 from permissions import Action
 
 
-class UserForm(FlaskForm):
+class _AccountFields(FlaskForm):
+    """Set once, at creation (declared first so that they come first on the form)."""
+
     username = StringField(_l("Username"), [InputRequired(), Length(max=64)])
     password = PasswordField(_l("Initial password"), [InputRequired(), Length(max=128)])
     role = SelectField(_l("Role"), choices=[])
-    province_code = SelectField(_l("Province"), choices=[], default="")
-    preapproval_category = SelectField(_l("Pre-approval category"), choices=[], default="")
-    organisation = StringField(_l("Organisation"), [Length(max=128)])
-    contact_name = StringField(_l("Contact name"), [InputRequired(), Length(max=64)])
-    mobile = StringField(_l("Mobile"), [InputRequired(), Length(max=20)])
-    email = StringField(_l("E-mail"), [InputRequired(), Length(max=254)])
-    can_import = BooleanField(_l("Import right (ISP)"))
 
 
 class UserEditForm(FlaskForm):
@@ -43,6 +38,10 @@ class UserEditForm(FlaskForm):
     contact_name = StringField(_l("Contact name"), [InputRequired(), Length(max=64)])
     mobile = StringField(_l("Mobile"), [InputRequired(), Length(max=20)])
     email = StringField(_l("E-mail"), [InputRequired(), Length(max=254)])
+
+
+class UserForm(_AccountFields, UserEditForm):
+    can_import = BooleanField(_l("Import right (ISP)"))
 
 
 def _province_choices(actor: User) -> list[tuple[str, str]]:

@@ -2,6 +2,8 @@ import logging
 from logging.config import fileConfig
 
 from alembic import context
+
+from models import built_on
 from flask import current_app
 
 # this is the Alembic Config object, which provides
@@ -90,6 +92,9 @@ def run_migrations_online():
                 logger.info('No changes in schema detected.')
 
     conf_args = current_app.extensions['migrate'].configure_args
+    dialect = get_engine().dialect.name
+    conf_args.setdefault(
+        "include_object", lambda obj, name, type_, reflected, compare_to: built_on(dialect, obj))
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
