@@ -21,15 +21,15 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flask_migrate import upgrade  # noqa: E402
-from sqlalchemy import event, insert, text  # noqa: E402
+from flask_migrate import upgrade
+from sqlalchemy import event, insert, text
 
-import audit  # noqa: E402
-from app import MIGRATIONS_DIR, create_app  # noqa: E402
-from extensions import db  # noqa: E402
-from models import AuditEvent, Role, User, UserStatus  # noqa: E402
-from seed_data import PROVINCES, seed_code_tables  # noqa: E402
-from workflow import UserData, create_user, hash_password  # noqa: E402
+import audit
+from app import MIGRATIONS_DIR, create_app
+from extensions import db
+from models import AuditEvent, Role, User, UserStatus
+from seed_data import PROVINCES, seed_code_tables
+from workflow import UserData, create_user, hash_password
 
 N = int(os.environ.get("BENCH_N", "1000000"))
 BATCH = 20000
