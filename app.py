@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask, current_app, has_request_context, redirect, session, url_for
+from flask import Flask, current_app, has_request_context, redirect, render_template, session, url_for
 from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
 from flask_migrate import upgrade
 from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 import audit
@@ -46,6 +49,24 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+ERROR_TEXTS = {
+    400: (_l("Bad request"), _l("The request could not be understood. Go back and try again.")),
+    403: (_l("Forbidden"), _l("Your account may not open this page.")),
+    404: (_l("Not found"), _l("The page or record does not exist, or is not yours to see.")),
+    405: (_l("Not allowed"), _l("This address does not accept this kind of request.")),
+    413: (_l("Too large"), _l("The upload is larger than the registry accepts.")),
+    500: (_l("Server error"), _l("Something went wrong on our side. Nothing was saved; try again.")),
+}
+
+
+def _render_error(error: HTTPException) -> tuple[str, int]:
+    code = error.code or 500
+    title, message = ERROR_TEXTS.get(code, ERROR_TEXTS[500])
+    if isinstance(error, CSRFError):
+        message = _l("The form has expired or did not come from this site. Reload the page and try again.")
+    return render_template("error.html", code=code, title=title, message=message), code
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings = from_environment()
     settings.update(config or {})
@@ -75,6 +96,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         role_label_of=lambda user: str(ROLE_LABELS.get(user.role, user.role)),
     )
     app.after_request(_security_headers)
+    for code in ERROR_TEXTS:
+        app.register_error_handler(code, _render_error)
     app.add_url_rule("/", "home", lambda: redirect(url_for("admin.index")))
     register_cli(app)
     return app

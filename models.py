@@ -133,6 +133,7 @@ class User(UserMixin, db.Model):
     __tablename__ = "users"
     __table_args__ = (
         Index("ix_users_role_province", "role", "province_code"),
+        Index("ix_users_status_role", "status", "role"),
         Index("ix_users_created_by_id", "created_by_id"),
         Index("ix_users_username_pattern", "username",
               postgresql_ops={"username": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
@@ -150,7 +151,7 @@ class User(UserMixin, db.Model):
     mobile: Mapped[str] = mapped_column(String(20), default="")
     email: Mapped[str] = mapped_column(String(254), default="")
     status: Mapped[UserStatus] = mapped_column(
-        str_enum(UserStatus, "user_status"), default=UserStatus.ACTIVE, index=True
+        str_enum(UserStatus, "user_status"), default=UserStatus.ACTIVE
     )
     can_import: Mapped[bool] = mapped_column(Boolean, default=False)
     preapproval_category: Mapped[str | None] = mapped_column(String(16))
@@ -185,7 +186,7 @@ class AuditEvent(db.Model):
 
     __tablename__ = "audit_events"
     __table_args__ = (
-        Index("ix_audit_events_province_at", "province_code", "at"),
+        Index("ix_audit_events_province_id", "province_code", "id"),
         Index("ix_audit_events_object", "object_id", "object_type"),
     )
 

@@ -85,3 +85,12 @@ def test_rendered_values_are_escaped(app, as_user) -> None:
     body = as_user("bureau").get("/admin/filing_users/").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+def test_error_pages_are_chinese(as_user) -> None:
+    forbidden = as_user("isp").get("/admin/audit_log/")
+    assert forbidden.status_code == 403 and "您的账号无权打开此页面" in forbidden.get_data(as_text=True)
+    missing = as_user("isp").get("/admin/no-such-page/")
+    assert missing.status_code == 404 and "页面或记录不存在" in missing.get_data(as_text=True)
+    expired = as_user("isp").post("/language", data={"lang": "en"})
+    assert expired.status_code == 400 and "表单已过期" in expired.get_data(as_text=True)

@@ -40,7 +40,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_audit_events_actor_username'), ['actor_username'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_events_at'), ['at'], unique=False)
         batch_op.create_index('ix_audit_events_object', ['object_id', 'object_type'], unique=False)
-        batch_op.create_index('ix_audit_events_province_at', ['province_code', 'at'], unique=False)
+        batch_op.create_index('ix_audit_events_province_id', ['province_code', 'id'], unique=False)
 
     op.create_table('audit_head',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -97,7 +97,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_users_created_at'), ['created_at'], unique=False)
         batch_op.create_index('ix_users_created_by_id', ['created_by_id'], unique=False)
         batch_op.create_index('ix_users_role_province', ['role', 'province_code'], unique=False)
-        batch_op.create_index(batch_op.f('ix_users_status'), ['status'], unique=False)
+        batch_op.create_index('ix_users_status_role', ['status', 'role'], unique=False)
     if op.get_bind().dialect.name == 'postgresql':  # prefix search (LIKE 'x%') on usernames
         op.create_index('ix_users_username_pattern', 'users', ['username'], unique=False,
                         postgresql_ops={'username': 'varchar_pattern_ops'})
@@ -110,7 +110,7 @@ def downgrade():
     if op.get_bind().dialect.name == 'postgresql':
         op.drop_index('ix_users_username_pattern', table_name='users')
     with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_users_status'))
+        batch_op.drop_index('ix_users_status_role')
         batch_op.drop_index('ix_users_role_province')
         batch_op.drop_index('ix_users_created_by_id')
         batch_op.drop_index(batch_op.f('ix_users_created_at'))
@@ -120,7 +120,7 @@ def downgrade():
     op.drop_table('code_items')
     op.drop_table('audit_head')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.drop_index('ix_audit_events_province_at')
+        batch_op.drop_index('ix_audit_events_province_id')
         batch_op.drop_index('ix_audit_events_object')
         batch_op.drop_index(batch_op.f('ix_audit_events_at'))
         batch_op.drop_index(batch_op.f('ix_audit_events_actor_username'))
