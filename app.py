@@ -11,8 +11,8 @@ import click
 from flask import Flask, current_app, has_request_context, redirect, render_template, session, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from flask_wtf.csrf import CSRFError
 from flask_migrate import upgrade
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response

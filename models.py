@@ -186,7 +186,8 @@ class AuditEvent(db.Model):
 
     __tablename__ = "audit_events"
     __table_args__ = (
-        Index("ix_audit_events_province_id", "province_code", "id"),
+        Index("ix_audit_events_province_id", "province_code", "id"),  # a bureau's list, newest first
+        Index("ix_audit_events_province_at", "province_code", "at"),  # a bureau's date ranges
         Index("ix_audit_events_object", "object_id", "object_type"),
     )
 

@@ -40,6 +40,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_audit_events_actor_username'), ['actor_username'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_events_at'), ['at'], unique=False)
         batch_op.create_index('ix_audit_events_object', ['object_id', 'object_type'], unique=False)
+        batch_op.create_index('ix_audit_events_province_at', ['province_code', 'at'], unique=False)
         batch_op.create_index('ix_audit_events_province_id', ['province_code', 'id'], unique=False)
 
     op.create_table('audit_head',
@@ -121,6 +122,7 @@ def downgrade():
     op.drop_table('audit_head')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_events_province_id')
+        batch_op.drop_index('ix_audit_events_province_at')
         batch_op.drop_index('ix_audit_events_object')
         batch_op.drop_index(batch_op.f('ix_audit_events_at'))
         batch_op.drop_index(batch_op.f('ix_audit_events_actor_username'))
