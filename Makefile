@@ -28,6 +28,9 @@ translations: $(VENV)/.runtime  ## re-extract the messages into the .po catalogu
 
 run: $(VENV)/.runtime translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/flask --app app init
+	@echo "message worker started (e-mails: instance/mail/*.eml, SMS: instance/sms.log unless configured)"
+	$(BIN)/flask --app app outbox run & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/flask --app app run --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo

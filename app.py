@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 import audit
+import notify
 import workflow
 from admin_views import init_admin
 from admin_views.labels import ROLE_LABELS
@@ -72,6 +73,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings.update(config or {})
     app = Flask(__name__, instance_path=str(settings["INSTANCE_PATH"]))
     app.config.update(settings)
+    if app.config.get("CAPTCHA_FIXED_ANSWER") and not app.config.get("TESTING"):
+        raise RuntimeError("CAPTCHA_FIXED_ANSWER is only allowed with TESTING")
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_or_create_secret_key(Path(app.instance_path))
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
@@ -153,6 +156,17 @@ def register_cli(app: Flask) -> None:
             db.session.rollback()
             raise click.ClickException(error.message) from error
         click.echo(json.dumps({"id": user.id, "username": user.username, "role": user.role.value}))
+
+    @app.cli.group("outbox")
+    def outbox_group() -> None:
+        """Message delivery (SPEC §13)."""
+
+    @outbox_group.command("run")
+    @click.option("--once", is_flag=True, help="Deliver what is due, print the counts and stop.")
+    @click.option("--interval", default=2.0, show_default=True, help="Seconds between passes.")
+    def outbox_run(once: bool, interval: float) -> None:
+        """Deliver queued e-mail and SMS, retrying failures with back-off."""
+        notify.run_worker(interval, once)
 
     @app.cli.group("audit")
     def audit_group() -> None:

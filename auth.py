@@ -1,46 +1,109 @@
-"""Blueprint: staff sign-in and sign-out, language choice.
-
-(The ICP registration, captcha, identity check and recovery flows are a separate issue.)
-"""
+"""Blueprint: sign-in with captcha, ICP registration and identity check, password recovery,
+change of password and personal information, language choice (SPEC §2, FAQ 20–28)."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
-from werkzeug.security import check_password_hash
-from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
-from wtforms.validators import InputRequired, Length
+from wtforms.validators import EqualTo, InputRequired, Length
 
+import security
 import workflow
-from extensions import db, login_manager
-from models import User
+from extensions import begin_write, db, login_manager
+from models import CodePurpose, Role, User, UserStatus
 
 bp = Blueprint("auth", __name__)
 
-#: compared against when the username is unknown, so both paths cost one hash check
-_DUMMY_HASH = "scrypt:32768:8:1$dummysalt$" + "0" * 128
+_IDENTITY_KEY = "identity_check"
+_ACCEPTED_KEY = "registration_accepted"
+
+
+# --- forms ----------------------------------------------------------------------------------
+
+def _captcha_field() -> StringField:
+    return StringField(_l("Verification code (picture)"), [InputRequired(), Length(max=8)])
 
 
 class SignInForm(FlaskForm):
     username = StringField(_l("Username"), [InputRequired(), Length(max=64)])
     password = PasswordField(_l("Password"), [InputRequired(), Length(max=128)])
+    captcha = _captcha_field()
 
+
+class RegistrationForm(FlaskForm):
+    username = StringField(_l("Username"), [InputRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), [InputRequired(), Length(max=128)])
+    confirm = PasswordField(_l("Repeat the password"), [
+        InputRequired(), EqualTo("password", message=_l("The two passwords differ."))])
+    contact_name = StringField(_l("Contact name"), [InputRequired(), Length(max=64)])
+    organisation = StringField(_l("Organisation (optional)"), [Length(max=128)])
+    mobile = StringField(_l("Mobile"), [InputRequired(), Length(max=20)])
+    email = StringField(_l("E-mail"), [InputRequired(), Length(max=254)])
+    captcha = _captcha_field()
+
+
+class ResendCodesForm(FlaskForm):
+    username = StringField(_l("Registered username"), [InputRequired(), Length(max=64)])
+    captcha = _captcha_field()
+
+
+class IdentityForm(FlaskForm):
+    mobile_code = StringField(_l("Mobile code"), [InputRequired(), Length(min=6, max=6)])
+    email_code = StringField(_l("E-mail code"), [InputRequired(), Length(min=6, max=6)])
+
+
+class ForgotPasswordForm(FlaskForm):
+    username = StringField(_l("Username"), [InputRequired(), Length(max=64)])
+    contact_name = StringField(_l("Contact name"), [InputRequired(), Length(max=64)])
+    email = StringField(_l("E-mail"), [InputRequired(), Length(max=254)])
+    captcha = _captcha_field()
+
+
+class NewPasswordForm(FlaskForm):
+    new_password = PasswordField(_l("New password"), [InputRequired(), Length(max=128)])
+    confirm = PasswordField(_l("Repeat the new password"), [
+        InputRequired(), EqualTo("new_password", message=_l("The two passwords differ."))])
+
+
+# --- helpers --------------------------------------------------------------------------------
 
 def safe_next(target: str | None, default: str) -> str:
     """Only a path on this site: no scheme, no host, no protocol-relative '//' (open redirect)."""
     if not target:
         return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
-            or "\\" in target:
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
     return target
+
+
+def _field_error(form: FlaskForm, error: workflow.WorkflowError) -> None:
+    db.session.rollback()
+    if error.field and error.field in form:
+        form[error.field].errors = [*form[error.field].errors, error.message]
+    else:
+        flash(error.message, "error")
+
+
+def _start_session(user: User) -> None:
+    session.clear()  # a fresh session at sign-in (no fixation)
+    login_user(user)
 
 
 @login_manager.user_loader
@@ -55,6 +118,19 @@ def load_user(session_id: str) -> User | None:
     return user
 
 
+# --- captcha, sign-in, sign-out, language ----------------------------------------------------
+
+@bp.route("/captcha.png")
+def captcha_image() -> Response:
+    """A new captcha for this session (the answer stays in the database, never in the cookie)."""
+    begin_write()
+    answer = security.new_captcha()
+    db.session.commit()
+    response = Response(security.captcha_png(answer), mimetype="image/png")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> str | Response:
     console = url_for("admin.index")
@@ -62,16 +138,21 @@ def login() -> str | Response:
         return redirect(console)
     form = SignInForm()
     if form.validate_on_submit():
-        user = db.session.scalar(select(User).where(User.username == form.username.data.strip()))
-        password_ok = check_password_hash(user.password_hash if user else _DUMMY_HASH,
-                                          form.password.data)
-        error = workflow.record_sign_in(user, form.username.data.strip(), password_ok)
+        username = form.username.data.strip()
+        result = workflow.sign_in(username, form.password.data, security.captcha_passes(form.captcha.data),
+                                  request.remote_addr)
         db.session.commit()
-        if error is None and user is not None:
-            session.clear()  # a fresh session at sign-in (no fixation)
-            login_user(user)
+        if result.outcome == workflow.SignInOutcome.SIGNED_IN:
+            _start_session(result.user)
             return redirect(safe_next(request.args.get("next"), console))
-        flash(error, "error")
+        if result.outcome == workflow.SignInOutcome.IDENTITY_CHECK:
+            session.clear()
+            session[_IDENTITY_KEY] = result.user.get_id()
+            return redirect(url_for("auth.identity_check"))
+        flash(result.message, "error")
+    elif request.method == "POST":
+        security.captcha_passes(None)  # a submitted form spends its captcha even when incomplete
+        db.session.commit()
     return render_template("auth/login.html", form=form)
 
 
@@ -93,3 +174,127 @@ def set_language() -> Response:
         session["lang"] = lang
     return redirect(safe_next(request.form.get("next"), url_for("auth.login")))
 
+
+# --- registration (FAQ 20): statement → flow chart → form -----------------------------------
+
+@bp.route("/register", methods=["GET", "POST"])
+def register_statement() -> str | Response:
+    if request.method == "POST":
+        session[_ACCEPTED_KEY] = ["statement"]
+        return redirect(url_for("auth.register_flow"))
+    return render_template("auth/register_statement.html", form=FlaskForm())
+
+
+@bp.route("/register/flow", methods=["GET", "POST"])
+def register_flow() -> str | Response:
+    if "statement" not in session.get(_ACCEPTED_KEY, []):
+        return redirect(url_for("auth.register_statement"))
+    if request.method == "POST":
+        session[_ACCEPTED_KEY] = ["statement", "flow"]
+        return redirect(url_for("auth.register_form"))
+    return render_template("auth/register_flow.html", form=FlaskForm())
+
+
+@bp.route("/register/form", methods=["GET", "POST"])
+def register_form() -> str | Response:
+    if "flow" not in session.get(_ACCEPTED_KEY, []):
+        return redirect(url_for("auth.register_statement"))
+    form, resend = RegistrationForm(), ResendCodesForm(prefix="resend")
+    if form.validate_on_submit():
+        if not security.captcha_passes(form.captcha.data):
+            db.session.commit()
+            form.captcha.errors = [str(_l("The verification code in the picture is wrong or has expired."))]
+        else:
+            try:
+                workflow.register_icp(workflow.UserData(
+                    username=form.username.data, role=Role.ICP, password=form.password.data,
+                    contact_name=form.contact_name.data, organisation=form.organisation.data,
+                    mobile=form.mobile.data, email=form.email.data))
+                db.session.commit()
+            except workflow.WorkflowError as error:
+                _field_error(form, error)
+            else:
+                session.pop(_ACCEPTED_KEY, None)
+                return redirect(url_for("auth.register_done"))
+    return render_template("auth/register_form.html", form=form, resend=resend)
+
+
+@bp.route("/register/resend", methods=["POST"])
+def register_resend() -> str | Response:
+    """FAQ 26 "检测": the same answer whatever the name; codes only to the registered contacts."""
+    form = ResendCodesForm(prefix="resend")
+    if form.validate_on_submit() and security.captcha_passes(form.captcha.data):
+        workflow.resend_registration_codes(form.username.data)
+        db.session.commit()
+        flash(_l("If this username is registered and not yet confirmed, new codes have been sent to its "
+                 "mobile and e-mail (at most once a minute)."), "info")
+    else:
+        db.session.commit()
+        flash(_l("The verification code in the picture is wrong or has expired."), "error")
+    return redirect(url_for("auth.register_form"))
+
+
+@bp.route("/register/done")
+def register_done() -> str:
+    return render_template("auth/register_done.html")
+
+
+# --- identity check at first sign-in (FAQ 21) ------------------------------------------------
+
+def _identity_user() -> User | None:
+    user = load_user(session.get(_IDENTITY_KEY, ""))
+    return user if user is not None and user.status == UserStatus.PENDING else None
+
+
+@bp.route("/verify", methods=["GET", "POST"])
+def identity_check() -> str | Response:
+    user = _identity_user()
+    if user is None:
+        return redirect(url_for("auth.login"))
+    form = IdentityForm()
+    if form.validate_on_submit():
+        errors = workflow.confirm_identity(user, form.mobile_code.data, form.email_code.data)
+        db.session.commit()
+        if not errors:
+            _start_session(user)
+            flash(_l("Your identity is confirmed. Welcome!"), "success")
+            return redirect(url_for("admin.index"))
+        form.mobile_code.errors = [errors[CodePurpose.REGISTER_MOBILE]] if CodePurpose.REGISTER_MOBILE in errors else []
+        form.email_code.errors = [errors[CodePurpose.REGISTER_EMAIL]] if CodePurpose.REGISTER_EMAIL in errors else []
+    return render_template("auth/identity_check.html", form=form, user=user)
+
+
+# --- lost password (FAQ 25) ------------------------------------------------------------------
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+def forgot_password() -> str | Response:
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        if security.captcha_passes(form.captcha.data):
+            workflow.request_password_reset(
+                form.username.data, form.contact_name.data, form.email.data,
+                lambda token: url_for("auth.reset_password", token=token, _external=True))
+            db.session.commit()
+            flash(_l("If the details match an account, a link to set a new password has been sent to its "
+                     "e-mail. The link works once, for 30 minutes."), "info")
+            return redirect(url_for("auth.login"))
+        db.session.commit()
+        form.captcha.errors = [str(_l("The verification code in the picture is wrong or has expired."))]
+    return render_template("auth/forgot_password.html", form=form)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str) -> str | Response:
+    if workflow.reset_token_user(token) is None:
+        abort(404)
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        try:
+            workflow.reset_password(token, form.new_password.data)
+            db.session.commit()
+        except workflow.WorkflowError as error:
+            _field_error(form, error)
+        else:
+            flash(_l("Your password has been changed. Sign in with the new one."), "success")
+            return redirect(url_for("auth.login"))
+    return render_template("auth/reset_password.html", form=form)

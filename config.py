@@ -62,4 +62,29 @@ def from_environment() -> dict[str, object]:
         "FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION": _env_bool("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION", False),
         "EXPORT_MAX_ROWS": int(os.environ.get("EXPORT_MAX_ROWS", "100000")),
         "PAGE_SIZE": 50,
+        # accounts (SPEC §2)
+        "CODE_TTL_MINUTES": int(os.environ.get("CODE_TTL_MINUTES", "30")),
+        "CODE_MAX_ATTEMPTS": int(os.environ.get("CODE_MAX_ATTEMPTS", "5")),
+        "CODE_RESEND_SECONDS": int(os.environ.get("CODE_RESEND_SECONDS", "60")),
+        "CAPTCHA_TTL_MINUTES": int(os.environ.get("CAPTCHA_TTL_MINUTES", "30")),
+        "CAPTCHA_FIXED_ANSWER": None,  # tests only: refused unless TESTING
+        "RESET_TTL_MINUTES": int(os.environ.get("RESET_TTL_MINUTES", "30")),
+        "THROTTLE_WINDOW_MINUTES": 15,
+        "THROTTLE_ACCOUNT_SLOWDOWN": 3,  # failures before each further try waits a minute
+        "THROTTLE_ACCOUNT_LOCK": 5,  # failures before the account locks for the window
+        "THROTTLE_ADDRESS_LOCK": 20,  # failures from one address before it locks for the window
+        # messages (SPEC §13)
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
+        "MAIL_PORT": int(os.environ.get("MAIL_PORT", "25")),
+        "MAIL_USE_TLS": _env_bool("MAIL_USE_TLS", False),
+        "MAIL_USE_SSL": _env_bool("MAIL_USE_SSL", False),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME", ""),
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD", ""),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "beian@localhost"),
+        "MAIL_TIMEOUT_SECONDS": int(os.environ.get("MAIL_TIMEOUT_SECONDS", "20")),
+        "SMS_BACKEND": os.environ.get("SMS_BACKEND", "log"),
+        "SMS_HTTP_URL": os.environ.get("SMS_HTTP_URL", ""),
+        "SMS_HTTP_TOKEN": os.environ.get("SMS_HTTP_TOKEN", ""),
+        "OUTBOX_MAX_ATTEMPTS": int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "8")),
+        "OUTBOX_BACKOFF_SECONDS": int(os.environ.get("OUTBOX_BACKOFF_SECONDS", "30")),
     }

@@ -27,6 +27,8 @@ class Action(enum.StrEnum):
     CODE_EDIT = "code.edit"
     AUDIT_LIST = "audit.list"
     AUDIT_EXPORT = "audit.export"
+    OUTBOX_LIST = "outbox.list"
+    OUTBOX_RETRY = "outbox.retry"
 
 
 _EVERY_ROLE = frozenset({Action.DASHBOARD, Action.CODE_LIST})
@@ -36,7 +38,7 @@ _USER_ADMIN = frozenset({
 })
 
 ALLOWED: dict[Role, frozenset[Action]] = {
-    Role.MIIT: _EVERY_ROLE | _USER_ADMIN | {Action.CODE_EDIT},
+    Role.MIIT: _EVERY_ROLE | _USER_ADMIN | {Action.CODE_EDIT, Action.OUTBOX_LIST, Action.OUTBOX_RETRY},
     Role.BUREAU: _EVERY_ROLE | _USER_ADMIN | {Action.USER_GRANT_IMPORT},
     Role.ICP: _EVERY_ROLE,
     Role.ISP: _EVERY_ROLE,

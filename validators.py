@@ -6,6 +6,8 @@ Messages are lazy gettext strings so they appear in the user's language.
 from __future__ import annotations
 
 import re
+from functools import cache
+from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
 
@@ -20,8 +22,17 @@ def username_error(username: str) -> str | None:
     return None
 
 
+COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent / "data" / "common-passwords.txt"
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The 10,000 most common passwords (from Django's list by Royce Williams, BSD licence)."""
+    return frozenset(COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").split())
+
+
 def password_errors(password: str, username: str) -> list[str]:
-    """FAQ 44: at least 6 characters, not all digits, not the username."""
+    """FAQ 44: at least 6 characters, not all digits, not the username; and not a common password."""
     errors = []
     if len(password) < 6:
         errors.append(str(_l("Password must be at least 6 characters long.")))
@@ -29,6 +40,8 @@ def password_errors(password: str, username: str) -> list[str]:
         errors.append(str(_l("Password must not consist of digits only.")))
     if username and password.lower() == username.lower():
         errors.append(str(_l("Password must not be the same as the username.")))
+    if password.lower() in common_passwords():
+        errors.append(str(_l("This password is among the most commonly used ones; choose another.")))
     return errors
 
 

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from flask import Flask
 from flask_admin import Admin
+from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import lazy_gettext as _l
 
+from admin_views.account import AccountView
 from admin_views.audit import AuditEventView
 from admin_views.codes import CodeItemView, ProvinceView
 from admin_views.dashboard import DashboardView
+from admin_views.outbox import OutboxView
 from admin_views.users import UserView
 from extensions import db
-from models import FILING_ROLES, MANAGEMENT_ROLES, AuditEvent, CodeItem, Province, User
+from models import FILING_ROLES, MANAGEMENT_ROLES, AuditEvent, CodeItem, OutboxMessage, Province, User
 
 USERS = _l("User management")
 SYSTEM = _l("System management")
 CODES = _l("Code tables")
+ACCOUNT = _l("My account")
 
 
 def init_admin(app: Flask) -> Admin:
@@ -39,4 +43,8 @@ def init_admin(app: Flask) -> Admin:
                                 endpoint="code_items", category=CODES))
     admin.add_view(AuditEventView(AuditEvent, db, name=_l("Audit log"),
                                   endpoint="audit_log", category=SYSTEM))
+    admin.add_view(AccountView(name=_l("Personal information"), endpoint="account", url="/admin/account",
+                               category=ACCOUNT))
+    admin.add_link(MenuLink(name=_l("Change password"), endpoint="account.password", category=ACCOUNT))
+    admin.add_view(OutboxView(OutboxMessage, db, name=_l("Message outbox"), endpoint="outbox", category=SYSTEM))
     return admin

@@ -30,6 +30,7 @@ def _config(tmp: Path, database_url: str) -> dict[str, object]:
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION": True,
         "MIIT_ADMIN_PASSWORD": "Miit-admin-1",
+        "CAPTCHA_FIXED_ANSWER": "TEST",
     }
 
 

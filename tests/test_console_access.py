@@ -26,6 +26,10 @@ MATRIX: dict[str, set[str]] = {
     "/admin/code_items/new/": {"miit"},
     "/admin/audit_log/": STAFF_ADMINS,
     "/admin/audit_log/export/xlsx/": STAFF_ADMINS,
+    "/admin/outbox/": {"miit"},
+    "/admin/account/": ALL,
+    "/admin/account/password/": ALL,
+    "/admin/account/confirm/change_mobile/": ALL,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import PASSWORD, TIANJIN, csrf_token, post, sign_in
+from tests.helpers import PASSWORD, TIANJIN, csrf_token, post, sign_in, with_captcha
 
 
 @pytest.mark.parametrize("path", ["/login", "/logout", "/language", "/admin/filing_users/new/",
@@ -49,15 +49,15 @@ def test_stolen_cookie_is_useless_after_sign_out(app, as_user) -> None:
                                     "javascript:alert(1)"])
 def test_no_open_redirect_after_sign_in(client, users, target: str) -> None:
     token = csrf_token(client)
-    response = client.post(f"/login?next={target}",
-                           data={"username": users["isp"], "password": PASSWORD, "csrf_token": token})
+    response = client.post(f"/login?next={target}", data=with_captcha(
+        client, {"username": users["isp"], "password": PASSWORD, "csrf_token": token}))
     assert response.headers["Location"] == "/admin/"
 
 
 def test_local_next_is_honoured(client, users) -> None:
     token = csrf_token(client)
-    response = client.post("/login?next=/admin/provinces/",
-                           data={"username": users["isp"], "password": PASSWORD, "csrf_token": token})
+    response = client.post("/login?next=/admin/provinces/", data=with_captcha(
+        client, {"username": users["isp"], "password": PASSWORD, "csrf_token": token}))
     assert response.headers["Location"] == "/admin/provinces/"
 
 
