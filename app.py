@@ -77,8 +77,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         raise RuntimeError("CAPTCHA_FIXED_ANSWER is only allowed with TESTING")
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_or_create_secret_key(Path(app.instance_path))
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
-        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)  # SQLite file, sms.log, mail/, keys
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)

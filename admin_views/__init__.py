@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flask import Flask
 from flask_admin import Admin
-from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import lazy_gettext as _l
 
-from admin_views.account import AccountView
+from admin_views.account import AccountView, PasswordView
 from admin_views.audit import AuditEventView
 from admin_views.codes import CodeItemView, ProvinceView
 from admin_views.dashboard import DashboardView
@@ -45,6 +44,7 @@ def init_admin(app: Flask) -> Admin:
                                   endpoint="audit_log", category=SYSTEM))
     admin.add_view(AccountView(name=_l("Personal information"), endpoint="account", url="/admin/account",
                                category=ACCOUNT))
-    admin.add_link(MenuLink(name=_l("Change password"), endpoint="account.password", category=ACCOUNT))
+    admin.add_view(PasswordView(name=_l("Change password"), endpoint="password", url="/admin/password",
+                                category=ACCOUNT))
     admin.add_view(OutboxView(OutboxMessage, db, name=_l("Message outbox"), endpoint="outbox", category=SYSTEM))
     return admin

@@ -74,22 +74,6 @@ class AccountView(RoleView):
                 return redirect(self.get_url(".index"))
         return self._page(form, _l("Personal information"))
 
-    @expose("/password/", methods=("GET", "POST"))
-    def password(self) -> str | Response:
-        form = ChangePasswordForm()
-        if form.validate_on_submit():
-            user = current_user._get_current_object()
-            try:
-                workflow.change_password(user, form.old_password.data, form.new_password.data)
-                db.session.commit()
-            except workflow.WorkflowError as error:
-                _field_error(form, error)
-            else:
-                login_user(user)  # this session continues under the new epoch; every other one ends
-                flash(_l("Your password has been changed."), "success")
-                return redirect(url_for("admin.index"))
-        return self._page(form, _l("Change password"))
-
     @expose("/confirm/<purpose>/", methods=("GET", "POST"))
     def confirm(self, purpose: str) -> str | Response:
         if purpose not in CHANGE_PURPOSES:
@@ -109,3 +93,25 @@ class AccountView(RoleView):
         title = _l("Confirm the new mobile") if purpose == CodePurpose.CHANGE_MOBILE else _l(
             "Confirm the new e-mail")
         return self._page(form, title)
+
+
+class PasswordView(RoleView):
+    """修改密码 (FAQ 27): old + new; the other sessions of the account end."""
+
+    access_action = Action.DASHBOARD
+
+    @expose("/", methods=("GET", "POST"))
+    def index(self) -> str | Response:
+        form = ChangePasswordForm()
+        if form.validate_on_submit():
+            user = current_user._get_current_object()
+            try:
+                workflow.change_password(user, form.old_password.data, form.new_password.data)
+                db.session.commit()
+            except workflow.WorkflowError as error:
+                _field_error(form, error)
+            else:
+                login_user(user)  # this session continues under the new epoch; every other one ends
+                flash(_l("Your password has been changed."), "success")
+                return redirect(url_for("admin.index"))
+        return self.render("admin/account_form.html", form=form, title=_l("Change password"))

@@ -15,7 +15,7 @@ import permissions
 from admin_views.base import RoleIndexView
 from admin_views.labels import ROLE_LABELS
 from extensions import db
-from models import AuditEvent, Role, User, UserStatus
+from models import AuditEvent, MessageStatus, OutboxMessage, Role, User, UserStatus
 from permissions import Action
 
 
@@ -68,6 +68,11 @@ def cards_for(user: User) -> list[Card]:
                  _count_users(User.role == Role.ICP, User.status == UserStatus.PENDING),
                  _user_list_url("filing_users")),
         ]
+    if permissions.can(user, Action.OUTBOX_LIST):
+        failed = db.session.scalar(select(func.count()).select_from(OutboxMessage)
+                                   .where(OutboxMessage.status == MessageStatus.FAILED)) or 0
+        cards.append(Card(str(_l("Messages that failed to send")), failed,
+                          url_for("outbox.index_view", flt0_0=MessageStatus.FAILED.value)))
     if permissions.can(user, Action.AUDIT_LIST):
         cards.append(Card(str(_l("Audit events today")), _audit_today(),
                           url_for("audit_log.index_view")))

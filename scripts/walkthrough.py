@@ -1,32 +1,92 @@
-"""Walk through the console as a new user would, in headless Chromium, taking screenshots.
+"""Walk through the registry as its users would, in headless Chromium, taking screenshots.
 
-Usage (with the app served by `make run`, MIIT password known):
-    python scripts/walkthrough.py http://127.0.0.1:5000 MIIT_PASSWORD screenshots/
+    python scripts/walkthrough.py screenshots/
+
+Starts the app on a free local port with a fresh database in a temporary folder (TESTING, with a
+known captcha answer so that a script can type it), delivers the outbox between steps, reads the
+codes and links where the README tells a developer to look (instance/sms.log, instance/mail/*.eml).
 Needs `pip install playwright` and Debian's chromium (never `playwright install`).
 """
 
 from __future__ import annotations
 
+import email
+import json
+import logging
+import re
 import sys
+import tempfile
+import threading
+from email import policy
 from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
+from werkzeug.serving import make_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import notify
+from app import create_app, ensure_first_miit_account
+from extensions import db
+from seed_data import seed_code_tables
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CAPTCHA = "WALK"
+MIIT_PASSWORD = "Miit-pass-2026"
+CODE_RE = re.compile(r"验证码为 (\d{6})")
 
 
-def sign_in(page: Page, base: str, username: str, password: str) -> None:
+class Registry:
+    """The app served in a thread, plus what a developer reads from its instance folder."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="beian-walk-"))
+        self.app = create_app({"TESTING": True, "CAPTCHA_FIXED_ANSWER": CAPTCHA, "INSTANCE_PATH": str(self.folder),
+                               "SQLALCHEMY_DATABASE_URI": f"sqlite:///{self.folder / 'beian.db'}",
+                               "MIIT_ADMIN_PASSWORD": MIIT_PASSWORD})
+        with self.app.app_context():
+            from flask_migrate import upgrade
+
+            from app import MIGRATIONS_DIR
+
+            upgrade(directory=MIGRATIONS_DIR)
+            seed_code_tables()
+            ensure_first_miit_account()
+            db.session.commit()
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.base = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def deliver(self) -> None:
+        with self.app.app_context():
+            notify.deliver_due()
+
+    def sms_code(self, mobile: str) -> str:
+        lines = (self.folder / "sms.log").read_text(encoding="utf-8").splitlines()
+        return [CODE_RE.search(json.loads(x)["text"]).group(1) for x in lines if json.loads(x)["to"] == mobile][-1]
+
+    def last_mail(self, recipient: str) -> str:
+        for path in sorted((self.folder / "mail").glob("*.eml"), reverse=True):
+            message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            if message["To"] == recipient:
+                return message.get_body(preferencelist=("plain",)).get_content()
+        raise AssertionError(f"no mail to {recipient}")
+
+
+def sign_in(page: Page, base: str, username: str, password: str, expect_console: bool = True) -> None:
     page.goto(f"{base}/login")
     page.fill("#username", username)
     page.fill("#password", password)
+    page.fill("#captcha", CAPTCHA)
     page.click("button[type=submit].btn-danger")
-    expect(page.locator(".console-whoami")).to_contain_text(username)
+    if expect_console:
+        expect(page.locator(".console-whoami")).to_contain_text(username)
 
 
 def sign_out(page: Page) -> None:
     page.click("text=退出")
-    expect(page.locator("h5.card-title")).to_be_visible()
+    expect(page.locator("#username")).to_be_visible()
 
 
 def create_user(page: Page, base: str, list_name: str, fields: dict[str, str], import_right: bool) -> None:
@@ -42,44 +102,110 @@ def create_user(page: Page, base: str, list_name: str, fields: dict[str, str], i
     expect(page.locator(".alert-success")).to_be_visible()
 
 
-def main(base: str, miit_password: str, out: Path) -> None:
+def staff_journey(page: Page, base: str, out: Path) -> None:
+    """Issue #2: MIIT creates a 天津 bureau, which creates an ISP with the import right."""
+    page.goto(f"{base}/login")
+    page.screenshot(path=out / "01-sign-in.png")
+    sign_in(page, base, "miit", MIIT_PASSWORD)
+    page.screenshot(path=out / "02-miit-dashboard.png")
+    create_user(page, base, "management_users", {
+        "username": "tj_bureau", "password": "Tianjin-2026", "role": "bureau", "province_code": "120000",
+        "organisation": "天津市通信管理局", "contact_name": "王主任", "mobile": "13820000001",
+        "email": "bureau@tj.example.cn"}, import_right=False)
+    page.screenshot(path=out / "03-miit-management-users.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "tj_bureau", "Tianjin-2026")
+    page.screenshot(path=out / "04-bureau-dashboard.png")
+    page.goto(f"{base}/admin/filing_users/new/")
+    page.screenshot(path=out / "05-bureau-new-isp-form.png", full_page=True)
+    create_user(page, base, "filing_users", {
+        "username": "tj_isp", "password": "Isp-pass-2026", "role": "isp", "province_code": "120000",
+        "organisation": "天津某数据中心有限公司", "contact_name": "李经理", "mobile": "13820000002",
+        "email": "isp@tj.example.cn"}, import_right=True)
+    page.screenshot(path=out / "06-bureau-filing-users.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "tj_isp", "Isp-pass-2026")
+    page.screenshot(path=out / "07-isp-dashboard.png")
+    menu = page.locator(".console-sidebar").inner_text()
+    assert "用户管理" not in menu and "审计日志" not in menu, menu
+    page.goto(f"{base}/admin/code_items/")
+    page.screenshot(path=out / "08-isp-code-tables.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "miit", MIIT_PASSWORD)
+    page.goto(f"{base}/admin/audit_log/")
+    page.screenshot(path=out / "09-miit-audit-log.png", full_page=True)
+    sign_out(page)
+
+
+def owner_journey(page: Page, registry: Registry, out: Path) -> None:
+    """Issue #3: register, identity check, change password, sign out, recover the password."""
+    base = registry.base
+    page.goto(f"{base}/login")
+    page.click("text=新网站主办者用户请注册")
+    page.screenshot(path=out / "10-register-statement.png", full_page=True)
+    page.click("button:has-text('接受')")
+    page.screenshot(path=out / "11-register-flow-chart.png", full_page=True)
+    page.click("button:has-text('接受')")
+    for name, value in {"username": "zhou_site", "contact_name": "周八", "password": "Site-owner-7",
+                        "confirm": "Site-owner-7", "mobile": "13611112222", "email": "zhou@example.cn",
+                        "organisation": "某某科技有限公司", "captcha": CAPTCHA}.items():
+        page.fill(f"#{name}", value)
+    page.screenshot(path=out / "12-register-form.png", full_page=True)
+    page.click("button:has-text('注册')")
+    expect(page.locator("h5.card-title")).to_contain_text("注册成功")
+    page.screenshot(path=out / "13-register-done.png")
+    registry.deliver()
+    mobile_code = registry.sms_code("13611112222")
+    email_code = CODE_RE.search(registry.last_mail("zhou@example.cn")).group(1)
+    sign_in(page, base, "zhou_site", "Site-owner-7", expect_console=False)
+    expect(page.locator("h5.card-title")).to_contain_text("身份验证")
+    page.fill("#mobile_code", mobile_code)
+    page.fill("#email_code", email_code)
+    page.screenshot(path=out / "14-identity-check.png")
+    page.click("button:has-text('验证')")
+    expect(page.locator(".console-whoami")).to_contain_text("zhou_site")
+    page.screenshot(path=out / "15-icp-dashboard.png")
+    page.goto(f"{base}/admin/password/")
+    page.fill("#old_password", "Site-owner-7")
+    page.fill("#new_password", "Changed-pass-8")
+    page.fill("#confirm", "Changed-pass-8")
+    page.screenshot(path=out / "16-change-password.png")
+    page.click("button:has-text('保存')")
+    expect(page.locator(".alert-success")).to_contain_text("密码已修改")
+    sign_out(page)
+    page.click("text=找回密码")
+    for name, value in {"username": "zhou_site", "contact_name": "周八", "email": "zhou@example.cn",
+                        "captcha": CAPTCHA}.items():
+        page.fill(f"#{name}", value)
+    page.screenshot(path=out / "17-forgot-password.png")
+    page.click("button:has-text('提交')")
+    expect(page.locator(".alert-info")).to_be_visible()
+    registry.deliver()
+    link = re.search(r"http://\S+/password/reset/\S+", registry.last_mail("zhou@example.cn")).group(0)
+    page.goto(link)
+    page.fill("#new_password", "Recovered-pass-9")
+    page.fill("#confirm", "Recovered-pass-9")
+    page.screenshot(path=out / "18-reset-password.png")
+    page.click("button:has-text('保存')")
+    expect(page.locator(".alert-success")).to_contain_text("请使用新密码登录")
+    sign_in(page, base, "zhou_site", "Recovered-pass-9")
+    page.goto(f"{base}/admin/account/")
+    page.screenshot(path=out / "19-personal-information.png")
+
+
+def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    registry = Registry()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1366, "height": 860}, locale="zh-CN")
-        page.goto(f"{base}/login")
-        page.screenshot(path=out / "01-sign-in.png")
-        sign_in(page, base, "miit", miit_password)
-        page.screenshot(path=out / "02-miit-dashboard.png")
-        create_user(page, base, "management_users", {
-            "username": "tj_bureau", "password": "Tianjin-2026", "role": "bureau",
-            "province_code": "120000", "organisation": "天津市通信管理局", "contact_name": "王主任",
-            "mobile": "13820000001", "email": "bureau@tj.example.cn"}, import_right=False)
-        page.screenshot(path=out / "03-miit-management-users.png", full_page=True)
-        sign_out(page)
-        sign_in(page, base, "tj_bureau", "Tianjin-2026")
-        page.screenshot(path=out / "04-bureau-dashboard.png")
-        page.goto(f"{base}/admin/filing_users/new/")
-        page.screenshot(path=out / "05-bureau-new-isp-form.png", full_page=True)
-        create_user(page, base, "filing_users", {
-            "username": "tj_isp", "password": "Isp-pass-2026", "role": "isp",
-            "province_code": "120000", "organisation": "天津某数据中心有限公司", "contact_name": "李经理",
-            "mobile": "13820000002", "email": "isp@tj.example.cn"}, import_right=True)
-        page.screenshot(path=out / "06-bureau-filing-users.png", full_page=True)
-        sign_out(page)
-        sign_in(page, base, "tj_isp", "Isp-pass-2026")
-        page.screenshot(path=out / "07-isp-dashboard.png")
-        menu = page.locator(".console-sidebar").inner_text()
-        assert "用户管理" not in menu and "审计日志" not in menu, menu
-        page.goto(f"{base}/admin/code_items/")
-        page.screenshot(path=out / "08-isp-code-tables.png", full_page=True)
-        sign_out(page)
-        sign_in(page, base, "miit", miit_password)
-        page.goto(f"{base}/admin/audit_log/")
-        page.screenshot(path=out / "09-miit-audit-log.png", full_page=True)
+        staff_journey(page, registry.base, out)
+        owner_journey(page, registry, out)
         browser.close()
+    registry.server.shutdown()
     print(f"walkthrough passed; screenshots in {out}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], Path(sys.argv[3]))
+    main(Path(sys.argv[1]))

@@ -296,10 +296,10 @@ def test_forgot_password_never_reveals_whether_the_account_exists(app, users) ->
 
 def test_change_password_needs_the_old_one_and_ends_other_sessions(app, as_user, users) -> None:
     client, other_device = as_user("isp"), as_user("isp")
-    wrong = post(client, "/admin/account/password/", {"old_password": "nope-nope-1", "new_password": NEW_PASSWORD,
+    wrong = post(client, "/admin/password/", {"old_password": "nope-nope-1", "new_password": NEW_PASSWORD,
                                                       "confirm": NEW_PASSWORD})
     assert "当前密码错误" in wrong.get_data(as_text=True)
-    ok = post(client, "/admin/account/password/", {"old_password": PASSWORD, "new_password": NEW_PASSWORD,
+    ok = post(client, "/admin/password/", {"old_password": PASSWORD, "new_password": NEW_PASSWORD,
                                                    "confirm": NEW_PASSWORD})
     assert ok.status_code == 302
     assert client.get("/admin/").status_code == 200  # this session continues
@@ -327,4 +327,4 @@ def test_new_mobile_replaces_the_old_only_after_its_code(app, as_user, users) ->
 def test_csrf_token_required_on_account_forms(as_user) -> None:
     client = as_user("isp")
     csrf_token(client)
-    assert client.post("/admin/account/password/", data={"old_password": PASSWORD}).status_code == 400
+    assert client.post("/admin/password/", data={"old_password": PASSWORD}).status_code == 400

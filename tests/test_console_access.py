@@ -28,7 +28,7 @@ MATRIX: dict[str, set[str]] = {
     "/admin/audit_log/export/xlsx/": STAFF_ADMINS,
     "/admin/outbox/": {"miit"},
     "/admin/account/": ALL,
-    "/admin/account/password/": ALL,
+    "/admin/password/": ALL,
     "/admin/account/confirm/change_mobile/": ALL,
 }
 
