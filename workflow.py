@@ -20,6 +20,7 @@ from flask import current_app
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 import audit
@@ -161,7 +162,10 @@ def _insert_user(actor: User | None, data: UserData, status: UserStatus, action:
         created_by_id=actor.id if actor else None,
     )
     db.session.add(user)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError as race:  # the same name registered at the same moment elsewhere
+        raise WorkflowError(_l("This username is already taken."), "username") from race
     audit.record(
         action,
         object_type="user",

@@ -263,3 +263,14 @@ def test_nobody_disables_themselves(app, as_user, users) -> None:
     response = post(as_user("miit"), "/admin/management_users/row-action/disable/",
                     {"id": _id(app, users["miit"])})
     assert response.status_code == 404
+
+
+def test_username_race_is_a_clear_error_not_a_500(app, users, monkeypatch) -> None:
+    """Two registrations of one name at the same moment: the unique constraint decides, politely."""
+    with app.app_context():
+        monkeypatch.setattr(workflow, "_check_new_account", lambda data: None)  # both passed the check
+        with pytest.raises(workflow.WorkflowError, match="该用户名已被使用"):
+            workflow.create_user(None, workflow.UserData(
+                username=users["isp"], role=Role.ISP, password=PASSWORD, province_code=TIANJIN,
+                contact_name="a", mobile="13812345678", email="a@example.cn"))
+        db.session.rollback()
