@@ -5,11 +5,16 @@ Messages are lazy gettext strings so they appear in the user's language.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from datetime import date
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask_babel import lazy_gettext as _l
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{3,31}$")
 MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
@@ -54,4 +59,131 @@ def mobile_error(mobile: str) -> str | None:
 def email_error(email: str) -> str | None:
     if len(email) > 254 or not EMAIL_RE.fullmatch(email):
         return str(_l("E-mail address is not valid."))
+    return None
+
+
+# --- identity documents --------------------------------------------------------------------
+
+CREDIT_CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # GB 32100-2015: no I, O, S, V, Z
+CREDIT_CODE_WEIGHTS = [pow(3, i, 31) for i in range(17)]
+ORG_CODE_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+ID_CARD_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CARD_CHECK = "10X98765432"
+
+
+def credit_code_check_char(first17: str) -> str:
+    """The 18th character of a unified social credit code (GB 32100-2015, weights 3^i mod 31)."""
+    total = sum(CREDIT_CODE_CHARS.index(c) * w for c, w in zip(first17, CREDIT_CODE_WEIGHTS, strict=True))
+    return CREDIT_CODE_CHARS[(31 - total % 31) % 31]
+
+
+def org_code_check_char(first8: str) -> str:
+    """The 9th character of an organisation code (GB 11714): digits and letters A=10 … Z=35."""
+    total = sum(int(c, 36) * w for c, w in zip(first8, ORG_CODE_WEIGHTS, strict=True))
+    check = 11 - total % 11
+    return {10: "X", 11: "0"}.get(check, str(check))
+
+
+def credit_code_error(code: str) -> str | None:
+    """Unified social credit code: 18 characters, its check character, and the embedded
+    organisation code's own check character (positions 9–17)."""
+    if len(code) != 18 or any(c not in CREDIT_CODE_CHARS for c in code):
+        return str(_l("A unified social credit code has 18 characters: digits and capital letters "
+                      "except I, O, S, V, Z."))
+    if credit_code_check_char(code[:17]) != code[17]:
+        return str(_l("The check character of this unified social credit code is wrong."))
+    organisation = code[8:17]
+    if org_code_check_char(organisation[:8]) != organisation[8]:
+        return str(_l("The organisation code inside this unified social credit code is not valid."))
+    return None
+
+
+def id_card_check_char(first17: str) -> str:
+    return ID_CARD_CHECK[sum(int(c) * w for c, w in zip(first17, ID_CARD_WEIGHTS, strict=True)) % 11]
+
+
+def id_card_error(number: str, today: date | None = None) -> str | None:
+    """18-digit resident identity card number (GB 11643): birth date and check digit."""
+    number = number.upper()
+    if not re.fullmatch(r"\d{17}[\dX]", number):
+        return str(_l("An identity card number has 17 digits followed by a digit or X."))
+    try:
+        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return str(_l("The birth date inside this identity card number does not exist."))
+    if not date(1900, 1, 1) <= born <= (today or date.today()):
+        return str(_l("The birth date inside this identity card number is out of range."))
+    if id_card_check_char(number[:17]) != number[17]:
+        return str(_l("The check digit of this identity card number is wrong."))
+    return None
+
+
+def certificate_type_error(unit_nature: str, certificate_type: str,
+                           allowed_natures: dict[str, set[str]]) -> str | None:
+    """Unit nature ↔ certificate type, from the certificate-type code table's `extra` column."""
+    if unit_nature not in allowed_natures.get(certificate_type, set()):
+        return str(_l("This certificate type does not fit the unit nature."))
+    return None
+
+
+# --- domains, addresses, URLs --------------------------------------------------------------
+
+DOMAIN_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def normalise_domain(value: str) -> str:
+    """Lower case, IDN → punycode (IDNA 2003 via Python's codec), no scheme/path, no trailing dot.
+
+    Raises ValueError with a user message when the result is not a registrable host name.
+    """
+    text = value.strip().lower()
+    text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text).split("/", 1)[0].split("?", 1)[0]
+    text = text.rsplit("@", 1)[-1].split(":", 1)[0].rstrip(".")
+    try:
+        ascii_name = text.encode("idna").decode("ascii")
+    except UnicodeError as error:
+        raise ValueError(str(_l("This domain name is not valid."))) from error
+    labels = ascii_name.split(".")
+    if len(ascii_name) > 253 or len(labels) < 2 or not all(DOMAIN_LABEL_RE.match(x) for x in labels) \
+            or labels[-1].isdigit():
+        raise ValueError(str(_l("This domain name is not valid.")))
+    return ascii_name
+
+
+def ip_address_error(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value.strip())
+    except ValueError:
+        return str(_l("This is not a valid IPv4 or IPv6 address."))
+    return None
+
+
+def parse_ip_range(start: str, end: str) -> tuple[IPAddress, IPAddress]:
+    """A range of addresses: same family, start ≤ end. Raises ValueError with a user message."""
+    try:
+        first, last = ipaddress.ip_address(start.strip()), ipaddress.ip_address(end.strip())
+    except ValueError as error:
+        raise ValueError(str(_l("This is not a valid IPv4 or IPv6 address."))) from error
+    if first.version != last.version:
+        raise ValueError(str(_l("The start and end of a range must both be IPv4 or both IPv6.")))
+    if first > last:
+        raise ValueError(str(_l("The start of a range must not be after its end.")))
+    return first, last
+
+
+def home_url_error(url: str, domains: list[str]) -> str | None:
+    """The home URL is http(s) on one of the website's own (normalised) domains or addresses."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return str(_l("The home page address must start with http:// or https://."))
+    host = parts.hostname
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        try:
+            host = normalise_domain(host)
+        except ValueError as error:
+            return str(error)
+    if host not in domains:
+        return str(_l("The home page must be on one of this website's domains."))
     return None
