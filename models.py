@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -309,3 +310,265 @@ class OutboxMessage(db.Model):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+# --- filings (SPEC §3–§6) ---------------------------------------------------------------------
+
+class FilingStatus(enum.StrEnum):
+    """Of an entity or a website."""
+
+    DRAFT = "draft"  # never approved yet
+    ACTIVE = "active"  # approved, holds a number
+    NO_ACCESS = "no_access"  # its last access was cancelled (FAQ 69): frozen
+    CANCELLED = "cancelled"
+    REVOKED = "revoked"
+
+
+#: statuses in which a certificate number / domain is taken (a cancelled or revoked filing frees it)
+TAKEN_STATUSES = ("draft", "active", "no_access")
+
+
+class ApplicationKind(enum.StrEnum):
+    NEW_FILING = "new_filing"
+    NEW_WEBSITE = "new_website"
+    NEW_ACCESS = "new_access"
+    CHANGE = "change"
+    CANCEL_WEBSITE = "cancel_website"
+    CANCEL_ENTITY = "cancel_entity"
+    CANCEL_ACCESS = "cancel_access"
+
+
+class ApplicationState(enum.StrEnum):
+    DRAFT = "draft"  # editable: new, returned by an ISP, or rejected by the bureau
+    ISP_REVIEW = "isp_review"
+    BUREAU_REVIEW = "bureau_review"
+    APPROVED = "approved"
+
+
+class ReviewState(enum.StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"  # an ISP verified / a pre-approval authority confirmed
+    RETURNED = "returned"  # an ISP returned / a pre-approval authority disputed
+
+
+class Entity(db.Model):
+    """主体: the unit (or person) that files; one active filing per certificate number (FAQ 62)."""
+
+    __tablename__ = "entities"
+    __table_args__ = (
+        Index("uq_entities_certificate_taken", "certificate_number", unique=True,
+              sqlite_where=text("status IN ('draft', 'active', 'no_access')"),
+              postgresql_where=text("status IN ('draft', 'active', 'no_access')")),
+        Index("ix_entities_province_status", "province_code", "status", "id"),
+        Index("ix_entities_unit_name", "unit_name"),
+        Index("ix_entities_owner_id", "owner_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    province_code: Mapped[str] = mapped_column(ForeignKey("provinces.code"))
+    unit_name: Mapped[str] = mapped_column(String(128))
+    unit_nature: Mapped[str] = mapped_column(String(16))
+    certificate_type: Mapped[str] = mapped_column(String(16))
+    certificate_number: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(255), default="")
+    responsible_name: Mapped[str] = mapped_column(String(64), default="")
+    responsible_id_number: Mapped[str] = mapped_column(String(64), default="")
+    responsible_mobile: Mapped[str] = mapped_column(String(20), default="")
+    responsible_email: Mapped[str] = mapped_column(String(254), default="")
+    commercial: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[FilingStatus] = mapped_column(str_enum(FilingStatus, "filing_status"), default=FilingStatus.DRAFT)
+    number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    licence_number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    website_seq: Mapped[int] = mapped_column(Integer, default=0)  # last "-n" given; never reused
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    websites: Mapped[list[Website]] = relationship(back_populates="entity", order_by="Website.id")
+
+
+class Website(db.Model):
+    __tablename__ = "websites"
+    __table_args__ = (Index("ix_websites_entity_id", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    home_url: Mapped[str] = mapped_column(String(512), default="")
+    service_content: Mapped[str] = mapped_column(String(16), default="")
+    languages: Mapped[str] = mapped_column(String(64), default="1")  # code-table codes, comma separated
+    responsible_name: Mapped[str] = mapped_column(String(64), default="")
+    responsible_mobile: Mapped[str] = mapped_column(String(20), default="")
+    bbs: Mapped[bool] = mapped_column(Boolean, default=False)  # 电子公告 special filing (FAQ 12–13)
+    bbs_sections: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[FilingStatus] = mapped_column(str_enum(FilingStatus, "filing_status"), default=FilingStatus.DRAFT)
+    number: Mapped[str | None] = mapped_column(String(40), unique=True)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    entity: Mapped[Entity] = relationship(back_populates="websites")
+    domains: Mapped[list[Domain]] = relationship(back_populates="website", order_by="Domain.id",
+                                                 cascade="all, delete-orphan")
+    preapprovals: Mapped[list[PreapprovalItem]] = relationship(back_populates="website",
+                                                              order_by="PreapprovalItem.id",
+                                                              cascade="all, delete-orphan")
+    accesses: Mapped[list[Access]] = relationship(back_populates="website", order_by="Access.id",
+                                                  cascade="all, delete-orphan")
+
+
+class Domain(db.Model):
+    """A normalised domain (or bare IP, FAQ 7); on at most one live website in the registry."""
+
+    __tablename__ = "domains"
+    __table_args__ = (
+        Index("uq_domains_live_name", "name", unique=True, sqlite_where=text("live"),
+              postgresql_where=text("live")),
+        Index("ix_domains_name", "name"),
+        Index("ix_domains_website_id", "website_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    website_id: Mapped[int] = mapped_column(ForeignKey("websites.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(253))
+    live: Mapped[bool] = mapped_column(Boolean, default=True)  # false once its website is cancelled/revoked
+
+    website: Mapped[Website] = relationship(back_populates="domains")
+
+
+class PreapprovalItem(db.Model):
+    """前置审批 (FAQ 11, 59): confirmed by the pre-approval user of its category before approval."""
+
+    __tablename__ = "preapproval_items"
+    __table_args__ = (Index("ix_preapproval_items_queue", "category", "state", "id"),
+                      Index("ix_preapproval_items_website_id", "website_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    website_id: Mapped[int] = mapped_column(ForeignKey("websites.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(16))
+    document_number: Mapped[str] = mapped_column(String(64))
+    state: Mapped[ReviewState] = mapped_column(str_enum(ReviewState, "review_state"), default=ReviewState.PENDING)
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    website: Mapped[Website] = relationship(back_populates="preapprovals")
+
+
+class Access(db.Model):
+    """接入 (FAQ 55, 65): which ISP serves the website, how, from which province, on which addresses."""
+
+    __tablename__ = "accesses"
+    __table_args__ = (Index("ix_accesses_isp_id", "isp_id", "website_id"),
+                      Index("ix_accesses_website_id", "website_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    website_id: Mapped[int] = mapped_column(ForeignKey("websites.id", ondelete="CASCADE"))
+    isp_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    method: Mapped[str] = mapped_column(String(16))
+    server_province_code: Mapped[str] = mapped_column(ForeignKey("provinces.code"))
+    ip_ranges: Mapped[str] = mapped_column(Text, default="")  # "start-end" per line
+    live: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    website: Mapped[Website] = relationship(back_populates="accesses")
+    isp: Mapped[User] = relationship()
+
+
+class Application(db.Model):
+    """申请: one at a time per entity (SPEC §4)."""
+
+    __tablename__ = "applications"
+    __table_args__ = (
+        Index("ix_applications_queue", "province_code", "state", "id"),
+        Index("ix_applications_entity_id", "entity_id"),
+        Index("uq_applications_open_per_entity", "entity_id", unique=True,
+              sqlite_where=text("state != 'approved'"), postgresql_where=text("state != 'approved'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id"))
+    province_code: Mapped[str] = mapped_column(ForeignKey("provinces.code"))
+    kind: Mapped[ApplicationKind] = mapped_column(str_enum(ApplicationKind, "application_kind"))
+    state: Mapped[ApplicationState] = mapped_column(str_enum(ApplicationState, "application_state"),
+                                                    default=ApplicationState.DRAFT)
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    reasons: Mapped[str] = mapped_column(Text, default="{}")  # JSON: field → reason, from the last return
+
+    entity: Mapped[Entity] = relationship()
+    verifications: Mapped[list[IspVerification]] = relationship(back_populates="application",
+                                                                order_by="IspVerification.id",
+                                                                cascade="all, delete-orphan")
+
+
+class IspVerification(db.Model):
+    """接入商核实: one row per ISP named on the application (FAQ 66–67)."""
+
+    __tablename__ = "isp_verifications"
+    __table_args__ = (UniqueConstraint("application_id", "isp_id", name="uq_isp_verifications_pair"),
+                      Index("ix_isp_verifications_queue", "isp_id", "state", "application_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
+    isp_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    state: Mapped[ReviewState] = mapped_column(str_enum(ReviewState, "review_state"), default=ReviewState.PENDING)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    application: Mapped[Application] = relationship(back_populates="verifications")
+    isp: Mapped[User] = relationship()
+
+
+class CertificateStatus(enum.StrEnum):
+    CURRENT = "current"
+    SUPERSEDED = "superseded"
+    REVOKED = "revoked"
+
+
+class Certificate(db.Model):
+    """An issued bazs.cert; only the entity's newest is current."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (Index("ix_certificates_entity", "entity_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id"))
+    kid: Mapped[str] = mapped_column(String(64))
+    token: Mapped[str] = mapped_column(Text)
+    status: Mapped[CertificateStatus] = mapped_column(str_enum(CertificateStatus, "certificate_status"),
+                                                      default=CertificateStatus.CURRENT)
+    issued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class NumberCounter(db.Model):
+    """The last sequence given per (province, year) — or per province for licences (year 0)."""
+
+    __tablename__ = "number_counters"
+    __table_args__ = (UniqueConstraint("province_code", "kind", "year", name="uq_number_counters_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    province_code: Mapped[str] = mapped_column(ForeignKey("provinces.code"))
+    kind: Mapped[str] = mapped_column(String(8))  # "filing" | "licence"
+    year: Mapped[int] = mapped_column(Integer)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BlacklistKind(enum.StrEnum):
+    DOMAIN = "domain"
+    CERTIFICATE_NUMBER = "certificate_number"
+    UNIT_NAME = "unit_name"
+
+
+class BlacklistEntry(db.Model):
+    """Refused at filing and at approval; managed by content-admin users."""
+
+    __tablename__ = "blacklist"
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_blacklist_kind_value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[BlacklistKind] = mapped_column(str_enum(BlacklistKind, "blacklist_kind"))
+    value: Mapped[str] = mapped_column(String(253))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    province_code: Mapped[str | None] = mapped_column(ForeignKey("provinces.code"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
