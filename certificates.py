@@ -18,6 +18,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from flask import current_app
 
 ALGORITHM = "EdDSA"
 TYPE = "bazs+jws"
@@ -96,6 +97,11 @@ class KeyRing:
         signing_input = f"{b64url(_canonical(header))}.{b64url(_canonical(payload))}"
         signature = self.private_key(kid).sign(signing_input.encode("ascii"))
         return f"{signing_input}.{b64url(signature)}"
+
+
+def keyring() -> KeyRing:
+    """The app's key ring (created with its first key on first use)."""
+    return current_app.extensions.setdefault("keyring", KeyRing.at(current_app.instance_path))
 
 
 def _canonical(data: dict[str, Any]) -> bytes:

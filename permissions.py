@@ -29,6 +29,8 @@ class Action(enum.StrEnum):
     AUDIT_EXPORT = "audit.export"
     OUTBOX_LIST = "outbox.list"
     OUTBOX_RETRY = "outbox.retry"
+    PREAPPROVAL_REVIEW = "preapproval.review"
+    FILING_AUDIT = "filing.audit"
 
 
 _EVERY_ROLE = frozenset({Action.DASHBOARD, Action.CODE_LIST})
@@ -39,12 +41,12 @@ _USER_ADMIN = frozenset({
 
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.MIIT: _EVERY_ROLE | _USER_ADMIN | {Action.CODE_EDIT, Action.OUTBOX_LIST, Action.OUTBOX_RETRY},
-    Role.BUREAU: _EVERY_ROLE | _USER_ADMIN | {Action.USER_GRANT_IMPORT},
+    Role.BUREAU: _EVERY_ROLE | _USER_ADMIN | {Action.USER_GRANT_IMPORT, Action.FILING_AUDIT},
     Role.ICP: _EVERY_ROLE,
     Role.ISP: _EVERY_ROLE,
     Role.IP_REPORTER: _EVERY_ROLE,
     Role.DOMAIN_REPORTER: _EVERY_ROLE,
-    Role.PREAPPROVAL: _EVERY_ROLE,
+    Role.PREAPPROVAL: _EVERY_ROLE | {Action.PREAPPROVAL_REVIEW},
     Role.CONTENT_ADMIN: _EVERY_ROLE,
     Role.SPECIAL_QUERY: _EVERY_ROLE,
 }
@@ -119,3 +121,17 @@ def audit_scope(actor: Any) -> ColumnElement[bool]:
     if actor.role == Role.MIIT:
         return true()
     return AuditEvent.province_code == actor.province_code
+
+
+def may_audit(actor: Any, province_code: str) -> bool:
+    """管局审核: a bureau, for applications of its own province only."""
+    return can(actor, Action.FILING_AUDIT) and actor.province_code == province_code
+
+
+def may_review_preapproval(actor: Any, item: Any) -> bool:
+    """A pre-approval authority reviews the items of its category (and of its province, if it has one)."""
+    return (
+        can(actor, Action.PREAPPROVAL_REVIEW)
+        and item.category == actor.preapproval_category
+        and (actor.province_code is None or item.website.entity.province_code == actor.province_code)
+    )

@@ -10,41 +10,74 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import ipaddress
+import json
 import secrets
 import string
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 import audit
+import certificates
 import notify
+import numbering
 import permissions
 import security
 from extensions import db
 from models import (
     PROVINCIAL_ROLES,
+    TAKEN_STATUSES,
+    Access,
+    Application,
+    ApplicationKind,
+    ApplicationState,
+    BlacklistEntry,
+    BlacklistKind,
+    Certificate,
+    CertificateStatus,
     CodeItem,
     CodePurpose,
     CodeTable,
+    Domain,
+    Entity,
+    FilingStatus,
+    IspVerification,
     MessageStatus,
     OutboxMessage,
     PasswordResetToken,
+    PreapprovalItem,
     Province,
+    ReviewState,
     Role,
     User,
     UserStatus,
     VerificationCode,
+    Website,
     utcnow,
 )
 from permissions import Action
-from validators import email_error, mobile_error, password_errors, username_error
+from validators import (
+    certificate_type_error,
+    credit_code_error,
+    email_error,
+    home_url_error,
+    id_card_error,
+    ip_address_error,
+    mobile_error,
+    normalise_domain,
+    parse_ip_range,
+    password_errors,
+    username_error,
+)
 
 
 class WorkflowError(Exception):
@@ -534,3 +567,391 @@ def retry_message(actor: User, message: OutboxMessage) -> None:
         raise WorkflowError(_l("Only failed messages are retried."))
     message.status, message.attempts, message.next_attempt_at = MessageStatus.QUEUED, 0, utcnow()
     audit.record("outbox.retry", object_type="outbox_message", object_id=message.id, actor=actor)
+
+
+# --- filings: draft, submit, ISP verification, pre-approval, bureau audit (SPEC §3–§6) ----------
+
+CREDIT_CODE_TYPE, ID_CARD_TYPE = "1", "16"  # certificate-type codes checked by their check characters
+
+
+@dataclass
+class AccessData:
+    isp_id: int
+    method: str
+    server_province_code: str
+    ip_ranges: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class WebsiteData:
+    name: str
+    domains: list[str]
+    home_url: str
+    service_content: str
+    accesses: list[AccessData]
+    languages: str = "1"
+    responsible_name: str = ""
+    responsible_mobile: str = ""
+    preapprovals: list[tuple[str, str]] = field(default_factory=list)  # (category code, document number)
+    bbs: bool = False
+    bbs_sections: str = ""
+
+
+@dataclass
+class EntityData:
+    province_code: str
+    unit_name: str
+    unit_nature: str
+    certificate_type: str
+    certificate_number: str
+    responsible_name: str
+    responsible_id_number: str
+    responsible_mobile: str
+    responsible_email: str
+    address: str = ""
+    commercial: bool = False
+
+
+def _code_exists(table: CodeTable, code: str) -> bool:
+    return db.session.scalar(select(CodeItem.id).where(CodeItem.table == table, CodeItem.code == code)) is not None
+
+
+def _blacklisted(kind: BlacklistKind, value: str) -> bool:
+    return db.session.scalar(select(BlacklistEntry.id).where(
+        BlacklistEntry.kind == kind, BlacklistEntry.value == value)) is not None
+
+
+def _check_entity(data: EntityData, entity_id: int | None) -> None:
+    if db.session.get(Province, data.province_code) is None:
+        raise WorkflowError(_l("Unknown province."), "province_code")
+    if not data.unit_name.strip():
+        raise WorkflowError(_l("The unit name is required."), "unit_name")
+    allowed = {code: set((extra or "").split(",")) for code, extra in db.session.execute(
+        select(CodeItem.code, CodeItem.extra).where(CodeItem.table == CodeTable.CERTIFICATE_TYPE))}
+    if not _code_exists(CodeTable.UNIT_NATURE, data.unit_nature):
+        raise WorkflowError(_l("Unknown unit nature."), "unit_nature")
+    if error := certificate_type_error(data.unit_nature, data.certificate_type, allowed):
+        raise WorkflowError(error, "certificate_type")
+    number_error = {CREDIT_CODE_TYPE: credit_code_error, ID_CARD_TYPE: id_card_error}.get(
+        data.certificate_type, lambda value: None if value.strip() else str(_l("The certificate number is required.")))
+    if error := number_error(data.certificate_number):
+        raise WorkflowError(error, "certificate_number")
+    if error := id_card_error(data.responsible_id_number):
+        raise WorkflowError(error, "responsible_id_number")
+    if error := mobile_error(data.responsible_mobile):
+        raise WorkflowError(error, "responsible_mobile")
+    if error := email_error(data.responsible_email):
+        raise WorkflowError(error, "responsible_email")
+    for kind, value, name in ((BlacklistKind.CERTIFICATE_NUMBER, data.certificate_number, "certificate_number"),
+                              (BlacklistKind.UNIT_NAME, data.unit_name.strip(), "unit_name")):
+        if _blacklisted(kind, value):
+            raise WorkflowError(_l("This value is on the registry's blacklist and cannot be filed."), name)
+    other = db.session.scalar(select(Entity.id).where(
+        Entity.certificate_number == data.certificate_number, Entity.status.in_(TAKEN_STATUSES),
+        Entity.id != (entity_id or 0)).limit(1))
+    if other is not None:
+        raise WorkflowError(_l("An entity with this certificate number is already filed (FAQ 62)."),
+                            "certificate_number")
+
+
+def _normalised_domains(website: WebsiteData, index: int) -> list[str]:
+    names = []
+    for raw in website.domains:
+        if ip_address_error(raw) is None:
+            names.append(str(ipaddress.ip_address(raw.strip())))
+            continue
+        try:
+            names.append(normalise_domain(raw))
+        except ValueError as error:
+            raise WorkflowError(str(error), f"websites-{index}-domains") from error
+    if not names or len(set(names)) != len(names):
+        raise WorkflowError(_l("Give each website at least one domain, each once."), f"websites-{index}-domains")
+    return names
+
+
+def _check_website(website: WebsiteData, index: int, names: list[str], own_website_ids: set[int]) -> None:
+    prefix = f"websites-{index}-"
+    if not website.name.strip():
+        raise WorkflowError(_l("The website name is required."), prefix + "name")
+    if error := home_url_error(website.home_url, names):
+        raise WorkflowError(error, prefix + "home_url")
+    if not _code_exists(CodeTable.SERVICE_CONTENT, website.service_content):
+        raise WorkflowError(_l("Choose the website's service content."), prefix + "service_content")
+    for name in names:
+        if _blacklisted(BlacklistKind.DOMAIN, name):
+            raise WorkflowError(_l("This value is on the registry's blacklist and cannot be filed."),
+                                prefix + "domains")
+        holder = db.session.scalar(select(Domain.website_id).where(Domain.name == name, Domain.live))
+        if holder is not None and holder not in own_website_ids:
+            raise WorkflowError(_l("The domain %(name)s is already on another website.", name=name),
+                                prefix + "domains")
+    for category, document in website.preapprovals:
+        if not _code_exists(CodeTable.PREAPPROVAL_CATEGORY, category) or not document.strip():
+            raise WorkflowError(_l("Each pre-approval item needs its category and document number."),
+                                prefix + "preapprovals")
+    if not website.accesses:
+        raise WorkflowError(_l("Name at least one access provider (ISP)."), prefix + "accesses")
+    for access in website.accesses:
+        isp = db.session.get(User, access.isp_id)
+        if isp is None or isp.role != Role.ISP or isp.status != UserStatus.ACTIVE:
+            raise WorkflowError(_l("Unknown access provider."), prefix + "accesses")
+        if not _code_exists(CodeTable.ACCESS_METHOD, access.method):
+            raise WorkflowError(_l("Choose the access method."), prefix + "accesses")
+        if db.session.get(Province, access.server_province_code) is None:
+            raise WorkflowError(_l("Unknown province."), prefix + "accesses")
+        for start, end in access.ip_ranges:
+            try:
+                parse_ip_range(start, end)
+            except ValueError as error:
+                raise WorkflowError(str(error), prefix + "accesses") from error
+
+
+def _may_file_for(actor: User, entity: Entity | None, websites: list[WebsiteData]) -> bool:
+    """ICP users file for themselves; an ISP may file for a customer it serves (SPEC §4)."""
+    if actor.role == Role.ICP:
+        return entity is None or entity.owner_id == actor.id
+    if actor.role == Role.ISP:
+        return all(any(a.isp_id == actor.id for a in w.accesses) for w in websites)
+    return False
+
+
+def save_filing_draft(actor: User, entity_data: EntityData, websites: list[WebsiteData],
+                      application: Application | None = None) -> Application:
+    """Create or replace the draft of a new filing (the wizard's data); nothing is submitted."""
+    entity = application.entity if application else None
+    if application is not None and application.state != ApplicationState.DRAFT:
+        raise WorkflowError(_l("Only a draft or a returned application can be edited."))
+    if not _may_file_for(actor, entity, websites):
+        raise NotFound()
+    if not websites:
+        raise WorkflowError(_l("A filing has at least one website."), "websites")
+    _check_entity(entity_data, entity.id if entity else None)
+    own_ids = {w.id for w in entity.websites} if entity else set()
+    all_names: list[str] = []
+    for index, website in enumerate(websites):
+        names = _normalised_domains(website, index)
+        _check_website(website, index, names, own_ids)
+        all_names += names
+    if len(set(all_names)) != len(all_names):
+        raise WorkflowError(_l("A domain can belong to one website only."), "websites")
+    if entity is None:
+        entity = Entity(owner_id=actor.id if actor.role == Role.ICP else None, status=FilingStatus.DRAFT,
+                        website_seq=0)
+        db.session.add(entity)
+    for name, value in vars(entity_data).items():
+        setattr(entity, name, value.strip() if isinstance(value, str) else value)
+    for old in list(entity.websites):
+        db.session.delete(old)
+    db.session.flush()
+    for index, website in enumerate(websites):
+        row = Website(entity=entity, name=website.name.strip(), home_url=website.home_url.strip(),
+                      service_content=website.service_content, languages=website.languages,
+                      responsible_name=website.responsible_name, responsible_mobile=website.responsible_mobile,
+                      bbs=website.bbs, bbs_sections=website.bbs_sections, status=FilingStatus.DRAFT)
+        row.domains = [Domain(name=name, live=True) for name in _normalised_domains(website, index)]
+        row.preapprovals = [PreapprovalItem(category=c, document_number=d.strip(), state=ReviewState.PENDING)
+                            for c, d in website.preapprovals]
+        row.accesses = [Access(isp_id=a.isp_id, method=a.method, server_province_code=a.server_province_code,
+                               ip_ranges="\n".join(f"{s}-{e}" for s, e in a.ip_ranges), live=True)
+                        for a in website.accesses]
+        db.session.add(row)
+    if application is None:
+        application = Application(entity=entity, province_code=entity.province_code,
+                                  kind=ApplicationKind.NEW_FILING, state=ApplicationState.DRAFT)
+        db.session.add(application)
+    application.province_code = entity.province_code
+    try:
+        db.session.flush()
+    except IntegrityError as race:
+        raise WorkflowError(_l("A domain or certificate number was filed elsewhere at the same moment."
+                               )) from race
+    audit.record("application.draft_saved", object_type="application", object_id=application.id,
+                 province_code=entity.province_code, actor=actor)
+    return application
+
+
+def _isps_of(application: Application) -> set[int]:
+    return {a.isp_id for w in application.entity.websites for a in w.accesses if a.live}
+
+
+def submit_application(actor: User, application: Application) -> Application:
+    """draft → isp_review, one verification row per ISP named; the submitting ISP counts as verified."""
+    if not _may_file_for(actor, application.entity, []) and not (
+            actor.role == Role.ISP and actor.id in _isps_of(application)):
+        raise NotFound()
+    if application.state != ApplicationState.DRAFT:
+        raise WorkflowError(_l("Only a draft or a returned application can be submitted."))
+    application.verifications = [
+        IspVerification(isp_id=isp_id, state=ReviewState.CONFIRMED if isp_id == actor.id else ReviewState.PENDING,
+                        at=utcnow() if isp_id == actor.id else None)
+        for isp_id in sorted(_isps_of(application))]
+    application.submitted_by_id, application.submitted_at = actor.id, utcnow()
+    application.reasons = "{}"
+    application.state = ApplicationState.ISP_REVIEW
+    _advance_after_isp(application)
+    audit.record("application.submitted", object_type="application", object_id=application.id,
+                 province_code=application.province_code, actor=actor)
+    return application
+
+
+def _advance_after_isp(application: Application) -> None:
+    if all(v.state == ReviewState.CONFIRMED for v in application.verifications):
+        application.state = ApplicationState.BUREAU_REVIEW
+
+
+def _verification_of(actor: User, application: Application) -> IspVerification:
+    row = next((v for v in application.verifications if v.isp_id == actor.id), None)
+    if actor.role != Role.ISP or row is None:
+        raise NotFound()
+    if application.state != ApplicationState.ISP_REVIEW or row.state != ReviewState.PENDING:
+        raise WorkflowError(_l("This application is not waiting for your verification."))
+    return row
+
+
+def isp_verify(actor: User, application: Application) -> Application:
+    """FAQ 66–67: stays in ISP review until every ISP named has verified."""
+    row = _verification_of(actor, application)
+    row.state, row.at = ReviewState.CONFIRMED, utcnow()
+    _advance_after_isp(application)
+    audit.record("application.isp_verified", object_type="application", object_id=application.id,
+                 province_code=application.province_code, actor=actor)
+    return application
+
+
+def isp_return(actor: User, application: Application, reason: str) -> Application:
+    if not reason.strip():
+        raise WorkflowError(_l("Give the reason for returning the application."), "reason")
+    row = _verification_of(actor, application)
+    row.state, row.at, row.reason = ReviewState.RETURNED, utcnow(), reason.strip()[:500]
+    application.state = ApplicationState.DRAFT
+    application.reasons = json.dumps({"isp": reason.strip()[:500]}, ensure_ascii=False)
+    audit.record("application.isp_returned", object_type="application", object_id=application.id,
+                 province_code=application.province_code, actor=actor, changes={"reason": reason.strip()[:500]})
+    return application
+
+
+def review_preapproval(actor: User, item: PreapprovalItem, confirmed: bool, reason: str = "") -> PreapprovalItem:
+    """A pre-approval authority confirms or disputes one item of its category (and province)."""
+    if not permissions.may_review_preapproval(actor, item):
+        raise NotFound()
+    if not confirmed and not reason.strip():
+        raise WorkflowError(_l("Give the reason for disputing the item."), "reason")
+    item.state = ReviewState.CONFIRMED if confirmed else ReviewState.RETURNED
+    item.reviewer_id, item.reviewed_at, item.reason = actor.id, utcnow(), reason.strip()[:500]
+    audit.record("preapproval.confirmed" if confirmed else "preapproval.disputed", object_type="preapproval",
+                 object_id=item.id, province_code=item.website.entity.province_code, actor=actor,
+                 changes={"reason": item.reason} if item.reason else {})
+    return item
+
+
+def _require_bureau_review(actor: User, application: Application) -> None:
+    if not permissions.may_audit(actor, application.province_code):
+        raise NotFound()
+    if application.state != ApplicationState.BUREAU_REVIEW:
+        raise WorkflowError(_l("This application is not waiting for the bureau's audit."))
+
+
+def approval_blockers(application: Application) -> list[str]:
+    """Why the bureau cannot approve yet (unconfirmed pre-approval, blacklisted value)."""
+    entity, problems = application.entity, []
+    for website in entity.websites:
+        for item in website.preapprovals:
+            if item.state != ReviewState.CONFIRMED:
+                problems.append(str(_l("Pre-approval %(document)s of %(site)s is not confirmed.",
+                                       document=item.document_number, site=website.name)))
+        problems += [str(_l("The domain %(name)s is blacklisted.", name=d.name)) for d in website.domains
+                     if _blacklisted(BlacklistKind.DOMAIN, d.name)]
+    if _blacklisted(BlacklistKind.CERTIFICATE_NUMBER, entity.certificate_number) or _blacklisted(
+            BlacklistKind.UNIT_NAME, entity.unit_name):
+        problems.append(str(_l("The entity is blacklisted.")))
+    return problems
+
+
+def approve(actor: User, application: Application, typed_number: str | None = None) -> Application:
+    """管局审核通过 (one transaction): numbers, certificate, e-mail, audit event (SPEC §4)."""
+    _require_bureau_review(actor, application)
+    if problems := approval_blockers(application):
+        raise WorkflowError(problems[0])
+    entity = application.entity
+    province = db.session.get(Province, entity.province_code)
+    now = utcnow()
+    if typed_number:
+        if error := numbering.typed_number_error(typed_number, province):
+            raise WorkflowError(error, "number")
+        entity.number = typed_number.strip()
+    elif entity.number is None:
+        entity.number = numbering.allocate_filing_number(province, now.year)
+    if entity.commercial and entity.licence_number is None:
+        entity.licence_number = numbering.allocate_licence_number(province)
+    for website in entity.websites:
+        if website.number is None:
+            entity.website_seq += 1
+            website.number = numbering.website_number(entity.number, entity.website_seq)
+            website.status, website.approved_at = FilingStatus.ACTIVE, now
+    entity.status, entity.approved_at = FilingStatus.ACTIVE, entity.approved_at or now
+    application.state, application.decided_by_id, application.decided_at = ApplicationState.APPROVED, actor.id, now
+    certificate = _issue_certificate(entity, actor)
+    _queue_approval_email(entity, certificate, now)
+    audit.record("application.approved", object_type="application", object_id=application.id,
+                 province_code=application.province_code, actor=actor,
+                 changes={"number": entity.number, "typed": bool(typed_number), "certificate": certificate.id})
+    return application
+
+
+def batch_approve(actor: User, applications: list[Application]) -> list[Application]:
+    """FAQ 32 自动审核: many at once, numbers always generated; all or nothing."""
+    return [approve(actor, application) for application in applications]
+
+
+def reject(actor: User, application: Application, reasons: dict[str, str]) -> Application:
+    """管局驳回: a reason per field where it applies; the application becomes editable again."""
+    _require_bureau_review(actor, application)
+    reasons = {key: value.strip()[:500] for key, value in reasons.items() if value and value.strip()}
+    if not reasons:
+        raise WorkflowError(_l("Give at least one reason for rejecting."), "reason")
+    application.state, application.decided_by_id, application.decided_at = ApplicationState.DRAFT, actor.id, utcnow()
+    application.reasons = json.dumps(reasons, ensure_ascii=False)
+    audit.record("application.rejected", object_type="application", object_id=application.id,
+                 province_code=application.province_code, actor=actor, changes=reasons)
+    return application
+
+
+def certificate_payload(entity: Entity, certificate_id: str, issued: datetime) -> dict[str, object]:
+    province = db.session.get(Province, entity.province_code)
+    return {
+        "certificate_id": certificate_id,
+        "kind": "licence" if entity.commercial else "filing",
+        "entity_number": entity.number,
+        "licence_number": entity.licence_number,
+        "unit_name": entity.unit_name,
+        "province": province.name,
+        "websites": [{"number": w.number, "name": w.name, "domains": [d.name for d in w.domains],
+                      "home_url": w.home_url} for w in entity.websites if w.status == FilingStatus.ACTIVE],
+        "issuer": f"{province.name}通信管理局",
+        "issued_at": issued.strftime("%Y-%m-%d"),
+    }
+
+
+def _issue_certificate(entity: Entity, actor: User) -> Certificate:
+    """A new bazs.cert for the entity; the previous one becomes superseded."""
+    ring = certificates.keyring()
+    db.session.execute(update(Certificate).where(
+        Certificate.entity_id == entity.id, Certificate.status == CertificateStatus.CURRENT,
+    ).values(status=CertificateStatus.SUPERSEDED))
+    certificate_id = str(uuid.uuid4())
+    issued = utcnow()
+    token = ring.sign(certificate_payload(entity, certificate_id, issued))
+    certificate = Certificate(id=certificate_id, entity_id=entity.id, kid=ring.current_kid(), token=token,
+                              status=CertificateStatus.CURRENT, issued_at=issued)
+    db.session.add(certificate)
+    return certificate
+
+
+def _queue_approval_email(entity: Entity, certificate: Certificate, when: datetime) -> None:
+    """FAQ 53, with the licence wording for commercial entities; the certificate attached."""
+    kind, number = ("许可证", entity.licence_number) if entity.commercial else ("备案", entity.number)
+    recipient = entity.responsible_email
+    body = (f"尊敬的用户，您的ICP{kind}申请已通过审核，备案／许可证号为:{number}，"
+            f"审核日期：{format_datetime(when, 'yyyy-MM-dd')}。附件一是您的电子证书。谢谢合作！")
+    notify.queue_email(recipient, f"ICP{kind}审核通知", body, attachment_name="bazs.cert",
+                       attachment=certificate.token.encode("ascii"))
