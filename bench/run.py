@@ -41,7 +41,7 @@ def build_app(folder: Path):
     url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{folder / 'bench.db'}"
     return create_app({"INSTANCE_PATH": str(folder), "SQLALCHEMY_DATABASE_URI": url,
                        "SECRET_KEY": "bench", "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-                       "WTF_CSRF_ENABLED": False})
+                       "WTF_CSRF_ENABLED": False, "TESTING": True, "CAPTCHA_FIXED_ANSWER": "BNCH"})
 
 
 def staff() -> None:
@@ -128,7 +128,8 @@ def measure(client, path: str) -> tuple[float, list[str]]:
 
 def signed_in(app, username: str):
     client = app.test_client()
-    response = client.post("/login", data={"username": username, "password": PASSWORD})
+    client.get("/captcha.png")
+    response = client.post("/login", data={"username": username, "password": PASSWORD, "captcha": "BNCH"})
     assert response.status_code == 302
     return client
 
