@@ -21,7 +21,8 @@ import audit
 import notify
 import workflow
 from admin_views import init_admin
-from admin_views.labels import ROLE_LABELS
+from admin_views.base import local_time
+from admin_views.labels import ACTION_LABELS, ROLE_LABELS, label
 from auth import bp as auth_bp
 from config import BASE_DIR, from_environment, load_or_create_secret_key
 from extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
@@ -96,7 +97,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals.update(
         current_locale_code=lambda: str(get_locale()),
         role_label_of=lambda user: str(ROLE_LABELS.get(user.role, user.role)),
+        action_label=lambda action: label(ACTION_LABELS, action),
     )
+    app.jinja_env.filters["local_time"] = lambda value: local_time(None, value)
     app.after_request(_security_headers)
     for code in ERROR_TEXTS:
         app.register_error_handler(code, _render_error)

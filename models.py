@@ -572,3 +572,15 @@ class BlacklistEntry(db.Model):
     province_code: Mapped[str | None] = mapped_column(ForeignKey("provinces.code"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FilingDraft(db.Model):
+    """The wizard's data between steps and sessions (SPEC §4: drafts are kept), one per user."""
+
+    __tablename__ = "filing_drafts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"))
+    data: Mapped[str] = mapped_column(Text, default="{}")
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, true
+from sqlalchemy import ColumnElement, and_, false, select, true
 
-from models import FILING_ROLES, MANAGEMENT_ROLES, AuditEvent, Role, User
+from models import FILING_ROLES, MANAGEMENT_ROLES, Application, AuditEvent, Entity, IspVerification, Role, User
 
 
 class Action(enum.StrEnum):
@@ -31,6 +31,10 @@ class Action(enum.StrEnum):
     OUTBOX_RETRY = "outbox.retry"
     PREAPPROVAL_REVIEW = "preapproval.review"
     FILING_AUDIT = "filing.audit"
+    FILING_LIST = "filing.list"
+    FILING_CREATE = "filing.create"
+    FILING_VERIFY = "filing.verify"
+    BLACKLIST_MANAGE = "blacklist.manage"
 
 
 _EVERY_ROLE = frozenset({Action.DASHBOARD, Action.CODE_LIST})
@@ -40,15 +44,16 @@ _USER_ADMIN = frozenset({
 })
 
 ALLOWED: dict[Role, frozenset[Action]] = {
-    Role.MIIT: _EVERY_ROLE | _USER_ADMIN | {Action.CODE_EDIT, Action.OUTBOX_LIST, Action.OUTBOX_RETRY},
-    Role.BUREAU: _EVERY_ROLE | _USER_ADMIN | {Action.USER_GRANT_IMPORT, Action.FILING_AUDIT},
-    Role.ICP: _EVERY_ROLE,
-    Role.ISP: _EVERY_ROLE,
+    Role.MIIT: _EVERY_ROLE | _USER_ADMIN | {Action.CODE_EDIT, Action.OUTBOX_LIST, Action.OUTBOX_RETRY,
+                                           Action.FILING_LIST},
+    Role.BUREAU: _EVERY_ROLE | _USER_ADMIN | {Action.USER_GRANT_IMPORT, Action.FILING_AUDIT, Action.FILING_LIST},
+    Role.ICP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE},
+    Role.ISP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.FILING_VERIFY},
     Role.IP_REPORTER: _EVERY_ROLE,
     Role.DOMAIN_REPORTER: _EVERY_ROLE,
     Role.PREAPPROVAL: _EVERY_ROLE | {Action.PREAPPROVAL_REVIEW},
-    Role.CONTENT_ADMIN: _EVERY_ROLE,
-    Role.SPECIAL_QUERY: _EVERY_ROLE,
+    Role.CONTENT_ADMIN: _EVERY_ROLE | {Action.BLACKLIST_MANAGE},
+    Role.SPECIAL_QUERY: _EVERY_ROLE | {Action.FILING_LIST},
 }
 
 #: FAQ 29–30: MIIT creates every staff role; bureaus create the roles below them, in their province.
@@ -135,3 +140,29 @@ def may_review_preapproval(actor: Any, item: Any) -> bool:
         and item.category == actor.preapproval_category
         and (actor.province_code is None or item.website.entity.province_code == actor.province_code)
     )
+
+
+def entity_scope(actor: Any) -> ColumnElement[bool]:
+    """Filings an actor may list: own (ICP), served (ISP), own province (bureau), all (MIIT, 专项查询)."""
+    if not can(actor, Action.FILING_LIST):
+        return false()
+    if actor.role in (Role.MIIT, Role.SPECIAL_QUERY):
+        return true() if actor.province_code is None else Entity.province_code == actor.province_code
+    if actor.role == Role.BUREAU:
+        return Entity.province_code == actor.province_code
+    if actor.role == Role.ICP:
+        return Entity.owner_id == actor.id
+    served = select(Application.entity_id).join(IspVerification).where(IspVerification.isp_id == actor.id)
+    return Entity.id.in_(served)
+
+
+def application_scope(actor: Any) -> ColumnElement[bool]:
+    if not can(actor, Action.FILING_LIST):
+        return false()
+    if actor.role == Role.ISP:
+        return Application.id.in_(select(IspVerification.application_id).where(IspVerification.isp_id == actor.id))
+    if actor.role == Role.ICP:
+        return Application.entity_id.in_(select(Entity.id).where(Entity.owner_id == actor.id))
+    if actor.role == Role.BUREAU or actor.province_code is not None:
+        return Application.province_code == actor.province_code
+    return true()

@@ -621,7 +621,8 @@ def _blacklisted(kind: BlacklistKind, value: str) -> bool:
         BlacklistEntry.kind == kind, BlacklistEntry.value == value)) is not None
 
 
-def _check_entity(data: EntityData, entity_id: int | None) -> None:
+def check_entity(data: EntityData, entity_id: int | None = None) -> None:
+    """The entity step of the wizard; raises WorkflowError naming the field."""
     if db.session.get(Province, data.province_code) is None:
         raise WorkflowError(_l("Unknown province."), "province_code")
     if not data.unit_name.strip():
@@ -669,8 +670,10 @@ def _normalised_domains(website: WebsiteData, index: int) -> list[str]:
     return names
 
 
-def _check_website(website: WebsiteData, index: int, names: list[str], own_website_ids: set[int]) -> None:
+def check_website(website: WebsiteData, index: int, own_website_ids: set[int] = frozenset()) -> list[str]:
+    """The website step of the wizard (without access); returns the normalised domains."""
     prefix = f"websites-{index}-"
+    names = _normalised_domains(website, index)
     if not website.name.strip():
         raise WorkflowError(_l("The website name is required."), prefix + "name")
     if error := home_url_error(website.home_url, names):
@@ -689,21 +692,29 @@ def _check_website(website: WebsiteData, index: int, names: list[str], own_websi
         if not _code_exists(CodeTable.PREAPPROVAL_CATEGORY, category) or not document.strip():
             raise WorkflowError(_l("Each pre-approval item needs its category and document number."),
                                 prefix + "preapprovals")
-    if not website.accesses:
-        raise WorkflowError(_l("Name at least one access provider (ISP)."), prefix + "accesses")
-    for access in website.accesses:
+    return names
+
+
+def check_accesses(accesses: list[AccessData], index: int) -> None:
+    """The access step of the wizard, for website `index`."""
+    field_name = f"websites-{index}-accesses"
+    if not accesses:
+        raise WorkflowError(_l("Name at least one access provider (ISP)."), field_name)
+    if len({a.isp_id for a in accesses}) != len(accesses):
+        raise WorkflowError(_l("Each access provider once per website."), field_name)
+    for access in accesses:
         isp = db.session.get(User, access.isp_id)
         if isp is None or isp.role != Role.ISP or isp.status != UserStatus.ACTIVE:
-            raise WorkflowError(_l("Unknown access provider."), prefix + "accesses")
+            raise WorkflowError(_l("Unknown access provider."), field_name)
         if not _code_exists(CodeTable.ACCESS_METHOD, access.method):
-            raise WorkflowError(_l("Choose the access method."), prefix + "accesses")
+            raise WorkflowError(_l("Choose the access method."), field_name)
         if db.session.get(Province, access.server_province_code) is None:
-            raise WorkflowError(_l("Unknown province."), prefix + "accesses")
+            raise WorkflowError(_l("Unknown province."), field_name)
         for start, end in access.ip_ranges:
             try:
                 parse_ip_range(start, end)
             except ValueError as error:
-                raise WorkflowError(str(error), prefix + "accesses") from error
+                raise WorkflowError(str(error), field_name) from error
 
 
 def _may_file_for(actor: User, entity: Entity | None, websites: list[WebsiteData]) -> bool:
@@ -725,13 +736,12 @@ def save_filing_draft(actor: User, entity_data: EntityData, websites: list[Websi
         raise NotFound()
     if not websites:
         raise WorkflowError(_l("A filing has at least one website."), "websites")
-    _check_entity(entity_data, entity.id if entity else None)
+    check_entity(entity_data, entity.id if entity else None)
     own_ids = {w.id for w in entity.websites} if entity else set()
     all_names: list[str] = []
     for index, website in enumerate(websites):
-        names = _normalised_domains(website, index)
-        _check_website(website, index, names, own_ids)
-        all_names += names
+        all_names += check_website(website, index, own_ids)
+        check_accesses(website.accesses, index)
     if len(set(all_names)) != len(all_names):
         raise WorkflowError(_l("A domain can belong to one website only."), "websites")
     if entity is None:

@@ -9,17 +9,40 @@ from flask_babel import lazy_gettext as _l
 
 from admin_views.account import AccountView, PasswordView
 from admin_views.audit import AuditEventView
+from admin_views.blacklist import BlacklistView
 from admin_views.codes import CodeItemView, ProvinceView
 from admin_views.dashboard import DashboardView
+from admin_views.filings import (
+    ApplicationView,
+    BureauQueueView,
+    EntityView,
+    IspQueueView,
+    PreapprovalQueueView,
+)
 from admin_views.outbox import OutboxView
 from admin_views.users import UserView
+from admin_views.wizard import FilingWizardView
 from extensions import db
-from models import FILING_ROLES, MANAGEMENT_ROLES, AuditEvent, CodeItem, OutboxMessage, Province, User
+from models import (
+    FILING_ROLES,
+    MANAGEMENT_ROLES,
+    Application,
+    AuditEvent,
+    BlacklistEntry,
+    CodeItem,
+    Entity,
+    OutboxMessage,
+    PreapprovalItem,
+    Province,
+    User,
+)
 
 USERS = _l("User management")
 SYSTEM = _l("System management")
 CODES = _l("Code tables")
 ACCOUNT = _l("My account")
+FILINGS = _l("ICP filing business")
+CONTENT = _l("Special content")
 
 
 def init_admin(app: Flask) -> Admin:
@@ -31,6 +54,18 @@ def init_admin(app: Flask) -> Admin:
         index_view=DashboardView(name=_l("Dashboard"), url="/admin", endpoint="admin"),
     )
 
+    admin.add_view(FilingWizardView(name=_l("File a website"), endpoint="filing_wizard", url="/admin/filing",
+                                    category=FILINGS))
+    admin.add_view(IspQueueView(Application, db, name=_l("Awaiting my verification"), endpoint="isp_queue",
+                                category=FILINGS))
+    admin.add_view(BureauQueueView(Application, db, name=_l("Awaiting audit"), endpoint="bureau_queue",
+                                   category=FILINGS))
+    admin.add_view(PreapprovalQueueView(PreapprovalItem, db, name=_l("Pre-approval items"),
+                                        endpoint="preapproval_queue", category=FILINGS))
+    admin.add_view(ApplicationView(Application, db, name=_l("Applications"), endpoint="applications",
+                                   category=FILINGS))
+    admin.add_view(EntityView(Entity, db, name=_l("Filings"), endpoint="filings", category=FILINGS))
+    admin.add_view(BlacklistView(BlacklistEntry, db, name=_l("Blacklist"), endpoint="blacklist", category=CONTENT))
     admin.add_view(UserView(User, db, role_group=FILING_ROLES, name=_l("Filing users"),
                             endpoint="filing_users", category=USERS))
     admin.add_view(UserView(User, db, role_group=MANAGEMENT_ROLES,

@@ -96,6 +96,28 @@ class PostRowAction(BaseListRowAction):
         )
 
 
+@dataclass(frozen=True)
+class PageRowAction(BaseListRowAction):
+    """A per-row link to a page of the view (a form that asks for more, then POSTs)."""
+
+    name: str
+    label: Any
+    endpoint: str
+    icon: str = "fa fa-pencil"
+
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return str(self.label)
+
+    def render(self, context: Any, row_id: str, row: Any) -> Markup:
+        view = context.resolve("admin_view")
+        if not view.is_row_action_allowed(self.name, row):
+            return Markup("")
+        link = '<a class="ml-1 small" href="{url}" title="{label}"><span class="{icon}"></span> {label}</a>'
+        return Markup(link).format(
+            url=view.get_url(self.endpoint, id=row_id, url=request.full_path), label=self.label, icon=self.icon)
+
+
 class FilterStartsWith(BaseSQLAFilter):
     """Prefix search that an index serves (never `LIKE '%x%'`): a range on SQLite's binary
     order, `LIKE 'x%'` on PostgreSQL (with a varchar_pattern_ops index)."""
@@ -148,6 +170,7 @@ class SecureModelView(RoleAccessMixin, ModelView):
     export_action: Action | None = None
     audit_object: str = ""
     row_post_actions: tuple[PostRowAction, ...] = ()
+    row_page_actions: tuple[PageRowAction, ...] = ()
     export_types = ["xlsx"]
     page_size = 50
     can_set_page_size = True
@@ -234,7 +257,7 @@ class SecureModelView(RoleAccessMixin, ModelView):
 
     # --- per-row POST actions --------------------------------------------------------------
     def get_list_row_actions(self) -> list[Any]:
-        return super().get_list_row_actions() + list(self.row_post_actions)
+        return super().get_list_row_actions() + list(self.row_post_actions) + list(self.row_page_actions)
 
     def is_row_action_allowed(self, name: str, obj: Any) -> bool:
         return False

@@ -63,4 +63,12 @@ ACTION_LABELS = {
     "code_item.create": _l("Code value created"),
     "code_item.edit": _l("Code value edited"),
     "export": _l("Exported"),
+    "application.draft_saved": _l("Draft saved"),
+    "application.submitted": _l("Submitted"),
+    "application.isp_verified": _l("Verified by an ISP"),
+    "application.isp_returned": _l("Returned by an ISP"),
+    "application.approved": _l("Approved by the bureau"),
+    "application.rejected": _l("Rejected by the bureau"),
+    "preapproval.confirmed": _l("Pre-approval confirmed"),
+    "preapproval.disputed": _l("Pre-approval disputed"),
 }

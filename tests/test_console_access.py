@@ -30,6 +30,15 @@ MATRIX: dict[str, set[str]] = {
     "/admin/account/": ALL,
     "/admin/password/": ALL,
     "/admin/account/confirm/change_mobile/": ALL,
+    "/admin/filing/": {"icp", "isp"},
+    "/admin/isp_queue/": {"isp"},
+    "/admin/bureau_queue/": {"bureau"},
+    "/admin/preapproval_queue/": {"preapproval"},
+    "/admin/applications/": {"icp", "isp", "bureau", "miit", "special_query"},
+    "/admin/filings/": {"icp", "isp", "bureau", "miit", "special_query"},
+    "/admin/filings/export/xlsx/": {"icp", "isp", "bureau", "miit", "special_query"},
+    "/admin/blacklist/": {"content_admin"},
+    "/admin/blacklist/new/": {"content_admin"},
 }
 
 

@@ -58,11 +58,11 @@ def test_whole_path_two_websites_two_isps(app, people, ctx) -> None:
     assert application.state == ApplicationState.ISP_REVIEW and len(application.verifications) == 2
     workflow.isp_verify(_u(people["isp"]), application)
     assert application.state == ApplicationState.ISP_REVIEW  # the second ISP has not verified
-    with pytest.raises(workflow.WorkflowError, match="not waiting for the bureau"):
+    with pytest.raises(workflow.WorkflowError, match="不在等待管局审核"):
         workflow.approve(_u(people["bureau"]), application)
     workflow.isp_verify(_u(people["isp2"]), application)
     assert application.state == ApplicationState.BUREAU_REVIEW
-    with pytest.raises(workflow.WorkflowError, match="not confirmed"):
+    with pytest.raises(workflow.WorkflowError, match="尚未经前置审批部门确认"):
         workflow.approve(_u(people["bureau"]), application)
     item = db.session.query(PreapprovalItem).one()
     workflow.review_preapproval(_u(people["preapproval"]), item, confirmed=True)
@@ -112,11 +112,11 @@ def test_other_isp_cannot_verify(app, people, ctx) -> None:
 def test_typed_numbers(app, people, ctx) -> None:
     bureau = _u(people["bureau"])
     first, second, third = (filed_by_isp(_u(people["isp"]), n) for n in (11, 12, 13))
-    for bad, message in (("津ICP备2600001号", "looks like"), ("京ICP备26000009号", "starts with 津")):
+    for bad, message in (("津ICP备2600001号", "备案号格式应为"), ("京ICP备26000009号", "应以“津”开头")):
         with pytest.raises(workflow.WorkflowError, match=message):
             workflow.approve(bureau, first, typed_number=bad)
     workflow.approve(bureau, first, typed_number="津ICP备26000002号")
-    with pytest.raises(workflow.WorkflowError, match="used before"):
+    with pytest.raises(workflow.WorkflowError, match="已被使用过"):
         workflow.approve(bureau, second, typed_number="津ICP备26000002号")
     workflow.approve(bureau, second)
     workflow.approve(bureau, third)
@@ -132,7 +132,7 @@ def test_batch_approve_generates_numbers(app, people, ctx) -> None:
 
 def test_reject_needs_a_reason_and_returns_to_draft(app, people, ctx) -> None:
     application = filed_by_isp(_u(people["isp"]), 30)
-    with pytest.raises(workflow.WorkflowError, match="at least one reason"):
+    with pytest.raises(workflow.WorkflowError, match="至少填写一项驳回原因"):
         workflow.reject(_u(people["bureau"]), application, {"unit_name": " "})
     workflow.reject(_u(people["bureau"]), application, {"unit_name": "单位名称与证件不符"})
     assert application.state == ApplicationState.DRAFT
@@ -141,14 +141,14 @@ def test_reject_needs_a_reason_and_returns_to_draft(app, people, ctx) -> None:
 
 def test_second_active_filing_of_a_certificate_number_refused(app, people, ctx) -> None:
     filed_by_isp(_u(people["isp"]), 40)
-    with pytest.raises(workflow.WorkflowError, match="already filed"):
+    with pytest.raises(workflow.WorkflowError, match="已经备案"):
         workflow.save_filing_draft(_u(people["isp"]), entity_data(40, unit_name="另一个名字"),
                                    [website_data("other40", [_u(people["isp"]).id])])
 
 
 def test_domain_on_another_website_refused(app, people, ctx) -> None:
     filed_by_isp(_u(people["isp"]), 41)
-    with pytest.raises(workflow.WorkflowError, match="already on another website"):
+    with pytest.raises(workflow.WorkflowError, match="已在其他网站备案"):
         workflow.save_filing_draft(_u(people["isp"]), entity_data(42),
                                    [website_data("site41", [_u(people["isp"]).id])])
 
@@ -167,7 +167,7 @@ def test_blacklisted_values_refused(app, people, ctx, kind, value, field) -> Non
 def test_blacklisted_after_submission_blocks_approval(app, people, ctx) -> None:
     application = filed_by_isp(_u(people["isp"]), 44)
     db.session.add(BlacklistEntry(kind=BlacklistKind.DOMAIN, value="www.site44.cn", reason="测试"))
-    with pytest.raises(workflow.WorkflowError, match="blacklisted"):
+    with pytest.raises(workflow.WorkflowError, match="已列入黑名单"):
         workflow.approve(_u(people["bureau"]), application)
 
 
@@ -204,7 +204,7 @@ def test_preapproval_scope(app, people, ctx) -> None:
     bj_news = make_user("bj_news", Role.PREAPPROVAL, BEIJING)
     with pytest.raises(workflow.NotFound):
         workflow.review_preapproval(bj_news, item, confirmed=True)
-    with pytest.raises(workflow.WorkflowError, match="reason"):
+    with pytest.raises(workflow.WorkflowError, match="异议原因"):
         workflow.review_preapproval(_u(people["preapproval"]), item, confirmed=False)
 
 

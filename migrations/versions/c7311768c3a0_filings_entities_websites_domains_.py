@@ -1,8 +1,8 @@
-"""filings: entities, websites, domains, access, applications, certificates, counters, blacklist
+"""filings: entities, websites, domains, access, applications, certificates, counters, blacklist, drafts
 
-Revision ID: e32bba01e68e
+Revision ID: c7311768c3a0
 Revises: 8ade51257590
-Create Date: 2026-11-28 08:04:34.172679
+Create Date: 2026-11-28 08:12:25.853118
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'e32bba01e68e'
+revision = 'c7311768c3a0'
 down_revision = '8ade51257590'
 branch_labels = None
 depends_on = None
@@ -159,6 +159,17 @@ def upgrade():
         batch_op.create_index('ix_domains_website_id', ['website_id'], unique=False)
         batch_op.create_index('uq_domains_live_name', ['name'], unique=True, sqlite_where=sa.text('live'), postgresql_where=sa.text('live'))
 
+    op.create_table('filing_drafts',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('application_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('data', sa.Text(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['application_id'], ['applications.id'], name=op.f('fk_filing_drafts_application_id_applications')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_filing_drafts_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_filing_drafts')),
+    sa.UniqueConstraint('user_id', name=op.f('uq_filing_drafts_user_id'))
+    )
     op.create_table('isp_verifications',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('application_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -205,6 +216,7 @@ def downgrade():
         batch_op.drop_index('ix_isp_verifications_queue')
 
     op.drop_table('isp_verifications')
+    op.drop_table('filing_drafts')
     with op.batch_alter_table('domains', schema=None) as batch_op:
         batch_op.drop_index('uq_domains_live_name', sqlite_where=sa.text('live'), postgresql_where=sa.text('live'))
         batch_op.drop_index('ix_domains_website_id')

@@ -1,0 +1,56 @@
+"""黑名单: domains, certificate numbers and unit names refused at filing and approval (content admins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_admin.contrib.sqla.filters import FilterEqual
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import ColumnElement, or_, true
+from wtforms import SelectField
+
+from admin_views.base import SecureModelView
+from admin_views.labels import PROVINCE_NAMES, label
+from models import BlacklistEntry, BlacklistKind
+from permissions import Action
+from validators import normalise_domain
+from workflow import WorkflowError
+
+KIND_LABELS = {BlacklistKind.DOMAIN: _l("Domain"), BlacklistKind.CERTIFICATE_NUMBER: _l("Certificate number"),
+               BlacklistKind.UNIT_NAME: _l("Unit name")}
+
+
+class BlacklistView(SecureModelView):
+    access_action = Action.BLACKLIST_MANAGE
+    create_action = edit_action = delete_action = export_action = Action.BLACKLIST_MANAGE
+    audit_object = "blacklist"
+    column_list = ("kind", "value", "reason", "province_code", "created_at")
+    column_default_sort = ("id", True)
+    column_labels = {"kind": _l("Kind"), "value": _l("Value"), "reason": _l("Reason"),
+                     "province_code": _l("Province"), "created_at": _l("Created at")}
+    column_formatters = {"kind": lambda _v, _c, m, _n: label(KIND_LABELS, m.kind),
+                         "province_code": lambda _v, _c, m, _n: PROVINCE_NAMES.get(m.province_code, "")}
+    column_filters = (FilterEqual(BlacklistEntry.kind, _l("Kind"), options=[(str(k), KIND_LABELS[k])
+                                                                           for k in BlacklistKind]),
+                      FilterEqual(BlacklistEntry.value, _l("Value")))
+    form_columns = ("kind", "value", "reason")
+    form_overrides = {"kind": SelectField}
+    form_args = {"kind": {"choices": [(str(k), KIND_LABELS[k]) for k in BlacklistKind], "coerce": BlacklistKind}}
+
+    def scope(self) -> ColumnElement[bool]:
+        """A national content admin sees every entry; a provincial one the national and its own."""
+        if current_user.province_code is None:
+            return true()
+        return or_(BlacklistEntry.province_code.is_(None), BlacklistEntry.province_code == current_user.province_code)
+
+    def on_model_change(self, form: Any, model: BlacklistEntry, is_created: bool) -> None:
+        model.value = model.value.strip()
+        if model.kind == BlacklistKind.DOMAIN:
+            try:
+                model.value = normalise_domain(model.value)
+            except ValueError as error:
+                raise WorkflowError(str(error), "value") from error
+        if is_created:
+            model.province_code, model.created_by_id = current_user.province_code, current_user.id
+        super().on_model_change(form, model, is_created)

@@ -1,0 +1,353 @@
+"""ICP备案业务管理: applications with their queues (ISP, bureau, pre-approval), filings, certificates.
+
+Every button posts to a view method that calls workflow.py; nothing here changes a state itself.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import abort, flash, redirect, request
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_admin.contrib.sqla.filters import FilterEqual
+from flask_admin.helpers import get_redirect_target
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import ColumnElement, and_, select
+from werkzeug.wrappers import Response
+
+import certificates
+import permissions
+import workflow
+from admin_views.base import PageRowAction, PostRowAction, SecureModelView
+from admin_views.labels import PROVINCE_NAMES, label
+from extensions import db
+from models import (
+    Application,
+    ApplicationKind,
+    ApplicationState,
+    AuditEvent,
+    Certificate,
+    CertificateStatus,
+    Entity,
+    FilingStatus,
+    IspVerification,
+    PreapprovalItem,
+    ReviewState,
+    Role,
+    Website,
+)
+from permissions import Action
+
+STATE_LABELS = {ApplicationState.DRAFT: _l("Draft / returned"), ApplicationState.ISP_REVIEW: _l("ISP review"),
+                ApplicationState.BUREAU_REVIEW: _l("Bureau review"), ApplicationState.APPROVED: _l("Approved")}
+KIND_LABELS = {ApplicationKind.NEW_FILING: _l("New filing"), ApplicationKind.NEW_WEBSITE: _l("New website"),
+               ApplicationKind.NEW_ACCESS: _l("New access"), ApplicationKind.CHANGE: _l("Change"),
+               ApplicationKind.CANCEL_WEBSITE: _l("Cancel website"), ApplicationKind.CANCEL_ENTITY: _l("Cancel entity"),
+               ApplicationKind.CANCEL_ACCESS: _l("Cancel access")}
+FILING_STATUS_LABELS = {FilingStatus.DRAFT: _l("Not yet approved"), FilingStatus.ACTIVE: _l("Filed"),
+                        FilingStatus.NO_ACCESS: _l("No access"), FilingStatus.CANCELLED: _l("Cancelled"),
+                        FilingStatus.REVOKED: _l("Revoked")}
+REVIEW_LABELS = {ReviewState.PENDING: _l("Pending"), ReviewState.CONFIRMED: _l("Confirmed"),
+                 ReviewState.RETURNED: _l("Returned / disputed")}
+#: the fields a bureau can give a rejection reason for (SPEC §4: "a reason per field where it applies")
+REJECT_FIELDS = {"unit_name": _l("Unit name"), "certificate_number": _l("Certificate number"),
+                 "responsible": _l("Responsible person"), "websites": _l("Websites and domains"),
+                 "access": _l("Access"), "other": _l("Other")}
+
+
+def _progress(application: Application) -> str:
+    done = sum(v.state == ReviewState.CONFIRMED for v in application.verifications)
+    return f"{done}/{len(application.verifications)}" if application.verifications else "—"
+
+
+def _timeline(application: Application) -> list[AuditEvent]:
+    return list(db.session.scalars(select(AuditEvent).where(
+        AuditEvent.object_type == "application", AuditEvent.object_id == str(application.id),
+    ).order_by(AuditEvent.id)))
+
+
+class ApplicationView(SecureModelView):
+    """备案申请: every application within the user's scope, with the buttons of its stage."""
+
+    access_action = Action.FILING_LIST
+    audit_object = "application"
+    simple_list_pager = True
+    can_view_details = True
+    details_template = "admin/application_details.html"
+    column_list = ("id", "entity.unit_name", "province_code", "kind", "state", "progress", "submitted_at")
+    column_sortable_list = ("id",)
+    column_default_sort = ("id", True)
+    column_labels = {"id": _l("No."), "entity.unit_name": _l("Unit name"), "province_code": _l("Province"),
+                     "kind": _l("Kind"), "state": _l("State"), "progress": _l("ISP verification"),
+                     "submitted_at": _l("Submitted at")}
+    column_formatters = {
+        "province_code": lambda _v, _c, m, _n: PROVINCE_NAMES.get(m.province_code, ""),
+        "kind": lambda _v, _c, m, _n: label(KIND_LABELS, m.kind),
+        "state": lambda _v, _c, m, _n: label(STATE_LABELS, m.state),
+        "progress": lambda _v, _c, m, _n: _progress(m),
+    }
+    column_filters = (
+        FilterEqual(Application.state, _l("State"), options=[(str(s), STATE_LABELS[s]) for s in ApplicationState]),
+        FilterEqual(Application.province_code, _l("Province"), options=list(PROVINCE_NAMES.items())),
+    )
+    row_post_actions = (
+        PostRowAction("submit", _l("Submit"), "fa fa-paper-plane"),
+        PostRowAction("verify", _l("Verify"), "fa fa-check", _l("Confirm that you provide this access?")),
+    )
+    row_page_actions = (
+        PageRowAction("return", _l("Return"), ".return_view", "fa fa-undo"),
+        PageRowAction("approve", _l("Approve"), ".approve_view", "fa fa-stamp"),
+        PageRowAction("reject", _l("Reject"), ".reject_view", "fa fa-times"),
+    )
+
+    def scope(self) -> ColumnElement[bool]:
+        return permissions.application_scope(current_user)
+
+    # --- which buttons a row shows ---------------------------------------------------------------
+    def _pending_for_me(self, application: Application) -> bool:
+        return application.state == ApplicationState.ISP_REVIEW and any(
+            v.isp_id == current_user.id and v.state == ReviewState.PENDING for v in application.verifications)
+
+    def is_row_action_allowed(self, name: str, obj: Any) -> bool:
+        auditable = (obj.state == ApplicationState.BUREAU_REVIEW
+                     and permissions.may_audit(current_user, obj.province_code))
+        checks = {
+            "submit": lambda: obj.state == ApplicationState.DRAFT and current_user.role in (Role.ICP, Role.ISP),
+            "verify": lambda: self._pending_for_me(obj),
+            "return": lambda: self._pending_for_me(obj),
+            "approve": lambda: auditable,
+            "reject": lambda: auditable,
+        }
+        return name in checks and bool(checks[name]())
+
+    def run_row_action(self, name: str, obj: Application) -> str:
+        if name == "submit":
+            workflow.submit_application(current_user, obj)
+            return str(_l("Application %(id)s submitted.", id=obj.id))
+        workflow.isp_verify(current_user, obj)
+        return str(_l("Application %(id)s verified.", id=obj.id))
+
+    # --- pages that ask for more -------------------------------------------------------------------
+    def _allowed_application(self, name: str) -> Application:
+        application = self.get_one(request.args.get("id", ""))
+        if not self.is_row_action_allowed(name, application):
+            abort(404)
+        return application
+
+    def _back(self) -> str:
+        return get_redirect_target() or self.get_url(".index_view")
+
+    def _commit(self, run: Any, success: Any) -> bool:
+        try:
+            run()
+            db.session.commit()
+        except workflow.WorkflowError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+            return False
+        flash(success, "success")
+        return True
+
+    @expose("/return/", methods=("GET", "POST"))
+    def return_view(self) -> Any:
+        application = self._allowed_application("return")
+        if request.method == "POST" and FlaskForm().validate_on_submit() and self._commit(
+                lambda: workflow.isp_return(current_user, application, request.form.get("reason", "")),
+                _l("Application %(id)s returned.", id=application.id)):
+            return redirect(self._back())
+        return self.render("admin/reason_form.html", application=application, fields={"reason": _l("Reason")},
+                           title=_l("Return application %(id)s", id=application.id), form=FlaskForm())
+
+    @expose("/reject/", methods=("GET", "POST"))
+    def reject_view(self) -> Any:
+        application = self._allowed_application("reject")
+        if request.method == "POST" and FlaskForm().validate_on_submit() and self._commit(
+                lambda: workflow.reject(current_user, application,
+                                        {key: request.form.get(key, "") for key in REJECT_FIELDS}),
+                _l("Application %(id)s rejected.", id=application.id)):
+            return redirect(self._back())
+        return self.render("admin/reason_form.html", application=application, fields=REJECT_FIELDS,
+                           title=_l("Reject application %(id)s", id=application.id), form=FlaskForm())
+
+    @expose("/approve/", methods=("GET", "POST"))
+    def approve_view(self) -> Any:
+        """手工审核 (FAQ 32): one record; the number typed by the auditor or generated."""
+        application = self._allowed_application("approve")
+        if request.method == "POST" and FlaskForm().validate_on_submit() and self._commit(
+                lambda: workflow.approve(current_user, application, request.form.get("number", "").strip() or None),
+                _l("Application %(id)s approved.", id=application.id)):
+            return redirect(self._back())
+        return self.render("admin/approve_form.html", application=application, form=FlaskForm(),
+                           blockers=workflow.approval_blockers(application))
+
+    # --- 自动审核 (batch) --------------------------------------------------------------------------
+    def is_action_allowed(self, name: str) -> bool:
+        return name == "approve" and permissions.can(current_user, Action.FILING_AUDIT)
+
+    @action("approve", _l("Batch approve"))
+    def action_approve(self, ids: list[str]) -> Response:
+        return redirect(self.get_url(".batch_view", ids=",".join(ids), url=self._back()))
+
+    def _batch(self, ids: str) -> list[Application]:
+        wanted = [int(x) for x in ids.split(",") if x.isdigit()][:1000]
+        found = self.get_query().filter(Application.id.in_(wanted)).order_by(Application.id).all()
+        return [a for a in found if self.is_row_action_allowed("approve", a)]
+
+    @expose("/batch-approve/", methods=("GET", "POST"))
+    def batch_view(self) -> Any:
+        """A confirmation page that lists exactly what will be approved; numbers are generated."""
+        applications = self._batch(request.values.get("ids", ""))
+        if request.method == "POST" and FlaskForm().validate_on_submit() and applications and self._commit(
+                lambda: workflow.batch_approve(current_user, applications),
+                _l("%(count)s applications approved.", count=len(applications))):
+            return redirect(self._back())
+        return self.render("admin/batch_approve.html", applications=applications, form=FlaskForm(),
+                           ids=",".join(str(a.id) for a in applications),
+                           blockers={a.id: workflow.approval_blockers(a) for a in applications})
+
+    def render(self, template: str, **kwargs: Any) -> str:
+        if template == self.details_template and "model" in kwargs:
+            model = kwargs["model"]
+            kwargs.update(timeline=_timeline(model), reasons=json.loads(model.reasons or "{}"),
+                          review_labels=REVIEW_LABELS, state_labels=STATE_LABELS)
+        return super().render(template, **kwargs)
+
+
+class BureauQueueView(ApplicationView):
+    """待审核: the bureau's queue, its province only."""
+
+    access_action = Action.FILING_AUDIT
+
+    def scope(self) -> ColumnElement[bool]:
+        return and_(super().scope(), Application.state == ApplicationState.BUREAU_REVIEW)
+
+
+class IspQueueView(ApplicationView):
+    """待核实: applications waiting for this ISP's verification."""
+
+    access_action = Action.FILING_VERIFY
+
+    def scope(self) -> ColumnElement[bool]:
+        mine = select(IspVerification.application_id).where(
+            IspVerification.isp_id == current_user.id, IspVerification.state == ReviewState.PENDING)
+        return and_(Application.state == ApplicationState.ISP_REVIEW, Application.id.in_(mine))
+
+
+class PreapprovalQueueView(SecureModelView):
+    """前置审批: the items of the user's category (and province), confirmed or disputed one by one."""
+
+    access_action = Action.PREAPPROVAL_REVIEW
+    audit_object = "preapproval"
+    simple_list_pager = True
+    column_list = ("id", "website.entity.unit_name", "website.name", "category", "document_number", "state",
+                   "reason")
+    column_default_sort = ("id", True)
+    column_labels = {"id": _l("No."), "website.entity.unit_name": _l("Unit name"), "website.name": _l("Website"),
+                     "category": _l("Pre-approval category"), "document_number": _l("Document number"),
+                     "state": _l("State"), "reason": _l("Reason")}
+    column_formatters = {"state": lambda _v, _c, m, _n: label(REVIEW_LABELS, m.state)}
+    column_filters = (FilterEqual(PreapprovalItem.state, _l("State"),
+                                  options=[(str(s), REVIEW_LABELS[s]) for s in ReviewState]),)
+    row_post_actions = (PostRowAction("confirm", _l("Confirm"), "fa fa-check"),)
+    row_page_actions = (PageRowAction("dispute", _l("Dispute"), ".dispute_view", "fa fa-times"),)
+
+    def scope(self) -> ColumnElement[bool]:
+        criteria = PreapprovalItem.category == current_user.preapproval_category
+        if current_user.province_code:
+            in_province = select(Website.id).join(Entity).where(Entity.province_code == current_user.province_code)
+            criteria = and_(criteria, PreapprovalItem.website_id.in_(in_province))
+        return criteria
+
+    def is_row_action_allowed(self, name: str, obj: Any) -> bool:
+        return name in ("confirm", "dispute") and obj.state == ReviewState.PENDING
+
+    def run_row_action(self, name: str, obj: PreapprovalItem) -> str:
+        workflow.review_preapproval(current_user, obj, confirmed=True)
+        return str(_l("Pre-approval item %(id)s confirmed.", id=obj.id))
+
+    @expose("/dispute/", methods=("GET", "POST"))
+    def dispute_view(self) -> Any:
+        item = self.get_one(request.args.get("id", ""))
+        if not self.is_row_action_allowed("dispute", item):
+            abort(404)
+        if request.method == "POST" and FlaskForm().validate_on_submit():
+            try:
+                workflow.review_preapproval(current_user, item, confirmed=False, reason=request.form.get("reason", ""))
+                db.session.commit()
+            except workflow.WorkflowError as error:
+                db.session.rollback()
+                flash(error.message, "error")
+            else:
+                flash(_l("Pre-approval item %(id)s disputed.", id=item.id), "success")
+                return redirect(get_redirect_target() or self.get_url(".index_view"))
+        return self.render("admin/reason_form.html", application=None, fields={"reason": _l("Reason")},
+                           title=_l("Dispute pre-approval %(document)s", document=item.document_number),
+                           form=FlaskForm())
+
+
+class EntityView(SecureModelView):
+    """备案信息: the filings in scope; the owner downloads bazs.cert once approved (FAQ 40–41)."""
+
+    access_action = export_action = Action.FILING_LIST
+    audit_object = "entity"
+    simple_list_pager = True
+    can_view_details = True
+    details_template = "admin/entity_details.html"
+    column_list = ("number", "unit_name", "province_code", "status", "approved_at")
+    column_sortable_list = ("number",)
+    column_default_sort = ("id", True)
+    column_labels = {"number": _l("Filing number"), "unit_name": _l("Unit name"), "province_code": _l("Province"),
+                     "status": _l("Status"), "approved_at": _l("Approved at")}
+    column_formatters = {"province_code": lambda _v, _c, m, _n: PROVINCE_NAMES.get(m.province_code, ""),
+                         "status": lambda _v, _c, m, _n: label(FILING_STATUS_LABELS, m.status)}
+    column_filters = (
+        FilterEqual(Entity.province_code, _l("Province"), options=list(PROVINCE_NAMES.items())),
+        FilterEqual(Entity.status, _l("Status"), options=[(str(s), FILING_STATUS_LABELS[s]) for s in FilingStatus]),
+        FilterEqual(Entity.number, _l("Filing number")),
+    )
+    row_page_actions = (PageRowAction("download", _l("Download certificate"), ".certificate_view",
+                                      "fa fa-download"),)
+
+    def scope(self) -> ColumnElement[bool]:
+        return permissions.entity_scope(current_user)
+
+    def is_row_action_allowed(self, name: str, obj: Any) -> bool:
+        return name == "download" and current_user.role == Role.ICP
+
+    def _current_certificate(self, entity: Entity) -> Certificate | None:
+        return db.session.scalar(select(Certificate).where(
+            Certificate.entity_id == entity.id, Certificate.status == CertificateStatus.CURRENT))
+
+    @expose("/certificate/")
+    def certificate_view(self) -> Any:
+        """备案/许可证下载: bazs.cert once approved; before that, FAQ 40's message."""
+        entity = self.get_one(request.args.get("id", ""))
+        certificate = self._current_certificate(entity)
+        if entity.status != FilingStatus.ACTIVE or certificate is None:
+            flash(_l("Your filing has not been approved yet: the certificate cannot be downloaded."), "error")
+            return redirect(get_redirect_target() or self.get_url(".index_view"))
+        return Response(certificate.token, mimetype="application/jose", headers={
+            "Content-Disposition": 'attachment; filename="bazs.cert"'})
+
+    def render(self, template: str, **kwargs: Any) -> str:
+        if template == self.details_template and "model" in kwargs:
+            certificate = self._current_certificate(kwargs["model"])
+            kwargs["certificate"] = certificate and _decoded(certificate.token)
+            kwargs["status_labels"] = FILING_STATUS_LABELS
+        return super().render(template, **kwargs)
+
+
+def _decoded(token: str) -> dict[str, Any]:
+    """证书分解 (FAQ 33): the payload and whether its signature verifies, with the reason if not."""
+    try:
+        return {"payload": certificates.verify(token, certificates.keyring().jwks()), "valid": True, "reason": ""}
+    except certificates.CertificateError as error:
+        try:
+            payload = certificates.decode(token)[1]
+        except certificates.CertificateError:
+            payload = {}
+        return {"payload": payload, "valid": False, "reason": error.message}
