@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 import audit
+import certificates
+import demo
 import notify
 import workflow
 from admin_views import init_admin
@@ -26,7 +29,7 @@ from admin_views.labels import ACTION_LABELS, ROLE_LABELS, label
 from auth import bp as auth_bp
 from config import BASE_DIR, from_environment, load_or_create_secret_key
 from extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
-from models import Role, User
+from models import Certificate, CertificateStatus, Entity, Role, User
 from seed_data import seed_code_tables
 
 MIGRATIONS_DIR = str(BASE_DIR / "migrations")
@@ -169,6 +172,36 @@ def register_cli(app: Flask) -> None:
     def outbox_run(once: bool, interval: float) -> None:
         """Deliver queued e-mail and SMS, retrying failures with back-off."""
         notify.run_worker(interval, once)
+
+    @app.cli.command("seed-demo")
+    @click.option("--filings", default=1000, show_default=True, help="How many filings to add.")
+    @click.option("--password", envvar="DEMO_PASSWORD", default="Demo-pass-2026", show_default=True,
+                  help="Password of the demo accounts it creates (demo_isp_*, demo_bureau_*, demo_news).")
+    def seed_demo_command(filings: int, password: str) -> None:
+        """Realistic filings in every province, ISP and state (approved ones signed)."""
+        started = time.perf_counter()
+        summary = demo.seed(filings, password)
+        summary["seconds"] = round(time.perf_counter() - started, 1)
+        click.echo(json.dumps(summary, ensure_ascii=False))
+
+    @app.cli.group("keys")
+    def keys_group() -> None:
+        """Certificate signing keys (instance/keys/)."""
+
+    @keys_group.command("rotate")
+    def keys_rotate() -> None:
+        """Add a new signing key; the old ones keep verifying what they signed."""
+        click.echo(f"new signing key: {certificates.keyring().rotate()}")
+
+    @app.cli.command("certificate")
+    @click.argument("number")
+    def certificate_command(number: str) -> None:
+        """Print the current bazs.cert of the entity with this filing number."""
+        token = db.session.scalar(select(Certificate.token).join(Entity).where(
+            Entity.number == number, Certificate.status == CertificateStatus.CURRENT))
+        if token is None:
+            raise click.ClickException(f"no current certificate for {number}")
+        click.echo(token)
 
     @app.cli.group("audit")
     def audit_group() -> None:

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ class CertificateError(Exception):
 @dataclass
 class KeyRing:
     folder: Path
+    _loaded: dict[str, Ed25519PrivateKey] = field(default_factory=dict, repr=False)
+    _current: str | None = field(default=None, repr=False)
 
     @classmethod
     def at(cls, instance_path: str | Path) -> KeyRing:
@@ -75,15 +77,21 @@ class KeyRing:
         current = self.folder / "current.tmp"
         current.write_text(kid)
         current.replace(self.folder / "current")
+        self._current = kid
         return kid
 
     def current_kid(self) -> str:
-        return (self.folder / "current").read_text().strip()
+        """The signing key. Cached per process: a rotation by another process is seen after a restart."""
+        if self._current is None:
+            self._current = (self.folder / "current").read_text().strip()
+        return self._current
 
     def private_key(self, kid: str) -> Ed25519PrivateKey:
-        key = serialization.load_pem_private_key((self.folder / f"{kid}.pem").read_bytes(), password=None)
-        assert isinstance(key, Ed25519PrivateKey)
-        return key
+        if kid not in self._loaded:
+            key = serialization.load_pem_private_key((self.folder / f"{kid}.pem").read_bytes(), password=None)
+            assert isinstance(key, Ed25519PrivateKey)
+            self._loaded[kid] = key
+        return self._loaded[kid]
 
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
         return {path.stem: self.private_key(path.stem).public_key() for path in sorted(self.folder.glob("*.pem"))}

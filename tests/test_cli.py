@@ -35,3 +35,28 @@ def test_init_prints_a_generated_password_once(app) -> None:
     first = runner.invoke(args=["init"])
     assert "password (shown once" in first.output
     assert "password (shown once" not in runner.invoke(args=["init"]).output
+
+
+def test_keys_rotate_and_certificate_command(app, users) -> None:
+    import certificates
+    import workflow
+    from tests.filing_factories import filed_by_isp
+    from tests.helpers import user_named
+
+    with app.app_context():
+        application = filed_by_isp(user_named(users["isp"]), 77)
+        workflow.approve(user_named(users["bureau"]), application)
+        db.session.commit()
+        number = application.entity.number
+        first_kid = certificates.keyring().current_kid()
+    runner = app.test_cli_runner()
+    printed = runner.invoke(args=["certificate", number])
+    assert printed.exit_code == 0
+    token = printed.output.strip()
+    rotated = runner.invoke(args=["keys", "rotate"])
+    assert rotated.exit_code == 0
+    with app.app_context():
+        ring = certificates.keyring()
+        assert ring.current_kid() != first_kid and len(ring.jwks()["keys"]) == 2
+        assert certificates.verify(token, ring.jwks())["entity_number"] == number
+    assert runner.invoke(args=["certificate", "津ICP备99999999号"]).exit_code != 0

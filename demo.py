@@ -1,0 +1,206 @@
+"""`flask --app app seed-demo --filings N`: realistic filings in every province, ISP and state, fast.
+
+Rows are written in batches with explicit ids (Core inserts, no ORM objects): 1,000,000 filings
+fit in minutes on SQLite. Approved filings get real numbers (the counters are advanced past them)
+and real signed certificates. Accounts it needs (two ISPs and a bureau per province, a news
+pre-approval authority) are created through the workflow, with the password given.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+import certificates
+import workflow
+from extensions import db
+from models import (
+    Access,
+    Application,
+    ApplicationKind,
+    ApplicationState,
+    Certificate,
+    CertificateStatus,
+    Domain,
+    Entity,
+    FilingStatus,
+    IspVerification,
+    NumberCounter,
+    PreapprovalItem,
+    Province,
+    ReviewState,
+    Role,
+    User,
+    Website,
+    utcnow,
+)
+from numbering import filing_number, website_number
+from validators import credit_code_check_char, org_code_check_char
+
+BATCH = 10000
+WORDS = ("华信", "恒通", "瑞丰", "中科", "博远", "云海", "天成", "海川", "鼎新", "创联", "星辰", "安和")
+TRADES = ("科技", "信息技术", "网络", "文化传媒", "电子商务", "教育咨询", "软件", "数据服务")
+#: share of filings in each state: mostly approved, the rest spread over the queues
+STATES = [ApplicationState.APPROVED] * 7 + [ApplicationState.BUREAU_REVIEW, ApplicationState.ISP_REVIEW,
+                                              ApplicationState.DRAFT]
+
+
+@dataclass
+class Staff:
+    isps: dict[str, list[int]]  # province code → ISP user ids
+    created: list[str]
+
+
+def credit_code(n: int) -> str:
+    """A valid unified social credit code for the n-th demo entity (distinct for n < 10^8)."""
+    for last in "0123456789ABCDEFGHJKLMNPQRTUWXY":
+        body = f"{n % 10**7:07d}{last}"
+        organisation = body + org_code_check_char(body)
+        if organisation[-1] != "X":
+            first17 = f"9{(n // 10**7) % 10}110000{organisation}"
+            return first17 + credit_code_check_char(first17)
+    raise AssertionError("no body without an X check character")
+
+
+def ensure_staff(password: str) -> Staff:
+    provinces = list(db.session.scalars(select(Province).order_by(Province.sort_order)))
+    existing = set(db.session.scalars(select(User.username).where(User.username.like("demo_%"))))
+    created = []
+    accounts = [(f"demo_isp_{p.code[:2]}_{i}", Role.ISP, p, f"{p.name[:2]}第{i}数据中心有限公司")
+                for p in provinces for i in (1, 2)]
+    accounts += [(f"demo_bureau_{p.code[:2]}", Role.BUREAU, p, f"{p.name}通信管理局") for p in provinces]
+    for username, role, province, organisation in accounts:
+        if username not in existing:
+            workflow.create_user(None, workflow.UserData(
+                username=username, role=role, password=password, province_code=province.code,
+                organisation=organisation, contact_name="演示联系人", mobile="13800000000",
+                email=f"{username}@demo.example.cn"))
+            created.append(username)
+    if "demo_news" not in existing:
+        workflow.create_user(None, workflow.UserData(
+            username="demo_news", role=Role.PREAPPROVAL, password=password, preapproval_category="1",
+            contact_name="演示联系人", mobile="13800000000", email="demo_news@demo.example.cn"))
+        created.append("demo_news")
+    db.session.commit()
+    isps: dict[str, list[int]] = {}
+    for user_id, province_code in db.session.execute(select(User.id, User.province_code).where(
+            User.role == Role.ISP, User.username.like("demo_isp_%"))):
+        isps.setdefault(province_code, []).append(user_id)
+    return Staff(isps=isps, created=created)
+
+
+def _next_id(model: type) -> int:
+    return (db.session.scalar(select(func.max(model.id))) or 0) + 1
+
+
+def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: certificates.KeyRing,
+          ids: dict[str, int], seq: dict[str, int], year: int) -> Iterator[dict[str, list[dict]]]:
+    rng = random.Random(start)
+    now = utcnow()
+    for first in range(start, start + n, BATCH):
+        batch: dict[str, list[dict]] = {name: [] for name in (
+            "entities", "websites", "domains", "accesses", "applications", "verifications", "preapprovals",
+            "certificates")}
+        for i in range(first, min(start + n, first + BATCH)):
+            province = provinces[i % len(provinces)]
+            state = STATES[rng.randrange(len(STATES))]
+            isp_id = rng.choice(staff.isps[province.code])
+            approved = state == ApplicationState.APPROVED
+            entity_id, website_id = ids["entity"] + i - start, ids["website"] + i - start
+            number = None
+            if approved:
+                seq[province.code] += 1
+                number = filing_number(province.abbr, year, seq[province.code])
+            name = f"{province.name[:2]}{WORDS[i % len(WORDS)]}{TRADES[i % len(TRADES)]}有限公司{i}"
+            domain = f"demo{i}.cn"
+            when = now - timedelta(minutes=rng.randrange(0, 525_600))
+            batch["entities"].append({
+                "id": entity_id, "owner_id": None, "province_code": province.code, "unit_name": name,
+                "unit_nature": "4", "certificate_type": "1", "certificate_number": credit_code(i),
+                "address": f"{province.name}某区某路{i % 999 + 1}号", "responsible_name": "张三",
+                "responsible_id_number": "11010519491231002X", "responsible_mobile": "13900000000",
+                "responsible_email": f"owner{i}@demo.example.cn", "commercial": False,
+                "status": FilingStatus.ACTIVE if approved else FilingStatus.DRAFT, "number": number,
+                "licence_number": None, "website_seq": 1 if approved else 0,
+                "approved_at": when if approved else None, "created_at": when})
+            batch["websites"].append({
+                "id": website_id, "entity_id": entity_id, "name": f"{name[:-4]}官网", "home_url": f"http://www.{domain}/",
+                "service_content": "2", "languages": "1", "responsible_name": "张三",
+                "responsible_mobile": "13900000000", "bbs": False, "bbs_sections": "",
+                "status": FilingStatus.ACTIVE if approved else FilingStatus.DRAFT,
+                "number": website_number(number, 1) if approved else None, "approved_at": when if approved else None})
+            batch["domains"] += [{"website_id": website_id, "name": f"www.{domain}", "live": True},
+                                 {"website_id": website_id, "name": domain, "live": True}]
+            batch["accesses"].append({"website_id": website_id, "isp_id": isp_id, "method": "2",
+                                      "server_province_code": province.code, "ip_ranges": "", "live": True})
+            application_id = ids["application"] + i - start
+            batch["applications"].append({
+                "id": application_id, "entity_id": entity_id, "province_code": province.code,
+                "kind": ApplicationKind.NEW_FILING, "state": state, "submitted_by_id": isp_id,
+                "submitted_at": None if state == ApplicationState.DRAFT else when,
+                "decided_by_id": None, "decided_at": when if approved else None, "reasons": "{}"})
+            if state != ApplicationState.DRAFT:
+                batch["verifications"].append({
+                    "application_id": application_id, "isp_id": isp_id,
+                    "state": ReviewState.PENDING if state == ApplicationState.ISP_REVIEW else ReviewState.CONFIRMED,
+                    "reason": "", "at": None if state == ApplicationState.ISP_REVIEW else when})
+            if i % 50 == 0:
+                batch["preapprovals"].append({"website_id": website_id, "category": "1",
+                                              "document_number": f"新闻[{year}]{i}号",
+                                              "state": ReviewState.CONFIRMED if approved else ReviewState.PENDING,
+                                              "reason": "", "reviewer_id": None, "reviewed_at": None})
+            if approved:
+                certificate_id = str(uuid.uuid4())
+                payload = {"certificate_id": certificate_id, "kind": "filing", "entity_number": number,
+                           "licence_number": None, "unit_name": name, "province": province.name,
+                           "websites": [{"number": website_number(number, 1), "name": f"{name[:-4]}官网",
+                                         "domains": [f"www.{domain}", domain], "home_url": f"http://www.{domain}/"}],
+                           "issuer": f"{province.name}通信管理局", "issued_at": when.strftime("%Y-%m-%d")}
+                batch["certificates"].append({"id": certificate_id, "entity_id": entity_id,
+                                              "kid": ring.current_kid(), "token": ring.sign(payload),
+                                              "status": CertificateStatus.CURRENT, "issued_at": when})
+        yield batch
+
+
+TABLES = {"entities": Entity, "websites": Website, "domains": Domain, "accesses": Access,
+          "applications": Application, "verifications": IspVerification, "preapprovals": PreapprovalItem,
+          "certificates": Certificate}
+
+
+def seed(filings: int, password: str) -> dict[str, object]:
+    staff = ensure_staff(password)
+    provinces = list(db.session.scalars(select(Province).order_by(Province.sort_order)))
+    year = utcnow().year
+    seq = {}
+    for province in provinces:
+        counter = db.session.scalar(select(NumberCounter.last).where(
+            NumberCounter.province_code == province.code, NumberCounter.kind == "filing",
+            NumberCounter.year == year % 100))
+        seq[province.code] = counter or 0
+    ids = {"entity": _next_id(Entity), "website": _next_id(Website), "application": _next_id(Application)}
+    start = ids["entity"]  # also makes names, domains and credit codes unique across runs
+    ring = certificates.keyring()
+    for batch in _rows(filings, start, provinces, staff, ring, ids, seq, year):
+        for name, rows in batch.items():
+            if rows:
+                db.session.execute(TABLES[name].__table__.insert(), rows)
+        db.session.commit()
+    for province in provinces:
+        counter = db.session.scalar(select(NumberCounter).where(
+            NumberCounter.province_code == province.code, NumberCounter.kind == "filing",
+            NumberCounter.year == year % 100))
+        if counter is None:
+            db.session.add(NumberCounter(province_code=province.code, kind="filing", year=year % 100,
+                                         last=seq[province.code]))
+        else:
+            counter.last = seq[province.code]
+    workflow.audit.record("demo.seeded", object_type="demo", changes={"filings": filings}, actor_username="cli")
+    db.session.commit()
+    return {"filings": filings, "accounts_created": staff.created, "approved_share": "70%",
+            "counters": json.dumps({p.abbr: seq[p.code] for p in provinces[:3]}, ensure_ascii=False)}
