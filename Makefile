@@ -39,6 +39,7 @@ test: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 
 bench: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/filings.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

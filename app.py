@@ -29,7 +29,7 @@ from admin_views.labels import ACTION_LABELS, ROLE_LABELS, label
 from auth import bp as auth_bp
 from config import BASE_DIR, from_environment, load_or_create_secret_key
 from extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
-from models import Certificate, CertificateStatus, Entity, Role, User
+from models import ApplicationState, Certificate, CertificateStatus, Entity, Role, User
 from seed_data import seed_code_tables
 
 MIGRATIONS_DIR = str(BASE_DIR / "migrations")
@@ -177,10 +177,13 @@ def register_cli(app: Flask) -> None:
     @click.option("--filings", default=1000, show_default=True, help="How many filings to add.")
     @click.option("--password", envvar="DEMO_PASSWORD", default="Demo-pass-2026", show_default=True,
                   help="Password of the demo accounts it creates (demo_isp_*, demo_bureau_*, demo_news).")
-    def seed_demo_command(filings: int, password: str) -> None:
+    @click.option("--state", type=click.Choice([s.value for s in ApplicationState]), default=None,
+                  help="Only this state (default: a realistic mix).")
+    @click.option("--province", default=None, help="Only this province (GB/T 2260 code; default: all).")
+    def seed_demo_command(filings: int, password: str, state: str | None, province: str | None) -> None:
         """Realistic filings in every province, ISP and state (approved ones signed)."""
         started = time.perf_counter()
-        summary = demo.seed(filings, password)
+        summary = demo.seed(filings, password, ApplicationState(state) if state else None, province)
         summary["seconds"] = round(time.perf_counter() - started, 1)
         click.echo(json.dumps(summary, ensure_ascii=False))
 

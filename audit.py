@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from flask import has_request_context, request
@@ -27,7 +28,7 @@ def canonical_json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def event_hash(row: AuditEvent) -> str:
+def event_hash(row: AuditEvent | SimpleNamespace) -> str:
     """The hash of one row's content and the hash of the row before it."""
     content = [
         row.prev_hash,
@@ -65,44 +66,52 @@ def _locked_head() -> AuditHead:
     return head
 
 
-def record(
-    action: str,
-    *,
-    object_type: str = "",
-    object_id: object = "",
-    changes: dict[str, Any] | None = None,
-    province_code: str | None = None,
-    actor: User | None = None,
-    actor_username: str | None = None,
-) -> AuditEvent:
+def _row(action: str, *, object_type: str = "", object_id: object = "", changes: dict[str, Any] | None = None,
+         province_code: str | None = None, actor: User | None = None, actor_username: str | None = None,
+         prev_hash: str) -> dict[str, Any]:
+    actor = actor if actor is not None else _current_actor()
+    row = {
+        "at": utcnow(),
+        "actor_id": actor.id if actor else None,
+        "actor_username": actor.username if actor else (actor_username or ""),
+        "actor_role": str(actor.role) if actor else "",
+        "province_code": province_code if province_code is not None else (actor.province_code if actor else None),
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "changes": canonical_json(changes or {}),
+        "ip": _client_address(),
+        "prev_hash": prev_hash,
+    }
+    row["hash"] = event_hash(SimpleNamespace(**row))
+    return row
+
+
+def record(action: str, **fields: Any) -> AuditEvent:
     """Append one event in the caller's transaction (it commits or rolls back with the change).
 
-    `province_code` is the province the event concerns, which scopes it for bureaus;
-    by default the actor's own province.
+    Fields: object_type, object_id, changes, province_code (the province the event concerns,
+    which scopes it for bureaus; by default the actor's), actor, actor_username.
     """
-    actor = actor if actor is not None else _current_actor()
     head = _locked_head()
-    row = AuditEvent(
-        at=utcnow(),
-        actor_id=actor.id if actor else None,
-        actor_username=actor.username if actor else (actor_username or ""),
-        actor_role=str(actor.role) if actor else "",
-        province_code=province_code if province_code is not None else (
-            actor.province_code if actor else None
-        ),
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        changes=canonical_json(changes or {}),
-        ip=_client_address(),
-        prev_hash=head.last_hash,
-    )
-    row.hash = event_hash(row)
+    row = AuditEvent(**_row(action, prev_hash=head.last_hash, **fields))
     db.session.add(row)
     db.session.flush()
-    head.last_hash = row.hash
-    head.last_event_id = row.id
+    head.last_hash, head.last_event_id = row.hash, row.id
     return row
+
+
+def record_many(events: list[tuple[str, dict[str, Any]]]) -> None:
+    """Append many events at once (a batch approval): one lock of the head, one multi-row insert."""
+    if not events:
+        return
+    head = _locked_head()
+    rows = []
+    for action, fields in events:
+        rows.append(_row(action, prev_hash=rows[-1]["hash"] if rows else head.last_hash, **fields))
+    db.session.execute(AuditEvent.__table__.insert(), rows)
+    head.last_hash = rows[-1]["hash"]
+    head.last_event_id = db.session.scalar(select(AuditEvent.id).where(AuditEvent.hash == head.last_hash))
 
 
 @dataclass(frozen=True)

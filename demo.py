@@ -100,7 +100,8 @@ def _next_id(model: type) -> int:
 
 
 def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: certificates.KeyRing,
-          ids: dict[str, int], seq: dict[str, int], year: int) -> Iterator[dict[str, list[dict]]]:
+          ids: dict[str, int], seq: dict[str, int], year: int,
+          states: list[ApplicationState]) -> Iterator[dict[str, list[dict]]]:
     rng = random.Random(start)
     now = utcnow()
     for first in range(start, start + n, BATCH):
@@ -109,7 +110,7 @@ def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: cer
             "certificates")}
         for i in range(first, min(start + n, first + BATCH)):
             province = provinces[i % len(provinces)]
-            state = STATES[rng.randrange(len(STATES))]
+            state = states[rng.randrange(len(states))]
             isp_id = rng.choice(staff.isps[province.code])
             approved = state == ApplicationState.APPROVED
             entity_id, website_id = ids["entity"] + i - start, ids["website"] + i - start
@@ -173,9 +174,12 @@ TABLES = {"entities": Entity, "websites": Website, "domains": Domain, "accesses"
           "certificates": Certificate}
 
 
-def seed(filings: int, password: str) -> dict[str, object]:
+def seed(filings: int, password: str, state: ApplicationState | None = None,
+         province_code: str | None = None) -> dict[str, object]:
+    """Add `filings` filings; by default in every state and province, or only in the ones given."""
     staff = ensure_staff(password)
-    provinces = list(db.session.scalars(select(Province).order_by(Province.sort_order)))
+    provinces = list(db.session.scalars(select(Province).where(
+        Province.code == province_code if province_code else Province.active).order_by(Province.sort_order)))
     year = utcnow().year
     seq = {}
     for province in provinces:
@@ -186,7 +190,7 @@ def seed(filings: int, password: str) -> dict[str, object]:
     ids = {"entity": _next_id(Entity), "website": _next_id(Website), "application": _next_id(Application)}
     start = ids["entity"]  # also makes names, domains and credit codes unique across runs
     ring = certificates.keyring()
-    for batch in _rows(filings, start, provinces, staff, ring, ids, seq, year):
+    for batch in _rows(filings, start, provinces, staff, ring, ids, seq, year, [state] if state else STATES):
         for name, rows in batch.items():
             if rows:
                 db.session.execute(TABLES[name].__table__.insert(), rows)

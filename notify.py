@@ -43,6 +43,16 @@ def queue_email(recipient: str, subject: str, body: str, *, sensitive: bool = Fa
     return message
 
 
+def queue_emails(messages: list[dict[str, Any]]) -> None:
+    """Many e-mails in one multi-row insert (a batch approval); keys as `queue_email`'s arguments."""
+    now = utcnow()
+    db.session.execute(OutboxMessage.__table__.insert(), [{
+        "channel": MessageChannel.EMAIL, "recipient": m["recipient"], "subject": m["subject"], "body": m["body"],
+        "attachment_name": m.get("attachment_name"), "attachment": m.get("attachment"),
+        "sensitive": m.get("sensitive", False), "status": MessageStatus.QUEUED, "attempts": 0,
+        "next_attempt_at": now, "last_error": "", "created_at": now} for m in messages])
+
+
 def queue_sms(mobile: str, text: str, *, sensitive: bool = False) -> OutboxMessage:
     message = OutboxMessage(channel=MessageChannel.SMS, recipient=mobile, subject="", body=text,
                             sensitive=sensitive, status=MessageStatus.QUEUED, attempts=0,

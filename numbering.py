@@ -48,14 +48,21 @@ def _number_taken(column, number: str) -> bool:
     return db.session.scalar(select(Entity.id).where(column == number).limit(1)) is not None
 
 
-def allocate_filing_number(province: Province, year: int) -> str:
-    """The next 主体备案号 of the province and year; skips any number typed by an auditor."""
+def allocate_filing_numbers(province: Province, year: int, count: int) -> list[str]:
+    """The next `count` 主体备案号 of the province and year, skipping any typed by an auditor."""
     counter = _locked_counter(province.code, "filing", year % 100)
-    while True:
-        counter.last += 1
-        number = filing_number(province.abbr, year, counter.last)
-        if not _number_taken(Entity.number, number):
-            return number
+    numbers: list[str] = []
+    while len(numbers) < count:
+        wanted = count - len(numbers)
+        candidates = [filing_number(province.abbr, year, counter.last + i) for i in range(1, wanted + 1)]
+        counter.last += wanted
+        taken = set(db.session.scalars(select(Entity.number).where(Entity.number.in_(candidates))))
+        numbers += [number for number in candidates if number not in taken]
+    return numbers
+
+
+def allocate_filing_number(province: Province, year: int) -> str:
+    return allocate_filing_numbers(province, year, 1)[0]
 
 
 def allocate_licence_number(province: Province) -> str:

@@ -1,0 +1,100 @@
+"""Filing benchmarks (issue #4): batch approval throughput, and queue/list pages at 1,000 vs 1,000,000.
+
+    python bench/filings.py                    # both; the 1,000,000-filing database is built once
+    BENCH_FILINGS=200000 python bench/filings.py
+
+Prints approvals/s for a 10,000-application batch (numbers + certificates + e-mails + audit events,
+one transaction) and, for the bureau's queue and the filings list filtered by province, the median
+render time of 5 requests at each size and their ratio.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flask_migrate import upgrade
+from sqlalchemy import select, update
+
+import demo
+import workflow
+from app import MIGRATIONS_DIR, create_app, ensure_first_miit_account
+from extensions import db
+from models import Application, ApplicationState, PreapprovalItem, ReviewState, User
+from seed_data import seed_code_tables
+
+PASSWORD = "Bench-pass-2026"
+BIG = int(os.environ.get("BENCH_FILINGS", "1000000"))
+
+
+def fresh_app(folder: Path):
+    app = create_app({"INSTANCE_PATH": str(folder), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'b.db'}",
+                      "SECRET_KEY": "bench", "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000", "TESTING": True,
+                      "CAPTCHA_FIXED_ANSWER": "BNCH", "WTF_CSRF_ENABLED": False, "MIIT_ADMIN_PASSWORD": PASSWORD})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS_DIR)
+        seed_code_tables()
+        ensure_first_miit_account()
+        db.session.commit()
+    return app
+
+
+def batch_approval(count: int = 10000) -> None:
+    app = fresh_app(Path(tempfile.mkdtemp(prefix="beian-approve-")))
+    with app.app_context():
+        demo.seed(count, PASSWORD, ApplicationState.BUREAU_REVIEW, "120000")
+        db.session.execute(update(PreapprovalItem).values(state=ReviewState.CONFIRMED))  # the authority agreed
+        bureau = db.session.scalar(select(User).where(User.username == "demo_bureau_12"))
+        applications = list(db.session.scalars(select(Application).where(
+            Application.state == ApplicationState.BUREAU_REVIEW).order_by(Application.id)))
+        started = time.perf_counter()
+        workflow.batch_approve(bureau, applications)
+        db.session.commit()
+        seconds = time.perf_counter() - started
+    print(f"batch approval: {len(applications):,} applications in {seconds:.1f} s = "
+          f"{len(applications) / seconds:,.0f} approvals/s (numbers, certificates, e-mails, audit events)")
+
+
+def median_ms(client, path: str) -> float:
+    timings = []
+    for _ in range(6):
+        started = time.perf_counter()
+        response = client.get(path)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (path, response.status_code)
+    return statistics.median(timings[1:])  # the first request warms the caches
+
+
+def pages(size: int) -> dict[str, float]:
+    app = fresh_app(Path(tempfile.mkdtemp(prefix=f"beian-list-{size}-")))
+    with app.app_context():
+        started = time.perf_counter()
+        demo.seed(size, PASSWORD)
+        print(f"seed-demo --filings {size:,}: {time.perf_counter() - started:.0f} s")
+        db.session.execute(db.text("ANALYZE"))
+        db.session.commit()
+    client = app.test_client()
+    client.get("/captcha.png")
+    assert client.post("/login", data={"username": "demo_bureau_12", "password": PASSWORD,
+                                       "captcha": "BNCH"}).status_code == 302
+    return {"bureau queue": median_ms(client, "/admin/bureau_queue/"),
+            "filings list, province 天津": median_ms(client, "/admin/filings/?flt0_0=120000"),
+            "applications list, page 100": median_ms(client, "/admin/applications/?page=99")}
+
+
+def main() -> None:
+    batch_approval()
+    small, big = pages(1000), pages(BIG)
+    print(f"\n{'page':32} {'1,000 ms':>10} {f'{BIG:,} ms':>14} {'ratio':>7}")
+    for name in small:
+        print(f"{name:32} {small[name]:10.1f} {big[name]:14.1f} {big[name] / small[name]:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
