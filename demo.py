@@ -206,5 +206,5 @@ def seed(filings: int, password: str, state: ApplicationState | None = None,
             counter.last = seq[province.code]
     workflow.audit.record("demo.seeded", object_type="demo", changes={"filings": filings}, actor_username="cli")
     db.session.commit()
-    return {"filings": filings, "accounts_created": staff.created, "approved_share": "70%",
+    return {"filings": filings, "accounts_created": len(staff.created), "approved_share": "70%",
             "counters": json.dumps({p.abbr: seq[p.code] for p in provinces[:3]}, ensure_ascii=False)}

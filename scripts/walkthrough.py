@@ -191,6 +191,84 @@ def owner_journey(page: Page, registry: Registry, out: Path) -> None:
     sign_in(page, base, "zhou_site", "Recovered-pass-9")
     page.goto(f"{base}/admin/account/")
     page.screenshot(path=out / "19-personal-information.png")
+    sign_out(page)
+
+
+def filing_journey(page: Page, registry: Registry, out: Path) -> None:
+    """Issue #4: the owner files through the wizard (a mistake first), the ISP verifies, the bureau
+    batch-approves its queue (50 seeded applications and the owner's), the owner downloads bazs.cert."""
+    base = registry.base
+    with registry.app.app_context():
+        from sqlalchemy import update
+
+        import demo
+        from models import ApplicationState, PreapprovalItem, ReviewState
+
+        demo.seed(50, "Demo-pass-2026", ApplicationState.BUREAU_REVIEW, "120000")
+        db.session.execute(update(PreapprovalItem).values(state=ReviewState.CONFIRMED))  # the authority agreed
+        db.session.commit()
+    sign_in(page, base, "zhou_site", "Recovered-pass-9")
+    page.goto(f"{base}/admin/filing/")
+    entity = {"unit_name": "天津周八科技有限公司", "certificate_number": "91350100M000100Y44",
+              "address": "天津市河西区某路8号", "responsible_name": "周八",
+              "responsible_id_number": "11010519491231002X",
+              "responsible_mobile": "13611112222", "responsible_email": "zhou@example.cn"}
+    page.select_option("#province_code", "120000")
+    page.select_option("#unit_nature", "4")
+    page.select_option("#certificate_type", "1")
+    for name, value in entity.items():
+        page.fill(f"#{name}", value)
+    page.click("button:has-text('下一步')")
+    expect(page.locator(".invalid-feedback").first).to_contain_text("校验码不正确")
+    page.screenshot(path=out / "20-wizard-entity-mistake.png", full_page=True)
+    page.fill("#certificate_number", "91350100M000100Y43")
+    page.click("button:has-text('下一步')")
+    for name, value in {"name": "周八科技官网", "domains": "www.zhouba.cn\nzhouba.cn",
+                        "home_url": "http://www.zhouba.cn/"}.items():
+        page.fill(f"#{name}", value)
+    page.click("button:has-text('保存网站')")
+    expect(page.locator(".alert-success")).to_be_visible()
+    page.screenshot(path=out / "21-wizard-websites.png", full_page=True)
+    page.goto(f"{base}/admin/filing/access/?q=数据中心")
+    page.select_option("#isp_id", label="天津某数据中心有限公司")
+    page.select_option("#method", "2")
+    page.select_option("#server_province_code", "120000")
+    page.fill("#ip_start", "203.0.113.10")
+    page.fill("#ip_end", "203.0.113.20")
+    page.screenshot(path=out / "22-wizard-access.png", full_page=True)
+    page.click("button:has-text('添加')")
+    page.goto(f"{base}/admin/filing/preview/")
+    page.screenshot(path=out / "23-wizard-preview.png", full_page=True)
+    page.click("button:has-text('提交')")
+    expect(page.locator(".alert-success")).to_contain_text("已提交")
+    page.screenshot(path=out / "24-application-progress.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "tj_isp", "Isp-pass-2026")
+    page.goto(f"{base}/admin/isp_queue/")
+    page.screenshot(path=out / "25-isp-queue.png", full_page=True)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("form.row-action button:has-text('核实')")
+    expect(page.locator(".alert-success")).to_be_visible()
+    sign_out(page)
+    sign_in(page, base, "tj_bureau", "Tianjin-2026")
+    page.goto(f"{base}/admin/bureau_queue/")
+    page.screenshot(path=out / "26-bureau-queue.png", full_page=True)
+    page.check("input.action-rowtoggle")
+    page.evaluate("modelActions.execute('approve')")
+    expect(page.locator("h4.console-title")).to_contain_text("自动审核")
+    page.screenshot(path=out / "27-batch-confirmation.png", full_page=True)
+    page.click("button:has-text('全部审核通过')")
+    expect(page.locator(".alert-success")).to_contain_text("条申请")
+    page.screenshot(path=out / "28-batch-approved.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "zhou_site", "Recovered-pass-9")
+    page.goto(f"{base}/admin/filings/")
+    page.screenshot(path=out / "29-owner-filings.png", full_page=True)
+    with page.expect_download() as download:
+        page.click("a:has-text('备案/许可证下载')")
+    assert download.value.suggested_filename == "bazs.cert"
+    page.click("a[title='查看'], a .fa-eye >> xpath=..")
+    page.screenshot(path=out / "30-certificate-decoded.png", full_page=True)
 
 
 def main(out: Path) -> None:
@@ -202,6 +280,7 @@ def main(out: Path) -> None:
         page = browser.new_page(viewport={"width": 1366, "height": 860}, locale="zh-CN")
         staff_journey(page, registry.base, out)
         owner_journey(page, registry, out)
+        filing_journey(page, registry, out)
         browser.close()
     registry.server.shutdown()
     print(f"walkthrough passed; screenshots in {out}")
