@@ -118,7 +118,8 @@ def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: cer
             if approved:
                 seq[province.code] += 1
                 number = filing_number(province.abbr, year, seq[province.code])
-            name = f"{province.name[:2]}{WORDS[i % len(WORDS)]}{TRADES[i % len(TRADES)]}有限公司{i}"
+            brand = f"{province.name[:2]}{WORDS[i % len(WORDS)]}{TRADES[i % len(TRADES)]}"
+            name, site_name = f"{brand}有限公司{i}", f"{brand}{i}官网"
             domain = f"demo{i}.cn"
             when = now - timedelta(minutes=rng.randrange(0, 525_600))
             batch["entities"].append({
@@ -131,7 +132,7 @@ def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: cer
                 "licence_number": None, "website_seq": 1 if approved else 0,
                 "approved_at": when if approved else None, "created_at": when})
             batch["websites"].append({
-                "id": website_id, "entity_id": entity_id, "name": f"{name[:-4]}官网", "home_url": f"http://www.{domain}/",
+                "id": website_id, "entity_id": entity_id, "name": site_name, "home_url": f"http://www.{domain}/",
                 "service_content": "2", "languages": "1", "responsible_name": "张三",
                 "responsible_mobile": "13900000000", "bbs": False, "bbs_sections": "",
                 "status": FilingStatus.ACTIVE if approved else FilingStatus.DRAFT,
@@ -160,7 +161,7 @@ def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: cer
                 certificate_id = str(uuid.uuid4())
                 payload = {"certificate_id": certificate_id, "kind": "filing", "entity_number": number,
                            "licence_number": None, "unit_name": name, "province": province.name,
-                           "websites": [{"number": website_number(number, 1), "name": f"{name[:-4]}官网",
+                           "websites": [{"number": website_number(number, 1), "name": site_name,
                                          "domains": [f"www.{domain}", domain], "home_url": f"http://www.{domain}/"}],
                            "issuer": f"{province.name}通信管理局", "issued_at": when.strftime("%Y-%m-%d")}
                 batch["certificates"].append({"id": certificate_id, "entity_id": entity_id,

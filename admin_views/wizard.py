@@ -47,7 +47,7 @@ class EntityForm(FlaskForm):
     unit_nature = SelectField(_l("Unit nature"), choices=[])
     certificate_type = SelectField(_l("Certificate type"), choices=[])
     certificate_number = StringField(_l("Certificate number"), [InputRequired(), Length(max=64)])
-    address = StringField(_l("Address"), [Length(max=255)])
+    address = StringField(_l("Postal address"), [Length(max=255)])
     responsible_name = StringField(_l("Responsible person"), [InputRequired(), Length(max=64)])
     responsible_id_number = StringField(_l("Responsible person's ID card number"), [InputRequired(), Length(max=18)])
     responsible_mobile = StringField(_l("Responsible person's mobile"), [InputRequired(), Length(max=20)])
