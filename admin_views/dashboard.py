@@ -15,7 +15,20 @@ import permissions
 from admin_views.base import RoleIndexView
 from admin_views.labels import ROLE_LABELS
 from extensions import db
-from models import AuditEvent, MessageStatus, OutboxMessage, Role, User, UserStatus
+from models import (
+    Application,
+    ApplicationState,
+    AuditEvent,
+    Entity,
+    IspVerification,
+    MessageStatus,
+    OutboxMessage,
+    PreapprovalItem,
+    ReviewState,
+    Role,
+    User,
+    UserStatus,
+)
 from permissions import Action
 
 
@@ -47,9 +60,38 @@ def _audit_today() -> int:
     ) or 0
 
 
+def _count(model: type, *criteria: object) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*criteria)) or 0
+
+
+def _queue_cards(user: User) -> list[Card]:
+    """The filing queues of the role (SPEC §4)."""
+    cards = []
+    if permissions.can(user, Action.FILING_VERIFY):
+        waiting = select(IspVerification.application_id).where(
+            IspVerification.isp_id == user.id, IspVerification.state == ReviewState.PENDING)
+        cards.append(Card(str(_l("Awaiting my verification")), _count(
+            Application, Application.state == ApplicationState.ISP_REVIEW, Application.id.in_(waiting)),
+            url_for("isp_queue.index_view")))
+    if permissions.can(user, Action.FILING_AUDIT):
+        cards.append(Card(str(_l("Awaiting audit")), _count(
+            Application, Application.province_code == user.province_code,
+            Application.state == ApplicationState.BUREAU_REVIEW), url_for("bureau_queue.index_view")))
+    if permissions.can(user, Action.PREAPPROVAL_REVIEW):
+        cards.append(Card(str(_l("Pre-approval items")), _count(
+            PreapprovalItem, PreapprovalItem.category == user.preapproval_category,
+            PreapprovalItem.state == ReviewState.PENDING), url_for("preapproval_queue.index_view")))
+    if user.role == Role.ICP:
+        mine = select(Entity.id).where(Entity.owner_id == user.id)
+        cards.append(Card(str(_l("My applications to edit or submit")), _count(
+            Application, Application.state == ApplicationState.DRAFT, Application.entity_id.in_(mine)),
+            url_for("applications.index_view")))
+    return cards
+
+
 def cards_for(user: User) -> list[Card]:
-    """What the dashboard counts for this role (the filing queues join in later issues)."""
-    cards: list[Card] = []
+    """What the dashboard counts for this role: its queues first."""
+    cards: list[Card] = _queue_cards(user)
     if permissions.can(user, Action.USER_LIST):
         cards += [
             Card(str(_l("ISP accounts")), _count_users(User.role == Role.ISP),

@@ -141,3 +141,22 @@ def test_queues_are_scoped(app, as_user, users) -> None:
     assert "天津测试科技有限公司930" not in as_user("bureau").get("/admin/bureau_queue/").get_data(as_text=True)
     assert "天津测试科技有限公司930" in as_user("bureau_bj").get("/admin/bureau_queue/").get_data(as_text=True)
     assert "天津测试科技有限公司930" not in as_user("icp").get("/admin/applications/").get_data(as_text=True)
+
+
+def test_dashboards_count_the_queues(app, as_user, users) -> None:
+    with app.app_context():
+        filed_by_isp(user_named(users["isp"]), 940)
+        db.session.commit()
+    body = as_user("bureau").get("/admin/").get_data(as_text=True)
+    assert "待审核备案" in body and '<div class="console-card-count">1</div>' in body
+
+
+def test_content_admin_blacklists_a_domain_and_filing_is_refused(app, as_user, users) -> None:
+    response = post(as_user("content_admin"), "/admin/blacklist/new/",
+                    {"kind": "domain", "value": "WWW.Banned.CN.", "reason": "违法内容"})
+    assert response.status_code == 302
+    owner = as_user("icp")
+    post(owner, "/admin/filing/", ENTITY)
+    body = post(owner, "/admin/filing/websites/", _website("banned")).get_data(as_text=True)
+    assert "已列入黑名单" in body
+    assert as_user("bureau").get("/admin/blacklist/").status_code == 403
