@@ -26,6 +26,7 @@ from wtforms.validators import EqualTo, InputRequired, Length
 import security
 import workflow
 from extensions import begin_write, db, login_manager
+from forms import show_refusal
 from models import CodePurpose, Role, User, UserStatus
 
 bp = Blueprint("auth", __name__)
@@ -91,14 +92,6 @@ def safe_next(target: str | None, default: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
     return target
-
-
-def _field_error(form: FlaskForm, error: workflow.WorkflowError) -> None:
-    db.session.rollback()
-    if error.field and error.field in form:
-        form[error.field].errors = [*form[error.field].errors, error.message]
-    else:
-        flash(error.message, "error")
 
 
 def _start_session(user: User) -> None:
@@ -212,7 +205,7 @@ def register_form() -> str | Response:
                     mobile=form.mobile.data, email=form.email.data))
                 db.session.commit()
             except workflow.WorkflowError as error:
-                _field_error(form, error)
+                show_refusal(form, error)
             else:
                 session.pop(_ACCEPTED_KEY, None)
                 return redirect(url_for("auth.register_done"))
@@ -293,7 +286,7 @@ def reset_password(token: str) -> str | Response:
             workflow.reset_password(token, form.new_password.data)
             db.session.commit()
         except workflow.WorkflowError as error:
-            _field_error(form, error)
+            show_refusal(form, error)
         else:
             flash(_l("Your password has been changed. Sign in with the new one."), "success")
             return redirect(url_for("auth.login"))

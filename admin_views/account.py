@@ -14,6 +14,7 @@ from wtforms.validators import EqualTo, InputRequired, Length
 import workflow
 from admin_views.base import RoleView
 from extensions import db
+from forms import show_refusal
 from models import CodePurpose
 from permissions import Action
 
@@ -38,14 +39,6 @@ class ContactCodeForm(FlaskForm):
     code = StringField(_l("Code"), [InputRequired(), Length(min=6, max=6)])
 
 
-def _field_error(form: FlaskForm, error: workflow.WorkflowError) -> None:
-    db.session.rollback()
-    if error.field and error.field in form:
-        form[error.field].errors = [*form[error.field].errors, error.message]
-    else:
-        flash(error.message, "error")
-
-
 class AccountView(RoleView):
     access_action = Action.DASHBOARD
 
@@ -63,7 +56,7 @@ class AccountView(RoleView):
                                                       form.mobile.data, form.email.data)
                 db.session.commit()
             except workflow.WorkflowError as error:
-                _field_error(form, error)
+                show_refusal(form, error)
             else:
                 if awaited:
                     flash(_l("A code has been sent to the new contact details: enter it to confirm the "
@@ -109,7 +102,7 @@ class PasswordView(RoleView):
                 workflow.change_password(user, form.old_password.data, form.new_password.data)
                 db.session.commit()
             except workflow.WorkflowError as error:
-                _field_error(form, error)
+                show_refusal(form, error)
             else:
                 login_user(user)  # this session continues under the new epoch; every other one ends
                 flash(_l("Your password has been changed."), "success")

@@ -61,14 +61,11 @@ class RoleView(RoleAccessMixin, BaseView):
     """Base for console pages that are not model lists."""
 
 
-@dataclass(frozen=True)
-class PostRowAction(BaseListRowAction):
-    """A per-row button that POSTs (with the CSRF token) to the view's row-action endpoint."""
+class _RowAction(BaseListRowAction):
+    """Shown only on the rows where the view allows it (`is_row_action_allowed`)."""
 
     name: str
     label: Any
-    icon: str = "fa fa-bolt"
-    confirm: Any = None
 
     @property
     def title(self) -> str:  # type: ignore[override]
@@ -76,8 +73,22 @@ class PostRowAction(BaseListRowAction):
 
     def render(self, context: Any, row_id: str, row: Any) -> Markup:
         view = context.resolve("admin_view")
-        if not view.is_row_action_allowed(self.name, row):
-            return Markup("")
+        return self.markup(view, row_id) if view.is_row_action_allowed(self.name, row) else Markup("")
+
+    def markup(self, view: Any, row_id: str) -> Markup:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class PostRowAction(_RowAction):
+    """A per-row button that POSTs (with the CSRF token) to the view's row-action endpoint."""
+
+    name: str
+    label: Any
+    icon: str = "fa fa-bolt"
+    confirm: Any = None
+
+    def markup(self, view: Any, row_id: str) -> Markup:
         return Markup(
             '<form class="icon row-action" method="POST" action="{url}"{confirm}>'
             '<input type="hidden" name="csrf_token" value="{token}">'
@@ -97,7 +108,7 @@ class PostRowAction(BaseListRowAction):
 
 
 @dataclass(frozen=True)
-class PageRowAction(BaseListRowAction):
+class PageRowAction(_RowAction):
     """A per-row link to a page of the view (a form that asks for more, then POSTs)."""
 
     name: str
@@ -105,14 +116,7 @@ class PageRowAction(BaseListRowAction):
     endpoint: str
     icon: str = "fa fa-pencil"
 
-    @property
-    def title(self) -> str:  # type: ignore[override]
-        return str(self.label)
-
-    def render(self, context: Any, row_id: str, row: Any) -> Markup:
-        view = context.resolve("admin_view")
-        if not view.is_row_action_allowed(self.name, row):
-            return Markup("")
+    def markup(self, view: Any, row_id: str) -> Markup:
         link = '<a class="ml-1 small" href="{url}" title="{label}"><span class="{icon}"></span> {label}</a>'
         return Markup(link).format(
             url=view.get_url(self.endpoint, id=row_id, url=request.full_path), label=self.label, icon=self.icon)

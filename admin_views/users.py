@@ -19,6 +19,7 @@ import workflow
 from admin_views.base import FilterStartsWith, PostRowAction, SecureModelView
 from admin_views.labels import PROVINCE_NAMES, ROLE_LABELS, STATUS_LABELS, label
 from extensions import db
+from forms import show_refusal
 from models import CodeItem, CodeTable, Province, Role, User, UserStatus
 from permissions import Action
 
@@ -166,21 +167,14 @@ class UserView(SecureModelView):
             "preapproval_category", "can_import") if name in form}
         return workflow.UserData(username=username, role=role, **fields)
 
-    def _with_field_error(self, form: Any, error: workflow.WorkflowError) -> bool:
-        db.session.rollback()
-        if error.field and error.field in form:
-            form[error.field].errors = [*form[error.field].errors, error.message]
-        else:
-            form.form_errors.append(error.message)
-        return False
-
     def create_model(self, form: Any) -> Any:
         try:
             data = self._user_data(form, Role(form.role.data), form.username.data.strip())
             user = workflow.create_user(current_user, data)
             db.session.commit()
         except workflow.WorkflowError as error:
-            return self._with_field_error(form, error)
+            show_refusal(form, error)
+            return False
         return user
 
     def update_model(self, form: Any, model: User) -> bool:
@@ -188,7 +182,8 @@ class UserView(SecureModelView):
             workflow.update_user(current_user, model, self._user_data(form, model.role, model.username))
             db.session.commit()
         except workflow.WorkflowError as error:
-            return self._with_field_error(form, error)
+            show_refusal(form, error)
+            return False
         return True
 
     # --- row actions -----------------------------------------------------------------------

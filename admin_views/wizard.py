@@ -23,6 +23,7 @@ import permissions
 import workflow
 from admin_views.base import RoleView
 from extensions import db
+from forms import show_refusal
 from models import Application, ApplicationState, CodeItem, CodeTable, FilingDraft, Province, Role, User, UserStatus
 from permissions import Action
 
@@ -93,14 +94,6 @@ def _website_data(values: dict[str, Any]) -> workflow.WebsiteData:
                   for a in values.get("accesses", [])])
 
 
-def _error_to_field(form: FlaskForm, error: workflow.WorkflowError) -> None:
-    name = (error.field or "").rsplit("-", 1)[-1]
-    if name in form:
-        form[name].errors = [*form[name].errors, error.message]
-    else:
-        flash(error.message, "error")
-
-
 class FilingWizardView(RoleView):
     access_action = Action.FILING_CREATE
 
@@ -135,8 +128,7 @@ class FilingWizardView(RoleView):
             try:
                 workflow.check_entity(_entity_data(values), self._entity_id())
             except workflow.WorkflowError as error:
-                db.session.rollback()
-                _error_to_field(form, error)
+                show_refusal(form, error)
             else:
                 data["entity"] = values
                 self._store(data)
@@ -182,8 +174,7 @@ class FilingWizardView(RoleView):
                     if self._draft().application_id else set()
                 values["domains"] = workflow.check_website(_website_data(values), position, own)
             except workflow.WorkflowError as error:
-                db.session.rollback()
-                _error_to_field(form, error)
+                show_refusal(form, error)
             else:
                 if editing is not None:
                     data["websites"][index] = values
