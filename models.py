@@ -360,6 +360,7 @@ class Entity(db.Model):
               sqlite_where=text("status IN ('draft', 'active', 'no_access')"),
               postgresql_where=text("status IN ('draft', 'active', 'no_access')")),
         Index("ix_entities_province_status", "province_code", "status", "id"),
+        Index("ix_entities_province_id", "province_code", "id"),  # a province's list, newest first
         Index("ix_entities_unit_name", "unit_name"),
         Index("ix_entities_owner_id", "owner_id"),
     )
@@ -478,6 +479,7 @@ class Application(db.Model):
     __tablename__ = "applications"
     __table_args__ = (
         Index("ix_applications_queue", "province_code", "state", "id"),
+        Index("ix_applications_province_id", "province_code", "id"),
         Index("ix_applications_entity_id", "entity_id"),
         Index("uq_applications_open_per_entity", "entity_id", unique=True,
               sqlite_where=text("state != 'approved'"), postgresql_where=text("state != 'approved'")),

@@ -69,6 +69,7 @@ def upgrade():
     )
     with op.batch_alter_table('entities', schema=None) as batch_op:
         batch_op.create_index('ix_entities_owner_id', ['owner_id'], unique=False)
+        batch_op.create_index('ix_entities_province_id', ['province_code', 'id'], unique=False)
         batch_op.create_index('ix_entities_province_status', ['province_code', 'status', 'id'], unique=False)
         batch_op.create_index('ix_entities_unit_name', ['unit_name'], unique=False)
         batch_op.create_index('uq_entities_certificate_taken', ['certificate_number'], unique=True, sqlite_where=sa.text("status IN ('draft', 'active', 'no_access')"), postgresql_where=sa.text("status IN ('draft', 'active', 'no_access')"))
@@ -92,6 +93,7 @@ def upgrade():
     )
     with op.batch_alter_table('applications', schema=None) as batch_op:
         batch_op.create_index('ix_applications_entity_id', ['entity_id'], unique=False)
+        batch_op.create_index('ix_applications_province_id', ['province_code', 'id'], unique=False)
         batch_op.create_index('ix_applications_queue', ['province_code', 'state', 'id'], unique=False)
         batch_op.create_index('uq_applications_open_per_entity', ['entity_id'], unique=True, sqlite_where=sa.text("state != 'approved'"), postgresql_where=sa.text("state != 'approved'"))
 
@@ -239,6 +241,7 @@ def downgrade():
     with op.batch_alter_table('applications', schema=None) as batch_op:
         batch_op.drop_index('uq_applications_open_per_entity', sqlite_where=sa.text("state != 'approved'"), postgresql_where=sa.text("state != 'approved'"))
         batch_op.drop_index('ix_applications_queue')
+        batch_op.drop_index('ix_applications_province_id')
         batch_op.drop_index('ix_applications_entity_id')
 
     op.drop_table('applications')
@@ -246,6 +249,7 @@ def downgrade():
         batch_op.drop_index('uq_entities_certificate_taken', sqlite_where=sa.text("status IN ('draft', 'active', 'no_access')"), postgresql_where=sa.text("status IN ('draft', 'active', 'no_access')"))
         batch_op.drop_index('ix_entities_unit_name')
         batch_op.drop_index('ix_entities_province_status')
+        batch_op.drop_index('ix_entities_province_id')
         batch_op.drop_index('ix_entities_owner_id')
 
     op.drop_table('entities')
