@@ -899,7 +899,7 @@ def approval_blockers(application: Application, hits: set[tuple[str, str]] | Non
 def _preload(applications: list[Application]) -> list[Entity]:
     """Entities with their websites, domains and pre-approvals in a few queries, not one per row.
 
-    The caller keeps the returned list: the session's identity map holds objects only weakly."""
+    The caller keeps what it returns: the session's identity map holds objects only weakly."""
     ids, loaded = [a.entity_id for a in applications], []
     for start in range(0, len(ids), 1000):
         loaded += db.session.scalars(select(Entity).where(Entity.id.in_(ids[start:start + 1000])).options(
@@ -923,14 +923,14 @@ def _approve_all(actor: User, applications: list[Application], typed_number: str
     batch of thousands costs a few statements per table rather than a dozen per application."""
     for application in applications:
         _require_bureau_review(actor, application)
-    loaded = _preload(applications)  # noqa: F841 (kept alive for the identity map)
+    by_id = {entity.id: entity for entity in _preload(applications)}
+    entities = [by_id[application.entity_id] for application in applications]
     hits = _blacklist_hits(applications)
     for application in applications:
         if problems := approval_blockers(application, hits):
             raise WorkflowError(f"{application.entity.unit_name}: {problems[0]}" if len(applications) > 1
                                 else problems[0])
     now = utcnow()
-    entities = [a.entity for a in applications]
     _assign_numbers(entities, typed_number, now.year)
     for application, entity in zip(applications, entities, strict=True):
         for website in entity.websites:
