@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask, current_app, has_request_context, redirect, render_template, session, url_for
+from flask import Flask, current_app, has_request_context, render_template, session
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_migrate import upgrade
@@ -22,6 +22,7 @@ import audit
 import certificates
 import demo
 import notify
+import public_site
 import workflow
 from admin_views import init_admin
 from admin_views.base import local_time
@@ -77,6 +78,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings.update(config or {})
     app = Flask(__name__, instance_path=str(settings["INSTANCE_PATH"]))
     app.config.update(settings)
+    app.json.ensure_ascii = False  # Chinese stays readable in the JSON API
     if app.config.get("CAPTCHA_FIXED_ANSWER") and not app.config.get("TESTING"):
         raise RuntimeError("CAPTCHA_FIXED_ANSWER is only allowed with TESTING")
     if not app.config.get("SECRET_KEY"):
@@ -96,6 +98,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
 
     app.register_blueprint(auth_bp)
+    app.register_blueprint(public_site.bp)
+    app.register_blueprint(public_site.api)
     init_admin(app)
     app.jinja_env.globals.update(
         current_locale_code=lambda: str(get_locale()),
@@ -106,7 +110,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.after_request(_security_headers)
     for code in ERROR_TEXTS:
         app.register_error_handler(code, _render_error)
-    app.add_url_rule("/", "home", lambda: redirect(url_for("admin.index")))
     register_cli(app)
     return app
 

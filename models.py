@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import (
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
@@ -37,6 +39,15 @@ def built_on(dialect: str, obj: object) -> bool:
     """False for schema objects declared only for another database (`.ddl_if(dialect=...)`)."""
     condition = getattr(obj, "_ddl_if", None)
     return condition is None or condition.dialect in (None, dialect)
+
+
+def starts_with(column: Any, prefix: str) -> Any:
+    """A prefix match an index serves (never `LIKE '%x%'`): a range in SQLite's binary order,
+    `LIKE 'x%'` on PostgreSQL (where a varchar_pattern_ops index serves it)."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        return and_(column >= prefix, column < prefix + "\U0010ffff")
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(escaped + "%", escape="\\")
 
 
 def str_enum(enum_class: type[enum.Enum], name: str) -> Enum:
@@ -362,6 +373,8 @@ class Entity(db.Model):
         Index("ix_entities_province_status", "province_code", "status", "id"),
         Index("ix_entities_province_id", "province_code", "id"),  # a province's list, newest first
         Index("ix_entities_unit_name", "unit_name"),
+        Index("ix_entities_unit_name_pattern", "unit_name",
+              postgresql_ops={"unit_name": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
         Index("ix_entities_owner_id", "owner_id"),
     )
 

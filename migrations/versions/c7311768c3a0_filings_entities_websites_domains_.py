@@ -72,6 +72,10 @@ def upgrade():
         batch_op.create_index('ix_entities_province_id', ['province_code', 'id'], unique=False)
         batch_op.create_index('ix_entities_province_status', ['province_code', 'status', 'id'], unique=False)
         batch_op.create_index('ix_entities_unit_name', ['unit_name'], unique=False)
+    if op.get_bind().dialect.name == 'postgresql':  # prefix search (LIKE 'x%') on unit names
+        op.create_index('ix_entities_unit_name_pattern', 'entities', ['unit_name'], unique=False,
+                        postgresql_ops={'unit_name': 'varchar_pattern_ops'})
+    with op.batch_alter_table('entities', schema=None) as batch_op:
         batch_op.create_index('uq_entities_certificate_taken', ['certificate_number'], unique=True, sqlite_where=sa.text("status IN ('draft', 'active', 'no_access')"), postgresql_where=sa.text("status IN ('draft', 'active', 'no_access')"))
 
     op.create_table('applications',
@@ -245,6 +249,8 @@ def downgrade():
         batch_op.drop_index('ix_applications_entity_id')
 
     op.drop_table('applications')
+    if op.get_bind().dialect.name == 'postgresql':
+        op.drop_index('ix_entities_unit_name_pattern', table_name='entities')
     with op.batch_alter_table('entities', schema=None) as batch_op:
         batch_op.drop_index('uq_entities_certificate_taken', sqlite_where=sa.text("status IN ('draft', 'active', 'no_access')"), postgresql_where=sa.text("status IN ('draft', 'active', 'no_access')"))
         batch_op.drop_index('ix_entities_unit_name')

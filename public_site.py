@@ -1,0 +1,164 @@
+"""Blueprint: the public site and /api/v1/public/* (SPEC §10) — lookup, filing info, certificates.
+
+Only public data leaves here: unit name and nature, numbers, website names, domains, home URLs,
+approval date, pre-approval categories. Never a phone number, ID number, e-mail or address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from flask import Blueprint, jsonify, render_template, request
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response
+
+import certificates
+from extensions import csrf, db
+from models import (
+    Certificate,
+    CertificateStatus,
+    CodeItem,
+    CodeTable,
+    Domain,
+    Entity,
+    FilingStatus,
+    Website,
+    starts_with,
+)
+from numbering import ABBREVIATIONS
+from validators import normalise_domain
+
+bp = Blueprint("public", __name__)
+api = Blueprint("public_api", __name__, url_prefix="/api/v1/public")
+csrf.exempt(api)  # a JSON API for anyone: no session, no cookie to ride on
+
+NUMBER_RE = re.compile(rf"^[{ABBREVIATIONS}]ICP(?:备\d{{8}}号(?:-\d+)?|证\d{{6}}号)$")
+MAX_RESULTS = 20
+
+
+# --- lookup (是否备案查询) ----------------------------------------------------------------------
+
+def _domain_candidates(text: str) -> list[str]:
+    """The domain as filed, with and without `www.` (URLs, case, IDN, port, trailing dot normalised)."""
+    name = normalise_domain(text)
+    other = name[4:] if name.startswith("www.") else f"www.{name}"
+    return [name, other] if "." in other.removeprefix("www.") else [name]
+
+
+def _entity_ids(query: str) -> list[int]:
+    """Indexed lookups only: number, domain or IP (exact), unit name (prefix)."""
+    text = query.strip()
+    if not text:
+        return []
+    if NUMBER_RE.match(text):
+        entity_number = text.split("-", 1)[0] if "备" in text else None
+        column = Entity.number if entity_number else Entity.licence_number
+        return list(db.session.scalars(select(Entity.id).where(column == (entity_number or text)).limit(1)))
+    try:
+        names = [str(ipaddress.ip_address(text.strip("[]")))]
+    except ValueError:
+        try:
+            names = _domain_candidates(text) if "." in text else []
+        except ValueError:
+            names = []
+    if names:
+        return list(db.session.scalars(select(Website.entity_id).join(Domain).where(
+            Domain.name.in_(names), Domain.live, Website.status == FilingStatus.ACTIVE).distinct().limit(MAX_RESULTS)))
+    return list(db.session.scalars(select(Entity.id).where(
+        starts_with(Entity.unit_name, text), Entity.status == FilingStatus.ACTIVE).order_by(Entity.unit_name)
+        .limit(MAX_RESULTS)))
+
+
+def _code_names(table: CodeTable) -> dict[str, str]:
+    return dict(db.session.execute(select(CodeItem.code, CodeItem.name).where(CodeItem.table == table)).all())
+
+
+def public_records(entity_ids: list[int]) -> list[dict[str, Any]]:
+    """备案公共信息 of approved filings: nothing personal."""
+    if not entity_ids:
+        return []
+    entities = db.session.scalars(select(Entity).where(
+        Entity.id.in_(entity_ids), Entity.status == FilingStatus.ACTIVE).options(
+        selectinload(Entity.websites).selectinload(Website.domains),
+        selectinload(Entity.websites).selectinload(Website.preapprovals)).order_by(Entity.unit_name)).all()
+    natures, categories = _code_names(CodeTable.UNIT_NATURE), _code_names(CodeTable.PREAPPROVAL_CATEGORY)
+    return [{
+        "unit_name": e.unit_name,
+        "unit_nature": natures.get(e.unit_nature, ""),
+        "entity_number": e.number,
+        "licence_number": e.licence_number,
+        "approved_at": e.approved_at.date().isoformat() if e.approved_at else None,
+        "websites": [{"number": w.number, "name": w.name, "domains": [d.name for d in w.domains if d.live],
+                      "home_url": w.home_url,
+                      "preapproval_categories": sorted({categories.get(p.category, "") for p in w.preapprovals})}
+                     for w in e.websites if w.status == FilingStatus.ACTIVE],
+    } for e in entities]
+
+
+# --- certificate verification ------------------------------------------------------------------
+
+def verify_certificate(token: str) -> dict[str, Any]:
+    """valid / superseded / revoked / invalid, with the reason and the decoded public content."""
+    try:
+        payload = certificates.verify(token, certificates.keyring().jwks())
+    except certificates.CertificateError as error:
+        return {"status": "invalid", "reason": error.message, "payload": None}
+    status = db.session.scalar(select(Certificate.status).where(Certificate.id == str(payload.get("certificate_id"))))
+    if status is None:
+        return {"status": "invalid", "reason": "签名有效，但本系统没有签发过这张证书。", "payload": payload}
+    reasons = {CertificateStatus.CURRENT: ("valid", ""),
+               CertificateStatus.SUPERSEDED: ("superseded", "该备案已变更，这张证书已被新证书取代。"),
+               CertificateStatus.REVOKED: ("revoked", "该备案已被注销或撤销，证书已作废。")}
+    result, reason = reasons[status]
+    return {"status": result, "reason": reason, "payload": payload}
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+@bp.route("/")
+def home() -> str:
+    query = request.args.get("q", "")[:200]
+    results = public_records(_entity_ids(query)) if query.strip() else None
+    return render_template("public/home.html", query=query, results=results)
+
+
+@bp.route("/certificates/verify", methods=["GET", "POST"])
+def verify_page() -> str:
+    result, token = None, ""
+    if request.method == "POST":
+        upload = request.files.get("file")
+        token = (upload.read(20000).decode("ascii", "replace") if upload and upload.filename
+                 else request.form.get("certificate", ""))[:20000]
+        result = verify_certificate(token.strip())
+    return render_template("public/verify.html", result=result, token=token)
+
+
+# --- JSON API --------------------------------------------------------------------------------------
+
+@api.route("/lookup")
+def api_lookup() -> Response:
+    query = request.args.get("q", "")[:200]
+    if not query.strip():
+        return jsonify({"message": "参数 q 不能为空。"}), 400
+    return jsonify({"query": query, "results": public_records(_entity_ids(query))})
+
+
+@api.route("/filings/<number>")
+def api_filing(number: str) -> Response:
+    records = public_records(list(db.session.scalars(select(Entity.id).where(Entity.number == number))))
+    if not records:
+        return jsonify({"message": "没有该备案号的有效备案。"}), 404
+    return jsonify(records[0])
+
+
+@api.route("/keys")
+def api_keys() -> Response:
+    return jsonify(certificates.keyring().jwks())
+
+
+@api.route("/certificates/verify", methods=["POST"])
+def api_verify() -> Response:
+    return jsonify(verify_certificate(request.get_data(as_text=True)[:20000].strip()))
