@@ -271,6 +271,28 @@ def filing_journey(page: Page, registry: Registry, out: Path) -> None:
     page.screenshot(path=out / "30-certificate-decoded.png", full_page=True)
 
 
+def public_journey(page: Page, registry: Registry, out: Path) -> None:
+    """Issue #5 (part): anyone looks up a domain, a number and a unit name, and verifies a certificate."""
+    base = registry.base
+    page.goto(f"{base}/")
+    page.screenshot(path=out / "31-public-home.png")
+    for index, query in enumerate(("WWW.ZhouBa.CN", "津ICP备26000050号", "天津周八")):
+        page.fill("input[name=q]", query)
+        page.click("button:has-text('查询')")
+        expect(page.locator(".card-header b")).to_contain_text("天津周八科技有限公司")
+        page.screenshot(path=out / f"{32 + index}-public-lookup.png", full_page=True)
+    with registry.app.app_context():
+        from models import Certificate, CertificateStatus, Entity
+
+        token = db.session.scalar(db.select(Certificate.token).join(Entity).where(
+            Entity.unit_name == "天津周八科技有限公司", Certificate.status == CertificateStatus.CURRENT))
+    page.goto(f"{base}/certificates/verify")
+    page.fill("#certificate", token)
+    page.click("button:has-text('验证证书')")
+    expect(page.locator(".alert-success")).to_contain_text("有效")
+    page.screenshot(path=out / "35-public-certificate-verified.png", full_page=True)
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -281,6 +303,8 @@ def main(out: Path) -> None:
         staff_journey(page, registry.base, out)
         owner_journey(page, registry, out)
         filing_journey(page, registry, out)
+        sign_out(page)
+        public_journey(page, registry, out)
         browser.close()
     registry.server.shutdown()
     print(f"walkthrough passed; screenshots in {out}")
