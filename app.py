@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask, current_app, has_request_context, render_template, session
+from flask import Flask, current_app, has_request_context, jsonify, render_template, request, session
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_migrate import upgrade
@@ -70,6 +70,8 @@ def _render_error(error: HTTPException) -> tuple[str, int]:
     title, message = ERROR_TEXTS.get(code, ERROR_TEXTS[500])
     if isinstance(error, CSRFError):
         message = _l("The form has expired or did not come from this site. Reload the page and try again.")
+    if request.path.startswith("/api/"):  # the API answers in JSON, errors included
+        return jsonify({"message": str(message)}), code
     return render_template("error.html", code=code, title=title, message=message), code
 
 

@@ -62,6 +62,7 @@ def from_environment() -> dict[str, object]:
         "FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION": _env_bool("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION", False),
         "EXPORT_MAX_ROWS": int(os.environ.get("EXPORT_MAX_ROWS", "100000")),
         "PAGE_SIZE": 50,
+        "API_RATE_LIMIT_PER_MINUTE": int(os.environ.get("API_RATE_LIMIT_PER_MINUTE", "600")),
         # accounts (SPEC §2)
         "CODE_TTL_MINUTES": int(os.environ.get("CODE_TTL_MINUTES", "30")),
         "CODE_MAX_ATTEMPTS": int(os.environ.get("CODE_MAX_ATTEMPTS", "5")),

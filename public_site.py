@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
+from collections import deque
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 import certificates
+from admin_views.labels import CODE_TABLE_LABELS
 from extensions import csrf, db
+from importer import XLSX_MIME, content_disposition, xlsx_bytes
 from models import (
     Certificate,
     CertificateStatus,
@@ -25,6 +30,7 @@ from models import (
     Domain,
     Entity,
     FilingStatus,
+    Province,
     Website,
     starts_with,
 )
@@ -116,6 +122,50 @@ def verify_certificate(token: str) -> dict[str, Any]:
     return {"status": result, "reason": reason, "payload": payload}
 
 
+# --- code tables (代码表查询) ------------------------------------------------------------------------
+
+PROVINCES_TABLE = "provinces"
+
+
+def code_table_names() -> dict[str, str]:
+    return {PROVINCES_TABLE: str(_l("Administrative divisions")),
+            **{table.value: str(CODE_TABLE_LABELS[table]) for table in CodeTable}}
+
+
+def code_table_rows(name: str) -> list[dict[str, str]] | None:
+    """The values of one table, in order; None for an unknown name."""
+    if name == PROVINCES_TABLE:
+        return [{"code": p.code, "name": p.name, "abbreviation": p.abbr} for p in db.session.scalars(
+            select(Province).where(Province.active).order_by(Province.sort_order))]
+    if name not in {t.value for t in CodeTable}:
+        return None
+    return [{"code": code, "name": value} for code, value in db.session.execute(
+        select(CodeItem.code, CodeItem.name).where(CodeItem.table == CodeTable(name), CodeItem.active)
+        .order_by(CodeItem.sort_order))]
+
+
+# --- per-client rate limit of the API ------------------------------------------------------------------
+
+_hits: dict[str, deque[float]] = {}
+
+
+@api.before_request
+def _rate_limit() -> Response | None:
+    """At most API_RATE_LIMIT_PER_MINUTE requests per client address and process; then 429."""
+    limit = current_app.config["API_RATE_LIMIT_PER_MINUTE"]
+    now, address = time.monotonic(), request.remote_addr or "unknown"
+    window = _hits.setdefault(address, deque())
+    while window and window[0] <= now - 60:
+        window.popleft()
+    if len(window) >= limit:
+        retry = max(1, int(60 - (now - window[0])) + 1)
+        response = jsonify({"message": f"请求过于频繁，请 {retry} 秒后再试。"})
+        response.status_code, response.headers["Retry-After"] = 429, str(retry)
+        return response
+    window.append(now)
+    return None
+
+
 # --- pages ---------------------------------------------------------------------------------------
 
 @bp.route("/")
@@ -134,6 +184,30 @@ def verify_page() -> str:
                  else request.form.get("certificate", ""))[:20000]
         result = verify_certificate(token.strip())
     return render_template("public/verify.html", result=result, token=token)
+
+
+@bp.route("/code-tables/")
+def code_tables_page() -> str:
+    return render_template("public/code_tables.html", names=code_table_names(), current=None, rows=None)
+
+
+@bp.route("/code-tables/<name>")
+def code_table_page(name: str) -> str:
+    rows = code_table_rows(name)
+    if rows is None:
+        abort(404)
+    return render_template("public/code_tables.html", names=code_table_names(), current=name, rows=rows)
+
+
+@bp.route("/code-tables/<name>.xlsx")
+def code_table_download(name: str) -> Response:
+    rows = code_table_rows(name)
+    if rows is None:
+        abort(404)
+    title = code_table_names()[name]
+    body = xlsx_bytes(list(rows[0]) if rows else ["code", "name"], [list(r.values()) for r in rows], title=title)
+    return Response(body, mimetype=XLSX_MIME,
+                    headers={"Content-Disposition": content_disposition(f"{title}.xlsx", f"{name}.xlsx")})
 
 
 # --- JSON API --------------------------------------------------------------------------------------
@@ -162,3 +236,50 @@ def api_keys() -> Response:
 @api.route("/certificates/verify", methods=["POST"])
 def api_verify() -> Response:
     return jsonify(verify_certificate(request.get_data(as_text=True)[:20000].strip()))
+
+
+@api.route("/code-tables")
+def api_code_tables() -> Response:
+    return jsonify({"tables": [{"name": k, "title": v} for k, v in code_table_names().items()]})
+
+
+@api.route("/code-tables/<name>")
+def api_code_table(name: str) -> Response:
+    rows = code_table_rows(name)
+    if rows is None:
+        return jsonify({"message": "没有这个代码表。"}), 404
+    return jsonify({"name": name, "title": code_table_names()[name], "values": rows})
+
+
+OPENAPI = {
+    "openapi": "3.0.3",
+    "info": {"title": "ICP与IP备案管理系统 公共查询接口", "version": "1"},
+    "paths": {
+        "/api/v1/public/lookup": {"get": {
+            "summary": "是否备案查询: domain, URL, IP, filing number or unit-name prefix",
+            "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "matching filings (public data only)"},
+                          "400": {"description": "empty query"}, "429": {"description": "rate limited"}}}},
+        "/api/v1/public/filings/{number}": {"get": {
+            "summary": "one filing by its entity number",
+            "parameters": [{"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the filing"}, "404": {"description": "no such active filing"}}}},
+        "/api/v1/public/keys": {"get": {"summary": "JWKS of the certificate signing keys",
+                                        "responses": {"200": {"description": "JWKS"}}}},
+        "/api/v1/public/certificates/verify": {"post": {
+            "summary": "verify a bazs.cert",
+            "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "responses": {"200": {"description": "status valid | superseded | revoked | invalid"}}}},
+        "/api/v1/public/code-tables": {"get": {"summary": "the 11 code tables",
+                                               "responses": {"200": {"description": "names"}}}},
+        "/api/v1/public/code-tables/{name}": {"get": {
+            "summary": "the values of one code table",
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "values"}, "404": {"description": "unknown table"}}}},
+    },
+}
+
+
+@bp.route("/api/v1/openapi.json")
+def openapi() -> Response:
+    return jsonify(OPENAPI)

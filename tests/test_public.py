@@ -138,3 +138,43 @@ def test_domains_of_cancelled_websites_are_not_public(app, client, filed) -> Non
         db.session.commit()
     (record,) = _lookup(client, "alpha.cn")
     assert "www.alpha.cn" not in record["websites"][0]["domains"]
+
+
+def test_code_tables_pages_api_and_download(client) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    names = [t["name"] for t in client.get("/api/v1/public/code-tables").get_json()["tables"]]
+    assert len(names) == 11 and "provinces" in names
+    values = client.get("/api/v1/public/code-tables/access_method").get_json()["values"]
+    assert [v["name"] for v in values] == ["专线", "主机托管", "虚拟主机", "其他"]
+    assert "天津市" in client.get("/code-tables/provinces").get_data(as_text=True)
+    download = client.get("/code-tables/provinces.xlsx")
+    assert download.mimetype.startswith("application/vnd.openxmlformats")
+    assert "filename*=UTF-8''" in download.headers["Content-Disposition"]
+    rows = list(load_workbook(io.BytesIO(download.data)).active.iter_rows(values_only=True))
+    assert len(rows) == 32 and ("120000", "天津市", "津") in rows
+    assert client.get("/code-tables/nonsense").status_code == 404
+    assert client.get("/api/v1/public/code-tables/nonsense").status_code == 404
+
+
+def test_openapi_document_lists_the_endpoints(client) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert document["openapi"].startswith("3.") and "/api/v1/public/lookup" in document["paths"]
+
+
+def test_api_rate_limit_answers_429_with_retry_after(app) -> None:
+    app.config["API_RATE_LIMIT_PER_MINUTE"] = 3
+    client = app.test_client()
+    environ = {"REMOTE_ADDR": "192.0.2.99"}
+    codes = [client.get("/api/v1/public/keys", environ_base=environ).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    limited = client.get("/api/v1/public/keys", environ_base=environ)
+    assert int(limited.headers["Retry-After"]) >= 1 and "message" in limited.get_json()
+    assert client.get("/api/v1/public/keys", environ_base={"REMOTE_ADDR": "192.0.2.100"}).status_code == 200
+
+
+def test_api_errors_are_json(client) -> None:
+    response = client.get("/api/v1/public/no-such-endpoint")
+    assert response.status_code == 404 and "message" in response.get_json()
