@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+import audit
 import certificates
 import workflow
 from extensions import db
@@ -205,7 +206,7 @@ def seed(filings: int, password: str, state: ApplicationState | None = None,
                                          last=seq[province.code]))
         else:
             counter.last = seq[province.code]
-    workflow.audit.record("demo.seeded", object_type="demo", changes={"filings": filings}, actor_username="cli")
+    audit.record("demo.seeded", object_type="demo", changes={"filings": filings}, actor_username="cli")
     db.session.commit()
     return {"filings": filings, "accounts_created": len(staff.created), "approved_share": "70%",
             "counters": json.dumps({p.abbr: seq[p.code] for p in provinces[:3]}, ensure_ascii=False)}

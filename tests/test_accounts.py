@@ -230,7 +230,7 @@ def test_lock_is_checked_before_the_password_hash(app, client, users, monkeypatc
     for _ in range(5):
         sign_in(client, users["isp"], "Wrong-pass-1")
     calls = []
-    monkeypatch.setattr(workflow, "check_password_hash", lambda *args: calls.append(args) or True)
+    monkeypatch.setattr(workflow.accounts, "check_password_hash", lambda *args: calls.append(args) or True)
     sign_in(client, users["isp"])
     assert calls == []
 

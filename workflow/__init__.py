@@ -1,0 +1,63 @@
+"""Every state change: check permission and state, change, record an audit event.
+Views, CLI commands and (later) the import and the API call these functions; none
+changes a record's state by itself. Functions flush but do not commit: the caller
+owns the transaction, so a failure leaves nothing half-written.
+"""
+
+from workflow.accounts import (
+    SignInOutcome,
+    SignInResult,
+    change_password,
+    check_codes,
+    confirm_contact_change,
+    confirm_identity,
+    register_icp,
+    request_password_reset,
+    resend_registration_codes,
+    reset_password,
+    reset_token_user,
+    retry_message,
+    sign_in,
+    sign_out,
+    update_own_profile,
+)
+from workflow.errors import NotFound, WorkflowError
+from workflow.filings import (
+    AccessData,
+    EntityData,
+    WebsiteData,
+    approval_blockers,
+    approve,
+    batch_approve,
+    certificate_payload,
+    check_accesses,
+    check_entity,
+    check_website,
+    isp_return,
+    isp_verify,
+    reject,
+    review_preapproval,
+    save_filing_draft,
+    submit_application,
+)
+from workflow.users import (
+    UserData,
+    create_user,
+    generate_password,
+    hash_password,
+    reset_user_password,
+    set_import_grant,
+    set_user_status,
+    update_user,
+)
+
+__all__ = [
+    "AccessData", "EntityData", "NotFound", "SignInOutcome", "SignInResult", "UserData", "WebsiteData",
+    "WorkflowError", "approval_blockers", "approve", "batch_approve", "certificate_payload", "change_password",
+    "check_accesses", "check_codes", "check_entity", "check_website", "confirm_contact_change",
+    "confirm_identity", "create_user", "generate_password", "hash_password", "isp_return", "isp_verify",
+    "register_icp", "reject", "request_password_reset", "resend_registration_codes", "reset_password",
+    "reset_token_user", "reset_user_password", "retry_message", "review_preapproval", "save_filing_draft",
+    "set_import_grant", "set_user_status", "sign_in", "sign_out", "submit_application", "update_own_profile",
+    "update_user",
+]

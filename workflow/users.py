@@ -1,0 +1,235 @@
+"""Accounts managed by staff (FAQ 29–30): creation, profile, status, password reset, import right."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import generate_password_hash
+
+import audit
+import permissions
+from extensions import db
+from models import (
+    PROVINCIAL_ROLES,
+    CodeItem,
+    CodeTable,
+    Province,
+    Role,
+    User,
+    UserStatus,
+)
+from permissions import Action
+from validators import (
+    email_error,
+    mobile_error,
+    password_errors,
+    username_error,
+)
+from workflow.errors import NotFound, WorkflowError
+
+#: compared against when the username is unknown, so both paths cost one hash check
+_DUMMY_HASH = generate_password_hash("not-a-password", method="scrypt")
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+def generate_password(length: int = 12) -> str:
+    """A random password that passes the password rules (letters and digits, mixed)."""
+    alphabet = string.ascii_letters + string.digits
+    while True:
+        candidate = "".join(secrets.choice(alphabet) for _ in range(length))
+        if any(c.isdigit() for c in candidate) and any(c.isalpha() for c in candidate):
+            return candidate
+
+
+@dataclass
+class UserData:
+    """The editable fields of an account (username and role only at creation)."""
+
+    username: str
+    role: Role
+    password: str = ""
+    province_code: str | None = None
+    organisation: str = ""
+    contact_name: str = ""
+    mobile: str = ""
+    email: str = ""
+    preapproval_category: str | None = None
+    can_import: bool = False
+
+    def __post_init__(self) -> None:
+        """Form input arrives as None when a field is absent: normalise to stripped text."""
+        for name in ("username", "organisation", "contact_name", "mobile", "email"):
+            setattr(self, name, (getattr(self, name) or "").strip())
+        self.password = self.password or ""
+        self.province_code = self.province_code or None
+        self.preapproval_category = self.preapproval_category or None
+        self.can_import = bool(self.can_import)
+
+
+def _check_profile(data: UserData) -> None:
+    """Field rules shared by creation and editing; raises on the first problem."""
+    if data.role in PROVINCIAL_ROLES and not data.province_code:
+        raise WorkflowError(_l("A province is required for this role."), "province_code")
+    if data.role == Role.MIIT and data.province_code:
+        raise WorkflowError(_l("MIIT accounts are national and have no province."), "province_code")
+    if data.province_code and db.session.get(Province, data.province_code) is None:
+        raise WorkflowError(_l("Unknown province."), "province_code")
+    if data.role == Role.PREAPPROVAL:
+        if not data.preapproval_category:
+            raise WorkflowError(_l("A pre-approval category is required."), "preapproval_category")
+        known = db.session.scalar(
+            select(CodeItem.id).where(
+                CodeItem.table == CodeTable.PREAPPROVAL_CATEGORY,
+                CodeItem.code == data.preapproval_category,
+            )
+        )
+        if known is None:
+            raise WorkflowError(_l("Unknown pre-approval category."), "preapproval_category")
+    elif data.preapproval_category:
+        raise WorkflowError(
+            _l("Only pre-approval users have a pre-approval category."), "preapproval_category"
+        )
+    if not data.contact_name:
+        raise WorkflowError(_l("Contact name is required."), "contact_name")
+    if error := mobile_error(data.mobile):
+        raise WorkflowError(error, "mobile")
+    if error := email_error(data.email):
+        raise WorkflowError(error, "email")
+
+
+def _check_new_account(data: UserData) -> None:
+    if error := username_error(data.username):
+        raise WorkflowError(error, "username")
+    if db.session.scalar(select(User.id).where(User.username == data.username)) is not None:
+        raise WorkflowError(_l("This username is already taken."), "username")
+    if errors := password_errors(data.password, data.username):
+        raise WorkflowError(errors[0], "password")
+    _check_profile(data)
+
+
+def _insert_user(actor: User | None, data: UserData, status: UserStatus, action: str) -> User:
+    user = User(
+        username=data.username,
+        password_hash=hash_password(data.password),
+        role=data.role,
+        province_code=data.province_code,
+        organisation=data.organisation,
+        contact_name=data.contact_name,
+        mobile=data.mobile,
+        email=data.email,
+        preapproval_category=data.preapproval_category,
+        can_import=data.can_import,
+        status=status,
+        created_by_id=actor.id if actor else None,
+    )
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError as race:  # the same name registered at the same moment elsewhere
+        raise WorkflowError(_l("This username is already taken."), "username") from race
+    audit.record(
+        action,
+        object_type="user",
+        object_id=user.id,
+        changes={"username": user.username, "role": str(user.role),
+                 "province_code": user.province_code, "can_import": user.can_import},
+        province_code=user.province_code,
+        actor=actor,
+        actor_username=data.username if action == "user.register" else (None if actor else "cli"),
+    )
+    return user
+
+
+def create_user(actor: User | None, data: UserData) -> User:
+    """FAQ 29–30. `actor=None` is the operator at the command line (init, create-user)."""
+    if actor is not None and not permissions.may_create_user(actor, data.role, data.province_code):
+        raise WorkflowError(_l("You may not create this kind of account in this province."), "role")
+    if data.role == Role.ICP and actor is not None:
+        raise WorkflowError(_l("ICP accounts are created by self-registration."), "role")
+    _check_new_account(data)
+    if data.can_import and (data.role != Role.ISP or (actor is not None and actor.role != Role.BUREAU)):
+        raise WorkflowError(_l("Only a bureau grants the import right, and only to ISPs."), "can_import")
+    return _insert_user(actor, data, UserStatus.ACTIVE, "user.create")
+
+
+def _require_manage(actor: User, target: User, action: Action) -> None:
+    if not permissions.may_manage_user(actor, target, action):
+        raise NotFound()
+
+
+_EDITABLE_FIELDS = ("province_code", "organisation", "contact_name", "mobile", "email",
+                    "preapproval_category")
+
+
+def update_user(actor: User, target: User, data: UserData) -> User:
+    """Edit an account's profile; username and role never change (FAQ 24, 49)."""
+    _require_manage(actor, target, Action.USER_EDIT)
+    data.role, data.username = target.role, target.username
+    if not permissions.in_actor_province(actor, data.province_code):
+        raise WorkflowError(_l("You may not move an account outside your province."), "province_code")
+    _check_profile(data)
+    changes = {}
+    for name in _EDITABLE_FIELDS:
+        new = getattr(data, name)
+        if getattr(target, name) != new:
+            changes[name] = [getattr(target, name), new]
+            setattr(target, name, new)
+    if not changes:
+        return target
+    audit.record("user.edit", object_type="user", object_id=target.id, changes=changes,
+                 province_code=target.province_code, actor=actor)
+    return target
+
+
+def set_user_status(actor: User, target: User, status: UserStatus) -> User:
+    """Disable or enable an account; disabling ends its sessions at once."""
+    _require_manage(actor, target, Action.USER_STATUS)
+    if status not in (UserStatus.ACTIVE, UserStatus.DISABLED):
+        raise WorkflowError(_l("Unknown account status."))
+    if target.status == status:
+        raise WorkflowError(_l("The account already has this status."))
+    if target.status == UserStatus.PENDING and status == UserStatus.ACTIVE:
+        raise WorkflowError(_l("A pending account becomes active through its identity check."))
+    old = target.status
+    target.status = status
+    if status == UserStatus.DISABLED:
+        target.session_epoch += 1
+    audit.record("user.disable" if status == UserStatus.DISABLED else "user.enable",
+                 object_type="user", object_id=target.id,
+                 changes={"status": [str(old), str(status)]},
+                 province_code=target.province_code, actor=actor)
+    return target
+
+
+def reset_user_password(actor: User, target: User) -> str:
+    """Set a new random password, end the user's sessions, return the password (shown once)."""
+    _require_manage(actor, target, Action.USER_RESET_PASSWORD)
+    password = generate_password()
+    target.password_hash = hash_password(password)
+    target.session_epoch += 1
+    audit.record("user.reset_password", object_type="user", object_id=target.id,
+                 province_code=target.province_code, actor=actor)
+    return password
+
+
+def set_import_grant(actor: User, target: User, granted: bool) -> User:
+    """FAQ 47: a bureau gives or withdraws the import right of one of its ISPs."""
+    if not permissions.may_grant_import(actor, target):
+        raise NotFound()
+    if target.can_import == granted:
+        raise WorkflowError(_l("The import right is already in this state."))
+    target.can_import = granted
+    audit.record("user.grant_import" if granted else "user.withdraw_import",
+                 object_type="user", object_id=target.id,
+                 changes={"can_import": [not granted, granted]},
+                 province_code=target.province_code, actor=actor)
+    return target
