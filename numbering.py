@@ -19,7 +19,7 @@ from extensions import db
 from models import Entity, NumberCounter, Province
 
 ABBREVIATIONS = "京津冀晋蒙辽吉黑沪苏浙皖闽赣鲁豫鄂湘粤桂琼渝川贵云藏陕甘青宁新"
-FILING_RE = re.compile(rf"^(?P<abbr>[{ABBREVIATIONS}])ICP备(?P<yy>\d{{2}})(?P<seq>\d{{6}})号$")
+FILING_RE = re.compile(rf"^(?P<abbr>[{ABBREVIATIONS}])ICP备(?P<yy>[0-9]{{2}})(?P<seq>[0-9]{{6}})号$")
 
 
 def filing_number(abbr: str, year: int, sequence: int) -> str:

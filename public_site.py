@@ -41,7 +41,7 @@ bp = Blueprint("public", __name__)
 api = Blueprint("public_api", __name__, url_prefix="/api/v1/public")
 csrf.exempt(api)  # a JSON API for anyone: no session, no cookie to ride on
 
-NUMBER_RE = re.compile(rf"^[{ABBREVIATIONS}]ICP(?:备\d{{8}}号(?:-\d+)?|证\d{{6}}号)$")
+NUMBER_RE = re.compile(rf"^[{ABBREVIATIONS}]ICP(?:备[0-9]{{8}}号(?:-[0-9]+)?|证[0-9]{{6}}号)$")
 MAX_RESULTS = 20
 
 

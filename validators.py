@@ -17,7 +17,7 @@ from flask_babel import lazy_gettext as _l
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{3,31}$")
-MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
+MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
@@ -105,7 +105,7 @@ def id_card_check_char(first17: str) -> str:
 def id_card_error(number: str, today: date | None = None) -> str | None:
     """18-digit resident identity card number (GB 11643): birth date and check digit."""
     number = number.upper()
-    if not re.fullmatch(r"\d{17}[\dX]", number):
+    if not re.fullmatch(r"[0-9]{17}[0-9X]", number):
         return str(_l("An identity card number has 17 digits followed by a digit or X."))
     try:
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from validators import email_error, mobile_error, password_errors, username_error
+from validators import common_passwords, email_error, mobile_error, password_errors, username_error
 
 
 @given(st.text(alphabet="0123456789", min_size=6, max_size=30))
@@ -25,8 +25,10 @@ def test_password_equal_to_username_refused(name: str) -> None:
 
 
 @given(st.from_regex(r"[a-z]{3,10}[0-9]{3,10}", fullmatch=True))
-def test_letters_and_digits_accepted(password: str) -> None:
-    assert password_errors(password, "different_user") == []
+def test_letters_and_digits_accepted_unless_common(password: str) -> None:
+    errors = password_errors(password, "different_user")
+    assert errors == ([] if password not in common_passwords() else [errors[0]])
+    assert password_errors("abc123", "someone") and "common" in password_errors("abc123", "someone")[0]
 
 
 @given(st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True))
@@ -61,3 +63,11 @@ def test_usernames_accepted(name: str) -> None:
 def test_usernames_refused() -> None:
     for bad in ("abc", "1abc", "a" * 33, "用户名字", "ab cd", "<script>"):
         assert username_error(bad) is not None
+
+
+def test_only_ascii_digits_count() -> None:
+    """Python's \\d also matches other scripts' digits: a mobile or ID number must be ASCII."""
+    assert mobile_error("13" + "٠١٢٣٤٥٦٧٨") is not None  # Arabic-Indic digits
+    from validators import id_card_error
+
+    assert id_card_error("١١٠١٠٥١٩٤٩١٢٣١٠٠٢X") is not None

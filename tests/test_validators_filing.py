@@ -58,8 +58,8 @@ BIRTH_DATES = st.dates(date(1900, 1, 1), date(2020, 12, 31))
 
 @st.composite
 def id_numbers(draw) -> str:
-    first17 = draw(st.from_regex(r"[1-6]\d{5}", fullmatch=True)) + draw(BIRTH_DATES).strftime("%Y%m%d") + draw(
-        st.from_regex(r"\d{3}", fullmatch=True))
+    first17 = draw(st.from_regex(r"[1-6][0-9]{5}", fullmatch=True)) + draw(BIRTH_DATES).strftime("%Y%m%d") + draw(
+        st.from_regex(r"[0-9]{3}", fullmatch=True))
     return first17 + id_card_check_char(first17)
 
 
