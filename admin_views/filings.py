@@ -260,6 +260,10 @@ class PreapprovalQueueView(SecureModelView):
     row_post_actions = (PostRowAction("confirm", _l("Confirm"), "fa fa-check"),)
     row_page_actions = (PageRowAction("dispute", _l("Dispute"), ".dispute_view", "fa fa-times"),)
 
+    def get_query(self) -> Any:
+        """The website and unit of each row in the page's query, not one query per row."""
+        return super().get_query().options(joinedload(PreapprovalItem.website).joinedload(Website.entity))
+
     def scope(self) -> ColumnElement[bool]:
         criteria = PreapprovalItem.category == current_user.preapproval_category
         if current_user.province_code:
