@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    select,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
@@ -599,3 +600,10 @@ class FilingDraft(db.Model):
     application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"))
     data: Mapped[str] = mapped_column(Text, default="{}")
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+def code_values(table: CodeTable) -> list[tuple[str, str]]:
+    """The (code, name) pairs of a code table that are in use, in their order."""
+    return [(code, name) for code, name in db.session.execute(
+        select(CodeItem.code, CodeItem.name).where(CodeItem.table == table, CodeItem.active)
+        .order_by(CodeItem.sort_order))]

@@ -32,6 +32,7 @@ from models import (
     FilingStatus,
     Province,
     Website,
+    code_values,
     starts_with,
 )
 from numbering import ABBREVIATIONS
@@ -139,9 +140,7 @@ def code_table_rows(name: str) -> list[dict[str, str]] | None:
             select(Province).where(Province.active).order_by(Province.sort_order))]
     if name not in {t.value for t in CodeTable}:
         return None
-    return [{"code": code, "name": value} for code, value in db.session.execute(
-        select(CodeItem.code, CodeItem.name).where(CodeItem.table == CodeTable(name), CodeItem.active)
-        .order_by(CodeItem.sort_order))]
+    return [{"code": code, "name": value} for code, value in code_values(CodeTable(name))]
 
 
 # --- per-client rate limit of the API ------------------------------------------------------------------

@@ -20,7 +20,7 @@ from admin_views.base import FilterStartsWith, PostRowAction, SecureModelView
 from admin_views.labels import PROVINCE_NAMES, ROLE_LABELS, STATUS_LABELS, label
 from extensions import db
 from forms import show_refusal
-from models import CodeItem, CodeTable, Province, Role, User, UserStatus
+from models import CodeTable, Province, Role, User, UserStatus, code_values
 from permissions import Action
 
 
@@ -55,12 +55,7 @@ def _province_choices(actor: User) -> list[tuple[str, str]]:
 
 
 def _category_choices() -> list[tuple[str, str]]:
-    rows = db.session.execute(
-        select(CodeItem.code, CodeItem.name)
-        .where(CodeItem.table == CodeTable.PREAPPROVAL_CATEGORY, CodeItem.active)
-        .order_by(CodeItem.sort_order)
-    )
-    return [("", "—")] + [(code, name) for code, name in rows]
+    return [("", "—"), *code_values(CodeTable.PREAPPROVAL_CATEGORY)]
 
 
 class ManagedEditRowAction(EditRowAction):

@@ -24,17 +24,21 @@ import workflow
 from admin_views.base import RoleView
 from extensions import db
 from forms import show_refusal
-from models import Application, ApplicationState, CodeItem, CodeTable, FilingDraft, Province, Role, User, UserStatus
+from models import (
+    Application,
+    ApplicationState,
+    CodeTable,
+    FilingDraft,
+    Province,
+    Role,
+    User,
+    UserStatus,
+    code_values,
+)
 from permissions import Action
 
 ENTITY_FIELDS = ("province_code", "unit_name", "unit_nature", "certificate_type", "certificate_number", "address",
                  "responsible_name", "responsible_id_number", "responsible_mobile", "responsible_email", "commercial")
-
-
-def _codes(table: CodeTable) -> list[tuple[str, str]]:
-    return [(code, name) for code, name in db.session.execute(
-        select(CodeItem.code, CodeItem.name).where(CodeItem.table == table, CodeItem.active)
-        .order_by(CodeItem.sort_order))]
 
 
 def _provinces() -> list[tuple[str, str]]:
@@ -121,8 +125,8 @@ class FilingWizardView(RoleView):
         data = self._data()
         form = EntityForm(data=data["entity"] or {"province_code": current_user.province_code or ""})
         form.province_code.choices = _provinces()
-        form.unit_nature.choices = _codes(CodeTable.UNIT_NATURE)
-        form.certificate_type.choices = _codes(CodeTable.CERTIFICATE_TYPE)
+        form.unit_nature.choices = code_values(CodeTable.UNIT_NATURE)
+        form.certificate_type.choices = code_values(CodeTable.CERTIFICATE_TYPE)
         if form.validate_on_submit():
             values = {name: form[name].data for name in ENTITY_FIELDS}
             try:
@@ -147,9 +151,9 @@ class FilingWizardView(RoleView):
             first = (values.get("preapprovals") or [["", ""]])[0]
             initial["preapproval_category"], initial["preapproval_document"] = first
         form = WebsiteForm(data=initial)
-        form.service_content.choices = _codes(CodeTable.SERVICE_CONTENT)
-        form.languages.choices = _codes(CodeTable.LANGUAGE)
-        form.preapproval_category.choices = [("", "—"), *_codes(CodeTable.PREAPPROVAL_CATEGORY)]
+        form.service_content.choices = code_values(CodeTable.SERVICE_CONTENT)
+        form.languages.choices = code_values(CodeTable.LANGUAGE)
+        form.preapproval_category.choices = [("", "—"), *code_values(CodeTable.PREAPPROVAL_CATEGORY)]
         return form
 
     @expose("/websites/", methods=("GET", "POST"))
@@ -217,7 +221,7 @@ class FilingWizardView(RoleView):
         if current_user.role == Role.ISP and not query:  # an ISP filing for its customer names itself
             matches = [(current_user.id, current_user.organisation or current_user.username)]
         form.isp_id.choices = matches
-        form.method.choices = _codes(CodeTable.ACCESS_METHOD)
+        form.method.choices = code_values(CodeTable.ACCESS_METHOD)
         form.server_province_code.choices = _provinces()
         if request.method == "POST" and form.validate_on_submit():
             website = data["websites"][form.website.data]
