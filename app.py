@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app, has_request_context, jsonify, render_template, request, session
-from flask_babel import get_locale
+from flask_babel import format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 from flask_migrate import upgrade
 from flask_wtf.csrf import CSRFError
@@ -109,6 +109,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         action_label=lambda action: label(ACTION_LABELS, action),
     )
     app.jinja_env.filters["local_time"] = lambda value: local_time(None, value)
+    app.jinja_env.filters["local_date"] = lambda value: format_datetime(value, "yyyy-MM-dd") if value else ""
     app.after_request(_security_headers)
     for code in ERROR_TEXTS:
         app.register_error_handler(code, _render_error)

@@ -63,6 +63,11 @@ def from_environment() -> dict[str, object]:
         "EXPORT_MAX_ROWS": int(os.environ.get("EXPORT_MAX_ROWS", "100000")),
         "PAGE_SIZE": 50,
         "API_RATE_LIMIT_PER_MINUTE": int(os.environ.get("API_RATE_LIMIT_PER_MINUTE", "600")),
+        # the registry's own filing number, shown (linked) in the public footer
+        "REGISTRY_FILING_NUMBER": os.environ.get("REGISTRY_FILING_NUMBER", "京ICP备04000001号"),
+        # notices (SPEC §9): attachments outside the web root; None → INSTANCE_PATH/attachments
+        "ATTACHMENT_DIR": os.environ.get("ATTACHMENT_DIR"),
+        "ATTACHMENT_MAX_BYTES": int(os.environ.get("ATTACHMENT_MAX_BYTES", str(20 * 1024 * 1024))),
         # accounts (SPEC §2)
         "CODE_TTL_MINUTES": int(os.environ.get("CODE_TTL_MINUTES", "30")),
         "CODE_MAX_ATTEMPTS": int(os.environ.get("CODE_MAX_ATTEMPTS", "5")),

@@ -11,7 +11,17 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, select, true
 
-from models import FILING_ROLES, MANAGEMENT_ROLES, Application, AuditEvent, Entity, IspVerification, Role, User
+from models import (
+    FILING_ROLES,
+    MANAGEMENT_ROLES,
+    Application,
+    AuditEvent,
+    Entity,
+    IspVerification,
+    Notice,
+    Role,
+    User,
+)
 
 
 class Action(enum.StrEnum):
@@ -35,6 +45,7 @@ class Action(enum.StrEnum):
     FILING_CREATE = "filing.create"
     FILING_VERIFY = "filing.verify"
     BLACKLIST_MANAGE = "blacklist.manage"
+    NOTICE_MANAGE = "notice.manage"
 
 
 _EVERY_ROLE = frozenset({Action.DASHBOARD, Action.CODE_LIST})
@@ -45,8 +56,9 @@ _USER_ADMIN = frozenset({
 
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.MIIT: _EVERY_ROLE | _USER_ADMIN | {Action.CODE_EDIT, Action.OUTBOX_LIST, Action.OUTBOX_RETRY,
-                                           Action.FILING_LIST},
-    Role.BUREAU: _EVERY_ROLE | _USER_ADMIN | {Action.USER_GRANT_IMPORT, Action.FILING_AUDIT, Action.FILING_LIST},
+                                           Action.FILING_LIST, Action.NOTICE_MANAGE},
+    Role.BUREAU: _EVERY_ROLE | _USER_ADMIN | {Action.USER_GRANT_IMPORT, Action.FILING_AUDIT, Action.FILING_LIST,
+                                             Action.NOTICE_MANAGE},
     Role.ICP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE},
     Role.ISP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.FILING_VERIFY},
     Role.IP_REPORTER: _EVERY_ROLE,
@@ -166,3 +178,15 @@ def application_scope(actor: Any) -> ColumnElement[bool]:
     if actor.role == Role.BUREAU or actor.province_code is not None:
         return Application.province_code == actor.province_code
     return true()
+
+
+def notice_scope(actor: Any) -> ColumnElement[bool]:
+    """FAQ 38: MIIT manages every notice (its own are national); a bureau those of its province."""
+    if not can(actor, Action.NOTICE_MANAGE):
+        return false()
+    return true() if actor.role == Role.MIIT else Notice.province_code == actor.province_code
+
+
+def may_manage_notice(actor: Any, notice: Any) -> bool:
+    return can(actor, Action.NOTICE_MANAGE) and (actor.role == Role.MIIT or (
+        actor.province_code is not None and notice.province_code == actor.province_code))

@@ -12,14 +12,15 @@ import time
 from collections import deque
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 import certificates
-from admin_views.labels import CODE_TABLE_LABELS
+import notices
+from admin_views.labels import CODE_TABLE_LABELS, DISCLOSURE_KIND_LABELS, NOTICE_CATEGORY_LABELS, PROVINCE_NAMES
 from extensions import csrf, db
 from importer import XLSX_MIME, content_disposition, xlsx_bytes
 from models import (
@@ -27,9 +28,14 @@ from models import (
     CertificateStatus,
     CodeItem,
     CodeTable,
+    DisclosureEntry,
+    DisclosureKind,
     Domain,
     Entity,
     FilingStatus,
+    Notice,
+    NoticeAttachment,
+    NoticeCategory,
     Province,
     Website,
     code_values,
@@ -143,6 +149,102 @@ def code_table_rows(name: str) -> list[dict[str, str]] | None:
     return [{"code": code, "name": value} for code, value in code_values(CodeTable(name))]
 
 
+# --- notices (SPEC §9) and 政务公开 ---------------------------------------------------------------
+
+LATEST_PER_CATEGORY = 5
+LIST_PAGE_SIZE = 20
+
+
+def _published() -> Any:
+    return select(Notice).where(Notice.published)
+
+
+def latest_notices() -> dict[NoticeCategory, list[Notice]]:
+    """The newest published notices of each category that has any (one indexed query per category)."""
+    latest = {category: list(db.session.scalars(
+        _published().where(Notice.category == category).order_by(Notice.published_at.desc())
+        .limit(LATEST_PER_CATEGORY))) for category in NoticeCategory}
+    return {category: rows for category, rows in latest.items() if rows}
+
+
+def _page_number() -> int:
+    try:
+        return max(1, min(int(request.args.get("page", "1")), 10_000))
+    except ValueError:
+        return 1
+
+
+def notice_list(category: str | None, page: int) -> tuple[list[Notice], int]:
+    """One page of published notices (of a category), newest first, and the number of pages."""
+    query = _published()
+    if category:
+        query = query.where(Notice.category == category)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = db.session.scalars(query.order_by(Notice.published_at.desc(), Notice.id.desc())
+                              .offset((page - 1) * LIST_PAGE_SIZE).limit(LIST_PAGE_SIZE)).all()
+    return list(rows), max(1, -(-total // LIST_PAGE_SIZE))
+
+
+def _category_arg() -> str | None:
+    category = request.args.get("category") or None
+    if category is not None and category not in {c.value for c in NoticeCategory}:
+        abort(404)
+    return category
+
+
+def _published_notice(notice_id: int) -> Notice:
+    """Unpublished, withdrawn or deleted notices are 404 to the public."""
+    notice = db.session.scalar(_published().where(Notice.id == notice_id))
+    if notice is None:
+        abort(404)
+    return notice
+
+
+def notice_json(notice: Notice, with_body: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": notice.id, "category": notice.category.value, "title": notice.title,
+        "province": PROVINCE_NAMES.get(notice.province_code) if notice.province_code else None,
+        "published_at": notice.published_at.isoformat() + "Z" if notice.published_at else None,
+        "attachments": [{"name": a.original_name, "size": a.size, "content_type": a.content_type,
+                         "url": url_for("public.notice_attachment", notice_id=notice.id, attachment_id=a.id)}
+                        for a in notice.attachments]}
+    if with_body:
+        data["body_html"] = notice.body
+    return data
+
+
+DISCLOSURE_PAGE_SIZE = 50
+STATISTICS_SECONDS = 600
+_statistics: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+
+
+def province_statistics() -> list[dict[str, Any]]:
+    """Per province: filings in force, cancelled, revoked (kept 10 minutes per process: GROUP BY over
+    1,000,000 rows is an index-only scan but not free)."""
+    cached = _statistics.get("rows")
+    if cached and time.monotonic() - cached[0] < STATISTICS_SECONDS and not current_app.testing:
+        return cached[1]
+    active = dict(db.session.execute(select(Entity.province_code, func.count()).where(
+        Entity.status == FilingStatus.ACTIVE).group_by(Entity.province_code)).all())
+    left: dict[tuple[str, DisclosureKind], int] = {
+        (province, kind): count for province, kind, count in db.session.execute(
+            select(DisclosureEntry.province_code, DisclosureEntry.kind, func.count())
+            .group_by(DisclosureEntry.province_code, DisclosureEntry.kind))}
+    rows = [{"code": p.code, "name": p.name, "active": active.get(p.code, 0),
+             **{kind.value: left.get((p.code, kind), 0) for kind in DisclosureKind}}
+            for p in db.session.scalars(select(Province).where(Province.active).order_by(Province.sort_order))]
+    _statistics["rows"] = (time.monotonic(), rows)
+    return rows
+
+
+def disclosure_page(page: int) -> tuple[list[DisclosureEntry], int]:
+    total = db.session.scalar(select(func.count(DisclosureEntry.id))) or 0
+    rows = db.session.scalars(select(DisclosureEntry).order_by(DisclosureEntry.happened_at.desc(),
+                                                               DisclosureEntry.id.desc())
+                              .offset((page - 1) * DISCLOSURE_PAGE_SIZE).limit(DISCLOSURE_PAGE_SIZE)).all()
+    return list(rows), max(1, -(-total // DISCLOSURE_PAGE_SIZE))
+
+
 # --- per-client rate limit of the API ------------------------------------------------------------------
 
 _hits: dict[str, deque[float]] = {}
@@ -171,7 +273,45 @@ def _rate_limit() -> Response | None:
 def home() -> str:
     query = request.args.get("q", "")[:200]
     results = public_records(_entity_ids(query)) if query.strip() else None
-    return render_template("public/home.html", query=query, results=results)
+    return render_template("public/home.html", query=query, results=results,
+                           latest=latest_notices() if results is None else {},
+                           categories=NOTICE_CATEGORY_LABELS)
+
+
+@bp.route("/notices/")
+def notices_page() -> str:
+    category, page = _category_arg(), _page_number()
+    rows, pages = notice_list(category, page)
+    return render_template("public/notices.html", notices=rows, page=page, pages=pages, category=category,
+                           categories=NOTICE_CATEGORY_LABELS, provinces=PROVINCE_NAMES)
+
+
+@bp.route("/notices/<int:notice_id>")
+def notice_page(notice_id: int) -> str:
+    return render_template("public/notice.html", notice=_published_notice(notice_id),
+                           categories=NOTICE_CATEGORY_LABELS, provinces=PROVINCE_NAMES)
+
+
+@bp.route("/notices/<int:notice_id>/attachments/<int:attachment_id>")
+def notice_attachment(notice_id: int, attachment_id: int) -> Response:
+    notice = _published_notice(notice_id)
+    attachment = db.session.get(NoticeAttachment, attachment_id)
+    if attachment is None or attachment.notice_id != notice.id:
+        abort(404)
+    return notices.download(attachment)
+
+
+@bp.route("/disclosure/")
+def disclosure() -> str:
+    page = _page_number()
+    entries, pages = disclosure_page(page)
+    statistics = province_statistics()
+    return render_template(
+        "public/disclosure.html", entries=entries, page=page, pages=pages, statistics=statistics,
+        active_max=max([r["active"] for r in statistics] + [1]),
+        left_max=max([r["cancelled"] + r["revoked"] + r["licence_revoked"] for r in statistics] + [1]),
+        kinds=DISCLOSURE_KIND_LABELS, provinces=PROVINCE_NAMES,
+        notices=notice_list(NoticeCategory.DISCLOSURE.value, 1)[0])
 
 
 @bp.route("/certificates/verify", methods=["GET", "POST"])
@@ -250,6 +390,24 @@ def api_code_table(name: str) -> Response:
     return jsonify({"name": name, "title": code_table_names()[name], "values": rows})
 
 
+@api.route("/notices")
+def api_notices() -> Response:
+    category = request.args.get("category") or None
+    if category is not None and category not in {c.value for c in NoticeCategory}:
+        return jsonify({"message": "没有这个公告类别。", "categories": [c.value for c in NoticeCategory]}), 404
+    page = _page_number()
+    rows, pages = notice_list(category, page)
+    return jsonify({"category": category, "page": page, "pages": pages, "notices": [notice_json(n) for n in rows]})
+
+
+@api.route("/notices/<int:notice_id>")
+def api_notice(notice_id: int) -> Response:
+    notice = db.session.scalar(_published().where(Notice.id == notice_id))
+    if notice is None:
+        return jsonify({"message": "没有这条公告。"}), 404
+    return jsonify(notice_json(notice, with_body=True))
+
+
 OPENAPI = {
     "openapi": "3.0.3",
     "info": {"title": "ICP与IP备案管理系统 公共查询接口", "version": "1"},
@@ -275,6 +433,18 @@ OPENAPI = {
             "summary": "the values of one code table",
             "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": {"description": "values"}, "404": {"description": "unknown table"}}}},
+        "/api/v1/public/notices": {"get": {
+            "summary": "published notices, newest first, 20 per page",
+            "parameters": [
+                {"name": "category", "in": "query", "required": False,
+                 "schema": {"type": "string", "enum": [c.value for c in NoticeCategory]}},
+                {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}}],
+            "responses": {"200": {"description": "notices with their attachments' download URLs"},
+                          "404": {"description": "unknown category"}}}},
+        "/api/v1/public/notices/{id}": {"get": {
+            "summary": "one published notice with its sanitised HTML body",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "the notice"}, "404": {"description": "no such published notice"}}}},
     },
 }
 

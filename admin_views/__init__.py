@@ -19,6 +19,7 @@ from admin_views.filings import (
     IspQueueView,
     PreapprovalQueueView,
 )
+from admin_views.notices import NoticeView
 from admin_views.outbox import OutboxView
 from admin_views.users import UserView
 from admin_views.wizard import FilingWizardView
@@ -31,6 +32,7 @@ from models import (
     BlacklistEntry,
     CodeItem,
     Entity,
+    Notice,
     OutboxMessage,
     PreapprovalItem,
     Province,
@@ -43,6 +45,7 @@ CODES = _l("Code tables")
 ACCOUNT = _l("My account")
 FILINGS = _l("ICP filing business")
 CONTENT = _l("Special content")
+INFORMATION = _l("Information")
 
 
 def init_admin(app: Flask) -> Admin:
@@ -65,6 +68,7 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(ApplicationView(Application, db, name=_l("Applications"), endpoint="applications",
                                    category=FILINGS))
     admin.add_view(EntityView(Entity, db, name=_l("Filings"), endpoint="filings", category=FILINGS))
+    admin.add_view(NoticeView(Notice, db, name=_l("Notices"), endpoint="notices", category=INFORMATION))
     admin.add_view(BlacklistView(BlacklistEntry, db, name=_l("Blacklist"), endpoint="blacklist", category=CONTENT))
     admin.add_view(UserView(User, db, role_group=FILING_ROLES, name=_l("Filing users"),
                             endpoint="filing_users", category=USERS))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from models import CodeTable, Role, UserStatus
+from models import CodeTable, DisclosureKind, NoticeCategory, Role, UserStatus
 from seed_data import PROVINCES
 
 ROLE_LABELS = {
@@ -71,4 +71,28 @@ ACTION_LABELS = {
     "application.rejected": _l("Rejected by the bureau"),
     "preapproval.confirmed": _l("Pre-approval confirmed"),
     "preapproval.disputed": _l("Pre-approval disputed"),
+    "notice.create": _l("Notice created"),
+    "notice.edit": _l("Notice edited"),
+    "notice.publish": _l("Notice published"),
+    "notice.withdraw": _l("Notice withdrawn"),
+    "notice.delete": _l("Notice deleted"),
+    "notice.attachment_removed": _l("Attachment removed"),
+}
+
+NOTICE_CATEGORY_LABELS = {
+    NoticeCategory.BULLETIN: _l("Bulletin board"),
+    NoticeCategory.LAWS: _l("Laws and regulations"),
+    NoticeCategory.PROCESS: _l("Filing process"),
+    NoticeCategory.HELP: _l("System help"),
+    NoticeCategory.STATEMENT: _l("Terms of use"),
+    NoticeCategory.DOWNLOADS: _l("Downloads"),
+    NoticeCategory.SUPPORT: _l("Technical support"),
+    NoticeCategory.CONTACT: _l("Contact us"),
+    NoticeCategory.DISCLOSURE: _l("Government disclosure"),
+}
+
+DISCLOSURE_KIND_LABELS = {
+    DisclosureKind.CANCELLED: _l("Cancelled at the owner's request"),
+    DisclosureKind.REVOKED: _l("Revoked"),
+    DisclosureKind.LICENCE_REVOKED: _l("Licence revoked"),
 }

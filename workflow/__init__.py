@@ -40,6 +40,7 @@ from workflow.filings import (
     save_filing_draft,
     submit_application,
 )
+from workflow.notices import NoticeData, delete_notice, remove_attachment, save_notice, set_published
 from workflow.users import (
     UserData,
     create_user,
@@ -52,12 +53,13 @@ from workflow.users import (
 )
 
 __all__ = [
-    "AccessData", "EntityData", "NotFound", "SignInOutcome", "SignInResult", "UserData", "WebsiteData",
-    "WorkflowError", "approval_blockers", "approve", "batch_approve", "certificate_payload", "change_password",
-    "check_accesses", "check_codes", "check_entity", "check_website", "confirm_contact_change",
-    "confirm_identity", "create_user", "generate_password", "hash_password", "isp_return", "isp_verify",
-    "register_icp", "reject", "request_password_reset", "resend_registration_codes", "reset_password",
-    "reset_token_user", "reset_user_password", "retry_message", "review_preapproval", "save_filing_draft",
-    "set_import_grant", "set_user_status", "sign_in", "sign_out", "submit_application", "update_own_profile",
-    "update_user",
+    "AccessData", "EntityData", "NotFound", "NoticeData", "SignInOutcome", "SignInResult", "UserData",
+    "WebsiteData", "WorkflowError", "approval_blockers", "approve", "batch_approve", "certificate_payload",
+    "change_password", "check_accesses", "check_codes", "check_entity", "check_website",
+    "confirm_contact_change", "confirm_identity", "create_user", "delete_notice", "generate_password",
+    "hash_password", "isp_return", "isp_verify", "register_icp", "reject", "remove_attachment",
+    "request_password_reset", "resend_registration_codes", "reset_password", "reset_token_user",
+    "reset_user_password", "retry_message", "review_preapproval", "save_filing_draft", "save_notice",
+    "set_import_grant", "set_published", "set_user_status", "sign_in", "sign_out", "submit_application",
+    "update_own_profile", "update_user",
 ]
