@@ -1,0 +1,121 @@
+"""Public lookup benchmark (issue #5): /api/v1/public/lookup by domain over 1,000,000 websites,
+served by gunicorn (2 workers), loaded by wrk on loopback, against a no-database endpoint of the
+same app measured in the same run.
+
+    python bench/public_lookup.py              # the database is built once in $BENCH_DIR
+    BENCH_FILINGS=100000 python bench/public_lookup.py
+
+Prints requests/s, p50 and p99 of both endpoints and the ratio lookup / no-database (target ≥ 0.6).
+Needs `wrk` (Debian package) on the PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import select
+
+import demo
+from bench.filings import PASSWORD, fresh_app
+from extensions import db
+from models import Domain, Website
+
+ROOT = Path(__file__).resolve().parent.parent
+FILINGS = int(os.environ.get("BENCH_FILINGS", "1000000"))
+FOLDER = Path(os.environ.get("BENCH_DIR", Path(tempfile.gettempdir()) / f"beian-bench-public-{FILINGS}"))
+PORT = int(os.environ.get("BENCH_PORT", "8765"))
+DURATION = os.environ.get("BENCH_DURATION", "15s")
+CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "16")
+SAMPLE = 2000
+
+
+def database() -> Path:
+    """The seeded database (built on the first run, reused after), and a Lua script of sample domains."""
+    ready = FOLDER / "seeded"
+    if not ready.exists():
+        shutil.rmtree(FOLDER, ignore_errors=True)
+        FOLDER.mkdir(parents=True)
+        app = fresh_app(FOLDER)
+        with app.app_context():
+            started = time.perf_counter()
+            demo.seed(FILINGS, PASSWORD)
+            db.session.execute(db.text("ANALYZE"))
+            db.session.commit()
+            print(f"seed-demo --filings {FILINGS:,}: {time.perf_counter() - started:.0f} s")
+            names = list(db.session.scalars(select(Domain.name).join(Website).where(
+                Website.number.is_not(None)).order_by(Domain.id).limit(SAMPLE * 20)))
+        sample = random.Random(7).sample(names, SAMPLE)
+        lua = "local names = {" + ",".join(f'"{n}"' for n in sample) + "}\n" + (
+            "local i = 0\nrequest = function()\n  i = i % #names + 1\n"
+            '  return wrk.format("GET", "/api/v1/public/lookup?q=" .. names[i])\nend\n')
+        (FOLDER / "lookup.lua").write_text(lua)
+        ready.touch()
+    return FOLDER / "b.db"
+
+
+def serve(db_path: Path) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db_path}", "BEIAN_INSTANCE_PATH": str(FOLDER),
+           "SECRET_KEY": "bench", "API_RATE_LIMIT_PER_MINUTE": "100000000"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{PORT}", "--log-level", "warning",
+         "app:create_app()"], cwd=ROOT, env=env)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/api/v1/public/ping", timeout=1)
+            return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(path: str, script: Path | None = None) -> dict[str, float]:
+    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency"]
+    command += ["-s", str(script)] if script else []
+    output = subprocess.run(command + [f"http://127.0.0.1:{PORT}{path}"], capture_output=True, text=True,
+                            check=True).stdout
+    if "Non-2xx" in output:
+        raise SystemExit(f"errors in the run:\n{output}")
+    return {"req/s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+            "p50 ms": _ms(re.search(r"50%\s+(\S+)", output).group(1)),
+            "p99 ms": _ms(re.search(r"99%\s+(\S+)", output).group(1))}
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    db_path = database()
+    server = serve(db_path)
+    try:
+        wrk("/api/v1/public/ping")  # warm both workers
+        wrk("/api/v1/public/lookup", FOLDER / "lookup.lua")
+        results = {"no-database endpoint (/ping)": wrk("/api/v1/public/ping"),
+                   f"lookup by domain ({FILINGS:,} websites)": wrk("/api/v1/public/lookup", FOLDER / "lookup.lua")}
+    finally:
+        server.terminate()
+        server.wait()
+    print(f"\n{'gunicorn -w 2, wrk -c' + CONNECTIONS + ' ' + DURATION:44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, figures in results.items():
+        print(f"{name:44} {figures['req/s']:9,.0f} {figures['p50 ms']:8.2f} {figures['p99 ms']:8.2f}")
+    ping, lookup = results.values()
+    print(f"ratio lookup / no-database: {lookup['req/s'] / ping['req/s']:.2f} (target ≥ 0.6)")
+
+
+if __name__ == "__main__":
+    main()
