@@ -510,6 +510,8 @@ class Application(db.Model):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime)
     reasons: Mapped[str] = mapped_column(Text, default="{}")  # JSON: field → reason, from the last return
+    # JSON: what a change / access / cancellation application asks for, applied on approval (SPEC §4)
+    proposal: Mapped[str] = mapped_column(Text, default="{}")
 
     entity: Mapped[Entity] = relationship()
     verifications: Mapped[list[IspVerification]] = relationship(back_populates="application",
@@ -600,6 +602,40 @@ class FilingDraft(db.Model):
     application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"))
     data: Mapped[str] = mapped_column(Text, default="{}")
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class RequestState(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"  # processed: the filing was revoked
+    REFUSED = "refused"
+
+
+class RevocationRequest(db.Model):
+    """撤销申请 (FAQ 35–37): a request to revoke an entity's filing or one website, with a reason.
+
+    `processor_role` says who processes it: MIIT for requests of bureau users, the bureau otherwise."""
+
+    __tablename__ = "revocation_requests"
+    __table_args__ = (Index("ix_revocation_requests_queue", "processor_role", "state", "province_code", "id"),
+                      Index("ix_revocation_requests_requester", "requester_id", "id"),
+                      Index("ix_revocation_requests_entity", "entity_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id"))
+    website_id: Mapped[int | None] = mapped_column(ForeignKey("websites.id"))
+    province_code: Mapped[str] = mapped_column(ForeignKey("provinces.code"))
+    reason: Mapped[str] = mapped_column(String(500))
+    requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    processor_role: Mapped[Role] = mapped_column(str_enum(Role, "role"))
+    state: Mapped[RequestState] = mapped_column(str_enum(RequestState, "request_state"), default=RequestState.PENDING)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    decision_reason: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    entity: Mapped[Entity] = relationship()
+    website: Mapped[Website | None] = relationship()
+    requester: Mapped[User] = relationship(foreign_keys=[requester_id])
 
 
 class NoticeCategory(enum.StrEnum):

@@ -88,7 +88,7 @@ def _ms(text: str) -> float:
 def wrk(path: str, script: Path | None = None) -> dict[str, float]:
     command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency"]
     command += ["-s", str(script)] if script else []
-    output = subprocess.run(command + [f"http://127.0.0.1:{PORT}{path}"], capture_output=True, text=True,
+    output = subprocess.run([*command, f"http://127.0.0.1:{PORT}{path}"], capture_output=True, text=True,
                             check=True).stdout
     if "Non-2xx" in output:
         raise SystemExit(f"errors in the run:\n{output}")

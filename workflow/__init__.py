@@ -21,18 +21,13 @@ from workflow.accounts import (
     sign_out,
     update_own_profile,
 )
+from workflow.checks import AccessData, EntityData, WebsiteData, check_accesses, check_entity, check_website
 from workflow.errors import NotFound, WorkflowError
 from workflow.filings import (
-    AccessData,
-    EntityData,
-    WebsiteData,
     approval_blockers,
     approve,
     batch_approve,
     certificate_payload,
-    check_accesses,
-    check_entity,
-    check_website,
     isp_return,
     isp_verify,
     reject,
