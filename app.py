@@ -193,6 +193,24 @@ def register_cli(app: Flask) -> None:
         summary["seconds"] = round(time.perf_counter() - started, 1)
         click.echo(json.dumps(summary, ensure_ascii=False))
 
+    @app.cli.command("revoke")
+    @click.argument("number")
+    @click.option("--reason", required=True, help="Why (recorded, e-mailed and audited).")
+    @click.option("--as", "username", required=True, help="The acting account: the province's bureau or MIIT.")
+    @click.option("--licence", is_flag=True, help="吊销: revoke the commercial licence of the entity.")
+    def revoke_command(number: str, reason: str, username: str, licence: bool) -> None:
+        """Revoke a filing by its entity, website or licence number (FAQ 39), as the console does."""
+        actor = db.session.scalar(select(User).where(User.username == username))
+        if actor is None or not actor.is_active:
+            raise click.ClickException(f"no active account named {username}")
+        try:
+            ended = workflow.revoke_by_number(actor, number, reason, licence=licence)
+            db.session.commit()
+        except workflow.WorkflowError as error:
+            db.session.rollback()
+            raise click.ClickException(error.message) from error
+        click.echo(f"{'licence revoked' if licence else 'revoked'}: {ended} by {username}; reason: {reason.strip()}")
+
     @app.cli.group("keys")
     def keys_group() -> None:
         """Certificate signing keys (instance/keys/)."""

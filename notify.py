@@ -45,6 +45,8 @@ def queue_email(recipient: str, subject: str, body: str, *, sensitive: bool = Fa
 
 def queue_emails(messages: list[dict[str, Any]]) -> None:
     """Many e-mails in one multi-row insert (a batch approval); keys as `queue_email`'s arguments."""
+    if not messages:
+        return  # an empty executemany would insert one row of defaults
     now = utcnow()
     db.session.execute(OutboxMessage.__table__.insert(), [{
         "channel": MessageChannel.EMAIL, "recipient": m["recipient"], "subject": m["subject"], "body": m["body"],

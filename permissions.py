@@ -19,6 +19,8 @@ from models import (
     Entity,
     IspVerification,
     Notice,
+    RequestState,
+    RevocationRequest,
     Role,
     User,
 )
@@ -46,6 +48,10 @@ class Action(enum.StrEnum):
     FILING_VERIFY = "filing.verify"
     BLACKLIST_MANAGE = "blacklist.manage"
     NOTICE_MANAGE = "notice.manage"
+    FILING_CHANGE = "filing.change"  # an ISP: changes, new and cancelled access (FAQ 52, 64, 69)
+    FILING_REVOKE = "filing.revoke"  # direct revocation by number, 吊销 (FAQ 39)
+    REVOCATION_REQUEST = "revocation.request"
+    REVOCATION_PROCESS = "revocation.process"
 
 
 _EVERY_ROLE = frozenset({Action.DASHBOARD, Action.CODE_LIST})
@@ -56,11 +62,14 @@ _USER_ADMIN = frozenset({
 
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.MIIT: _EVERY_ROLE | _USER_ADMIN | {Action.CODE_EDIT, Action.OUTBOX_LIST, Action.OUTBOX_RETRY,
-                                           Action.FILING_LIST, Action.NOTICE_MANAGE},
+                                           Action.FILING_LIST, Action.NOTICE_MANAGE, Action.FILING_REVOKE,
+                                           Action.REVOCATION_PROCESS},
     Role.BUREAU: _EVERY_ROLE | _USER_ADMIN | {Action.USER_GRANT_IMPORT, Action.FILING_AUDIT, Action.FILING_LIST,
-                                             Action.NOTICE_MANAGE},
-    Role.ICP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE},
-    Role.ISP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.FILING_VERIFY},
+                                             Action.NOTICE_MANAGE, Action.FILING_REVOKE, Action.REVOCATION_REQUEST,
+                                             Action.REVOCATION_PROCESS},
+    Role.ICP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.REVOCATION_REQUEST},
+    Role.ISP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.FILING_VERIFY, Action.FILING_CHANGE,
+                             Action.REVOCATION_REQUEST},
     Role.IP_REPORTER: _EVERY_ROLE,
     Role.DOMAIN_REPORTER: _EVERY_ROLE,
     Role.PREAPPROVAL: _EVERY_ROLE | {Action.PREAPPROVAL_REVIEW},
@@ -190,3 +199,36 @@ def notice_scope(actor: Any) -> ColumnElement[bool]:
 def may_manage_notice(actor: Any, notice: Any) -> bool:
     return can(actor, Action.NOTICE_MANAGE) and (actor.role == Role.MIIT or (
         actor.province_code is not None and notice.province_code == actor.province_code))
+
+
+def _serves_entity(actor: Any, entity: Any) -> bool:
+    return any(a.isp_id == actor.id for w in entity.websites for a in w.accesses)
+
+
+def may_request_revocation(actor: Any, entity: Any) -> bool:
+    """FAQ 36: the ICP user (own filing), an import user (filings it imported or serves), the bureau (own
+    province)."""
+    if not can(actor, Action.REVOCATION_REQUEST):
+        return False
+    if actor.role == Role.ICP:
+        return entity.owner_id == actor.id
+    if actor.role == Role.ISP:
+        return actor.can_import and _serves_entity(actor, entity)
+    return actor.role == Role.BUREAU and entity.province_code == actor.province_code
+
+
+def may_process_revocation(actor: Any, request: Any) -> bool:
+    """FAQ 31, 37: the bureau processes the requests of ICP and import users of its province, MIIT those of
+    bureaus; nobody their own."""
+    return (can(actor, Action.REVOCATION_PROCESS) and request.requester_id != actor.id
+            and request.processor_role == actor.role
+            and (actor.role == Role.MIIT or request.province_code == actor.province_code))
+
+
+def revocation_queue_scope(actor: Any) -> ColumnElement[bool]:
+    """The pending requests an actor processes — never its own."""
+    if not can(actor, Action.REVOCATION_PROCESS):
+        return false()
+    mine = and_(RevocationRequest.processor_role == actor.role, RevocationRequest.state == RequestState.PENDING,
+                RevocationRequest.requester_id != actor.id)
+    return mine if actor.role == Role.MIIT else and_(mine, RevocationRequest.province_code == actor.province_code)

@@ -222,5 +222,5 @@ def test_new_certificate_supersedes_the_old(app, people, ctx) -> None:
     application = filed_by_isp(_u(people["isp"]), 51)
     workflow.approve(_u(people["bureau"]), application)
     entity = db.session.get(Entity, application.entity_id)
-    workflow.filings._issue_certificates([entity])
+    workflow.issuing.issue_certificates([entity])
     assert sorted(c.status for c in db.session.query(Certificate)) == ["current", "superseded"]

@@ -111,7 +111,7 @@ def test_certificate_statuses(app, client, filed) -> None:
     assert tampered["status"] == "invalid" and tampered["reason"]
     assert verify("garbage")["status"] == "invalid"
     with app.app_context():
-        workflow.filings._issue_certificates([db.session.query(Entity).filter_by(number=filed["number"]).one()])
+        workflow.issuing.issue_certificates([db.session.query(Entity).filter_by(number=filed["number"]).one()])
         db.session.commit()
     assert verify(filed["token"])["status"] == "superseded"
 

@@ -27,13 +27,31 @@ from workflow.filings import (
     approval_blockers,
     approve,
     batch_approve,
-    certificate_payload,
     isp_return,
     isp_verify,
     reject,
     review_preapproval,
     save_filing_draft,
     submit_application,
+)
+from workflow.issuing import certificate_payload, issue_certificates
+from workflow.lifecycle import (
+    add_access,
+    cancel_access,
+    delete_revocation_request,
+    discard_application,
+    edit_revocation_request,
+    end_filing,
+    find_by_number,
+    process_revocation_requests,
+    proposal_of,
+    propose_domains,
+    propose_responsible,
+    propose_website,
+    propose_website_edit,
+    request_cancellation,
+    request_revocation,
+    revoke_by_number,
 )
 from workflow.notices import NoticeData, delete_notice, remove_attachment, save_notice, set_published
 from workflow.users import (
@@ -49,12 +67,15 @@ from workflow.users import (
 
 __all__ = [
     "AccessData", "EntityData", "NotFound", "NoticeData", "SignInOutcome", "SignInResult", "UserData",
-    "WebsiteData", "WorkflowError", "approval_blockers", "approve", "batch_approve", "certificate_payload",
-    "change_password", "check_accesses", "check_codes", "check_entity", "check_website",
-    "confirm_contact_change", "confirm_identity", "create_user", "delete_notice", "generate_password",
-    "hash_password", "isp_return", "isp_verify", "register_icp", "reject", "remove_attachment",
-    "request_password_reset", "resend_registration_codes", "reset_password", "reset_token_user",
-    "reset_user_password", "retry_message", "review_preapproval", "save_filing_draft", "save_notice",
-    "set_import_grant", "set_published", "set_user_status", "sign_in", "sign_out", "submit_application",
-    "update_own_profile", "update_user",
+    "WebsiteData", "WorkflowError", "add_access", "approval_blockers", "approve", "batch_approve",
+    "cancel_access", "certificate_payload", "change_password", "check_accesses", "check_codes", "check_entity",
+    "check_website", "confirm_contact_change", "confirm_identity", "create_user", "delete_notice",
+    "delete_revocation_request", "discard_application", "edit_revocation_request", "end_filing",
+    "find_by_number", "generate_password", "hash_password", "isp_return", "isp_verify", "issue_certificates",
+    "process_revocation_requests", "proposal_of", "propose_domains", "propose_responsible", "propose_website",
+    "propose_website_edit", "register_icp", "reject", "remove_attachment", "request_cancellation",
+    "request_password_reset", "request_revocation", "resend_registration_codes", "reset_password",
+    "reset_token_user", "reset_user_password", "retry_message", "review_preapproval", "revoke_by_number",
+    "save_filing_draft", "save_notice", "set_import_grant", "set_published", "set_user_status", "sign_in",
+    "sign_out", "submit_application", "update_own_profile", "update_user",
 ]

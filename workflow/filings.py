@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime
 
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 import audit
-import certificates
 import notify
 import numbering
 import permissions
@@ -25,8 +23,6 @@ from models import (
     ApplicationState,
     BlacklistEntry,
     BlacklistKind,
-    Certificate,
-    CertificateStatus,
     Domain,
     Entity,
     FilingStatus,
@@ -48,6 +44,8 @@ from workflow.checks import (
     normalised_domains,
 )
 from workflow.errors import NotFound, WorkflowError
+from workflow.issuing import issue_certificates
+from workflow.lifecycle import ENDING_KINDS, KIND_WORDS, UNBLOCKED_KINDS, apply_on_approval
 
 # --- filings: draft, submit, ISP verification, pre-approval, bureau audit (SPEC §3–§6) ----------
 
@@ -64,7 +62,8 @@ def save_filing_draft(actor: User, entity_data: EntityData, websites: list[Websi
                       application: Application | None = None) -> Application:
     """Create or replace the draft of a new filing (the wizard's data); nothing is submitted."""
     entity = application.entity if application else None
-    if application is not None and application.state != ApplicationState.DRAFT:
+    if application is not None and (application.state != ApplicationState.DRAFT
+                                    or application.kind != ApplicationKind.NEW_FILING):
         raise WorkflowError(_l("Only a draft or a returned application can be edited."))
     if not _may_file_for(actor, entity, websites):
         raise NotFound()
@@ -125,6 +124,7 @@ def submit_application(actor: User, application: Application) -> Application:
         raise NotFound()
     if application.state != ApplicationState.DRAFT:
         raise WorkflowError(_l("Only a draft or a returned application can be submitted."))
+    _require_not_ended(application.entity)
     application.verifications = [
         IspVerification(isp_id=isp_id, state=ReviewState.CONFIRMED if isp_id == actor.id else ReviewState.PENDING,
                         at=utcnow() if isp_id == actor.id else None)
@@ -193,6 +193,12 @@ def _require_bureau_review(actor: User, application: Application) -> None:
         raise NotFound()
     if application.state != ApplicationState.BUREAU_REVIEW:
         raise WorkflowError(_l("This application is not waiting for the bureau's audit."))
+    _require_not_ended(application.entity)
+
+
+def _require_not_ended(entity: Entity) -> None:
+    if entity.status in (FilingStatus.CANCELLED, FilingStatus.REVOKED):
+        raise WorkflowError(_l("This filing has been cancelled or revoked: file again as a new filing (FAQ 8)."))
 
 
 def _blacklist_hits(applications: list[Application]) -> set[tuple[str, str]]:
@@ -252,34 +258,43 @@ def batch_approve(actor: User, applications: list[Application]) -> list[Applicat
 
 
 def _approve_all(actor: User, applications: list[Application], typed_number: str | None) -> list[Application]:
-    """One transaction (SPEC §4): numbers, certificates, e-mails, audit events — set-based, so that a
-    batch of thousands costs a few statements per table rather than a dozen per application."""
+    """One transaction (SPEC §4): what the application asks, numbers, certificates, e-mails, audit events —
+    set-based, so that a batch of thousands costs a few statements per table rather than a dozen per
+    application. A cancellation ends the filing instead (no number, no new certificate)."""
     for application in applications:
         _require_bureau_review(actor, application)
+    if typed_number and any(a.kind != ApplicationKind.NEW_FILING for a in applications):
+        raise WorkflowError(_l("A number can be typed for a new filing only."), "number")
     by_id = {entity.id: entity for entity in _preload(applications)}
-    entities = [by_id[application.entity_id] for application in applications]
     hits = _blacklist_hits(applications)
     for application in applications:
+        if application.kind in UNBLOCKED_KINDS:
+            continue
         if problems := approval_blockers(application, hits):
             raise WorkflowError(f"{application.entity.unit_name}: {problems[0]}" if len(applications) > 1
                                 else problems[0])
     now = utcnow()
-    _assign_numbers(entities, typed_number, now.year)
-    for application, entity in zip(applications, entities, strict=True):
+    kept = [a for a in applications if a.kind not in ENDING_KINDS]
+    entities = [by_id[application.entity_id] for application in kept]
+    _assign_numbers(entities, typed_number, now.year)  # first: a typed number may still be refused
+    for application in applications:
+        application.state, application.decided_by_id, application.decided_at = (
+            ApplicationState.APPROVED, actor.id, now)
+        apply_on_approval(actor, application)
+    for entity in entities:
         for website in entity.websites:
             if website.number is None:
                 entity.website_seq += 1
                 website.number = numbering.website_number(entity.number, entity.website_seq)
                 website.status, website.approved_at = FilingStatus.ACTIVE, now
         entity.status, entity.approved_at = FilingStatus.ACTIVE, entity.approved_at or now
-        application.state, application.decided_by_id, application.decided_at = (
-            ApplicationState.APPROVED, actor.id, now)
     db.session.flush()
-    tokens = _issue_certificates(entities)
-    notify.queue_emails([_approval_email(entity, tokens[entity.id][1], now) for entity in entities])
+    tokens = issue_certificates(entities)
+    notify.queue_emails([_approval_email(a, by_id[a.entity_id], tokens[a.entity_id][1], now) for a in kept])
     audit.record_many([("application.approved", {
         "object_type": "application", "object_id": a.id, "province_code": a.province_code, "actor": actor,
-        "changes": {"number": a.entity.number, "typed": bool(typed_number), "certificate": tokens[a.entity_id][0]},
+        "changes": {"kind": a.kind.value, "number": a.entity.number, "typed": bool(typed_number),
+                    "certificate": tokens[a.entity_id][0] if a.entity_id in tokens else None},
     }) for a in applications])
     return applications
 
@@ -317,44 +332,11 @@ def reject(actor: User, application: Application, reasons: dict[str, str]) -> Ap
     return application
 
 
-def certificate_payload(entity: Entity, certificate_id: str, issued: datetime) -> dict[str, object]:
-    province = db.session.get(Province, entity.province_code)
-    return {
-        "certificate_id": certificate_id,
-        "kind": "licence" if entity.commercial else "filing",
-        "entity_number": entity.number,
-        "licence_number": entity.licence_number,
-        "unit_name": entity.unit_name,
-        "province": province.name,
-        "websites": [{"number": w.number, "name": w.name, "domains": [d.name for d in w.domains],
-                      "home_url": w.home_url} for w in entity.websites if w.status == FilingStatus.ACTIVE],
-        "issuer": f"{province.name}通信管理局",
-        "issued_at": issued.strftime("%Y-%m-%d"),
-    }
-
-
-def _issue_certificates(entities: list[Entity]) -> dict[int, tuple[str, str]]:
-    """A new bazs.cert per entity (the previous ones become superseded); entity id → (id, token)."""
-    ring = certificates.keyring()
-    ids = [entity.id for entity in entities]
-    for start in range(0, len(ids), 1000):
-        db.session.execute(update(Certificate).where(
-            Certificate.entity_id.in_(ids[start:start + 1000]), Certificate.status == CertificateStatus.CURRENT,
-        ).values(status=CertificateStatus.SUPERSEDED))
-    issued, kid, rows, tokens = utcnow(), ring.current_kid(), [], {}
-    for entity in entities:
-        certificate_id = str(uuid.uuid4())
-        token = ring.sign(certificate_payload(entity, certificate_id, issued))
-        rows.append({"id": certificate_id, "entity_id": entity.id, "kid": kid, "token": token,
-                     "status": CertificateStatus.CURRENT, "issued_at": issued})
-        tokens[entity.id] = (certificate_id, token)
-    db.session.execute(Certificate.__table__.insert(), rows)
-    return tokens
-
-
-def _approval_email(entity: Entity, token: str, when: datetime) -> dict[str, object]:
-    """FAQ 53, with the licence wording for commercial entities; the certificate attached."""
+def _approval_email(application: Application, entity: Entity, token: str, when: datetime) -> dict[str, object]:
+    """FAQ 53, with the licence wording for commercial entities, and the kind of a later application;
+    the (new) certificate attached."""
     kind, number = ("许可证", entity.licence_number) if entity.commercial else ("备案", entity.number)
+    kind += KIND_WORDS.get(application.kind, "")
     body = (f"尊敬的用户，您的ICP{kind}申请已通过审核，备案／许可证号为:{number}，"
             f"审核日期：{format_datetime(when, 'yyyy-MM-dd')}。附件一是您的电子证书。谢谢合作！")
     return {"recipient": entity.responsible_email, "subject": f"ICP{kind}审核通知", "body": body,
