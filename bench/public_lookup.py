@@ -61,6 +61,8 @@ def database() -> Path:
             '  return wrk.format("GET", "/api/v1/public/lookup?q=" .. names[i])\nend\n')
         (FOLDER / "lookup.lua").write_text(lua)
         ready.touch()
+    else:
+        fresh_app(FOLDER)  # brings a database kept from an earlier run to the current schema
     return FOLDER / "b.db"
 
 
