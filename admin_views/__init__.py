@@ -19,6 +19,7 @@ from admin_views.filings import (
     IspQueueView,
     PreapprovalQueueView,
 )
+from admin_views.lifecycle import DirectRevocationView, NewAccessView, RevocationQueueView, RevocationRequestView
 from admin_views.notices import NoticeView
 from admin_views.outbox import OutboxView
 from admin_views.users import UserView
@@ -36,6 +37,7 @@ from models import (
     OutboxMessage,
     PreapprovalItem,
     Province,
+    RevocationRequest,
     User,
 )
 
@@ -46,6 +48,7 @@ ACCOUNT = _l("My account")
 FILINGS = _l("ICP filing business")
 CONTENT = _l("Special content")
 INFORMATION = _l("Information")
+REVOCATION = _l("Revocation")
 
 
 def init_admin(app: Flask) -> Admin:
@@ -68,6 +71,14 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(ApplicationView(Application, db, name=_l("Applications"), endpoint="applications",
                                    category=FILINGS))
     admin.add_view(EntityView(Entity, db, name=_l("Filings"), endpoint="filings", category=FILINGS))
+    admin.add_view(NewAccessView(name=_l("New access"), endpoint="new_access", url="/admin/new-access",
+                                 category=FILINGS))
+    admin.add_view(RevocationQueueView(RevocationRequest, db, name=_l("Revocation requests to process"),
+                                       endpoint="revocation_queue", category=REVOCATION))
+    admin.add_view(RevocationRequestView(RevocationRequest, db, name=_l("My revocation requests"),
+                                         endpoint="revocation_requests", category=REVOCATION))
+    admin.add_view(DirectRevocationView(name=_l("Revoke by number"), endpoint="direct_revocation",
+                                        url="/admin/revoke", category=REVOCATION))
     admin.add_view(NoticeView(Notice, db, name=_l("Notices"), endpoint="notices", category=INFORMATION))
     admin.add_view(BlacklistView(BlacklistEntry, db, name=_l("Blacklist"), endpoint="blacklist", category=CONTENT))
     admin.add_view(UserView(User, db, role_group=FILING_ROLES, name=_l("Filing users"),

@@ -25,6 +25,7 @@ import permissions
 import workflow
 from admin_views.base import PageRowAction, PostRowAction, SecureModelView
 from admin_views.labels import PROVINCE_NAMES, label
+from admin_views.lifecycle import AfterApprovalPages, describe_proposal
 from extensions import db
 from models import (
     Application,
@@ -98,6 +99,7 @@ class ApplicationView(SecureModelView):
     row_post_actions = (
         PostRowAction("submit", _l("Submit"), "fa fa-paper-plane"),
         PostRowAction("verify", _l("Verify"), "fa fa-check", _l("Confirm that you provide this access?")),
+        PostRowAction("discard", _l("Discard"), "fa fa-trash", _l("Discard this application?")),
     )
     row_page_actions = (
         PageRowAction("return", _l("Return"), ".return_view", "fa fa-undo"),
@@ -122,6 +124,8 @@ class ApplicationView(SecureModelView):
                      and permissions.may_audit(current_user, obj.province_code))
         checks = {
             "submit": lambda: obj.state == ApplicationState.DRAFT and current_user.role in (Role.ICP, Role.ISP),
+            "discard": lambda: (obj.state == ApplicationState.DRAFT and obj.kind != ApplicationKind.NEW_FILING
+                                and obj.submitted_by_id == current_user.id),
             "verify": lambda: self._pending_for_me(obj),
             "return": lambda: self._pending_for_me(obj),
             "approve": lambda: auditable,
@@ -130,6 +134,9 @@ class ApplicationView(SecureModelView):
         return name in checks and bool(checks[name]())
 
     def run_row_action(self, name: str, obj: Application) -> str:
+        if name == "discard":
+            workflow.discard_application(current_user, obj)
+            return str(_l("Application %(id)s discarded.", id=obj.id))
         if name == "submit":
             workflow.submit_application(current_user, obj)
             return str(_l("Application %(id)s submitted.", id=obj.id))
@@ -218,6 +225,7 @@ class ApplicationView(SecureModelView):
         if template == self.details_template and "model" in kwargs:
             model = kwargs["model"]
             kwargs.update(timeline=_timeline(model), reasons=json.loads(model.reasons or "{}"),
+                          proposal=describe_proposal(model), kind_labels=KIND_LABELS,
                           review_labels=REVIEW_LABELS, state_labels=STATE_LABELS)
         return super().render(template, **kwargs)
 
@@ -298,8 +306,9 @@ class PreapprovalQueueView(SecureModelView):
                            form=FlaskForm())
 
 
-class EntityView(SecureModelView):
-    """备案信息: the filings in scope; the owner downloads bazs.cert once approved (FAQ 40–41)."""
+class EntityView(AfterApprovalPages, SecureModelView):
+    """备案信息: the filings in scope; the owner downloads bazs.cert once approved (FAQ 40–41); the buttons
+    of what may happen after approval (changes, access, cancellation, revocation)."""
 
     access_action = export_action = Action.FILING_LIST
     audit_object = "entity"
@@ -319,13 +328,15 @@ class EntityView(SecureModelView):
         FilterEqual(Entity.number, _l("Filing number")),
     )
     row_page_actions = (PageRowAction("download", _l("Download certificate"), ".certificate_view",
-                                      "fa fa-download"),)
+                                      "fa fa-download"), *AfterApprovalPages.row_page_actions)
 
     def scope(self) -> ColumnElement[bool]:
         return permissions.entity_scope(current_user)
 
     def is_row_action_allowed(self, name: str, obj: Any) -> bool:
-        return name == "download" and current_user.role == Role.ICP
+        if name == "download":
+            return current_user.role == Role.ICP
+        return self.lifecycle_action_allowed(name, obj)
 
     def _current_certificate(self, entity: Entity) -> Certificate | None:
         return db.session.scalar(select(Certificate).where(

@@ -220,6 +220,8 @@ def _blacklist_hits(applications: list[Application]) -> set[tuple[str, str]]:
 
 def approval_blockers(application: Application, hits: set[tuple[str, str]] | None = None) -> list[str]:
     """Why the bureau cannot approve yet (unconfirmed pre-approval, blacklisted value)."""
+    if application.kind in UNBLOCKED_KINDS:
+        return []
     hits = _blacklist_hits([application]) if hits is None else hits
     entity, problems = application.entity, []
     for website in entity.websites:
@@ -268,8 +270,6 @@ def _approve_all(actor: User, applications: list[Application], typed_number: str
     by_id = {entity.id: entity for entity in _preload(applications)}
     hits = _blacklist_hits(applications)
     for application in applications:
-        if application.kind in UNBLOCKED_KINDS:
-            continue
         if problems := approval_blockers(application, hits):
             raise WorkflowError(f"{application.entity.unit_name}: {problems[0]}" if len(applications) > 1
                                 else problems[0])
