@@ -109,6 +109,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         action_label=lambda action: label(ACTION_LABELS, action),
     )
     app.jinja_env.filters["local_time"] = lambda value: local_time(None, value)
+    app.jinja_env.filters["file_size"] = lambda n: (
+        f"{n} B" if n < 1024 else f"{n / 1024:.1f} KB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.1f} MB")
     app.jinja_env.filters["local_date"] = lambda value: format_datetime(value, "yyyy-MM-dd") if value else ""
     app.after_request(_security_headers)
     for code in ERROR_TEXTS:

@@ -30,7 +30,7 @@ class NoticeForm(ConsoleForm):
     category = SelectField(_l("Category"), choices=[(str(k), v) for k, v in NOTICE_CATEGORY_LABELS.items()])
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=workflow.notices.MAX_TITLE)])
     body = TextAreaField(_l("Text"), render_kw={
-        "rows": 12, "class": "form-control rich-text", "data-title-bold": _l("Bold"), "data-title-italic": _l("Italic"),
+        "rows": 12, "data-rich-text": "1", "data-title-bold": _l("Bold"), "data-title-italic": _l("Italic"),
         "data-title-formatblock": _l("Heading"), "data-title-insertunorderedlist": _l("Bulleted list"),
         "data-title-insertorderedlist": _l("Numbered list"), "data-title-createlink": _l("Link address"),
         "data-title-removeformat": _l("Clear formatting")},

@@ -293,6 +293,93 @@ def public_journey(page: Page, registry: Registry, out: Path) -> None:
     page.screenshot(path=out / "35-public-certificate-verified.png", full_page=True)
 
 
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def notices_journey(page: Page, registry: Registry, out: Path) -> None:
+    """Issue #5: a bureau writes a notice with the editor and a Chinese-named attachment, publishes it;
+    the public reads it on the home page, opens it, downloads the attachment; 政务公开."""
+    base = registry.base
+    sign_in(page, base, "tj_bureau", "Tianjin-2026")
+    page.goto(f"{base}/admin/notices/new/")
+    page.select_option("#category", "bulletin")
+    page.fill("#title", "关于2026年度备案信息核查工作的通知")
+    page.click(".rich-text-editor")
+    page.keyboard.type("各接入服务单位：请于12月31日前完成备案信息核查。")
+    page.set_input_files("#new_attachments", files=[
+        {"name": "备案核查工作指引（2026年版）.pdf", "mimeType": "application/pdf", "buffer": PDF}])
+    page.screenshot(path=out / "36-notice-editor.png", full_page=True)
+    page.click("input[type=submit][value='保存']")
+    expect(page.locator(".alert-success")).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("form.row-action button:has-text('发布')")
+    expect(page.locator(".alert-success")).to_contain_text("公告已发布")
+    page.screenshot(path=out / "37-notices-console.png", full_page=True)
+    sign_out(page)
+    page.goto(f"{base}/")
+    expect(page.locator(".notice-links")).to_contain_text("备案信息核查")
+    page.screenshot(path=out / "38-public-home-notices.png", full_page=True)
+    page.click("a:has-text('关于2026年度备案信息核查工作的通知')")
+    page.screenshot(path=out / "39-public-notice.png", full_page=True)
+    with page.expect_download() as download:
+        page.click("a:has-text('备案核查工作指引')")
+    assert download.value.suggested_filename == "备案核查工作指引（2026年版）.pdf", download.value.suggested_filename
+
+
+def after_approval_journey(page: Page, registry: Registry, out: Path) -> None:
+    """Issue #6: the owner's ISP adds a domain, the bureau approves, the owner downloads the new
+    certificate; the owner asks to cancel, the bureau approves, the public list shows it."""
+    base = registry.base
+    sign_in(page, base, "tj_isp", "Isp-pass-2026")
+    page.goto(f"{base}/admin/filings/?flt0_0=120000")
+    page.click("tr:has-text('天津周八科技有限公司') a:has-text('变更')")
+    page.fill("form:has(input[value=add_domains]) input[name=domains]", "shop.zhouba.cn")
+    page.screenshot(path=out / "40-isp-change-page.png", full_page=True)
+    page.click("form:has(input[value=add_domains]) button")
+    expect(page.locator(".alert-success")).to_contain_text("变更申请已提交")
+    sign_out(page)
+    sign_in(page, base, "tj_bureau", "Tianjin-2026")
+    page.goto(f"{base}/admin/bureau_queue/")
+    page.click("tr:has-text('天津周八科技有限公司') a .fa-eye >> xpath=..")
+    expect(page.locator("body")).to_contain_text("shop.zhouba.cn")
+    page.screenshot(path=out / "41-bureau-change-details.png", full_page=True)
+    page.goto(f"{base}/admin/bureau_queue/")
+    page.click("tr:has-text('天津周八科技有限公司') a:has-text('审核通过')")
+    page.click("button:has-text('审核通过')")
+    expect(page.locator(".alert-success")).to_be_visible()
+    sign_out(page)
+    sign_in(page, base, "zhou_site", "Recovered-pass-9")
+    page.goto(f"{base}/admin/filings/")
+    page.click("a[title='查看'], a .fa-eye >> xpath=..")
+    expect(page.locator("body")).to_contain_text("shop.zhouba.cn")
+    page.screenshot(path=out / "42-owner-new-certificate.png", full_page=True)
+    page.goto(f"{base}/admin/filings/")
+    page.click("a:has-text('注销')")
+    page.fill("#reason", "公司业务调整，网站不再运营")
+    page.screenshot(path=out / "43-owner-cancellation.png", full_page=True)
+    page.click("button:has-text('提交注销申请')")
+    expect(page.locator(".alert-success")).to_contain_text("注销申请已提交")
+    sign_out(page)
+    sign_in(page, base, "tj_bureau", "Tianjin-2026")
+    page.goto(f"{base}/admin/bureau_queue/")
+    page.click("tr:has-text('天津周八科技有限公司') a:has-text('审核通过')")
+    page.screenshot(path=out / "44-bureau-cancellation.png", full_page=True)
+    page.click("button:has-text('审核通过')")
+    expect(page.locator(".alert-success")).to_be_visible()
+    page.goto(f"{base}/admin/revoke/")
+    page.fill("#number", "津ICP备26000001号")
+    page.fill("#reason", "提供虚假备案材料")
+    page.click("button:has-text('查看将被撤销的内容')")
+    expect(page.locator(".alert-danger")).to_contain_text("将被撤销")
+    page.screenshot(path=out / "45-bureau-revoke-confirmation.png", full_page=True)
+    page.click("button:has-text('确认撤销')")
+    expect(page.locator(".alert-success")).to_contain_text("已撤销")
+    sign_out(page)
+    page.goto(f"{base}/disclosure/")
+    expect(page.locator("table").first).to_contain_text("天津周八科技有限公司")
+    page.screenshot(path=out / "46-public-disclosure.png", full_page=True)
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -305,6 +392,8 @@ def main(out: Path) -> None:
         filing_journey(page, registry, out)
         sign_out(page)
         public_journey(page, registry, out)
+        notices_journey(page, registry, out)
+        after_approval_journey(page, registry, out)
         browser.close()
     registry.server.shutdown()
     print(f"walkthrough passed; screenshots in {out}")

@@ -1,4 +1,4 @@
-// A small rich-text editor for textarea.rich-text: the server sanitises whatever arrives.
+// A small rich-text editor for textarea[data-rich-text]: the server sanitises whatever arrives.
 (function () {
   var BUTTONS = [
     ["bold", "fa-bold", null], ["italic", "fa-italic", null], ["formatBlock", "fa-header", "h3"],
@@ -24,7 +24,7 @@
     return element;
   }
 
-  document.querySelectorAll("textarea.rich-text").forEach(function (textarea) {
+  document.querySelectorAll("textarea[data-rich-text]").forEach(function (textarea) {
     var toolbar = document.createElement("div");
     var editor = document.createElement("div");
     toolbar.className = "mb-1";
