@@ -32,6 +32,25 @@ from permissions import Action
 from workflow import WorkflowError
 
 
+def posted() -> bool:
+    """A POST of a console form with a valid CSRF token."""
+    return request.method == "POST" and FlaskForm().validate_on_submit()
+
+
+def commit_change(run: Any, success: Any = None) -> bool:
+    """Run a workflow change and commit it (flashing `success`); when refused, roll back and flash why."""
+    try:
+        run()
+        db.session.commit()
+    except WorkflowError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return False
+    if success is not None:
+        flash(success, "success")
+    return True
+
+
 class ConsoleForm(FlaskForm):
     """Flask-WTF's form (CSRF token) that also keeps `_obj`, which Flask-Admin's Unique validator reads."""
 

@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response
 import certificates
 import permissions
 import workflow
-from admin_views.base import PageRowAction, PostRowAction, SecureModelView
+from admin_views.base import PageRowAction, PostRowAction, SecureModelView, commit_change, posted
 from admin_views.labels import PROVINCE_NAMES, label
 from admin_views.lifecycle import AfterApprovalPages, describe_proposal
 from extensions import db
@@ -153,21 +153,10 @@ class ApplicationView(SecureModelView):
     def _back(self) -> str:
         return get_redirect_target() or self.get_url(".index_view")
 
-    def _commit(self, run: Any, success: Any) -> bool:
-        try:
-            run()
-            db.session.commit()
-        except workflow.WorkflowError as error:
-            db.session.rollback()
-            flash(error.message, "error")
-            return False
-        flash(success, "success")
-        return True
-
     @expose("/return/", methods=("GET", "POST"))
     def return_view(self) -> Any:
         application = self._allowed_application("return")
-        if request.method == "POST" and FlaskForm().validate_on_submit() and self._commit(
+        if posted() and commit_change(
                 lambda: workflow.isp_return(current_user, application, request.form.get("reason", "")),
                 _l("Application %(id)s returned.", id=application.id)):
             return redirect(self._back())
@@ -177,7 +166,7 @@ class ApplicationView(SecureModelView):
     @expose("/reject/", methods=("GET", "POST"))
     def reject_view(self) -> Any:
         application = self._allowed_application("reject")
-        if request.method == "POST" and FlaskForm().validate_on_submit() and self._commit(
+        if posted() and commit_change(
                 lambda: workflow.reject(current_user, application,
                                         {key: request.form.get(key, "") for key in REJECT_FIELDS}),
                 _l("Application %(id)s rejected.", id=application.id)):
@@ -189,7 +178,7 @@ class ApplicationView(SecureModelView):
     def approve_view(self) -> Any:
         """手工审核 (FAQ 32): one record; the number typed by the auditor or generated."""
         application = self._allowed_application("approve")
-        if request.method == "POST" and FlaskForm().validate_on_submit() and self._commit(
+        if posted() and commit_change(
                 lambda: workflow.approve(current_user, application, request.form.get("number", "").strip() or None),
                 _l("Application %(id)s approved.", id=application.id)):
             return redirect(self._back())
@@ -213,7 +202,7 @@ class ApplicationView(SecureModelView):
     def batch_view(self) -> Any:
         """A confirmation page that lists exactly what will be approved; numbers are generated."""
         applications = self._batch(request.values.get("ids", ""))
-        if request.method == "POST" and FlaskForm().validate_on_submit() and applications and self._commit(
+        if posted() and applications and commit_change(
                 lambda: workflow.batch_approve(current_user, applications),
                 _l("%(count)s applications approved.", count=len(applications))):
             return redirect(self._back())
@@ -291,16 +280,11 @@ class PreapprovalQueueView(SecureModelView):
         item = self.get_one(request.args.get("id", ""))
         if not self.is_row_action_allowed("dispute", item):
             abort(404)
-        if request.method == "POST" and FlaskForm().validate_on_submit():
-            try:
-                workflow.review_preapproval(current_user, item, confirmed=False, reason=request.form.get("reason", ""))
-                db.session.commit()
-            except workflow.WorkflowError as error:
-                db.session.rollback()
-                flash(error.message, "error")
-            else:
-                flash(_l("Pre-approval item %(id)s disputed.", id=item.id), "success")
-                return redirect(get_redirect_target() or self.get_url(".index_view"))
+        if posted() and commit_change(
+                lambda: workflow.review_preapproval(current_user, item, confirmed=False,
+                                                    reason=request.form.get("reason", "")),
+                _l("Pre-approval item %(id)s disputed.", id=item.id)):
+            return redirect(get_redirect_target() or self.get_url(".index_view"))
         return self.render("admin/reason_form.html", application=None, fields={"reason": _l("Reason")},
                            title=_l("Dispute pre-approval %(document)s", document=item.document_number),
                            form=FlaskForm())

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 
 import permissions
 import workflow
-from admin_views.base import PageRowAction, PostRowAction, RoleView, SecureModelView
+from admin_views.base import PageRowAction, PostRowAction, RoleView, SecureModelView, commit_change, posted
 from admin_views.labels import PROVINCE_NAMES, label
 from extensions import db
 from models import (
@@ -74,22 +74,6 @@ def describe_proposal(application: Application) -> list[str]:
 def _isp_name(isp_id: int) -> str:
     isp = db.session.get(User, isp_id)
     return (isp.organisation or isp.username) if isp else "?"
-
-
-def _commit(run: Any, success: Any) -> bool:
-    try:
-        run()
-        db.session.commit()
-    except workflow.WorkflowError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return False
-    flash(success, "success")
-    return True
-
-
-def _posted() -> bool:
-    return request.method == "POST" and FlaskForm().validate_on_submit()
 
 
 def _website_choice(entity: Entity) -> Website | None:
@@ -151,7 +135,7 @@ class AfterApprovalPages:
     def change_view(self) -> Any:
         """变更 (FAQ 52), by the ISP: add domains, edit a website, change the responsible person, add a website."""
         entity = self._entity_for("change")
-        if _posted():
+        if posted():
             kind, form = request.form.get("type"), request.form
             website = _website_choice(entity)
             runs = {
@@ -170,7 +154,7 @@ class AfterApprovalPages:
             }
             if kind not in runs or (kind in ("add_domains", "edit_website") and website is None):
                 abort(400)
-            if _commit(runs[kind], _l("The change was sent to the bureau for audit.")):
+            if commit_change(runs[kind], _l("The change was sent to the bureau for audit.")):
                 return redirect(self._back())
         return self._page("admin/lifecycle/change.html", entity,
                           services=code_values(CodeTable.SERVICE_CONTENT),
@@ -180,12 +164,12 @@ class AfterApprovalPages:
     def access_view(self) -> Any:
         """取消接入 (FAQ 64, 69) of the websites this ISP serves."""
         entity = self._entity_for("access")
-        if _posted():
+        if posted():
             website = _website_choice(entity)
             if website is None:
                 abort(400)
             outcome: dict[str, Any] = {}
-            if _commit(lambda: outcome.update(application=workflow.cancel_access(current_user, website)),
+            if commit_change(lambda: outcome.update(application=workflow.cancel_access(current_user, website)),
                        _l("Access cancelled.")):
                 if outcome["application"] is not None:
                     flash(_l("It was the website's last access: the bureau confirms it before the website "
@@ -199,7 +183,7 @@ class AfterApprovalPages:
     def cancellation_view(self) -> Any:
         """注销 of a website or the whole entity, asked by the owner or its ISP."""
         entity = self._entity_for("cancellation")
-        if _posted() and _commit(lambda: workflow.request_cancellation(
+        if posted() and commit_change(lambda: workflow.request_cancellation(
                 current_user, entity, _website_choice(entity), request.form.get("reason", "")),
                 _l("The cancellation was sent to the bureau for audit.")):
             return redirect(self._back())
@@ -210,7 +194,7 @@ class AfterApprovalPages:
     def revocation_request_view(self) -> Any:
         """撤销申请 (FAQ 35–36)."""
         entity = self._entity_for("revocation_request")
-        if _posted() and _commit(lambda: workflow.request_revocation(
+        if posted() and commit_change(lambda: workflow.request_revocation(
                 current_user, entity, _website_choice(entity), request.form.get("reason", "")),
                 _l("Your revocation request was sent.")):
             return redirect(self._back())
@@ -240,7 +224,7 @@ class NewAccessView(RoleView):
             else:
                 if website is None:
                     flash(_l("Give a website number (…号-n)."), "error")
-        if website is not None and _posted() and request.form.get("confirm") and _commit(
+        if website is not None and posted() and request.form.get("confirm") and commit_change(
                 lambda: workflow.add_access(current_user, website, _access_data(current_user.id)),
                 _l("The new access was sent to the bureau for audit.")):
             return redirect(self.get_url(".index"))
@@ -268,7 +252,7 @@ class DirectRevocationView(RoleView):
             except workflow.WorkflowError as error:
                 flash(error.message, "error")
                 target = None
-            if target and request.form.get("confirm") and _commit(
+            if target and request.form.get("confirm") and commit_change(
                     lambda: workflow.revoke_by_number(current_user, number, reason, licence=licence),
                     _l("%(number)s revoked.", number=number)):
                 return redirect(self.get_url(".index"))
@@ -310,7 +294,7 @@ class RevocationRequestView(SecureModelView):
         request_row = self.get_one(request.args.get("id", ""))
         if not self.is_row_action_allowed("edit_request", request_row):
             abort(404)
-        if _posted() and _commit(lambda: workflow.edit_revocation_request(
+        if posted() and commit_change(lambda: workflow.edit_revocation_request(
                 current_user, request_row, request.form.get("reason", "")), _l("Request saved.")):
             return redirect(get_redirect_target() or self.get_url(".index_view"))
         return self.render("admin/reason_form.html", application=None, fields={"reason": _l("Reason")},
@@ -344,7 +328,7 @@ class RevocationQueueView(RevocationRequestView):
         request_row = self.get_one(request.args.get("id", ""))
         if not self.is_row_action_allowed("refuse", request_row):
             abort(404)
-        if _posted() and _commit(lambda: workflow.process_revocation_requests(
+        if posted() and commit_change(lambda: workflow.process_revocation_requests(
                 current_user, [request_row], accept=False, decision_reason=request.form.get("reason", "")),
                 _l("Request %(id)s refused.", id=request_row.id)):
             return redirect(get_redirect_target() or self.get_url(".index_view"))
@@ -363,7 +347,7 @@ class RevocationQueueView(RevocationRequestView):
         """Lists exactly what will be revoked before anything is."""
         wanted = [int(x) for x in request.values.get("ids", "").split(",") if x.isdigit()][:1000]
         rows = self.get_query().filter(RevocationRequest.id.in_(wanted)).order_by(RevocationRequest.id).all()
-        if _posted() and rows and _commit(
+        if posted() and rows and commit_change(
                 lambda: workflow.process_revocation_requests(current_user, rows, accept=True),
                 _l("%(count)s filings revoked.", count=len(rows))):
             return redirect(self.get_url(".index_view"))

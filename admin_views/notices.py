@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, request
+from flask import abort, redirect, request
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_babel import lazy_gettext as _l
@@ -18,12 +18,12 @@ from wtforms.validators import DataRequired, Length
 import notices
 import permissions
 import workflow
-from admin_views.base import ConsoleForm, FilterStartsWith, PostRowAction, SecureModelView
+from admin_views.base import ConsoleForm, FilterStartsWith, PostRowAction, SecureModelView, commit_change
 from admin_views.labels import NOTICE_CATEGORY_LABELS, PROVINCE_NAMES, label
 from extensions import db
 from models import Notice, NoticeAttachment
 from permissions import Action
-from workflow import NoticeData, WorkflowError
+from workflow import NoticeData
 
 
 class NoticeForm(ConsoleForm):
@@ -85,14 +85,9 @@ class NoticeView(SecureModelView):
     def _save(self, form: NoticeForm, notice: Notice | None) -> Notice | None:
         uploads = [(f.filename, f.stream) for f in request.files.getlist("new_attachments") if f and f.filename]
         data = NoticeData(form.category.data or "", form.title.data or "", form.body.data or "")
-        try:
-            saved = workflow.save_notice(current_user, notice, data, uploads)
-            db.session.commit()
-        except WorkflowError as error:
-            db.session.rollback()
-            flash(error.message, "error")
-            return None
-        return saved
+        saved: list[Notice] = []
+        commit_change(lambda: saved.append(workflow.save_notice(current_user, notice, data, uploads)))
+        return saved[0] if saved else None
 
     def create_model(self, form: NoticeForm) -> Notice | bool:
         return self._save(form, None) or False
@@ -101,14 +96,7 @@ class NoticeView(SecureModelView):
         return self._save(form, model) is not None
 
     def delete_model(self, model: Notice) -> bool:
-        try:
-            workflow.delete_notice(current_user, model)
-            db.session.commit()
-        except WorkflowError as error:
-            db.session.rollback()
-            flash(error.message, "error")
-            return False
-        return True
+        return commit_change(lambda: workflow.delete_notice(current_user, model))
 
     # --- publish / withdraw ------------------------------------------------------------------------
     def is_row_action_allowed(self, name: str, obj: Any) -> bool:
@@ -133,12 +121,5 @@ class NoticeView(SecureModelView):
     @expose("/attachment/<int:attachment_id>/remove", methods=("POST",))
     def attachment_remove(self, attachment_id: int) -> Response:
         notice = self._attachment(attachment_id).notice
-        try:
-            workflow.remove_attachment(current_user, attachment_id)
-            db.session.commit()
-        except WorkflowError as error:
-            db.session.rollback()
-            flash(error.message, "error")
-        else:
-            flash(_l("Attachment removed."), "success")
+        commit_change(lambda: workflow.remove_attachment(current_user, attachment_id), _l("Attachment removed."))
         return redirect(self.get_url(".edit_view", id=notice.id, url=request.form.get("url") or None))

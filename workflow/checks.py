@@ -1,5 +1,5 @@
-"""The checks of filing data, shared by new filings and later changes (SPEC §3): raise WorkflowError naming
-the field."""
+"""The filing data (SPEC §3): its checks, which raise WorkflowError naming the field, and the rows it
+becomes — shared by new filings and the changes after approval."""
 
 from __future__ import annotations
 
@@ -12,16 +12,21 @@ from sqlalchemy import select
 from extensions import db
 from models import (
     TAKEN_STATUSES,
+    Access,
     BlacklistEntry,
     BlacklistKind,
     CodeItem,
     CodeTable,
     Domain,
     Entity,
+    FilingStatus,
+    PreapprovalItem,
     Province,
+    ReviewState,
     Role,
     User,
     UserStatus,
+    Website,
 )
 from validators import (
     certificate_type_error,
@@ -182,3 +187,21 @@ def check_accesses(accesses: list[AccessData], index: int) -> None:
                 raise WorkflowError(str(error), field_name) from error
 
 
+
+
+def access_row(access: AccessData) -> Access:
+    return Access(isp_id=access.isp_id, method=access.method, server_province_code=access.server_province_code,
+                  ip_ranges="\n".join(f"{s}-{e}" for s, e in access.ip_ranges), live=True)
+
+
+def website_row(entity: Entity, website: WebsiteData, names: list[str]) -> Website:
+    """A new website (not yet approved) of the entity, with its domains, pre-approval items and accesses."""
+    row = Website(entity=entity, name=website.name.strip(), home_url=website.home_url.strip(),
+                  service_content=website.service_content, languages=website.languages,
+                  responsible_name=website.responsible_name, responsible_mobile=website.responsible_mobile,
+                  bbs=website.bbs, bbs_sections=website.bbs_sections, status=FilingStatus.DRAFT)
+    row.domains = [Domain(name=name, live=True) for name in names]
+    row.preapprovals = [PreapprovalItem(category=c, document_number=d.strip(), state=ReviewState.PENDING)
+                        for c, d in website.preapprovals]
+    row.accesses = [access_row(a) for a in website.accesses]
+    return row

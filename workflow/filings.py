@@ -17,13 +17,11 @@ import numbering
 import permissions
 from extensions import db
 from models import (
-    Access,
     Application,
     ApplicationKind,
     ApplicationState,
     BlacklistEntry,
     BlacklistKind,
-    Domain,
     Entity,
     FilingStatus,
     IspVerification,
@@ -42,6 +40,7 @@ from workflow.checks import (
     check_entity,
     check_website,
     normalised_domains,
+    website_row,
 )
 from workflow.errors import NotFound, WorkflowError
 from workflow.issuing import issue_certificates
@@ -87,16 +86,7 @@ def save_filing_draft(actor: User, entity_data: EntityData, websites: list[Websi
         db.session.delete(old)
     db.session.flush()
     for index, website in enumerate(websites):
-        row = Website(entity=entity, name=website.name.strip(), home_url=website.home_url.strip(),
-                      service_content=website.service_content, languages=website.languages,
-                      responsible_name=website.responsible_name, responsible_mobile=website.responsible_mobile,
-                      bbs=website.bbs, bbs_sections=website.bbs_sections, status=FilingStatus.DRAFT)
-        row.domains = [Domain(name=name, live=True) for name in normalised_domains(website, index)]
-        row.preapprovals = [PreapprovalItem(category=c, document_number=d.strip(), state=ReviewState.PENDING)
-                            for c, d in website.preapprovals]
-        row.accesses = [Access(isp_id=a.isp_id, method=a.method, server_province_code=a.server_province_code,
-                               ip_ranges="\n".join(f"{s}-{e}" for s, e in a.ip_ranges), live=True)
-                        for a in website.accesses]
+        row = website_row(entity, website, normalised_domains(website, index))
         db.session.add(row)
     if application is None:
         application = Application(entity=entity, province_code=entity.province_code,

@@ -18,7 +18,6 @@ import notify
 import permissions
 from extensions import db
 from models import (
-    Access,
     Application,
     ApplicationKind,
     ApplicationState,
@@ -30,7 +29,6 @@ from models import (
     Entity,
     FilingStatus,
     IspVerification,
-    PreapprovalItem,
     RequestState,
     ReviewState,
     RevocationRequest,
@@ -41,7 +39,7 @@ from models import (
 )
 from permissions import Action
 from validators import email_error, id_card_error, mobile_error
-from workflow.checks import AccessData, WebsiteData, check_accesses, check_website
+from workflow.checks import AccessData, WebsiteData, access_row, check_accesses, check_website, website_row
 from workflow.errors import NotFound, WorkflowError
 from workflow.issuing import issue_certificates
 
@@ -177,16 +175,7 @@ def propose_website(actor: User, entity: Entity, website: WebsiteData) -> Applic
     if (pending := _open_application(entity)) is not None:
         raise WorkflowError(_l("This filing already has an application in progress (no. %(id)s); wait until "
                                "it is decided.", id=pending.id))
-    row = Website(entity=entity, name=website.name.strip(), home_url=website.home_url.strip(),
-                  service_content=website.service_content, languages=website.languages,
-                  responsible_name=website.responsible_name, responsible_mobile=website.responsible_mobile,
-                  status=FilingStatus.DRAFT)
-    row.domains = [Domain(name=name, live=True) for name in names]
-    row.preapprovals = [PreapprovalItem(category=c, document_number=d.strip(), state=ReviewState.PENDING)
-                        for c, d in website.preapprovals]
-    row.accesses = [Access(isp_id=a.isp_id, method=a.method, server_province_code=a.server_province_code,
-                           ip_ranges="\n".join(f"{s}-{e}" for s, e in a.ip_ranges), live=True)
-                    for a in website.accesses]
+    row = website_row(entity, website, names)
     db.session.add(row)
     try:
         db.session.flush()
@@ -274,10 +263,7 @@ def apply_on_approval(actor: User, application: Application) -> None:
         _apply_change(entity, proposal)
     elif kind == ApplicationKind.NEW_ACCESS:
         website = _website_of(entity, proposal["website_id"])
-        data = proposal["access"]
-        website.accesses.append(Access(isp_id=data["isp_id"], method=data["method"], live=True,
-                                       server_province_code=data["server_province_code"],
-                                       ip_ranges="\n".join(f"{s}-{e}" for s, e in data["ip_ranges"])))
+        website.accesses.append(access_row(AccessData(**proposal["access"])))
         website.status = FilingStatus.ACTIVE
         entity.status = FilingStatus.ACTIVE
     elif kind == ApplicationKind.CANCEL_ACCESS:
