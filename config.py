@@ -67,6 +67,9 @@ def from_environment() -> dict[str, object]:
         "REGISTRY_FILING_NUMBER": os.environ.get("REGISTRY_FILING_NUMBER", "京ICP备04000001号"),
         # notices (SPEC §9): attachments outside the web root; None → INSTANCE_PATH/attachments
         "ATTACHMENT_DIR": os.environ.get("ATTACHMENT_DIR"),
+        # import (SPEC §8): bounds checked before a file is parsed
+        "IMPORT_MAX_ROWS": int(os.environ.get("IMPORT_MAX_ROWS", "200000")),
+        "IMPORT_MAX_UNCOMPRESSED_BYTES": int(os.environ.get("IMPORT_MAX_UNCOMPRESSED_BYTES", str(256 * 1024 * 1024))),
         "ATTACHMENT_MAX_BYTES": int(os.environ.get("ATTACHMENT_MAX_BYTES", str(20 * 1024 * 1024))),
         # accounts (SPEC §2)
         "CODE_TTL_MINUTES": int(os.environ.get("CODE_TTL_MINUTES", "30")),

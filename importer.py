@@ -1,18 +1,61 @@
-"""Spreadsheet exchange. For now: the export of any list to .xlsx, safe against formula injection.
+"""Spreadsheet exchange (SPEC §8): exports safe against formula injection, the import template, and the
+import's reading and checking — a hostile file is refused before it is parsed, and every row is checked
+(the wizard's validators, the registry's rules in bulk) before anything is written.
 
-(The import of filings, SPEC §8, is built on this module by its own issue.)
+Nothing here writes to the database: `workflow/imports.py` imports what this module accepted.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+import ipaddress
+import re
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+from flask import current_app
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.comments import Comment
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from openpyxl.worksheet.datavalidation import DataValidation
+from python_calamine import CalamineWorkbook
+from sqlalchemy import select
+
+from extensions import db
+from models import (
+    TAKEN_STATUSES,
+    BlacklistEntry,
+    CodeItem,
+    CodeTable,
+    Domain,
+    Entity,
+    Province,
+    Role,
+    User,
+    UserStatus,
+    code_values,
+)
+from validators import (
+    CREDIT_CODE_TYPE,
+    ID_CARD_TYPE,
+    certificate_type_error,
+    credit_code_error,
+    email_error,
+    home_url_error,
+    id_card_error,
+    ip_address_error,
+    mobile_error,
+    normalise_domain,
+    parse_ip_range,
+)
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FORMULA_TRIGGERS = ("=", "+", "-", "@")
@@ -49,3 +92,377 @@ def xlsx_bytes(headers: Sequence[str], rows: Iterable[Sequence[object]], title: 
 def content_disposition(filename: str, ascii_fallback: str) -> str:
     """RFC 6266: an ASCII `filename` for old clients, the real (Chinese) name in `filename*`."""
     return f"attachment; filename=\"{ascii_fallback}\"; filename*=UTF-8''{quote(filename)}"
+
+
+# --- the import template (FAQ 34) -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    note: str
+    codes: str | None = None  # "province" or a CodeTable value: the cell holds a name (or the code)
+    required: bool = True
+
+
+COLUMNS = (
+    Column("province", "省份", "主体所在省份（按此确定审核的通信管理局）", "province"),
+    Column("unit_name", "主办单位名称", "单位全称或个人姓名，与证件一致"),
+    Column("unit_nature", "单位性质", "从下拉列表选择", CodeTable.UNIT_NATURE.value),
+    Column("certificate_type", "证件类型", "与单位性质相符，从下拉列表选择", CodeTable.CERTIFICATE_TYPE.value),
+    Column("certificate_number", "证件号码",
+           "统一社会信用代码（18位）或身份证号码；同一主体的多个网站填写相同的证件号码"),
+    Column("address", "通信地址", "主体的通信地址", required=False),
+    Column("responsible_name", "负责人姓名", "主体负责人"),
+    Column("responsible_id_number", "负责人身份证号码", "18位，末位可为X（请以文本格式填写）"),
+    Column("responsible_mobile", "负责人手机号码", "11位手机号码"),
+    Column("responsible_email", "负责人电子邮件", "接收审核通知和电子证书"),
+    Column("website_name", "网站名称", "每行一个网站"),
+    Column("domains", "网站域名", "多个域名用英文分号“;”分隔，如 www.example.cn;example.cn"),
+    Column("home_url", "网站首页地址", "须在本网站的域名上，如 http://www.example.cn/"),
+    Column("service_content", "网站服务内容", "从下拉列表选择", CodeTable.SERVICE_CONTENT.value),
+    Column("access_method", "接入方式", "从下拉列表选择", CodeTable.ACCESS_METHOD.value),
+    Column("server_province", "服务器放置地", "服务器所在省份", "province"),
+    Column("ip_start", "IP地址段起始", "网站使用的IP地址段的起始地址", required=False),
+    Column("ip_end", "IP地址段终止", "终止地址；只有一个地址时可不填", required=False),
+    Column("preapproval_category", "前置审批类别", "涉及前置审批时填写", CodeTable.PREAPPROVAL_CATEGORY.value,
+           required=False),
+    Column("preapproval_document", "前置审批文号", "涉及前置审批时填写", required=False),
+    Column("isp_username", "接入商用户名", "通信管理局导入时必填；接入商导入时不填（即为本接入商）", required=False),
+)
+DATA_SHEET, GUIDE_SHEET, CODES_SHEET = "备案数据", "填写说明", "代码"
+TEMPLATE_NAME = "备案导入模板.xlsx"
+TEMPLATE_ROWS = 10_000  # rows that get the dropdowns
+
+
+def code_names(source: str) -> list[tuple[str, str]]:
+    """(code, name) of a column's code table, in order."""
+    if source == "province":
+        return [(p.code, p.name) for p in db.session.scalars(
+            select(Province).where(Province.active).order_by(Province.sort_order))]
+    return code_values(CodeTable(source))
+
+
+def template_bytes() -> bytes:
+    """备案导入模板.xlsx: the data sheet (Chinese headers, text cells, dropdowns fed by the code tables),
+    the explanation of each column, and the codes sheet the dropdowns read."""
+    workbook = Workbook()
+    data = workbook.active
+    data.title = DATA_SHEET
+    guide = workbook.create_sheet(GUIDE_SHEET)
+    codes = workbook.create_sheet(CODES_SHEET)
+    guide.append(["列", "是否必填", "填写说明"])
+    for index, column in enumerate(COLUMNS, start=1):
+        letter = get_column_letter(index)
+        cell = data.cell(row=1, column=index, value=column.header)
+        cell.font, cell.fill = Font(bold=True, color="FFFFFF"), PatternFill("solid", fgColor="B22222")
+        data.column_dimensions[letter].width = max(12, len(column.header) * 2 + 4)
+        data.column_dimensions[letter].number_format = "@"  # text: ID numbers and mobiles keep their digits
+        guide.append([column.header, "必填" if column.required else "选填", column.note])
+        if column.codes:
+            names = [name for _code, name in code_names(column.codes)]
+            codes.cell(row=1, column=index, value=column.header)
+            for row, name in enumerate(names, start=2):
+                codes.cell(row=row, column=index, value=name)
+            validation = DataValidation(
+                type="list", formula1=f"'{CODES_SHEET}'!${letter}$2:${letter}${len(names) + 1}", allow_blank=True,
+                showErrorMessage=True, errorTitle="请从列表选择", error=f"“{column.header}”请从下拉列表中选择。")
+            validation.add(f"{letter}2:{letter}{TEMPLATE_ROWS + 1}")
+            data.add_data_validation(validation)
+    data.freeze_panes = "A2"
+    guide.column_dimensions["A"].width, guide.column_dimensions["C"].width = 20, 80
+    guide.append([])
+    guide.append(["说明", "", "每行一个网站；同一主体的多个网站各占一行，主体各列填写相同内容。整个文件先全部检查，"
+                                "有任何错误则不导入任何数据，并返回标出错误单元格的文件。"])
+    codes.sheet_state = "hidden"
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+# --- hostile files: refused before any parsing -------------------------------------------------------
+
+class ImportRefused(Exception):
+    """The file as a whole cannot be read (not a spreadsheet, too big, a bomb, formulas)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+ZIP_MAGIC, OLE_MAGIC = b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+FORMULA_RE = re.compile(rb'<c r="([A-Z]+[0-9]+)"[^>]*>\s*<f[ >/]')
+
+
+def check_container(path: Path) -> str:
+    """'xlsx' or 'xls' once the file passed the bounds (entries, declared sizes, ratio, DTDs, formulas);
+    ImportRefused otherwise. Reads at most the declared sizes, which are bounded first."""
+    config = current_app.config
+    head = path.open("rb").read(8)
+    if head.startswith(OLE_MAGIC):
+        if path.stat().st_size > config["IMPORT_MAX_UNCOMPRESSED_BYTES"]:
+            raise ImportRefused("文件过大。")
+        return "xls"
+    if not head.startswith(ZIP_MAGIC):
+        raise ImportRefused("这不是 Excel 文件（.xlsx 或 .xls）。请用导入模板填写后上传。")
+    try:
+        archive = zipfile.ZipFile(path)
+        entries = archive.infolist()
+    except zipfile.BadZipFile as error:
+        raise ImportRefused("文件已损坏，无法读取。") from error
+    with archive:
+        total = sum(entry.file_size for entry in entries)
+        if len(entries) > 500 or total > config["IMPORT_MAX_UNCOMPRESSED_BYTES"]:
+            raise ImportRefused(f"文件解压后过大（{total // (1024 * 1024)} MB，上限 "
+                                f"{config['IMPORT_MAX_UNCOMPRESSED_BYTES'] // (1024 * 1024)} MB），已拒绝。")
+        for entry in entries:
+            if entry.compress_size and entry.file_size / entry.compress_size > 200 and entry.file_size > 1_000_000:
+                raise ImportRefused(f"文件中的 {entry.filename} 压缩比异常（疑似压缩炸弹），已拒绝。")
+        if "xl/workbook.xml" not in {entry.filename for entry in entries}:
+            raise ImportRefused("这不是 Excel 工作簿（.xlsx）。")
+        for entry in entries:
+            if entry.filename.endswith((".xml", ".rels")):
+                with archive.open(entry) as part:
+                    if b"<!DOCTYPE" in part.read(4096).upper().replace(b"<!doctype", b"<!DOCTYPE"):
+                        raise ImportRefused("文件含有 XML 文档类型声明（可能是实体炸弹），已拒绝。")
+            if entry.filename.startswith("xl/worksheets/") and entry.filename.endswith(".xml"):
+                _refuse_formulas(archive, entry)
+    return "xlsx"
+
+
+def _refuse_formulas(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> None:
+    """Cells holding formulas are refused (their values could be anything when recalculated)."""
+    carry = b""
+    with archive.open(entry) as part:
+        while chunk := part.read(1 << 20):
+            found = FORMULA_RE.search(carry + chunk)
+            if found:
+                raise ImportRefused(f"单元格 {found.group(1).decode()} 含有公式；请只填写数值或文字。")
+            carry = chunk[-200:]
+
+
+# --- reading and checking ---------------------------------------------------------------------------
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def read_rows(path: Path) -> tuple[list[str], Iterator[list[str]], int]:
+    """The header, the data rows as text (calamine: Rust, fast, bounded), and how many there are."""
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+        sheet = workbook.get_sheet_by_index(0)
+    except Exception as error:  # calamine reports any unreadable file the same way
+        raise ImportRefused("无法读取该文件的第一个工作表。") from error
+    count = max(0, sheet.height - 1)
+    if count > current_app.config["IMPORT_MAX_ROWS"]:
+        raise ImportRefused(f"文件有 {count:,} 行，超过上限 {current_app.config['IMPORT_MAX_ROWS']:,} 行；请分批导入。")
+    rows = sheet.iter_rows()
+    header = [_text(v) for v in next(rows, [])]
+    return header, ([_text(v) for v in row] for row in rows), count
+
+
+@dataclass(frozen=True)
+class CellError:
+    row: int  # as the spreadsheet numbers it (the header is row 1)
+    column: int  # 1-based
+    value: str
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"row": self.row, "column": COLUMNS[self.column - 1].header if self.column else "",
+                "value": self.value, "message": self.message}
+
+
+@dataclass
+class ImportedWebsite:
+    row: int
+    name: str
+    domains: list[str]
+    home_url: str
+    service_content: str
+    access_method: str
+    server_province_code: str
+    ip_ranges: list[tuple[str, str]]
+    preapprovals: list[tuple[str, str]]
+    isp_username: str
+
+
+@dataclass
+class ImportedEntity:
+    row: int
+    fields: dict[str, str]  # the EntityData fields
+    websites: list[ImportedWebsite] = field(default_factory=list)
+
+
+ENTITY_KEYS = ("province", "unit_name", "unit_nature", "certificate_type", "certificate_number", "address",
+               "responsible_name", "responsible_id_number", "responsible_mobile", "responsible_email")
+INDEX = {column.key: position for position, column in enumerate(COLUMNS)}
+
+
+class RowChecker:
+    """Every rule of the wizard that needs no database, per row; the registry's rules afterwards, in bulk."""
+
+    def __init__(self, province_scope: str | None) -> None:
+        self.province_scope = province_scope
+        self.codes = {column.key: self._lookup(column.codes) for column in COLUMNS if column.codes}
+        self.allowed_types = {code: set((extra or "").split(",")) for code, extra in db.session.execute(
+            select(CodeItem.code, CodeItem.extra).where(CodeItem.table == CodeTable.CERTIFICATE_TYPE))}
+        self.entities: dict[str, ImportedEntity] = {}
+        self.domains: dict[str, tuple[int, int]] = {}  # name → (row, column) of its first use
+        self.errors: list[CellError] = []
+
+    @staticmethod
+    def _lookup(source: str) -> dict[str, str]:
+        pairs = code_names(source)
+        return {**{name: code for code, name in pairs}, **{code: code for code, _name in pairs}}
+
+    def _error(self, row: int, key: str, value: str, message: str) -> None:
+        self.errors.append(CellError(row, INDEX[key] + 1, value, message))
+
+    def _coded(self, row: int, key: str, value: str) -> str:
+        code = self.codes[key].get(value, "")
+        if value and not code:
+            self._error(row, key, value, f"“{value}”不是有效的{COLUMNS[INDEX[key]].header}，请从下拉列表选择。")
+        return code
+
+    def check(self, row: int, cells: list[str]) -> None:
+        values = {column.key: (cells[i] if i < len(cells) else "") for i, column in enumerate(COLUMNS)}
+        if not any(values.values()):
+            return  # an empty line
+        for column in COLUMNS:
+            if column.required and not values[column.key]:
+                self._error(row, column.key, "", f"“{column.header}”必填。")
+        coded = {key: self._coded(row, key, values[key]) for key in self.codes}
+        if self.province_scope and coded["province"] and coded["province"] != self.province_scope:
+            self._error(row, "province", values["province"], "只能导入本省的备案。")
+        entity_fields = {key: values[key] for key in ENTITY_KEYS} | {
+            "province": coded["province"], "unit_nature": coded["unit_nature"],
+            "certificate_type": coded["certificate_type"]}
+        self._check_entity(row, entity_fields, values)
+        self._add_website(row, values, coded, entity_fields)
+
+    def _check_entity(self, row: int, fields: dict[str, str], raw: dict[str, str]) -> None:
+        number = fields["certificate_number"]
+        first = self.entities.get(number)
+        if first is not None:  # another website of an entity already read: the entity columns must agree
+            for key in ENTITY_KEYS:
+                if fields[key] != first.fields[key]:
+                    self._error(row, key, raw[key], f"与第 {first.row} 行同一主体（证件号码相同）的内容不一致。")
+            return
+        if fields["unit_nature"] and fields["certificate_type"] and (error := certificate_type_error(
+                fields["unit_nature"], fields["certificate_type"], self.allowed_types)):
+            self._error(row, "certificate_type", raw["certificate_type"], error)
+        checker = {CREDIT_CODE_TYPE: credit_code_error, ID_CARD_TYPE: id_card_error}.get(fields["certificate_type"])
+        for key, validate in (("certificate_number", checker), ("responsible_id_number", id_card_error),
+                              ("responsible_mobile", mobile_error), ("responsible_email", email_error)):
+            if validate and fields[key] and (error := validate(fields[key])):
+                self._error(row, key, fields[key], error)
+        if number:
+            self.entities[number] = ImportedEntity(row, fields)
+
+    def _add_website(self, row: int, values: dict[str, str], coded: dict[str, str],
+                     entity_fields: dict[str, str]) -> None:
+        names = []
+        for raw in filter(None, (d.strip() for d in re.split(r"[;；,，\s]+", values["domains"]))):
+            try:
+                name = str(ipaddress.ip_address(raw)) if ip_address_error(raw) is None else normalise_domain(raw)
+            except ValueError as error:
+                self._error(row, "domains", raw, str(error))
+                continue
+            if name in self.domains:
+                self._error(row, "domains", raw, f"域名 {name} 在第 {self.domains[name][0]} 行已填写。")
+            self.domains.setdefault(name, (row, INDEX["domains"] + 1))
+            names.append(name)
+        if names and values["home_url"] and (error := home_url_error(values["home_url"], names)):
+            self._error(row, "home_url", values["home_url"], error)
+        ip_ranges = []
+        if values["ip_start"]:
+            try:
+                start, end = parse_ip_range(values["ip_start"], values["ip_end"] or values["ip_start"])
+                ip_ranges.append((str(start), str(end)))
+            except ValueError as error:
+                self._error(row, "ip_start", values["ip_start"], str(error))
+        preapprovals = []
+        if coded["preapproval_category"] or values["preapproval_document"]:
+            if not (coded["preapproval_category"] and values["preapproval_document"]):
+                self._error(row, "preapproval_document", values["preapproval_document"],
+                            "前置审批类别和文号须同时填写。")
+            preapprovals.append((coded["preapproval_category"], values["preapproval_document"]))
+        entity = self.entities.get(entity_fields["certificate_number"])
+        if entity is not None:
+            entity.websites.append(ImportedWebsite(
+                row, values["website_name"], names, values["home_url"], coded["service_content"],
+                coded["access_method"], coded["server_province"], ip_ranges, preapprovals, values["isp_username"]))
+
+    # --- the registry's rules, one query per chunk of values -----------------------------------------
+    def check_registry(self, importer: User) -> None:
+        taken_domains = _existing(select(Domain.name).where(Domain.live), Domain.name, list(self.domains))
+        for name in sorted(taken_domains):
+            row, column = self.domains[name]
+            self.errors.append(CellError(row, column, name, f"域名 {name} 已在其他网站备案。"))
+        taken_numbers = _existing(select(Entity.certificate_number).where(Entity.status.in_(TAKEN_STATUSES)),
+                                  Entity.certificate_number, list(self.entities))
+        for number in sorted(taken_numbers):
+            self._error(self.entities[number].row, "certificate_number", number, "该证件号码已有有效备案（FAQ 62）。")
+        values = list(self.domains) + list(self.entities) + [e.fields["unit_name"] for e in self.entities.values()]
+        for value in sorted(_existing(select(BlacklistEntry.value), BlacklistEntry.value, values)):
+            row, column = self.domains.get(value) or (self.entities[value].row if value in self.entities else next(
+                e.row for e in self.entities.values() if e.fields["unit_name"] == value), 0)
+            self.errors.append(CellError(row, column, value, "该内容在黑名单中，不能备案。"))
+        self._check_isps(importer)
+
+    def _check_isps(self, importer: User) -> None:
+        named = {w.isp_username for e in self.entities.values() for w in e.websites if w.isp_username}
+        isps = {u.username: u.id for u in db.session.scalars(select(User).where(
+            User.username.in_(sorted(named)), User.role == Role.ISP, User.status == UserStatus.ACTIVE))}
+        for entity in self.entities.values():
+            for website in entity.websites:
+                if importer.role == Role.ISP:
+                    website.isp_username = importer.username
+                    continue
+                if website.isp_username not in isps:
+                    self._error(website.row, "isp_username", website.isp_username,
+                                "请填写有效的接入商用户名。" if website.isp_username
+                                else "通信管理局导入时须填写接入商用户名。")
+        self.isp_ids = {**isps, importer.username: importer.id}
+
+
+def _existing(query: Any, column: Any, values: list[str], chunk: int = 500) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(values), chunk):
+        found |= set(db.session.scalars(query.where(column.in_(values[start:start + chunk]))))
+    return found
+
+
+def annotated_bytes(path: Path, errors: list[CellError]) -> bytes:
+    """The uploaded rows written back with each wrong cell filled red and commented with its message."""
+    marked: dict[tuple[int, int], list[str]] = {}
+    for error in errors:
+        marked.setdefault((error.row, error.column or 1), []).append(error.message)
+    header, rows, _count = read_rows(path)
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(DATA_SHEET)
+    red = PatternFill("solid", fgColor="FFC7CE")
+
+    def cells(row_number: int, values: list[str]) -> list[WriteOnlyCell]:
+        out = []
+        for column, value in enumerate(values or [""], start=1):
+            cell = _cell(sheet, value)
+            if (row_number, column) in marked:
+                cell.fill = red
+                cell.comment = Comment("\n".join(marked[(row_number, column)]), "备案系统")
+            out.append(cell)
+        return out
+
+    sheet.append(cells(1, header))
+    for row_number, values in enumerate(rows, start=2):
+        width = max(len(values), max((c for r, c in marked if r == row_number), default=0))
+        sheet.append(cells(row_number, values + [""] * (width - len(values))))
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

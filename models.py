@@ -638,6 +638,36 @@ class RevocationRequest(db.Model):
     requester: Mapped[User] = relationship(foreign_keys=[requester_id])
 
 
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"  # imported
+    FAILED = "failed"  # refused: errors listed, nothing imported
+
+
+class ImportJob(db.Model):
+    """批量导入 (SPEC §8, FAQ 45): an uploaded spreadsheet, checked then imported by the worker."""
+
+    __tablename__ = "import_jobs"
+    __table_args__ = (Index("ix_import_jobs_user", "user_id", "id"), Index("ix_import_jobs_state", "state", "id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    stored_name: Mapped[str] = mapped_column(String(64), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    state: Mapped[JobState] = mapped_column(str_enum(JobState, "job_state"), default=JobState.QUEUED)
+    phase: Mapped[str] = mapped_column(String(32), default="")  # reading / checking / importing
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    done_rows: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)  # applications created
+    errors: Mapped[str] = mapped_column(Text, default="[]")  # JSON: [{row, column, value, message}]
+    annotated_name: Mapped[str | None] = mapped_column(String(64))  # the file back, wrong cells marked
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 class NoticeCategory(enum.StrEnum):
     """SPEC §9: the nine categories of notices."""
 

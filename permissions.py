@@ -52,6 +52,7 @@ class Action(enum.StrEnum):
     FILING_REVOKE = "filing.revoke"  # direct revocation by number, 吊销 (FAQ 39)
     REVOCATION_REQUEST = "revocation.request"
     REVOCATION_PROCESS = "revocation.process"
+    FILING_IMPORT = "filing.import"  # an ISP with the import right, or a bureau (FAQ 45, 47)
 
 
 _EVERY_ROLE = frozenset({Action.DASHBOARD, Action.CODE_LIST})
@@ -66,10 +67,10 @@ ALLOWED: dict[Role, frozenset[Action]] = {
                                            Action.REVOCATION_PROCESS},
     Role.BUREAU: _EVERY_ROLE | _USER_ADMIN | {Action.USER_GRANT_IMPORT, Action.FILING_AUDIT, Action.FILING_LIST,
                                              Action.NOTICE_MANAGE, Action.FILING_REVOKE, Action.REVOCATION_REQUEST,
-                                             Action.REVOCATION_PROCESS},
+                                             Action.REVOCATION_PROCESS, Action.FILING_IMPORT},
     Role.ICP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.REVOCATION_REQUEST},
     Role.ISP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.FILING_VERIFY, Action.FILING_CHANGE,
-                             Action.REVOCATION_REQUEST},
+                             Action.REVOCATION_REQUEST, Action.FILING_IMPORT},
     Role.IP_REPORTER: _EVERY_ROLE,
     Role.DOMAIN_REPORTER: _EVERY_ROLE,
     Role.PREAPPROVAL: _EVERY_ROLE | {Action.PREAPPROVAL_REVIEW},
@@ -232,3 +233,8 @@ def revocation_queue_scope(actor: Any) -> ColumnElement[bool]:
     mine = and_(RevocationRequest.processor_role == actor.role, RevocationRequest.state == RequestState.PENDING,
                 RevocationRequest.requester_id != actor.id)
     return mine if actor.role == Role.MIIT else and_(mine, RevocationRequest.province_code == actor.province_code)
+
+
+def may_import(actor: Any) -> bool:
+    """FAQ 45, 47: a bureau (rows of its province only), or an ISP to which its bureau gave the import right."""
+    return can(actor, Action.FILING_IMPORT) and (actor.role == Role.BUREAU or bool(actor.can_import))

@@ -20,6 +20,8 @@ USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{3,31}$")
 MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
+CREDIT_CODE_TYPE, ID_CARD_TYPE = "1", "16"  # certificate-type codes checked by their check characters
+
 
 def username_error(username: str) -> str | None:
     if not USERNAME_RE.fullmatch(username):

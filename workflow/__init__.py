@@ -34,6 +34,7 @@ from workflow.filings import (
     save_filing_draft,
     submit_application,
 )
+from workflow.imports import import_filings, queue_import, run_import, run_import_jobs
 from workflow.issuing import certificate_payload, issue_certificates
 from workflow.lifecycle import (
     add_access,
@@ -71,11 +72,12 @@ __all__ = [
     "cancel_access", "certificate_payload", "change_password", "check_accesses", "check_codes", "check_entity",
     "check_website", "confirm_contact_change", "confirm_identity", "create_user", "delete_notice",
     "delete_revocation_request", "discard_application", "edit_revocation_request", "end_filing",
-    "find_by_number", "generate_password", "hash_password", "isp_return", "isp_verify", "issue_certificates",
-    "process_revocation_requests", "proposal_of", "propose_domains", "propose_responsible", "propose_website",
-    "propose_website_edit", "register_icp", "reject", "remove_attachment", "request_cancellation",
-    "request_password_reset", "request_revocation", "resend_registration_codes", "reset_password",
-    "reset_token_user", "reset_user_password", "retry_message", "review_preapproval", "revoke_by_number",
-    "save_filing_draft", "save_notice", "set_import_grant", "set_published", "set_user_status", "sign_in",
-    "sign_out", "submit_application", "update_own_profile", "update_user",
+    "find_by_number", "generate_password", "hash_password", "import_filings", "isp_return", "isp_verify",
+    "issue_certificates", "process_revocation_requests", "proposal_of", "propose_domains",
+    "propose_responsible", "propose_website", "propose_website_edit", "queue_import", "register_icp", "reject",
+    "remove_attachment", "request_cancellation", "request_password_reset", "request_revocation",
+    "resend_registration_codes", "reset_password", "reset_token_user", "reset_user_password", "retry_message",
+    "review_preapproval", "revoke_by_number", "run_import", "run_import_jobs", "save_filing_draft",
+    "save_notice", "set_import_grant", "set_published", "set_user_status", "sign_in", "sign_out",
+    "submit_application", "update_own_profile", "update_user",
 ]

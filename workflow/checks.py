@@ -29,6 +29,8 @@ from models import (
     Website,
 )
 from validators import (
+    CREDIT_CODE_TYPE,
+    ID_CARD_TYPE,
     certificate_type_error,
     credit_code_error,
     email_error,
@@ -40,8 +42,6 @@ from validators import (
     parse_ip_range,
 )
 from workflow.errors import WorkflowError
-
-CREDIT_CODE_TYPE, ID_CARD_TYPE = "1", "16"  # certificate-type codes checked by their check characters
 
 
 @dataclass

@@ -1,0 +1,202 @@
+"""批量导入 (SPEC §8, FAQ 45): an ISP holding the import right, or a bureau (its province), uploads a
+spreadsheet; the worker checks every row first and imports nothing if one is wrong, else imports every
+row in one transaction as applications in bureau review (the importing ISP counts as verified).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+from typing import IO, Any
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+import audit
+import importer
+import permissions
+from extensions import db
+from models import (
+    Access,
+    Application,
+    ApplicationKind,
+    ApplicationState,
+    Domain,
+    Entity,
+    FilingStatus,
+    ImportJob,
+    IspVerification,
+    JobState,
+    PreapprovalItem,
+    ReviewState,
+    Role,
+    User,
+    Website,
+    utcnow,
+)
+from workflow.errors import NotFound, WorkflowError
+
+PROGRESS_EVERY = 5000
+CHUNK = 5000
+
+
+def jobs_dir() -> Path:
+    folder = Path(current_app.config["INSTANCE_PATH"]) / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def queue_import(actor: User, filename: str, stream: IO[bytes]) -> ImportJob:
+    """Store the upload (outside the web root, generated name) and queue it for the worker."""
+    if not permissions.may_import(actor):
+        raise NotFound()
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    data = stream.read(limit + 1)
+    if not data:
+        raise WorkflowError(str(_l("Choose the file to import.")), "file")
+    if len(data) > limit:
+        raise WorkflowError(str(_l("The file is too large.")), "file")
+    stored = uuid.uuid4().hex
+    (jobs_dir() / stored).write_bytes(data)
+    job = ImportJob(user_id=actor.id, filename=filename[-255:] or "import.xlsx", stored_name=stored,
+                    sha256=hashlib.sha256(data).hexdigest(), size=len(data), state=JobState.QUEUED)
+    db.session.add(job)
+    db.session.flush()
+    audit.record("import.queued", object_type="import", object_id=job.id, actor=actor,
+                 changes={"file": job.filename, "sha256": job.sha256, "bytes": job.size})
+    return job
+
+
+def run_import_jobs(limit: int = 3) -> int:
+    """The worker's part: run the queued jobs, oldest first; returns how many ran."""
+    ids = list(db.session.scalars(select(ImportJob.id).where(ImportJob.state == JobState.QUEUED)
+                                  .order_by(ImportJob.id).limit(limit)))
+    db.session.commit()
+    for job_id in ids:
+        run_import(db.session.get(ImportJob, job_id))
+    return len(ids)
+
+
+def _progress(job: ImportJob, **values: Any) -> None:
+    for key, value in values.items():
+        setattr(job, key, value)
+    db.session.commit()  # the page polling the job sees it; no import transaction is open yet
+
+
+def _finish(job: ImportJob, actor: User, state: JobState, errors: list[dict[str, object]] | None = None) -> None:
+    job.state, job.finished_at = state, utcnow()
+    job.errors = json.dumps(errors or [], ensure_ascii=False)
+    audit.record("import.done" if state == JobState.DONE else "import.refused", object_type="import",
+                 object_id=job.id, actor=actor, changes={
+                     "file": job.filename, "sha256": job.sha256, "rows": job.total_rows, "imported": job.imported,
+                     "errors": len(errors or [])})
+    db.session.commit()
+
+
+def run_import(job: ImportJob) -> ImportJob:
+    """Check the whole file, then import all of it or nothing. Never raises for a bad file."""
+    actor = db.session.get(User, job.user_id)
+    path = jobs_dir() / job.stored_name
+    _progress(job, state=JobState.RUNNING, phase="reading")
+    if actor is None or not permissions.may_import(actor):
+        _finish(job, actor, JobState.FAILED, [{"row": 0, "column": "", "value": "", "message": "无导入权限。"}])
+        return job
+    try:
+        importer.check_container(path)
+        header, rows, count = importer.read_rows(path)
+        _progress(job, total_rows=count, phase="checking")
+        checker = importer.RowChecker(actor.province_code if actor.role == Role.BUREAU else None)
+        _check_header(header)
+        for number, cells in enumerate(rows, start=2):
+            checker.check(number, cells)
+            if (number - 1) % PROGRESS_EVERY == 0:
+                _progress(job, done_rows=number - 1)
+        _progress(job, done_rows=count, phase="importing")
+        checker.check_registry(actor)
+    except importer.ImportRefused as refused:
+        db.session.rollback()
+        _finish(job, actor, JobState.FAILED, [{"row": 0, "column": "", "value": "", "message": refused.message}])
+        return job
+    if not checker.entities and not checker.errors:
+        checker.errors.append(importer.CellError(2, 0, "", "文件中没有数据行。"))
+    if checker.errors:
+        return _refuse(job, actor, path, checker.errors)
+    try:
+        job.imported = import_filings(actor, checker)
+    except IntegrityError:
+        db.session.rollback()
+        raced = importer.CellError(0, 0, "", "导入期间有域名或证件号码被其他备案占用，请重新上传。")
+        return _refuse(job, actor, path, [raced])
+    _finish(job, actor, JobState.DONE)
+    return job
+
+
+def _check_header(header: list[str]) -> None:
+    expected = [column.header for column in importer.COLUMNS]
+    if header[:len(expected)] != expected:
+        raise importer.ImportRefused("第一行不是导入模板的表头；请下载最新的导入模板，在其中填写。")
+
+
+def _refuse(job: ImportJob, actor: User, path: Path, errors: list[importer.CellError]) -> ImportJob:
+    db.session.rollback()
+    errors = sorted(errors, key=lambda e: (e.row, e.column))
+    if any(error.row for error in errors):
+        job.annotated_name = f"{job.stored_name}m"
+        (jobs_dir() / job.annotated_name).write_bytes(importer.annotated_bytes(path, errors))
+    _finish(job, actor, JobState.FAILED, [error.as_dict() for error in errors])
+    return job
+
+
+def _insert(model: type, rows: list[dict[str, Any]], returning: bool = False) -> list[int]:
+    ids: list[int] = []
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        if returning:
+            ids += db.session.execute(insert(model).returning(model.id, sort_by_parameter_order=True),
+                                      chunk).scalars().all()
+        elif chunk:
+            db.session.execute(insert(model), chunk)
+    return ids
+
+
+def import_filings(actor: User, checker: importer.RowChecker) -> int:
+    """Every checked filing as an application in bureau review, in the caller's transaction."""
+    if not permissions.may_import(actor):
+        raise NotFound()
+    now, entities = utcnow(), list(checker.entities.values())
+    entity_ids = _insert(Entity, [{
+        **{key: value for key, value in e.fields.items() if key != "province"}, "province_code": e.fields["province"],
+        "owner_id": None, "commercial": False, "status": FilingStatus.DRAFT, "website_seq": 0, "created_at": now}
+        for e in entities], returning=True)
+    sites = [(entity_id, w) for entity_id, e in zip(entity_ids, entities, strict=True) for w in e.websites]
+    website_ids = _insert(Website, [{
+        "entity_id": entity_id, "name": w.name, "home_url": w.home_url, "service_content": w.service_content,
+        "languages": "1", "responsible_name": "", "responsible_mobile": "", "bbs": False, "bbs_sections": "",
+        "status": FilingStatus.DRAFT} for entity_id, w in sites], returning=True)
+    _insert(Domain, [{"website_id": wid, "name": name, "live": True}
+                     for wid, (_e, w) in zip(website_ids, sites, strict=True) for name in w.domains])
+    _insert(PreapprovalItem, [{"website_id": wid, "category": c, "document_number": d, "state": ReviewState.PENDING,
+                               "reason": ""} for wid, (_e, w) in zip(website_ids, sites, strict=True)
+                              for c, d in w.preapprovals])
+    _insert(Access, [{"website_id": wid, "isp_id": checker.isp_ids[w.isp_username], "method": w.access_method,
+                      "server_province_code": w.server_province_code, "live": True,
+                      "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges)}
+                     for wid, (_e, w) in zip(website_ids, sites, strict=True)])
+    application_ids = _insert(Application, [{
+        "entity_id": entity_id, "province_code": e.fields["province"], "kind": ApplicationKind.NEW_FILING,
+        "state": ApplicationState.BUREAU_REVIEW, "submitted_by_id": actor.id, "submitted_at": now,
+        "reasons": "{}", "proposal": "{}"} for entity_id, e in zip(entity_ids, entities, strict=True)],
+        returning=True)
+    _insert(IspVerification, [{"application_id": aid, "isp_id": isp_id, "state": ReviewState.CONFIRMED,
+                               "reason": "", "at": now}
+                              for aid, e in zip(application_ids, entities, strict=True)
+                              for isp_id in sorted({checker.isp_ids[w.isp_username] for w in e.websites})])
+    audit.record_many([("application.imported", {
+        "object_type": "application", "object_id": aid, "province_code": e.fields["province"], "actor": actor,
+        "changes": {"row": e.row}}) for aid, e in zip(application_ids, entities, strict=True)])
+    db.session.flush()
+    return len(application_ids)
