@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response
 import audit
 import certificates
 import demo
+import importer
 import notify
 import public_site
 import workflow
@@ -178,8 +179,39 @@ def register_cli(app: Flask) -> None:
     @click.option("--once", is_flag=True, help="Deliver what is due, print the counts and stop.")
     @click.option("--interval", default=2.0, show_default=True, help="Seconds between passes.")
     def outbox_run(once: bool, interval: float) -> None:
-        """Deliver queued e-mail and SMS, retrying failures with back-off."""
-        notify.run_worker(interval, once)
+        """The worker: deliver queued e-mail and SMS (retrying failures with back-off) and run queued imports."""
+        while True:
+            counts = {**notify.deliver_due(), "imports": workflow.run_import_jobs()}
+            if once:
+                click.echo(json.dumps(counts))
+                return
+            time.sleep(interval)
+
+    @app.cli.command("import-template")
+    @click.argument("out", type=click.Path(dir_okay=False, writable=True))
+    def import_template_command(out: str) -> None:
+        """Write 备案导入模板.xlsx (the same file as the console's)."""
+        Path(out).write_bytes(importer.template_bytes())
+        click.echo(f"template written to {out}")
+
+    @app.cli.command("import-xlsx")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--as", "username", required=True, help="An ISP with the import right, or a bureau.")
+    def import_xlsx_command(file: str, username: str) -> None:
+        """Import a filled template as the console does; print a JSON summary, exit 1 if nothing was imported."""
+        actor = db.session.scalar(select(User).where(User.username == username))
+        try:
+            with open(file, "rb") as stream:
+                job = workflow.queue_import(actor, Path(file).name, stream)
+            db.session.commit()
+        except workflow.WorkflowError as error:
+            db.session.rollback()
+            raise click.ClickException(error.message or "no import right") from error
+        workflow.run_import(job)
+        click.echo(json.dumps({"rows": job.total_rows, "imported": job.imported,
+                               "errors": json.loads(job.errors)}, ensure_ascii=False))
+        if job.imported == 0:
+            sys.exit(1)
 
     @app.cli.command("seed-demo")
     @click.option("--filings", default=1000, show_default=True, help="How many filings to add.")

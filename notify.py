@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import smtplib
 import ssl
-import time
 import urllib.request
 from datetime import timedelta
 from email.message import EmailMessage
@@ -180,12 +179,3 @@ def deliver_due(limit: int = 100) -> dict[str, int]:
         _record_outcome(message, error, config)
         db.session.commit()
     return counts
-
-
-def run_worker(interval: float, once: bool) -> None:
-    while True:
-        counts = deliver_due()
-        if once:
-            print(json.dumps(counts))
-            return
-        time.sleep(interval)

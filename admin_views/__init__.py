@@ -19,6 +19,7 @@ from admin_views.filings import (
     IspQueueView,
     PreapprovalQueueView,
 )
+from admin_views.imports import ImportView
 from admin_views.lifecycle import DirectRevocationView, NewAccessView, RevocationQueueView, RevocationRequestView
 from admin_views.notices import NoticeView
 from admin_views.outbox import OutboxView
@@ -71,6 +72,7 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(ApplicationView(Application, db, name=_l("Applications"), endpoint="applications",
                                    category=FILINGS))
     admin.add_view(EntityView(Entity, db, name=_l("Filings"), endpoint="filings", category=FILINGS))
+    admin.add_view(ImportView(name=_l("Batch import"), endpoint="imports", url="/admin/import", category=FILINGS))
     admin.add_view(NewAccessView(name=_l("New access"), endpoint="new_access", url="/admin/new-access",
                                  category=FILINGS))
     admin.add_view(RevocationQueueView(RevocationRequest, db, name=_l("Revocation requests to process"),

@@ -145,7 +145,7 @@ def _refuse(job: ImportJob, actor: User, path: Path, errors: list[importer.CellE
     db.session.rollback()
     errors = sorted(errors, key=lambda e: (e.row, e.column))
     if any(error.row for error in errors):
-        job.annotated_name = f"{job.stored_name}m"
+        job.annotated_name = f"{job.stored_name}-marked.xlsx"
         (jobs_dir() / job.annotated_name).write_bytes(importer.annotated_bytes(path, errors))
     _finish(job, actor, JobState.FAILED, [error.as_dict() for error in errors])
     return job
