@@ -60,7 +60,7 @@ def from_environment() -> dict[str, object]:
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_CONTENT_LENGTH", str(64 * 1024 * 1024))),
         "FLASK_ADMIN_SWATCH": "default",
         "FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION": _env_bool("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION", False),
-        "EXPORT_MAX_ROWS": int(os.environ.get("EXPORT_MAX_ROWS", "100000")),
+        "EXPORT_MAX_ROWS": int(os.environ.get("EXPORT_MAX_ROWS", "2000000")),
         "PAGE_SIZE": 50,
         "API_RATE_LIMIT_PER_MINUTE": int(os.environ.get("API_RATE_LIMIT_PER_MINUTE", "600")),
         # the registry's own filing number, shown (linked) in the public footer

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import os
 import re
+import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -77,16 +79,28 @@ def _cell(sheet: WriteOnlyWorksheet, value: object) -> WriteOnlyCell:
     return cell
 
 
-def xlsx_bytes(headers: Sequence[str], rows: Iterable[Sequence[object]], title: str = "export") -> bytes:
-    """A streamed (write-only) workbook with one sheet: header row, then the rows."""
+def _write(target: Any, headers: Sequence[str], rows: Iterable[Sequence[object]], title: str) -> None:
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=title[:31])
+    sheet = workbook.create_sheet(title=re.sub(r"[\\/*?:\[\]]", "", title)[:31] or "export")
     sheet.append([_cell(sheet, header) for header in headers])
     for row in rows:
         sheet.append([_cell(sheet, value) for value in row])
+    workbook.save(target)
+
+
+def xlsx_bytes(headers: Sequence[str], rows: Iterable[Sequence[object]], title: str = "export") -> bytes:
+    """A write-only workbook with one sheet, in memory (small tables: the code tables)."""
     buffer = io.BytesIO()
-    workbook.save(buffer)
+    _write(buffer, headers, rows, title)
     return buffer.getvalue()
+
+
+def write_xlsx(headers: Sequence[str], rows: Iterable[Sequence[object]], title: str = "export") -> str:
+    """The same streamed to a temporary file (any number of rows in bounded memory); the caller removes it."""
+    handle, path = tempfile.mkstemp(suffix=".xlsx", prefix="export-")
+    os.close(handle)
+    _write(path, headers, rows, title)
+    return path
 
 
 def content_disposition(filename: str, ascii_fallback: str) -> str:

@@ -75,7 +75,7 @@ def _timeline(application: Application) -> list[AuditEvent]:
 class ApplicationView(SecureModelView):
     """备案申请: every application within the user's scope, with the buttons of its stage."""
 
-    access_action = Action.FILING_LIST
+    access_action = export_action = Action.FILING_LIST
     audit_object = "application"
     simple_list_pager = True
     can_view_details = True

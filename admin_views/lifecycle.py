@@ -265,7 +265,7 @@ class DirectRevocationView(RoleView):
 class RevocationRequestView(SecureModelView):
     """我的撤销申请: the requester views, edits and deletes them while pending (FAQ 35)."""
 
-    access_action = Action.REVOCATION_REQUEST
+    access_action = export_action = Action.REVOCATION_REQUEST
     audit_object = "revocation_request"
     simple_list_pager = True
     column_list = ("id", "entity.number", "entity.unit_name", "website.number", "reason", "state",
@@ -306,7 +306,7 @@ class RevocationQueueView(RevocationRequestView):
     """待处理撤销申请: the bureau's (requests of ICP and import users) or MIIT's (requests of bureaus);
     never one's own (FAQ 31, 37). One by one, or many at once through a confirmation page."""
 
-    access_action = Action.REVOCATION_PROCESS
+    access_action = export_action = Action.REVOCATION_PROCESS
     column_list = ("id", "entity.number", "entity.unit_name", "website.number", "requester.username", "reason",
                    "created_at")
     row_post_actions = (PostRowAction("accept", _l("Revoke"), "fa fa-ban",
