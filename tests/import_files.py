@@ -75,3 +75,17 @@ def entity_bomb() -> bytes:
                          for i in range(1, 10))
               + b']><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>&lol9;</t></si></sst>')
     return _rezip(plain_xlsx([["x"]]), {"xl/sharedStrings.xml": laughs})
+
+
+def legacy_xls(rows: list[list[str]]) -> bytes:
+    """The same sheet in the Excel 97–2003 format (.xls), as older offices still send it."""
+    import xlwt
+
+    book = xlwt.Workbook(encoding="utf-8")
+    sheet = book.add_sheet(importer.DATA_SHEET)
+    for r, row in enumerate([[column.header for column in importer.COLUMNS], *rows]):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()

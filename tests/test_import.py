@@ -15,7 +15,15 @@ import workflow
 from extensions import db
 from models import Application, ApplicationState, AuditEvent, Entity, ImportJob, JobState, Role
 from tests.helpers import TIANJIN, make_user, post, sign_in, user_named
-from tests.import_files import comment_bomb, entity_bomb, filled_template, plain_xlsx, valid_row, zip_bomb
+from tests.import_files import (
+    comment_bomb,
+    entity_bomb,
+    filled_template,
+    legacy_xls,
+    plain_xlsx,
+    valid_row,
+    zip_bomb,
+)
 
 
 @pytest.fixture
@@ -67,6 +75,11 @@ def test_round_trip_three_rows(app, importer_isp) -> None:
                    for a in applications for v in a.verifications)
         events = db.session.scalars(select(AuditEvent.action).where(AuditEvent.object_type == "import")).all()
         assert events == ["import.queued", "import.done"]
+
+
+def test_legacy_xls(app, importer_isp) -> None:
+    job = run_file(app, importer_isp, legacy_xls([valid_row(1), valid_row(2)]), "备案.xls")
+    assert job.state == JobState.DONE and job.imported == 2, job.errors
 
 
 def test_two_websites_of_one_entity_and_the_bureau_queue(app, as_user, importer_isp) -> None:
