@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 import audit
@@ -151,46 +151,58 @@ def _refuse(job: ImportJob, actor: User, path: Path, errors: list[importer.CellE
     return job
 
 
-def _insert(model: type, rows: list[dict[str, Any]], returning: bool = False) -> list[int]:
-    ids: list[int] = []
+def _insert(model: Any, rows: list[dict[str, Any]]) -> None:
+    """Core multi-row inserts (no ORM objects, no RETURNING), in chunks."""
     for start in range(0, len(rows), CHUNK):
-        chunk = rows[start:start + CHUNK]
-        if returning:
-            ids += db.session.execute(insert(model).returning(model.id, sort_by_parameter_order=True),
-                                      chunk).scalars().all()
-        elif chunk:
-            db.session.execute(insert(model), chunk)
-    return ids
+        db.session.execute(model.__table__.insert(), rows[start:start + CHUNK])
+
+
+def _ids_by(column: Any, key: Any, values: list[Any], *where: Any) -> dict[Any, list[int]]:
+    """The new rows' ids per key, in insertion order (ids grow in the order of a multi-row insert)."""
+    found: dict[Any, list[int]] = {}
+    for start in range(0, len(values), 500):
+        for row_id, value in db.session.execute(select(column, key).where(
+                key.in_(values[start:start + 500]), *where).order_by(column)):
+            found.setdefault(value, []).append(row_id)
+    return found
 
 
 def import_filings(actor: User, checker: importer.RowChecker) -> int:
-    """Every checked filing as an application in bureau review, in the caller's transaction."""
+    """Every checked filing as an application in bureau review, in the caller's transaction. The rows are
+    found again by keys the checks made unique (certificate number of a new entity, one open application
+    per entity) rather than by RETURNING, which SQLite would answer one row at a time."""
     if not permissions.may_import(actor):
         raise NotFound()
     now, entities = utcnow(), list(checker.entities.values())
-    entity_ids = _insert(Entity, [{
+    numbers = [e.fields["certificate_number"] for e in entities]
+    _insert(Entity, [{
         **{key: value for key, value in e.fields.items() if key != "province"}, "province_code": e.fields["province"],
-        "owner_id": None, "commercial": False, "status": FilingStatus.DRAFT, "website_seq": 0, "created_at": now}
-        for e in entities], returning=True)
-    sites = [(entity_id, w) for entity_id, e in zip(entity_ids, entities, strict=True) for w in e.websites]
-    website_ids = _insert(Website, [{
+        "owner_id": None, "commercial": False, "status": FilingStatus.DRAFT, "website_seq": 0, "number": None,
+        "licence_number": None, "approved_at": None, "created_at": now} for e in entities])
+    entity_ids = [ids[0] for ids in map(_ids_by(Entity.id, Entity.certificate_number, numbers,
+                                                Entity.status == FilingStatus.DRAFT).get, numbers)]
+    _insert(Website, [{
         "entity_id": entity_id, "name": w.name, "home_url": w.home_url, "service_content": w.service_content,
         "languages": "1", "responsible_name": "", "responsible_mobile": "", "bbs": False, "bbs_sections": "",
-        "status": FilingStatus.DRAFT} for entity_id, w in sites], returning=True)
-    _insert(Domain, [{"website_id": wid, "name": name, "live": True}
-                     for wid, (_e, w) in zip(website_ids, sites, strict=True) for name in w.domains])
+        "status": FilingStatus.DRAFT, "number": None, "approved_at": None}
+        for entity_id, e in zip(entity_ids, entities, strict=True) for w in e.websites])
+    website_ids = _ids_by(Website.id, Website.entity_id, entity_ids)
+    sites = [(website_id, w) for entity_id, e in zip(entity_ids, entities, strict=True)
+             for website_id, w in zip(website_ids[entity_id], e.websites, strict=True)]
+    _insert(Domain, [{"website_id": wid, "name": name, "live": True} for wid, w in sites for name in w.domains])
     _insert(PreapprovalItem, [{"website_id": wid, "category": c, "document_number": d, "state": ReviewState.PENDING,
-                               "reason": ""} for wid, (_e, w) in zip(website_ids, sites, strict=True)
-                              for c, d in w.preapprovals])
+                               "reason": "", "reviewer_id": None, "reviewed_at": None}
+                              for wid, w in sites for c, d in w.preapprovals])
     _insert(Access, [{"website_id": wid, "isp_id": checker.isp_ids[w.isp_username], "method": w.access_method,
                       "server_province_code": w.server_province_code, "live": True,
-                      "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges)}
-                     for wid, (_e, w) in zip(website_ids, sites, strict=True)])
-    application_ids = _insert(Application, [{
+                      "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges)} for wid, w in sites])
+    _insert(Application, [{
         "entity_id": entity_id, "province_code": e.fields["province"], "kind": ApplicationKind.NEW_FILING,
         "state": ApplicationState.BUREAU_REVIEW, "submitted_by_id": actor.id, "submitted_at": now,
-        "reasons": "{}", "proposal": "{}"} for entity_id, e in zip(entity_ids, entities, strict=True)],
-        returning=True)
+        "decided_by_id": None, "decided_at": None, "reasons": "{}", "proposal": "{}"}
+        for entity_id, e in zip(entity_ids, entities, strict=True)])
+    by_entity = _ids_by(Application.id, Application.entity_id, entity_ids)
+    application_ids = [by_entity[entity_id][0] for entity_id in entity_ids]
     _insert(IspVerification, [{"application_id": aid, "isp_id": isp_id, "state": ReviewState.CONFIRMED,
                                "reason": "", "at": now}
                               for aid, e in zip(application_ids, entities, strict=True)

@@ -1,0 +1,161 @@
+"""Import and export benchmarks (issue #7).
+
+    python bench/imports.py                 # 100,000-row import, and the export of 1,000,000 filings
+    BENCH_IMPORT_ROWS=20000 BENCH_FILINGS=100000 python bench/imports.py
+
+Each measurement runs in its own process, so that its peak memory (max RSS) is its own:
+- openpyxl's read-only mode merely iterating the file (the issue's reference),
+- the import: the worker's job from the queued upload to the committed applications (reading with
+  calamine, checking every row, bulk registry checks, one transaction of multi-row inserts),
+- the export of the filings list as MIIT (every filing) through the console's export URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "100000"))
+FILINGS = int(os.environ.get("BENCH_FILINGS", "1000000"))
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_file(path: Path, rows: int) -> None:
+    """A realistic file: every row a valid website of its own entity, spread over the provinces."""
+    from openpyxl import Workbook
+
+    import demo
+    import importer
+    from seed_data import PROVINCES
+
+    provinces = [name for _code, name, _abbr in PROVINCES]
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(importer.DATA_SHEET)
+    sheet.append([column.header for column in importer.COLUMNS])
+    for n in range(1, rows + 1):
+        province = provinces[n % len(provinces)]
+        sheet.append([province, f"{province[:2]}导入数据科技有限公司{n}", "企业", "统一社会信用代码证书",
+                      demo.credit_code(5_000_000 + n), f"{province}某区某路{n % 999 + 1}号", "王五",
+                      "11010519491231002X", "13912345678", f"owner{n}@import.example.cn", f"导入网站{n}",
+                      f"www.bulk{n}.cn;bulk{n}.cn", f"http://www.bulk{n}.cn/", "单位门户网站", "主机托管", province,
+                      "203.0.113.1", "203.0.113.20", "", "", ""])
+    workbook.save(path)
+
+
+def child_iterate(path: str) -> dict[str, float]:
+    from openpyxl import load_workbook
+
+    started = time.perf_counter()
+    workbook = load_workbook(path, read_only=True)
+    count = sum(1 for _row in workbook.active.iter_rows(values_only=True))
+    return {"seconds": time.perf_counter() - started, "rows": count - 1, "peak_mb": _peak_mb()}
+
+
+def _app(folder: Path):
+    from bench.filings import fresh_app
+
+    return fresh_app(folder)
+
+
+def child_import(path: str) -> dict[str, float]:
+    from sqlalchemy import select
+
+    import workflow
+    from extensions import db
+    from models import Role, User
+    from tests.helpers import make_user
+
+    app = _app(Path(tempfile.mkdtemp(prefix="beian-import-")))
+    with app.app_context():
+        make_user("bench_importer", Role.ISP, "120000", organisation="导入基准接入商", can_import=True)
+        before = _peak_mb()
+        started = time.perf_counter()
+        with open(path, "rb") as stream:
+            importer_isp = db.session.scalar(select(User).where(User.username == "bench_importer"))
+            job = workflow.queue_import(importer_isp, "bench.xlsx", stream)
+        db.session.commit()
+        workflow.run_import(job)
+        seconds = time.perf_counter() - started
+        errors = json.loads(job.errors)
+        return {"seconds": seconds, "rows": job.total_rows, "imported": job.imported, "errors": len(errors),
+                "first_error": errors[0] if errors else None, "peak_mb": _peak_mb(), "before_mb": before}
+
+
+def child_export(folder: str) -> dict[str, float]:
+    from bench.filings import PASSWORD
+
+    app = _app(Path(folder))
+    client = app.test_client()
+    client.get("/captcha.png")
+    assert client.post("/login", data={"username": "miit", "password": PASSWORD,
+                                       "captcha": "BNCH"}).status_code == 302
+    from openpyxl import load_workbook
+
+    before = _peak_mb()
+    started = time.perf_counter()
+    response = client.get("/admin/filings/export/xlsx/", buffered=False)
+    assert response.status_code == 200
+    out = Path(folder) / "export.xlsx"
+    with out.open("wb") as target:
+        for chunk in response.response:
+            target.write(chunk)
+    response.close()
+    seconds, peak = time.perf_counter() - started, _peak_mb()
+    rows = sum(1 for _row in load_workbook(out, read_only=True).active.iter_rows(values_only=True)) - 1
+    return {"seconds": seconds, "rows": rows, "bytes": out.stat().st_size, "peak_mb": peak, "before_mb": before}
+
+
+def run_child(kind: str, argument: str) -> dict[str, float]:
+    output = subprocess.run([sys.executable, __file__, "--child", kind, argument], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def export_database() -> Path:
+    """The 1,000,000-filing database of bench/public_lookup.py (built there once, reused)."""
+    from bench import public_lookup
+
+    return public_lookup.database().parent
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="beian-bench-import-"))
+    path = folder / "bulk.xlsx"
+    started = time.perf_counter()
+    make_file(path, ROWS)
+    print(f"generated {ROWS:,} rows × 21 columns ({path.stat().st_size / 1e6:.1f} MB) in "
+          f"{time.perf_counter() - started:.0f} s")
+    iterate = run_child("iterate", str(path))
+    imported = run_child("import", str(path))
+    assert imported["imported"] == ROWS, imported
+    print(f"\n{'import of ' + format(ROWS, ',') + ' rows':40} {'s':>7} {'rows/s':>9} {'peak MB':>8}")
+    print(f"{'openpyxl read-only, iterate only':40} {iterate['seconds']:7.1f} "
+          f"{iterate['rows'] / iterate['seconds']:9,.0f} {iterate['peak_mb']:8.0f}")
+    print(f"{'import: upload → committed':40} {imported['seconds']:7.1f} "
+          f"{imported['rows'] / imported['seconds']:9,.0f} {imported['peak_mb']:8.0f}")
+    print(f"ratio import / bare iteration: {imported['seconds'] / iterate['seconds']:.2f} (target ≤ 1.0); "
+          f"peak memory {imported['peak_mb']:.0f} MB (target ≤ 300)")
+    exported = run_child("export", str(export_database()))
+    print(f"\nexport of the filings list as MIIT: {exported['rows']:,} rows in {exported['seconds']:.1f} s = "
+          f"{exported['rows'] / exported['seconds']:,.0f} rows/s; {exported['bytes'] / 1e6:.0f} MB; "
+          f"peak memory {exported['peak_mb']:.0f} MB (before the export: {exported['before_mb']:.0f} MB)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        result = {"iterate": child_iterate, "import": child_import, "export": child_export}[sys.argv[2]](sys.argv[3])
+        print(json.dumps(result, ensure_ascii=False, default=str))
+    else:
+        main()
