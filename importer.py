@@ -292,7 +292,7 @@ class CellError:
                 "value": self.value, "message": self.message}
 
 
-@dataclass
+@dataclass(slots=True)
 class ImportedWebsite:
     row: int
     name: str
@@ -306,7 +306,7 @@ class ImportedWebsite:
     isp_username: str
 
 
-@dataclass
+@dataclass(slots=True)
 class ImportedEntity:
     row: int
     fields: dict[str, str]  # the EntityData fields

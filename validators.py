@@ -141,8 +141,8 @@ def normalise_domain(value: str) -> str:
     text = value.strip().lower()
     text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text).split("/", 1)[0].split("?", 1)[0]
     text = text.rsplit("@", 1)[-1].split(":", 1)[0].rstrip(".")
-    try:
-        ascii_name = text.encode("idna").decode("ascii")
+    try:  # the IDNA codec is slow, and an ASCII name has nothing to convert (its labels are checked below)
+        ascii_name = text if text.isascii() else text.encode("idna").decode("ascii")
     except UnicodeError as error:
         raise ValueError(str(_l("This domain name is not valid."))) from error
     labels = ascii_name.split(".")

@@ -6,8 +6,10 @@ row in one transaction as applications in bureau review (the importing ISP count
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -151,10 +153,12 @@ def _refuse(job: ImportJob, actor: User, path: Path, errors: list[importer.CellE
     return job
 
 
-def _insert(model: Any, rows: list[dict[str, Any]]) -> None:
-    """Core multi-row inserts (no ORM objects, no RETURNING), in chunks."""
-    for start in range(0, len(rows), CHUNK):
-        db.session.execute(model.__table__.insert(), rows[start:start + CHUNK])
+def _insert(model: Any, rows: Iterable[dict[str, Any]]) -> None:
+    """Core multi-row inserts (no ORM objects, no RETURNING), a chunk at a time: the rows are generated
+    as they are written, never all at once."""
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, CHUNK)):
+        db.session.execute(model.__table__.insert(), chunk)
 
 
 def _ids_by(column: Any, key: Any, values: list[Any], *where: Any) -> dict[Any, list[int]]:
@@ -175,38 +179,38 @@ def import_filings(actor: User, checker: importer.RowChecker) -> int:
         raise NotFound()
     now, entities = utcnow(), list(checker.entities.values())
     numbers = [e.fields["certificate_number"] for e in entities]
-    _insert(Entity, [{
+    _insert(Entity, ({
         **{key: value for key, value in e.fields.items() if key != "province"}, "province_code": e.fields["province"],
         "owner_id": None, "commercial": False, "status": FilingStatus.DRAFT, "website_seq": 0, "number": None,
-        "licence_number": None, "approved_at": None, "created_at": now} for e in entities])
+        "licence_number": None, "approved_at": None, "created_at": now} for e in entities))
     entity_ids = [ids[0] for ids in map(_ids_by(Entity.id, Entity.certificate_number, numbers,
                                                 Entity.status == FilingStatus.DRAFT).get, numbers)]
-    _insert(Website, [{
+    _insert(Website, ({
         "entity_id": entity_id, "name": w.name, "home_url": w.home_url, "service_content": w.service_content,
         "languages": "1", "responsible_name": "", "responsible_mobile": "", "bbs": False, "bbs_sections": "",
         "status": FilingStatus.DRAFT, "number": None, "approved_at": None}
-        for entity_id, e in zip(entity_ids, entities, strict=True) for w in e.websites])
+        for entity_id, e in zip(entity_ids, entities, strict=True) for w in e.websites))
     website_ids = _ids_by(Website.id, Website.entity_id, entity_ids)
     sites = [(website_id, w) for entity_id, e in zip(entity_ids, entities, strict=True)
              for website_id, w in zip(website_ids[entity_id], e.websites, strict=True)]
-    _insert(Domain, [{"website_id": wid, "name": name, "live": True} for wid, w in sites for name in w.domains])
-    _insert(PreapprovalItem, [{"website_id": wid, "category": c, "document_number": d, "state": ReviewState.PENDING,
+    _insert(Domain, ({"website_id": wid, "name": name, "live": True} for wid, w in sites for name in w.domains))
+    _insert(PreapprovalItem, ({"website_id": wid, "category": c, "document_number": d, "state": ReviewState.PENDING,
                                "reason": "", "reviewer_id": None, "reviewed_at": None}
-                              for wid, w in sites for c, d in w.preapprovals])
-    _insert(Access, [{"website_id": wid, "isp_id": checker.isp_ids[w.isp_username], "method": w.access_method,
+                              for wid, w in sites for c, d in w.preapprovals))
+    _insert(Access, ({"website_id": wid, "isp_id": checker.isp_ids[w.isp_username], "method": w.access_method,
                       "server_province_code": w.server_province_code, "live": True,
-                      "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges)} for wid, w in sites])
-    _insert(Application, [{
+                      "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges)} for wid, w in sites))
+    _insert(Application, ({
         "entity_id": entity_id, "province_code": e.fields["province"], "kind": ApplicationKind.NEW_FILING,
         "state": ApplicationState.BUREAU_REVIEW, "submitted_by_id": actor.id, "submitted_at": now,
         "decided_by_id": None, "decided_at": None, "reasons": "{}", "proposal": "{}"}
-        for entity_id, e in zip(entity_ids, entities, strict=True)])
+        for entity_id, e in zip(entity_ids, entities, strict=True)))
     by_entity = _ids_by(Application.id, Application.entity_id, entity_ids)
     application_ids = [by_entity[entity_id][0] for entity_id in entity_ids]
-    _insert(IspVerification, [{"application_id": aid, "isp_id": isp_id, "state": ReviewState.CONFIRMED,
+    _insert(IspVerification, ({"application_id": aid, "isp_id": isp_id, "state": ReviewState.CONFIRMED,
                                "reason": "", "at": now}
                               for aid, e in zip(application_ids, entities, strict=True)
-                              for isp_id in sorted({checker.isp_ids[w.isp_username] for w in e.websites})])
+                              for isp_id in sorted({checker.isp_ids[w.isp_username] for w in e.websites})))
     audit.record_many([("application.imported", {
         "object_type": "application", "object_id": aid, "province_code": e.fields["province"], "actor": actor,
         "changes": {"row": e.row}}) for aid, e in zip(application_ids, entities, strict=True)])
