@@ -26,6 +26,7 @@ from werkzeug.serving import make_server
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import notify
+import workflow
 from app import create_app, ensure_first_miit_account
 from extensions import db
 from seed_data import seed_code_tables
@@ -61,6 +62,11 @@ class Registry:
     def deliver(self) -> None:
         with self.app.app_context():
             notify.deliver_due()
+
+    def run_jobs(self) -> None:
+        """What the worker does every few seconds: run the queued imports."""
+        with self.app.app_context():
+            workflow.run_import_jobs()
 
     def sms_code(self, mobile: str) -> str:
         lines = (self.folder / "sms.log").read_text(encoding="utf-8").splitlines()
@@ -380,6 +386,72 @@ def after_approval_journey(page: Page, registry: Registry, out: Path) -> None:
     page.screenshot(path=out / "46-public-disclosure.png", full_page=True)
 
 
+def import_journey(page: Page, registry: Registry, out: Path) -> None:
+    """Issue #7: the ISP with the import right downloads the template (rendered by LibreOffice to look at),
+    fills rows, uploads a file with a mistake, reads the errors, fixes it, uploads again; the bureau sees
+    the applications."""
+    import io
+    import shutil
+    import subprocess
+
+    from openpyxl import load_workbook
+
+    from tests.import_files import valid_row
+
+    base = registry.base
+    sign_in(page, base, "tj_isp", "Isp-pass-2026")
+    page.goto(f"{base}/admin/import/")
+    page.screenshot(path=out / "47-import-page.png", full_page=True)
+    with page.expect_download() as download:
+        page.click("a:has-text('备案导入模板.xlsx')")
+    assert download.value.suggested_filename == "备案导入模板.xlsx", download.value.suggested_filename
+    template = out / "备案导入模板.xlsx"
+    download.value.save_as(template)
+    if shutil.which("soffice"):
+        for kind in ("pdf", "png"):
+            subprocess.run(["soffice", "--headless", "--convert-to", kind, "--outdir", str(out), str(template)],
+                           check=True, capture_output=True, timeout=180)
+        (out / "备案导入模板.png").rename(out / "48-template-in-libreoffice.png")
+    rows = [valid_row(n) for n in (71, 72, 73)]
+    rows[1][8] = "1391234567"  # a mobile number one digit short
+    workbook = load_workbook(template)
+    for row in rows:
+        workbook["备案数据"].append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    page.set_input_files("input[name=file]", files=[{
+        "name": "十二月备案.xlsx", "mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "buffer": buffer.getvalue()}])
+    page.click("button:has-text('上传并检查')")
+    expect(page.locator("#import-job")).to_be_visible()
+    page.screenshot(path=out / "49-import-queued.png", full_page=True)
+    registry.run_jobs()
+    expect(page.locator(".alert-danger")).to_contain_text("未导入任何数据", timeout=10_000)
+    page.screenshot(path=out / "50-import-errors.png", full_page=True)
+    with page.expect_download() as marked:
+        page.click("a:has-text('下载标出错误的文件')")
+    assert marked.value.suggested_filename == "十二月备案（错误已标注）.xlsx", marked.value.suggested_filename
+    rows[1][8] = "13912345678"
+    workbook = load_workbook(template)
+    for row in rows:
+        workbook["备案数据"].append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    page.goto(f"{base}/admin/import/")
+    page.set_input_files("input[name=file]", files=[{
+        "name": "十二月备案.xlsx", "mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "buffer": buffer.getvalue()}])
+    page.click("button:has-text('上传并检查')")
+    registry.run_jobs()
+    expect(page.locator(".alert-success")).to_contain_text("已从 3 行数据导入 3 个备案申请", timeout=10_000)
+    page.screenshot(path=out / "51-import-done.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "tj_bureau", "Tianjin-2026")
+    page.goto(f"{base}/admin/bureau_queue/")
+    expect(page.locator("body")).to_contain_text("天津导入科技有限公司73")
+    page.screenshot(path=out / "52-bureau-queue-imported.png", full_page=True)
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -394,6 +466,7 @@ def main(out: Path) -> None:
         public_journey(page, registry, out)
         notices_journey(page, registry, out)
         after_approval_journey(page, registry, out)
+        import_journey(page, registry, out)
         browser.close()
     registry.server.shutdown()
     print(f"walkthrough passed; screenshots in {out}")

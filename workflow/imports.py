@@ -108,16 +108,17 @@ def run_import(job: ImportJob) -> ImportJob:
         _finish(job, actor, JobState.FAILED, [{"row": 0, "column": "", "value": "", "message": "无导入权限。"}])
         return job
     try:
-        importer.check_container(path)
-        header, rows, count = importer.read_rows(path)
+        kind = importer.check_container(path)
+        header, rows, count = importer.read_rows(path, kind)
         _progress(job, total_rows=count, phase="checking")
         checker = importer.RowChecker(actor.province_code if actor.role == Role.BUREAU else None)
         _check_header(header)
-        for number, cells in enumerate(rows, start=2):
+        done = 0
+        for done, (number, cells) in enumerate(rows, start=1):
             checker.check(number, cells)
-            if (number - 1) % PROGRESS_EVERY == 0:
-                _progress(job, done_rows=number - 1)
-        _progress(job, done_rows=count, phase="importing")
+            if done % PROGRESS_EVERY == 0:
+                _progress(job, done_rows=done)
+        _progress(job, done_rows=done, total_rows=max(count, done), phase="importing")
         checker.check_registry(actor)
     except importer.ImportRefused as refused:
         db.session.rollback()
