@@ -7,20 +7,22 @@ Nothing here writes to the database: `workflow/imports.py` imports what this mod
 
 from __future__ import annotations
 
+import functools
+import html
 import io
 import ipaddress
 import os
+import pickle
 import re
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from xml.etree import ElementTree
-from xml.parsers import expat
 
 from flask import current_app
 from openpyxl import Workbook
@@ -311,8 +313,27 @@ def _xls_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]], i
 SHEET_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 CELL_REF_RE = re.compile(r"([A-Z]+)([0-9]+)")
+ROW_RE = re.compile(r"<row\b([^>]*?)(?:/>|>(.*?)</row>)", re.DOTALL)
+ROW_NUMBER_RE = re.compile(r'\br="([0-9]+)"')
+CELL_RE = re.compile(r'<c r="([A-Z]+)[0-9]+"([^>]*?)'
+                     r"(?:/>|>(?:<is><t[^>]*>([^<]*)</t></is>|<v>([^<]*)</v>|(.*?))</c>)", re.DOTALL)
+TEXT_RE = re.compile(r"<t\b[^>]*>(.*?)</t>", re.DOTALL)
+VALUE_RE = re.compile(r"<v\b[^>]*>(.*?)</v>", re.DOTALL)
+EMPTY_MATCH = re.match("()", "")
+SHARED_RE = re.compile(r"<si>(.*?)</si>", re.DOTALL)
+PHONETIC_RE = re.compile(r"<rPh\b.*?</rPh>", re.DOTALL)
 
 
+def _attribute(attributes: str, name: str) -> str:
+    """The value of `name="…"` in a tag's attribute text ("" when absent)."""
+    start = attributes.find(f' {name}="')
+    if start < 0:
+        return ""
+    start += len(name) + 3
+    return attributes[start:attributes.find('"', start)]
+
+
+@functools.cache
 def _column_index(letters: str) -> int:
     index = 0
     for letter in letters:
@@ -321,9 +342,9 @@ def _column_index(letters: str) -> int:
 
 
 class XlsxRows:
-    """The first worksheet of an .xlsx, row by row, with expat: a few microseconds a cell and memory
-    bounded by one chunk of XML (plus the shared strings table, as large as the file's distinct texts).
-    Only values are read; formulas were refused before (`check_container`)."""
+    """The first worksheet of an .xlsx, row by row: about a microsecond a cell and memory bounded by one
+    chunk of XML (plus the shared strings table, as large as the file's distinct texts). Only values are
+    read; formulas were refused before (`check_container`)."""
 
     CHUNK = 1 << 20
 
@@ -361,77 +382,62 @@ class XlsxRows:
     def _shared_strings(self) -> list[str]:
         if "xl/sharedStrings.xml" not in self.archive.namelist():
             return []
-        strings: list[str] = []
-        parts: list[str] = []
-        parser = expat.ParserCreate()
-        collecting = [False]
-
-        def start(name: str, _attrs: dict[str, str]) -> None:
-            if name == "t":
-                collecting[0] = True
-            elif name == "si":
-                parts.clear()
-
-        def end(name: str) -> None:
-            if name == "t":
-                collecting[0] = False
-            elif name == "si":
-                strings.append("".join(parts))
-
-        parser.StartElementHandler, parser.EndElementHandler = start, end
-        parser.CharacterDataHandler = lambda data: parts.append(data) if collecting[0] else None
-        with self.archive.open("xl/sharedStrings.xml") as part:
-            parser.ParseFile(part)
+        text = self.archive.read("xl/sharedStrings.xml").decode("utf-8", "surrogateescape")
+        strings = []
+        for item in SHARED_RE.finditer(text):
+            value = "".join(TEXT_RE.findall(PHONETIC_RE.sub("", item.group(1))))
+            strings.append(html.unescape(value) if "&" in value else value)
         return strings
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
-        done: list[tuple[int, list[str]]] = []
-        row: list[str] = []
-        state = {"row": 0, "column": 0, "type": "", "collect": False}
-        text: list[str] = []
-
-        def start(name: str, attrs: dict[str, str]) -> None:
-            if name == "c":
-                found = CELL_REF_RE.match(attrs.get("r", ""))
-                state["column"] = _column_index(found.group(1)) if found else len(row)
-                state["type"] = attrs.get("t", "")
-                text.clear()
-            elif name in ("v", "t"):
-                state["collect"] = True
-            elif name == "row":
-                row.clear()
-                state["row"] = int(attrs.get("r", state["row"] + 1))
-
-        def end(name: str) -> None:
-            if name in ("v", "t"):
-                state["collect"] = False
-            elif name == "c":
-                value = "".join(text)
-                if state["type"] == "s" and value:
-                    value = self.shared[int(value)]
-                elif state["type"] in ("", "n") and value.endswith(".0"):
-                    value = value[:-2]
-                column = state["column"]
-                if column >= len(row):
-                    row.extend([""] * (column + 1 - len(row)))
-                row[column] = value.strip()
-            elif name == "row":
-                done.append((state["row"], list(row)))
-
-        parser = expat.ParserCreate()
-        parser.StartElementHandler, parser.EndElementHandler = start, end
-        parser.CharacterDataHandler = lambda data: text.append(data) if state["collect"] else None
-        parser.buffer_text = True
+        """Rows are cut out of the decompressed stream by regular expressions (C speed): spreadsheet XML
+        is machine-written — cells `<c r="B7" t="…">` holding `<v>` or inline `<t>` runs."""
+        pending, last = "", [0]
         with self.archive.open(self.sheet) as part:
             while chunk := part.read(self.CHUNK):
-                try:
-                    parser.Parse(chunk, False)
-                except expat.ExpatError as error:
-                    raise ImportRefused("文件内容已损坏，无法读取。") from error
-                yield from done
-                done.clear()
-        parser.Parse(b"", True)
-        yield from done
+                pending += chunk.decode("utf-8", "surrogateescape")
+                end = pending.rfind("</row>")
+                if end >= 0:
+                    yield from self._rows(pending[:end + 6], last)
+                    pending = pending[end + 6:]
+        yield from self._rows(pending, last)
+
+    def _rows(self, text: str, last: list[int]) -> Iterator[tuple[int, list[str]]]:
+        """The complete rows in `text`; `last` carries the previous row's number across chunks. One regular
+        expression reads a plain cell (`<v>` or a single inline `<t>`); anything richer takes `_value`."""
+        for attributes, body in ROW_RE.findall(text):
+            found = ROW_NUMBER_RE.search(attributes)
+            last[0] = int(found.group(1)) if found else last[0] + 1
+            row: list[str] = []
+            for letters, rest, inline, plain, other in CELL_RE.findall(body):
+                if other:
+                    value = self._value(_attribute(rest, "t"), other)
+                elif 't="s"' in rest:
+                    value = self.shared[int(plain)] if plain else ""
+                else:
+                    value = inline or (plain[:-2] if plain.endswith(".0") else plain)
+                if "&" in value:
+                    value = html.unescape(value)
+                position = _column_index(letters)
+                if position == len(row):
+                    row.append(value.strip())
+                else:
+                    row.extend([""] * (position + 1 - len(row)))
+                    row[position] = value.strip()
+            if not row and "<c" in body:
+                raise ImportRefused("无法读取该工作表的单元格（缺少单元格位置）。"
+                                    "请用 Excel 或 WPS 另存为 .xlsx 后上传。")
+            yield last[0], row
+
+    def _value(self, kind: str, content: str) -> str:
+        """A cell with rich text runs or other markup: every text run joined."""
+        if kind == "inlineStr":
+            return "".join(TEXT_RE.findall(content))
+        start = content.find("<v>")
+        value = content[start + 3:content.find("</v>", start)] if start >= 0 else ""
+        if kind == "s" and value:
+            return self.shared[int(value)]
+        return value[:-2] if kind in ("", "n") and value.endswith(".0") else value
 
 
 @dataclass(frozen=True)
@@ -449,6 +455,8 @@ class CellError:
 @dataclass(slots=True)
 class ImportedWebsite:
     row: int
+    certificate_number: str  # of its entity
+    entity: tuple[str, ...] | None  # the entity's fields (ENTITY_KEYS), on the entity's first row only
     name: str
     domains: list[str]
     home_url: str
@@ -460,29 +468,32 @@ class ImportedWebsite:
     isp_username: str
 
 
-@dataclass(slots=True)
-class ImportedEntity:
-    row: int
-    fields: dict[str, str]  # the EntityData fields
-    websites: list[ImportedWebsite] = field(default_factory=list)
-
-
 ENTITY_KEYS = ("province", "unit_name", "unit_nature", "certificate_type", "certificate_number", "address",
                "responsible_name", "responsible_id_number", "responsible_mobile", "responsible_email")
 INDEX = {column.key: position for position, column in enumerate(COLUMNS)}
+SPILL_EVERY = 5000
 
 
 class RowChecker:
-    """Every rule of the wizard that needs no database, per row; the registry's rules afterwards, in bulk."""
+    """Every rule of the wizard that needs no database, per row; the registry's rules afterwards, in bulk.
 
-    def __init__(self, province_scope: str | None) -> None:
-        self.province_scope = province_scope
+    Memory stays bounded: the checked rows are spilled to a temporary file 5,000 at a time (read back by
+    `websites()` for the import); only the keys the registry checks need stay in memory."""
+
+    def __init__(self, importer: User) -> None:
+        self.importer = importer
+        self.province_scope = importer.province_code if importer.role == Role.BUREAU else None
         self.codes = {column.key: self._lookup(column.codes) for column in COLUMNS if column.codes}
         self.allowed_types = {code: set((extra or "").split(",")) for code, extra in db.session.execute(
             select(CodeItem.code, CodeItem.extra).where(CodeItem.table == CodeTable.CERTIFICATE_TYPE))}
-        self.entities: dict[str, ImportedEntity] = {}
+        self.entities: dict[str, tuple[int, tuple[int, ...]]] = {}  # certificate number → first row, fingerprint
+        self.unit_names: dict[str, int] = {}  # → first row
         self.domains: dict[str, tuple[int, int]] = {}  # name → (row, column) of its first use
+        self.isp_rows: dict[str, list[int]] = {}  # ISP usernames named (a bureau's import) → rows
         self.errors: list[CellError] = []
+        self.isp_ids: dict[str, int] = {}
+        self._spill = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the checker; see close()
+        self._pending: list[ImportedWebsite] = []
 
     @staticmethod
     def _lookup(source: str) -> dict[str, str]:
@@ -508,33 +519,36 @@ class RowChecker:
         coded = {key: self._coded(row, key, values[key]) for key in self.codes}
         if self.province_scope and coded["province"] and coded["province"] != self.province_scope:
             self._error(row, "province", values["province"], "只能导入本省的备案。")
-        entity_fields = {key: values[key] for key in ENTITY_KEYS} | {
-            "province": coded["province"], "unit_nature": coded["unit_nature"],
-            "certificate_type": coded["certificate_type"]}
-        self._check_entity(row, entity_fields, values)
-        self._add_website(row, values, coded, entity_fields)
+        fields = tuple(coded[key] if key in coded else values[key] for key in ENTITY_KEYS)
+        first = self._check_entity(row, fields, values)
+        self._add_website(row, values, coded, fields if first else None)
 
-    def _check_entity(self, row: int, fields: dict[str, str], raw: dict[str, str]) -> None:
-        number = fields["certificate_number"]
-        first = self.entities.get(number)
-        if first is not None:  # another website of an entity already read: the entity columns must agree
-            for key in ENTITY_KEYS:
-                if fields[key] != first.fields[key]:
-                    self._error(row, key, raw[key], f"与第 {first.row} 行同一主体（证件号码相同）的内容不一致。")
-            return
-        if fields["unit_nature"] and fields["certificate_type"] and (error := certificate_type_error(
-                fields["unit_nature"], fields["certificate_type"], self.allowed_types)):
+    def _check_entity(self, row: int, fields: tuple[str, ...], raw: dict[str, str]) -> bool:
+        """True on the entity's first row (its fields are kept with the website then)."""
+        number = fields[ENTITY_KEYS.index("certificate_number")]
+        fingerprint = tuple(map(hash, fields))
+        if number in self.entities:  # another website of an entity already read: the columns must agree
+            first_row, first = self.entities[number]
+            for key, mine, theirs in zip(ENTITY_KEYS, fingerprint, first, strict=True):
+                if mine != theirs:
+                    self._error(row, key, raw[key], f"与第 {first_row} 行同一主体（证件号码相同）的内容不一致。")
+            return False
+        named = dict(zip(ENTITY_KEYS, fields, strict=True))
+        if named["unit_nature"] and named["certificate_type"] and (error := certificate_type_error(
+                named["unit_nature"], named["certificate_type"], self.allowed_types)):
             self._error(row, "certificate_type", raw["certificate_type"], error)
-        checker = {CREDIT_CODE_TYPE: credit_code_error, ID_CARD_TYPE: id_card_error}.get(fields["certificate_type"])
+        checker = {CREDIT_CODE_TYPE: credit_code_error, ID_CARD_TYPE: id_card_error}.get(named["certificate_type"])
         for key, validate in (("certificate_number", checker), ("responsible_id_number", id_card_error),
                               ("responsible_mobile", mobile_error), ("responsible_email", email_error)):
-            if validate and fields[key] and (error := validate(fields[key])):
-                self._error(row, key, fields[key], error)
+            if validate and named[key] and (error := validate(named[key])):
+                self._error(row, key, named[key], error)
         if number:
-            self.entities[number] = ImportedEntity(row, fields)
+            self.entities[number] = (row, fingerprint)
+            self.unit_names.setdefault(named["unit_name"], row)
+        return True
 
     def _add_website(self, row: int, values: dict[str, str], coded: dict[str, str],
-                     entity_fields: dict[str, str]) -> None:
+                     entity: tuple[str, ...] | None) -> None:
         names = []
         for raw in filter(None, (d.strip() for d in re.split(r"[;；,，\s]+", values["domains"]))):
             try:
@@ -561,14 +575,36 @@ class RowChecker:
                 self._error(row, "preapproval_document", values["preapproval_document"],
                             "前置审批类别和文号须同时填写。")
             preapprovals.append((coded["preapproval_category"], values["preapproval_document"]))
-        entity = self.entities.get(entity_fields["certificate_number"])
-        if entity is not None:
-            entity.websites.append(ImportedWebsite(
-                row, values["website_name"], names, values["home_url"], coded["service_content"],
-                coded["access_method"], coded["server_province"], ip_ranges, preapprovals, values["isp_username"]))
+        isp = self.importer.username if self.importer.role == Role.ISP else values["isp_username"]
+        if self.importer.role != Role.ISP:
+            self.isp_rows.setdefault(isp, []).append(row)
+        self._pending.append(ImportedWebsite(
+            row, values["certificate_number"], entity, values["website_name"], names, values["home_url"],
+            coded["service_content"], coded["access_method"], coded["server_province"], ip_ranges, preapprovals,
+            isp))
+        if len(self._pending) >= SPILL_EVERY:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending and not self.errors:  # once a row is wrong nothing is imported: stop keeping rows
+            pickle.dump(self._pending, self._spill, protocol=pickle.HIGHEST_PROTOCOL)
+        self._pending = []
+
+    def close(self) -> None:
+        self._spill.close()
+
+    def websites(self) -> Iterator[list[ImportedWebsite]]:
+        """The checked rows again, 5,000 at a time, in file order."""
+        self._flush()
+        self._spill.seek(0)
+        while True:
+            try:
+                yield pickle.load(self._spill)
+            except EOFError:
+                return
 
     # --- the registry's rules, one query per chunk of values -----------------------------------------
-    def check_registry(self, importer: User) -> None:
+    def check_registry(self) -> None:
         taken_domains = _existing(select(Domain.name).where(Domain.live), Domain.name, list(self.domains))
         for name in sorted(taken_domains):
             row, column = self.domains[name]
@@ -576,28 +612,24 @@ class RowChecker:
         taken_numbers = _existing(select(Entity.certificate_number).where(Entity.status.in_(TAKEN_STATUSES)),
                                   Entity.certificate_number, list(self.entities))
         for number in sorted(taken_numbers):
-            self._error(self.entities[number].row, "certificate_number", number, "该证件号码已有有效备案（FAQ 62）。")
-        values = list(self.domains) + list(self.entities) + [e.fields["unit_name"] for e in self.entities.values()]
+            self._error(self.entities[number][0], "certificate_number", number, "该证件号码已有有效备案（FAQ 62）。")
+        values = list(self.domains) + list(self.entities) + list(self.unit_names)
         for value in sorted(_existing(select(BlacklistEntry.value), BlacklistEntry.value, values)):
-            row, column = self.domains.get(value) or (self.entities[value].row if value in self.entities else next(
-                e.row for e in self.entities.values() if e.fields["unit_name"] == value), 0)
+            row, column = self.domains.get(value) or (
+                (self.entities[value][0], INDEX["certificate_number"] + 1) if value in self.entities
+                else (self.unit_names[value], INDEX["unit_name"] + 1))
             self.errors.append(CellError(row, column, value, "该内容在黑名单中，不能备案。"))
-        self._check_isps(importer)
+        self._check_isps()
 
-    def _check_isps(self, importer: User) -> None:
-        named = {w.isp_username for e in self.entities.values() for w in e.websites if w.isp_username}
+    def _check_isps(self) -> None:
         isps = {u.username: u.id for u in db.session.scalars(select(User).where(
-            User.username.in_(sorted(named)), User.role == Role.ISP, User.status == UserStatus.ACTIVE))}
-        for entity in self.entities.values():
-            for website in entity.websites:
-                if importer.role == Role.ISP:
-                    website.isp_username = importer.username
-                    continue
-                if website.isp_username not in isps:
-                    self._error(website.row, "isp_username", website.isp_username,
-                                "请填写有效的接入商用户名。" if website.isp_username
-                                else "通信管理局导入时须填写接入商用户名。")
-        self.isp_ids = {**isps, importer.username: importer.id}
+            User.username.in_(sorted(self.isp_rows)), User.role == Role.ISP, User.status == UserStatus.ACTIVE))}
+        for username, rows in sorted(self.isp_rows.items()):
+            if username not in isps:
+                for row in rows:
+                    self._error(row, "isp_username", username,
+                                "请填写有效的接入商用户名。" if username else "通信管理局导入时须填写接入商用户名。")
+        self.isp_ids = {**isps, self.importer.username: self.importer.id}
 
 
 def _ip_text(raw: str) -> str | None:

@@ -9,13 +9,13 @@ import hashlib
 import itertools
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 import audit
@@ -35,7 +35,6 @@ from models import (
     JobState,
     PreapprovalItem,
     ReviewState,
-    Role,
     User,
     Website,
     utcnow,
@@ -111,7 +110,7 @@ def run_import(job: ImportJob) -> ImportJob:
         kind = importer.check_container(path)
         header, rows, count = importer.read_rows(path, kind)
         _progress(job, total_rows=count, phase="checking")
-        checker = importer.RowChecker(actor.province_code if actor.role == Role.BUREAU else None)
+        checker = importer.RowChecker(actor)
         _check_header(header)
         done = 0
         for done, (number, cells) in enumerate(rows, start=1):
@@ -119,21 +118,22 @@ def run_import(job: ImportJob) -> ImportJob:
             if done % PROGRESS_EVERY == 0:
                 _progress(job, done_rows=done)
         _progress(job, done_rows=done, total_rows=max(count, done), phase="importing")
-        checker.check_registry(actor)
+        checker.check_registry()
+        if not checker.entities and not checker.errors:
+            checker.errors.append(importer.CellError(2, 0, "", "文件中没有数据行。"))
+        if checker.errors:
+            return _refuse(job, actor, path, checker.errors)
+        job.imported = import_filings(actor, checker)
     except importer.ImportRefused as refused:
         db.session.rollback()
         _finish(job, actor, JobState.FAILED, [{"row": 0, "column": "", "value": "", "message": refused.message}])
         return job
-    if not checker.entities and not checker.errors:
-        checker.errors.append(importer.CellError(2, 0, "", "文件中没有数据行。"))
-    if checker.errors:
-        return _refuse(job, actor, path, checker.errors)
-    try:
-        job.imported = import_filings(actor, checker)
     except IntegrityError:
-        db.session.rollback()
         raced = importer.CellError(0, 0, "", "导入期间有域名或证件号码被其他备案占用，请重新上传。")
         return _refuse(job, actor, path, [raced])
+    finally:
+        if "checker" in locals():
+            checker.close()
     _finish(job, actor, JobState.DONE)
     return job
 
@@ -173,47 +173,70 @@ def _ids_by(column: Any, key: Any, values: list[Any], *where: Any) -> dict[Any, 
 
 
 def import_filings(actor: User, checker: importer.RowChecker) -> int:
-    """Every checked filing as an application in bureau review, in the caller's transaction. The rows are
-    found again by keys the checks made unique (certificate number of a new entity, one open application
-    per entity) rather than by RETURNING, which SQLite would answer one row at a time."""
+    """Every checked filing as an application in bureau review, in the caller's transaction, 5,000 rows at a
+    time from the checker's spill file. New rows are found again by keys the checks made unique (the
+    certificate number of a new entity, its websites by id order, one open application per entity)
+    rather than by RETURNING, which SQLite answers one row at a time."""
     if not permissions.may_import(actor):
         raise NotFound()
-    now, entities = utcnow(), list(checker.entities.values())
-    numbers = [e.fields["certificate_number"] for e in entities]
-    _insert(Entity, ({
-        **{key: value for key, value in e.fields.items() if key != "province"}, "province_code": e.fields["province"],
-        "owner_id": None, "commercial": False, "status": FilingStatus.DRAFT, "website_seq": 0, "number": None,
-        "licence_number": None, "approved_at": None, "created_at": now} for e in entities))
-    entity_ids = [ids[0] for ids in map(_ids_by(Entity.id, Entity.certificate_number, numbers,
-                                                Entity.status == FilingStatus.DRAFT).get, numbers)]
-    _insert(Website, ({
-        "entity_id": entity_id, "name": w.name, "home_url": w.home_url, "service_content": w.service_content,
-        "languages": "1", "responsible_name": "", "responsible_mobile": "", "bbs": False, "bbs_sections": "",
-        "status": FilingStatus.DRAFT, "number": None, "approved_at": None}
-        for entity_id, e in zip(entity_ids, entities, strict=True) for w in e.websites))
-    website_ids = _ids_by(Website.id, Website.entity_id, entity_ids)
-    sites = [(website_id, w) for entity_id, e in zip(entity_ids, entities, strict=True)
-             for website_id, w in zip(website_ids[entity_id], e.websites, strict=True)]
-    _insert(Domain, ({"website_id": wid, "name": name, "live": True} for wid, w in sites for name in w.domains))
-    _insert(PreapprovalItem, ({"website_id": wid, "category": c, "document_number": d, "state": ReviewState.PENDING,
-                               "reason": "", "reviewer_id": None, "reviewed_at": None}
-                              for wid, w in sites for c, d in w.preapprovals))
-    _insert(Access, ({"website_id": wid, "isp_id": checker.isp_ids[w.isp_username], "method": w.access_method,
-                      "server_province_code": w.server_province_code, "live": True,
-                      "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges)} for wid, w in sites))
+    now = utcnow()
+    entity_ids: dict[str, int] = {}  # certificate number → id
+    isps: dict[int, set[int]] = {}  # entity id → its ISPs (the verifications)
+    for chunk in checker.websites():
+        new = [w.entity for w in chunk if w.entity is not None]
+        _insert(Entity, ({**dict(zip(importer.ENTITY_KEYS, fields, strict=True)), "province_code": fields[0],
+                          "owner_id": None, "commercial": False, "status": FilingStatus.DRAFT, "website_seq": 0,
+                          "number": None, "licence_number": None, "approved_at": None, "created_at": now}
+                         for fields in new))
+        numbers = [fields[importer.ENTITY_KEYS.index("certificate_number")] for fields in new]
+        entity_ids.update((number, ids[0]) for number, ids in _ids_by(
+            Entity.id, Entity.certificate_number, numbers, Entity.status == FilingStatus.DRAFT).items())
+        _insert_websites(chunk, entity_ids, checker.isp_ids, isps)
+    order = list(entity_ids.values())
     _insert(Application, ({
-        "entity_id": entity_id, "province_code": e.fields["province"], "kind": ApplicationKind.NEW_FILING,
+        "entity_id": entity_id, "province_code": province_code, "kind": ApplicationKind.NEW_FILING,
         "state": ApplicationState.BUREAU_REVIEW, "submitted_by_id": actor.id, "submitted_at": now,
         "decided_by_id": None, "decided_at": None, "reasons": "{}", "proposal": "{}"}
-        for entity_id, e in zip(entity_ids, entities, strict=True)))
-    by_entity = _ids_by(Application.id, Application.entity_id, entity_ids)
-    application_ids = [by_entity[entity_id][0] for entity_id in entity_ids]
-    _insert(IspVerification, ({"application_id": aid, "isp_id": isp_id, "state": ReviewState.CONFIRMED,
-                               "reason": "", "at": now}
-                              for aid, e in zip(application_ids, entities, strict=True)
-                              for isp_id in sorted({checker.isp_ids[w.isp_username] for w in e.websites})))
-    audit.record_many([("application.imported", {
-        "object_type": "application", "object_id": aid, "province_code": e.fields["province"], "actor": actor,
-        "changes": {"row": e.row}}) for aid, e in zip(application_ids, entities, strict=True)])
+        for entity_id, province_code in _provinces(order)))
+    applications = _ids_by(Application.id, Application.entity_id, order,
+                           Application.state == ApplicationState.BUREAU_REVIEW)
+    _insert(IspVerification, ({"application_id": applications[entity_id][0], "isp_id": isp_id,
+                               "state": ReviewState.CONFIRMED, "reason": "", "at": now}
+                              for entity_id in order for isp_id in sorted(isps[entity_id])))
+    for start in range(0, len(order), CHUNK):
+        audit.record_many([("application.imported", {
+            "object_type": "application", "object_id": applications[entity_id][0], "province_code": code,
+            "actor": actor}) for entity_id, code in _provinces(order[start:start + CHUNK])])
     db.session.flush()
-    return len(application_ids)
+    return len(order)
+
+
+def _provinces(entity_ids: list[int]) -> Iterator[tuple[int, str]]:
+    """(entity id, province code) in the order given, read back 500 at a time."""
+    for start in range(0, len(entity_ids), 500):
+        part = entity_ids[start:start + 500]
+        found = dict(db.session.execute(select(Entity.id, Entity.province_code).where(Entity.id.in_(part))).all())
+        yield from ((entity_id, found[entity_id]) for entity_id in part)
+
+
+def _insert_websites(chunk: list[importer.ImportedWebsite], entity_ids: dict[str, int],
+                     isp_ids: dict[str, int], isps: dict[int, set[int]]) -> None:
+    """One chunk of websites with their domains, pre-approval items and accesses."""
+    before = db.session.scalar(select(func.max(Website.id))) or 0
+    owners = [entity_ids[w.certificate_number] for w in chunk]
+    _insert(Website, ({"entity_id": owner, "name": w.name, "home_url": w.home_url,
+                       "service_content": w.service_content, "languages": "1", "responsible_name": "",
+                       "responsible_mobile": "", "bbs": False, "bbs_sections": "", "status": FilingStatus.DRAFT,
+                       "number": None, "approved_at": None} for owner, w in zip(owners, chunk, strict=True)))
+    created = _ids_by(Website.id, Website.entity_id, sorted(set(owners)), Website.id > before)
+    taken = {owner: iter(ids) for owner, ids in created.items()}
+    sites = [(next(taken[owner]), owner, w) for owner, w in zip(owners, chunk, strict=True)]
+    _insert(Domain, ({"website_id": wid, "name": name, "live": True} for wid, _o, w in sites for name in w.domains))
+    _insert(PreapprovalItem, ({"website_id": wid, "category": c, "document_number": d, "state": ReviewState.PENDING,
+                               "reason": "", "reviewer_id": None, "reviewed_at": None}
+                              for wid, _o, w in sites for c, d in w.preapprovals))
+    _insert(Access, ({"website_id": wid, "isp_id": isp_ids[w.isp_username], "method": w.access_method,
+                      "server_province_code": w.server_province_code, "live": True,
+                      "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges)} for wid, _o, w in sites))
+    for _wid, owner, w in sites:
+        isps.setdefault(owner, set()).add(isp_ids[w.isp_username])
