@@ -7,6 +7,7 @@ Nothing here writes to the database: `workflow/imports.py` imports what this mod
 
 from __future__ import annotations
 
+import codecs
 import functools
 import html
 import io
@@ -382,7 +383,10 @@ class XlsxRows:
     def _shared_strings(self) -> list[str]:
         if "xl/sharedStrings.xml" not in self.archive.namelist():
             return []
-        text = self.archive.read("xl/sharedStrings.xml").decode("utf-8", "surrogateescape")
+        try:
+            text = self.archive.read("xl/sharedStrings.xml").decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ImportRefused("共享字符串不是有效的 UTF-8 文本，文件已损坏。") from error
         strings = []
         for item in SHARED_RE.finditer(text):
             value = "".join(TEXT_RE.findall(PHONETIC_RE.sub("", item.group(1))))
@@ -393,9 +397,13 @@ class XlsxRows:
         """Rows are cut out of the decompressed stream by regular expressions (C speed): spreadsheet XML
         is machine-written — cells `<c r="B7" t="…">` holding `<v>` or inline `<t>` runs."""
         pending, last = "", [0]
+        decoder = codecs.getincrementaldecoder("utf-8")()  # a character may straddle two chunks
         with self.archive.open(self.sheet) as part:
             while chunk := part.read(self.CHUNK):
-                pending += chunk.decode("utf-8", "surrogateescape")
+                try:
+                    pending += decoder.decode(chunk)
+                except UnicodeDecodeError as error:
+                    raise ImportRefused("工作表不是有效的 UTF-8 文本，文件已损坏。") from error
                 end = pending.rfind("</row>")
                 if end >= 0:
                     yield from self._rows(pending[:end + 6], last)
