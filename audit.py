@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from extensions import db
 from models import AuditEvent, AuditHead, User, utcnow
+from rawsql import BulkInsert
 
 GENESIS_HASH = "0" * 64
 
@@ -101,6 +102,11 @@ def record(action: str, **fields: Any) -> AuditEvent:
     return row
 
 
+_INSERT = BulkInsert(AuditEvent.__table__, ("at", "actor_id", "actor_username", "actor_role", "province_code",
+                                            "action", "object_type", "object_id", "changes", "ip", "prev_hash",
+                                            "hash"))
+
+
 def record_many(events: list[tuple[str, dict[str, Any]]]) -> None:
     """Append many events at once (a batch approval): one lock of the head, one multi-row insert."""
     if not events:
@@ -109,7 +115,7 @@ def record_many(events: list[tuple[str, dict[str, Any]]]) -> None:
     rows = []
     for action, fields in events:
         rows.append(_row(action, prev_hash=rows[-1]["hash"] if rows else head.last_hash, **fields))
-    db.session.execute(AuditEvent.__table__.insert(), rows)
+    _INSERT.run(rows)
     head.last_hash = rows[-1]["hash"]
     head.last_event_id = db.session.scalar(select(AuditEvent.id).where(AuditEvent.hash == head.last_hash))
 

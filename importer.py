@@ -314,9 +314,7 @@ def _xls_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]], i
 SHEET_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 CELL_REF_RE = re.compile(r"([A-Z]+)([0-9]+)")
-ROW_RE = re.compile(r"<row\b([^>]*?)(?:/>|>(.*?)</row>)", re.DOTALL)
-ROW_NUMBER_RE = re.compile(r'\br="([0-9]+)"')
-CELL_RE = re.compile(r'<c r="([A-Z]+)[0-9]+"([^>]*?)'
+CELL_RE = re.compile(r'<c r="([A-Z]+)([0-9]+)"([^>]*?)'
                      r"(?:/>|>(?:<is><t[^>]*>([^<]*)</t></is>|<v>([^<]*)</v>|(.*?))</c>)", re.DOTALL)
 TEXT_RE = re.compile(r"<t\b[^>]*>(.*?)</t>", re.DOTALL)
 VALUE_RE = re.compile(r"<v\b[^>]*>(.*?)</v>", re.DOTALL)
@@ -394,48 +392,43 @@ class XlsxRows:
         return strings
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
-        """Rows are cut out of the decompressed stream by regular expressions (C speed): spreadsheet XML
-        is machine-written — cells `<c r="B7" t="…">` holding `<v>` or inline `<t>` runs."""
-        pending, last = "", [0]
+        """Cells are cut out of the decompressed stream by one regular expression (C speed): spreadsheet XML
+        is machine-written — `<c r="B7" t="…">` holding `<v>` or an inline `<t>`; anything richer (rich
+        text runs) takes `_value`. A cell's reference gives its row and column."""
+        pending, row, number = "", [], 0
         decoder = codecs.getincrementaldecoder("utf-8")()  # a character may straddle two chunks
         with self.archive.open(self.sheet) as part:
-            while chunk := part.read(self.CHUNK):
+            while True:
+                chunk = part.read(self.CHUNK)
                 try:
-                    pending += decoder.decode(chunk)
+                    pending += decoder.decode(chunk, final=not chunk)
                 except UnicodeDecodeError as error:
                     raise ImportRefused("工作表不是有效的 UTF-8 文本，文件已损坏。") from error
-                end = pending.rfind("</row>")
-                if end >= 0:
-                    yield from self._rows(pending[:end + 6], last)
-                    pending = pending[end + 6:]
-        yield from self._rows(pending, last)
-
-    def _rows(self, text: str, last: list[int]) -> Iterator[tuple[int, list[str]]]:
-        """The complete rows in `text`; `last` carries the previous row's number across chunks. One regular
-        expression reads a plain cell (`<v>` or a single inline `<t>`); anything richer takes `_value`."""
-        for attributes, body in ROW_RE.findall(text):
-            found = ROW_NUMBER_RE.search(attributes)
-            last[0] = int(found.group(1)) if found else last[0] + 1
-            row: list[str] = []
-            for letters, rest, inline, plain, other in CELL_RE.findall(body):
-                if other:
-                    value = self._value(_attribute(rest, "t"), other)
-                elif 't="s"' in rest:
-                    value = self.shared[int(plain)] if plain else ""
-                else:
-                    value = inline or (plain[:-2] if plain.endswith(".0") else plain)
-                if "&" in value:
-                    value = html.unescape(value)
-                position = _column_index(letters)
-                if position == len(row):
-                    row.append(value.strip())
-                else:
-                    row.extend([""] * (position + 1 - len(row)))
-                    row[position] = value.strip()
-            if not row and "<c" in body:
-                raise ImportRefused("无法读取该工作表的单元格（缺少单元格位置）。"
-                                    "请用 Excel 或 WPS 另存为 .xlsx 后上传。")
-            yield last[0], row
+                end = len(pending) if not chunk else max(0, pending.rfind("</c>") + 4)
+                for letters, digits, rest, inline, plain, other in CELL_RE.findall(pending, 0, end):
+                    if int(digits) != number:
+                        if row:
+                            yield number, row
+                        row, number = [], int(digits)
+                    if other:
+                        value = self._value(_attribute(rest, "t"), other)
+                    elif 't="s"' in rest:
+                        value = self.shared[int(plain)] if plain else ""
+                    else:
+                        value = inline or (plain[:-2] if plain.endswith(".0") else plain)
+                    if "&" in value:
+                        value = html.unescape(value)
+                    position = _column_index(letters)
+                    if position == len(row):
+                        row.append(value.strip())
+                    else:
+                        row.extend([""] * (position + 1 - len(row)))
+                        row[position] = value.strip()
+                pending = pending[end:]
+                if not chunk:
+                    break
+        if row:
+            yield number, row
 
     def _value(self, kind: str, content: str) -> str:
         """A cell with rich text runs or other markup: every text run joined."""

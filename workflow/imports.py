@@ -39,6 +39,7 @@ from models import (
     Website,
     utcnow,
 )
+from rawsql import BulkInsert
 from workflow.errors import NotFound, WorkflowError
 
 PROGRESS_EVERY = 5000
@@ -154,12 +155,18 @@ def _refuse(job: ImportJob, actor: User, path: Path, errors: list[importer.CellE
     return job
 
 
+_INSERTS: dict[str, BulkInsert] = {}
+
+
 def _insert(model: Any, rows: Iterable[dict[str, Any]]) -> None:
-    """Core multi-row inserts (no ORM objects, no RETURNING), a chunk at a time: the rows are generated
-    as they are written, never all at once."""
+    """executemany on the session's connection (no ORM objects, no RETURNING), a chunk at a time: the
+    rows are generated as they are written, never all at once."""
     rows = iter(rows)
     while chunk := list(itertools.islice(rows, CHUNK)):
-        db.session.execute(model.__table__.insert(), chunk)
+        key = f"{model.__tablename__}:{','.join(chunk[0])}"
+        if key not in _INSERTS:
+            _INSERTS[key] = BulkInsert(model.__table__, chunk[0])
+        _INSERTS[key].run(chunk)
 
 
 def _ids_by(column: Any, key: Any, values: list[Any], *where: Any) -> dict[Any, list[int]]:
@@ -184,13 +191,14 @@ def import_filings(actor: User, checker: importer.RowChecker) -> int:
     isps: dict[int, set[int]] = {}  # entity id → its ISPs (the verifications)
     for chunk in checker.websites():
         new = [w.entity for w in chunk if w.entity is not None]
-        _insert(Entity, ({**dict(zip(importer.ENTITY_KEYS, fields, strict=True)), "province_code": fields[0],
+        before = db.session.scalar(select(func.max(Entity.id))) or 0  # the new rows come after: a PK range
+        _insert(Entity, ({**dict(zip(importer.ENTITY_KEYS[1:], fields[1:], strict=True)), "province_code": fields[0],
                           "owner_id": None, "commercial": False, "status": FilingStatus.DRAFT, "website_seq": 0,
                           "number": None, "licence_number": None, "approved_at": None, "created_at": now}
                          for fields in new))
-        numbers = [fields[importer.ENTITY_KEYS.index("certificate_number")] for fields in new]
-        entity_ids.update((number, ids[0]) for number, ids in _ids_by(
-            Entity.id, Entity.certificate_number, numbers, Entity.status == FilingStatus.DRAFT).items())
+        numbers = {fields[importer.ENTITY_KEYS.index("certificate_number")] for fields in new}
+        entity_ids.update((number, entity_id) for entity_id, number in db.session.execute(
+            select(Entity.id, Entity.certificate_number).where(Entity.id > before)) if number in numbers)
         _insert_websites(chunk, entity_ids, checker.isp_ids, isps)
     order = list(entity_ids.values())
     _insert(Application, ({

@@ -1,0 +1,74 @@
+"""Statements compiled once per database dialect and run on the DBAPI cursor, for the two hot paths where
+SQLAlchemy's per-execution work dominates: the public lookup (one small query per request) and the
+import's bulk inserts (hundreds of thousands of rows). Everything else goes through the ORM session.
+
+Measured here (SQLite): a lookup query 0.27 ms through Core → 0.06 ms; inserting 800,000 import rows
+spent about 12 s in Core's parameter processing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam
+
+from extensions import db
+
+
+def _plain(value: Any) -> Any:
+    """What a driver binds without help: enums by value (psycopg would send an Enum's name)."""
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _sqlite_value(value: Any) -> Any:
+    """As SQLAlchemy stores it in SQLite (its DateTime text format), not by sqlite3's deprecated adapter."""
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(value, datetime) else _plain(value)
+
+
+class RawStatement:
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+    def compiled(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+        """(SQL text, bind names in order for a positional driver else None, the statement's fixed values)."""
+        if dialect.name not in self._compiled:
+            compiled = self.statement.compile(dialect=dialect)
+            fixed = {name: _plain(value) for name, value in compiled.params.items()}
+            positions = tuple(compiled.positiontup or ()) if dialect.positional else None
+            self._compiled[dialect.name] = (compiled.string, positions, fixed)
+        return self._compiled[dialect.name]
+
+    def _arguments(self, positions: tuple[str, ...] | None, values: dict[str, Any]) -> Any:
+        return tuple(values[name] for name in positions) if positions is not None else values
+
+    def rows(self, **params: Any) -> list[Any]:
+        """Run on a pooled connection of its own (a read outside the session's transaction)."""
+        sql, positions, fixed = self.compiled(db.engine.dialect)
+        connection = db.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, self._arguments(positions, {**fixed, **params}))
+            return cursor.fetchall()
+        finally:
+            connection.close()
+
+
+class BulkInsert(RawStatement):
+    """INSERT of the given columns, executemany'd in the session's transaction (it commits or rolls back
+    with everything else the caller does)."""
+
+    def __init__(self, table: Table, columns: Iterable[str]) -> None:
+        self.columns = tuple(columns)
+        super().__init__(table.insert().values({name: bindparam(name) for name in self.columns}))
+
+    def run(self, rows: Iterable[dict[str, Any]]) -> None:
+        connection = db.session.connection()
+        sql, positions, _fixed = self.compiled(connection.dialect)
+        plain = _sqlite_value if connection.dialect.name == "sqlite" else _plain
+        arguments = [self._arguments(positions, {key: plain(row[key]) for key in self.columns}) for row in rows]
+        if arguments:
+            connection.connection.driver_connection.cursor().executemany(sql, arguments)
