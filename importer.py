@@ -487,9 +487,9 @@ class RowChecker:
         self.codes = {column.key: self._lookup(column.codes) for column in COLUMNS if column.codes}
         self.allowed_types = {code: set((extra or "").split(",")) for code, extra in db.session.execute(
             select(CodeItem.code, CodeItem.extra).where(CodeItem.table == CodeTable.CERTIFICATE_TYPE))}
-        self.entities: dict[str, tuple[int, tuple[int, ...]]] = {}  # certificate number → first row, fingerprint
-        self.unit_names: dict[str, int] = {}  # → first row
-        self.domains: dict[str, tuple[int, int]] = {}  # name → (row, column) of its first use
+        self.blacklist = set(db.session.scalars(select(BlacklistEntry.value)))  # small: content admins keep it
+        self.entities: dict[str, tuple[int, int]] = {}  # certificate number → first row, packed fingerprint
+        self.domains: dict[str, int] = {}  # name → the row of its first use
         self.isp_rows: dict[str, list[int]] = {}  # ISP usernames named (a bureau's import) → rows
         self.errors: list[CellError] = []
         self.isp_ids: dict[str, int] = {}
@@ -527,11 +527,11 @@ class RowChecker:
     def _check_entity(self, row: int, fields: tuple[str, ...], raw: dict[str, str]) -> bool:
         """True on the entity's first row (its fields are kept with the website then)."""
         number = fields[ENTITY_KEYS.index("certificate_number")]
-        fingerprint = tuple(map(hash, fields))
+        fingerprint = _fingerprint(fields)
         if number in self.entities:  # another website of an entity already read: the columns must agree
             first_row, first = self.entities[number]
-            for key, mine, theirs in zip(ENTITY_KEYS, fingerprint, first, strict=True):
-                if mine != theirs:
+            for index, key in enumerate(ENTITY_KEYS):
+                if (fingerprint >> (32 * index)) & 0xFFFFFFFF != (first >> (32 * index)) & 0xFFFFFFFF:
                     self._error(row, key, raw[key], f"与第 {first_row} 行同一主体（证件号码相同）的内容不一致。")
             return False
         named = dict(zip(ENTITY_KEYS, fields, strict=True))
@@ -543,9 +543,11 @@ class RowChecker:
                               ("responsible_mobile", mobile_error), ("responsible_email", email_error)):
             if validate and named[key] and (error := validate(named[key])):
                 self._error(row, key, named[key], error)
+        for key in ("certificate_number", "unit_name"):
+            if named[key] in self.blacklist:
+                self._error(row, key, named[key], "该内容在黑名单中，不能备案。")
         if number:
             self.entities[number] = (row, fingerprint)
-            self.unit_names.setdefault(named["unit_name"], row)
         return True
 
     def _add_website(self, row: int, values: dict[str, str], coded: dict[str, str],
@@ -558,8 +560,10 @@ class RowChecker:
                 self._error(row, "domains", raw, str(error))
                 continue
             if name in self.domains:
-                self._error(row, "domains", raw, f"域名 {name} 在第 {self.domains[name][0]} 行已填写。")
-            self.domains.setdefault(name, (row, INDEX["domains"] + 1))
+                self._error(row, "domains", raw, f"域名 {name} 在第 {self.domains[name]} 行已填写。")
+            if name in self.blacklist:
+                self._error(row, "domains", raw, "该内容在黑名单中，不能备案。")
+            self.domains.setdefault(name, row)
             names.append(name)
         if names and values["home_url"] and (error := home_url_error(values["home_url"], names)):
             self._error(row, "home_url", values["home_url"], error)
@@ -608,18 +612,11 @@ class RowChecker:
     def check_registry(self) -> None:
         taken_domains = _existing(select(Domain.name).where(Domain.live), Domain.name, list(self.domains))
         for name in sorted(taken_domains):
-            row, column = self.domains[name]
-            self.errors.append(CellError(row, column, name, f"域名 {name} 已在其他网站备案。"))
+            self._error(self.domains[name], "domains", name, f"域名 {name} 已在其他网站备案。")
         taken_numbers = _existing(select(Entity.certificate_number).where(Entity.status.in_(TAKEN_STATUSES)),
                                   Entity.certificate_number, list(self.entities))
         for number in sorted(taken_numbers):
             self._error(self.entities[number][0], "certificate_number", number, "该证件号码已有有效备案（FAQ 62）。")
-        values = list(self.domains) + list(self.entities) + list(self.unit_names)
-        for value in sorted(_existing(select(BlacklistEntry.value), BlacklistEntry.value, values)):
-            row, column = self.domains.get(value) or (
-                (self.entities[value][0], INDEX["certificate_number"] + 1) if value in self.entities
-                else (self.unit_names[value], INDEX["unit_name"] + 1))
-            self.errors.append(CellError(row, column, value, "该内容在黑名单中，不能备案。"))
         self._check_isps()
 
     def _check_isps(self) -> None:
@@ -631,6 +628,15 @@ class RowChecker:
                     self._error(row, "isp_username", username,
                                 "请填写有效的接入商用户名。" if username else "通信管理局导入时须填写接入商用户名。")
         self.isp_ids = {**isps, self.importer.username: self.importer.id}
+
+
+def _fingerprint(fields: tuple[str, ...]) -> int:
+    """32 bits of each field's hash in one integer: enough to tell which column of a later row of the same
+    entity differs, at a fraction of the memory of the fields themselves."""
+    packed = 0
+    for index, value in enumerate(fields):
+        packed |= (hash(value) & 0xFFFFFFFF) << (32 * index)
+    return packed
 
 
 def _ip_text(raw: str) -> str | None:

@@ -13,7 +13,17 @@ from sqlalchemy import func, select
 import importer
 import workflow
 from extensions import db
-from models import Application, ApplicationState, AuditEvent, Entity, ImportJob, JobState, Role
+from models import (
+    Application,
+    ApplicationState,
+    AuditEvent,
+    BlacklistEntry,
+    BlacklistKind,
+    Entity,
+    ImportJob,
+    JobState,
+    Role,
+)
 from tests.helpers import TIANJIN, make_user, post, sign_in, user_named
 from tests.import_files import (
     comment_bomb,
@@ -128,6 +138,15 @@ def test_domain_already_filed_in_the_registry(app, importer_isp) -> None:
     job = run_file(app, importer_isp, filled_template(app, [taken]))
     assert job.state == JobState.FAILED
     assert any("已在其他网站备案" in e["message"] for e in json.loads(job.errors))
+
+
+def test_blacklisted_values_are_refused(app, importer_isp) -> None:
+    with app.app_context():
+        db.session.add_all([BlacklistEntry(kind=BlacklistKind.DOMAIN, value="www.import1.cn"),
+                            BlacklistEntry(kind=BlacklistKind.UNIT_NAME, value="天津导入科技有限公司2")])
+        db.session.commit()
+    job = run_file(app, importer_isp, filled_template(app, [valid_row(1), valid_row(2)]))
+    assert [(e["row"], e["column"]) for e in json.loads(job.errors)] == [(2, "网站域名"), (3, "主办单位名称")]
 
 
 @pytest.mark.parametrize(("make", "message"), [

@@ -188,7 +188,7 @@ def import_filings(actor: User, checker: importer.RowChecker) -> int:
         raise NotFound()
     now = utcnow()
     entity_ids: dict[str, int] = {}  # certificate number → id
-    isps: dict[int, set[int]] = {}  # entity id → its ISPs (the verifications)
+    isps: dict[int, int | set[int]] = {}  # entity id → its ISP (a set only when it has several)
     for chunk in checker.websites():
         new = [w.entity for w in chunk if w.entity is not None]
         before = db.session.scalar(select(func.max(Entity.id))) or 0  # the new rows come after: a PK range
@@ -210,13 +210,17 @@ def import_filings(actor: User, checker: importer.RowChecker) -> int:
                            Application.state == ApplicationState.BUREAU_REVIEW)
     _insert(IspVerification, ({"application_id": applications[entity_id][0], "isp_id": isp_id,
                                "state": ReviewState.CONFIRMED, "reason": "", "at": now}
-                              for entity_id in order for isp_id in sorted(isps[entity_id])))
+                              for entity_id in order for isp_id in _isp_list(isps[entity_id])))
     for start in range(0, len(order), CHUNK):
         audit.record_many([("application.imported", {
             "object_type": "application", "object_id": applications[entity_id][0], "province_code": code,
             "actor": actor}) for entity_id, code in _provinces(order[start:start + CHUNK])])
     db.session.flush()
     return len(order)
+
+
+def _isp_list(isps: int | set[int]) -> list[int]:
+    return sorted(isps) if isinstance(isps, set) else [isps]
 
 
 def _provinces(entity_ids: list[int]) -> Iterator[tuple[int, str]]:
@@ -228,7 +232,7 @@ def _provinces(entity_ids: list[int]) -> Iterator[tuple[int, str]]:
 
 
 def _insert_websites(chunk: list[importer.ImportedWebsite], entity_ids: dict[str, int],
-                     isp_ids: dict[str, int], isps: dict[int, set[int]]) -> None:
+                     isp_ids: dict[str, int], isps: dict[int, int | set[int]]) -> None:
     """One chunk of websites with their domains, pre-approval items and accesses."""
     before = db.session.scalar(select(func.max(Website.id))) or 0
     owners = [entity_ids[w.certificate_number] for w in chunk]
@@ -247,4 +251,8 @@ def _insert_websites(chunk: list[importer.ImportedWebsite], entity_ids: dict[str
                       "server_province_code": w.server_province_code, "live": True,
                       "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges)} for wid, _o, w in sites))
     for _wid, owner, w in sites:
-        isps.setdefault(owner, set()).add(isp_ids[w.isp_username])
+        isp, known = isp_ids[w.isp_username], isps.get(owner)
+        if known is None or known == isp:
+            isps[owner] = isp
+        else:
+            isps[owner] = (known if isinstance(known, set) else {known}) | {isp}
