@@ -41,6 +41,7 @@ bench: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/filings.py
 	$(BIN)/python bench/public_lookup.py
+	$(BIN)/python bench/imports.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -69,10 +70,10 @@ def _locked_head() -> AuditHead:
 
 def _row(action: str, *, object_type: str = "", object_id: object = "", changes: dict[str, Any] | None = None,
          province_code: str | None = None, actor: User | None = None, actor_username: str | None = None,
-         prev_hash: str) -> dict[str, Any]:
+         prev_hash: str, at: datetime | None = None) -> dict[str, Any]:
     actor = actor if actor is not None else _current_actor()
     row = {
-        "at": utcnow(),
+        "at": at or utcnow(),
         "actor_id": actor.id if actor else None,
         "actor_username": actor.username if actor else (actor_username or ""),
         "actor_role": str(actor.role) if actor else "",
@@ -112,9 +113,9 @@ def record_many(events: list[tuple[str, dict[str, Any]]]) -> None:
     if not events:
         return
     head = _locked_head()
-    rows = []
+    rows, at = [], utcnow()  # one instant for the batch: it is one transaction
     for action, fields in events:
-        rows.append(_row(action, prev_hash=rows[-1]["hash"] if rows else head.last_hash, **fields))
+        rows.append(_row(action, prev_hash=rows[-1]["hash"] if rows else head.last_hash, at=at, **fields))
     _INSERT.run(rows)
     head.last_hash = rows[-1]["hash"]
     head.last_event_id = db.session.scalar(select(AuditEvent.id).where(AuditEvent.hash == head.last_hash))

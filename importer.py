@@ -472,6 +472,8 @@ class ImportedWebsite:
 ENTITY_KEYS = ("province", "unit_name", "unit_nature", "certificate_type", "certificate_number", "address",
                "responsible_name", "responsible_id_number", "responsible_mobile", "responsible_email")
 INDEX = {column.key: position for position, column in enumerate(COLUMNS)}
+KEYS = tuple(column.key for column in COLUMNS)
+REQUIRED = tuple(column.key for column in COLUMNS if column.required)
 SPILL_EVERY = 5000
 
 
@@ -511,13 +513,14 @@ class RowChecker:
         return code
 
     def check(self, row: int, cells: list[str]) -> None:
-        values = {column.key: (cells[i] if i < len(cells) else "") for i, column in enumerate(COLUMNS)}
-        if not any(values.values()):
+        if not any(cells):
             return  # an empty line
-        for column in COLUMNS:
-            if column.required and not values[column.key]:
-                self._error(row, column.key, "", f"“{column.header}”必填。")
-        coded = {key: self._coded(row, key, values[key]) for key in self.codes}
+        values = dict(zip(KEYS, cells[:len(KEYS)] + [""] * (len(KEYS) - len(cells)), strict=True))
+        for key in REQUIRED:
+            if not values[key]:
+                self._error(row, key, "", f"“{COLUMNS[INDEX[key]].header}”必填。")
+        codes = self.codes
+        coded = {key: codes[key].get(values[key]) or self._coded(row, key, values[key]) for key in codes}
         if self.province_scope and coded["province"] and coded["province"] != self.province_scope:
             self._error(row, "province", values["province"], "只能导入本省的备案。")
         fields = tuple(coded[key] if key in coded else values[key] for key in ENTITY_KEYS)
