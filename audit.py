@@ -24,6 +24,9 @@ from models import AuditEvent, AuditHead, User, utcnow
 from rawsql import BulkInsert
 
 GENESIS_HASH = "0" * 64
+#: the columns a row's hash covers, in order (the previous row's hash first)
+HASHED = ("prev_hash", "at", "actor_id", "actor_username", "actor_role", "province_code", "action", "object_type",
+          "object_id", "changes", "ip")
 
 
 def canonical_json(data: Any) -> str:
@@ -32,20 +35,13 @@ def canonical_json(data: Any) -> str:
 
 def event_hash(row: AuditEvent | SimpleNamespace) -> str:
     """The hash of one row's content and the hash of the row before it."""
-    content = [
-        row.prev_hash,
-        row.at.isoformat(timespec="microseconds"),
-        row.actor_id,
-        row.actor_username,
-        row.actor_role,
-        row.province_code,
-        row.action,
-        row.object_type,
-        row.object_id,
-        row.changes,
-        row.ip,
-    ]
-    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+    return _hash(row.prev_hash, row.at, row.actor_id, row.actor_username, row.actor_role, row.province_code,
+                 row.action, row.object_type, row.object_id, row.changes, row.ip)
+
+
+def _hash(prev_hash: str, at: datetime, *content: Any) -> str:
+    return hashlib.sha256(canonical_json([prev_hash, at.isoformat(timespec="microseconds"), *content])
+                          .encode()).hexdigest()
 
 
 def _client_address() -> str:
@@ -85,7 +81,7 @@ def _row(action: str, *, object_type: str = "", object_id: object = "", changes:
         "ip": _client_address(),
         "prev_hash": prev_hash,
     }
-    row["hash"] = event_hash(SimpleNamespace(**row))
+    row["hash"] = _hash(*(row[key] for key in HASHED))
     return row
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam
+from sqlalchemy import DateTime, Enum, Table, bindparam
 
 from extensions import db
 
@@ -63,12 +63,21 @@ class BulkInsert(RawStatement):
 
     def __init__(self, table: Table, columns: Iterable[str]) -> None:
         self.columns = tuple(columns)
+        #: the columns whose values may need converting (enums, and datetimes on SQLite); the rest go as they are
+        self.typed = frozenset(name for name in self.columns if isinstance(table.c[name].type, (Enum, DateTime)))
         super().__init__(table.insert().values({name: bindparam(name) for name in self.columns}))
 
     def run(self, rows: Iterable[dict[str, Any]]) -> None:
         connection = db.session.connection()
         sql, positions, _fixed = self.compiled(connection.dialect)
-        plain = _sqlite_value if connection.dialect.name == "sqlite" else _plain
-        arguments = [self._arguments(positions, {key: plain(row[key]) for key in self.columns}) for row in rows]
+        convert = _sqlite_value if connection.dialect.name == "sqlite" else _plain
+        order = positions if positions is not None else self.columns
+        converters = [convert if name in self.typed else None for name in order]
+        if positions is not None:
+            arguments = [tuple(row[name] if function is None else function(row[name])
+                               for name, function in zip(order, converters, strict=True)) for row in rows]
+        else:
+            arguments = [{name: row[name] if function is None else function(row[name])
+                          for name, function in zip(order, converters, strict=True)} for row in rows]
         if arguments:
             connection.connection.driver_connection.cursor().executemany(sql, arguments)

@@ -9,7 +9,7 @@ import hashlib
 import itertools
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -188,6 +188,7 @@ def import_filings(actor: User, checker: importer.RowChecker) -> int:
         raise NotFound()
     now = utcnow()
     entity_ids: dict[str, int] = {}  # certificate number → id
+    provinces: dict[int, str] = {}  # entity id → province
     isps: dict[int, int | set[int]] = {}  # entity id → its ISP (a set only when it has several)
     for chunk in checker.websites():
         new = [w.entity for w in chunk if w.entity is not None]
@@ -197,15 +198,17 @@ def import_filings(actor: User, checker: importer.RowChecker) -> int:
                           "number": None, "licence_number": None, "approved_at": None, "created_at": now}
                          for fields in new))
         numbers = {fields[importer.ENTITY_KEYS.index("certificate_number")] for fields in new}
-        entity_ids.update((number, entity_id) for entity_id, number in db.session.execute(
-            select(Entity.id, Entity.certificate_number).where(Entity.id > before)) if number in numbers)
+        for entity_id, number, province in db.session.execute(select(
+                Entity.id, Entity.certificate_number, Entity.province_code).where(Entity.id > before)):
+            if number in numbers:
+                entity_ids[number], provinces[entity_id] = entity_id, province
         _insert_websites(chunk, entity_ids, checker.isp_ids, isps)
     order = list(entity_ids.values())
     _insert(Application, ({
         "entity_id": entity_id, "province_code": province_code, "kind": ApplicationKind.NEW_FILING,
         "state": ApplicationState.BUREAU_REVIEW, "submitted_by_id": actor.id, "submitted_at": now,
         "decided_by_id": None, "decided_at": None, "reasons": "{}", "proposal": "{}"}
-        for entity_id, province_code in _provinces(order)))
+        for entity_id, province_code in provinces.items()))
     applications = _ids_by(Application.id, Application.entity_id, order,
                            Application.state == ApplicationState.BUREAU_REVIEW)
     _insert(IspVerification, ({"application_id": applications[entity_id][0], "isp_id": isp_id,
@@ -214,21 +217,13 @@ def import_filings(actor: User, checker: importer.RowChecker) -> int:
     for start in range(0, len(order), CHUNK):
         audit.record_many([("application.imported", {
             "object_type": "application", "object_id": applications[entity_id][0], "province_code": code,
-            "actor": actor}) for entity_id, code in _provinces(order[start:start + CHUNK])])
+            "actor": actor}) for entity_id in order[start:start + CHUNK] for code in (provinces[entity_id],)])
     db.session.flush()
     return len(order)
 
 
 def _isp_list(isps: int | set[int]) -> list[int]:
     return sorted(isps) if isinstance(isps, set) else [isps]
-
-
-def _provinces(entity_ids: list[int]) -> Iterator[tuple[int, str]]:
-    """(entity id, province code) in the order given, read back 500 at a time."""
-    for start in range(0, len(entity_ids), 500):
-        part = entity_ids[start:start + 500]
-        found = dict(db.session.execute(select(Entity.id, Entity.province_code).where(Entity.id.in_(part))).all())
-        yield from ((entity_id, found[entity_id]) for entity_id in part)
 
 
 def _insert_websites(chunk: list[importer.ImportedWebsite], entity_ids: dict[str, int],
