@@ -10,6 +10,7 @@
         document.getElementById("import-phase").textContent = status.phase;
         document.getElementById("import-count").textContent = status.done_rows;
         document.getElementById("import-total").textContent = status.total_rows;
+        document.getElementById("import-of").hidden = !status.total_rows;
         var share = status.total_rows ? Math.round(100 * status.done_rows / status.total_rows) : 0;
         document.getElementById("import-bar").style.width = share + "%";
         window.setTimeout(poll, 1000);
