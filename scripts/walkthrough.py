@@ -407,11 +407,11 @@ def import_journey(page: Page, registry: Registry, out: Path) -> None:
     assert download.value.suggested_filename == "备案导入模板.xlsx", download.value.suggested_filename
     template = out / "备案导入模板.xlsx"
     download.value.save_as(template)
-    if shutil.which("soffice"):
-        for kind in ("pdf", "png"):
-            subprocess.run(["soffice", "--headless", "--convert-to", kind, "--outdir", str(out), str(template)],
-                           check=True, capture_output=True, timeout=180)
-        (out / "备案导入模板.png").rename(out / "48-template-in-libreoffice.png")
+    if shutil.which("soffice") and shutil.which("pdftoppm"):  # Debian: libreoffice-calc-nogui, poppler-utils
+        subprocess.run(["soffice", "--headless", "--convert-to", "pdf", "--outdir", str(out), str(template)],
+                       check=True, capture_output=True, timeout=180)
+        subprocess.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", str(out / "备案导入模板.pdf"),
+                        str(out / "48-template-in-libreoffice")], check=True, timeout=60)
     rows = [valid_row(n) for n in (71, 72, 73)]
     rows[1][8] = "1391234567"  # a mobile number one digit short
     workbook = load_workbook(template)
