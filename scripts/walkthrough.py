@@ -386,15 +386,29 @@ def after_approval_journey(page: Page, registry: Registry, out: Path) -> None:
     page.screenshot(path=out / "46-public-disclosure.png", full_page=True)
 
 
+def upload_rows(page: Page, template: Path, rows: list[list[str]]) -> None:
+    """Type the rows into the downloaded template (as a person would in Excel) and upload it."""
+    import io
+
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(template)
+    for row in rows:
+        workbook["备案数据"].append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    page.set_input_files("input[name=file]", files=[{
+        "name": "十二月备案.xlsx", "mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "buffer": buffer.getvalue()}])
+    page.click("button:has-text('上传并检查')")
+
+
 def import_journey(page: Page, registry: Registry, out: Path) -> None:
     """Issue #7: the ISP with the import right downloads the template (rendered by LibreOffice to look at),
     fills rows, uploads a file with a mistake, reads the errors, fixes it, uploads again; the bureau sees
     the applications."""
-    import io
     import shutil
     import subprocess
-
-    from openpyxl import load_workbook
 
     from tests.import_files import valid_row
 
@@ -414,15 +428,7 @@ def import_journey(page: Page, registry: Registry, out: Path) -> None:
                         str(out / "48-template-in-libreoffice")], check=True, timeout=60)
     rows = [valid_row(n) for n in (71, 72, 73)]
     rows[1][8] = "1391234567"  # a mobile number one digit short
-    workbook = load_workbook(template)
-    for row in rows:
-        workbook["备案数据"].append(row)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    page.set_input_files("input[name=file]", files=[{
-        "name": "十二月备案.xlsx", "mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "buffer": buffer.getvalue()}])
-    page.click("button:has-text('上传并检查')")
+    upload_rows(page, template, rows)
     expect(page.locator("#import-job")).to_be_visible()
     page.screenshot(path=out / "49-import-queued.png", full_page=True)
     registry.run_jobs()
@@ -432,16 +438,8 @@ def import_journey(page: Page, registry: Registry, out: Path) -> None:
         page.click("a:has-text('下载标出错误的文件')")
     assert marked.value.suggested_filename == "十二月备案（错误已标注）.xlsx", marked.value.suggested_filename
     rows[1][8] = "13912345678"
-    workbook = load_workbook(template)
-    for row in rows:
-        workbook["备案数据"].append(row)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
     page.goto(f"{base}/admin/import/")
-    page.set_input_files("input[name=file]", files=[{
-        "name": "十二月备案.xlsx", "mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "buffer": buffer.getvalue()}])
-    page.click("button:has-text('上传并检查')")
+    upload_rows(page, template, rows)
     registry.run_jobs()
     expect(page.locator(".alert-success")).to_contain_text("已从 3 行数据导入 3 个备案申请", timeout=10_000)
     page.screenshot(path=out / "51-import-done.png", full_page=True)
