@@ -25,6 +25,7 @@ from models import (
     OutboxMessage,
     PreapprovalItem,
     ReviewState,
+    RevocationRequest,
     Role,
     User,
     UserStatus,
@@ -81,6 +82,9 @@ def _queue_cards(user: User) -> list[Card]:
         cards.append(Card(str(_l("Pre-approval items")), _count(
             PreapprovalItem, PreapprovalItem.category == user.preapproval_category,
             PreapprovalItem.state == ReviewState.PENDING), url_for("preapproval_queue.index_view")))
+    if permissions.can(user, Action.REVOCATION_PROCESS):
+        cards.append(Card(str(_l("Revocation requests to process")), _count(
+            RevocationRequest, permissions.revocation_queue_scope(user)), url_for("revocation_queue.index_view")))
     if user.role == Role.ICP:
         mine = select(Entity.id).where(Entity.owner_id == user.id)
         cards.append(Card(str(_l("My applications to edit or submit")), _count(
