@@ -123,7 +123,8 @@ def test_revocation_request_goes_to_the_bureau_queue_and_batch_revokes(app, as_u
     bureau = as_user("bureau")
     assert "被冒用" in bureau.get("/admin/revocation_queue/").get_data(as_text=True)
     dashboard = bureau.get("/admin/").get_data(as_text=True)
-    assert '<div class="console-card-count">1</div>\n        <div class="console-card-title">待处理撤销申请' in dashboard
+    card = '<div class="console-card-count">1</div>\n        <div class="console-card-title">待处理撤销申请'
+    assert card in dashboard
     confirmation = bureau.get(f"/admin/revocation_queue/batch/?ids={request_id}").get_data(as_text=True)
     assert filing["number"] in confirmation and _entity(app, filing["id"]).status == FilingStatus.ACTIVE
     assert post(bureau, "/admin/revocation_queue/batch/", {"ids": str(request_id)}).status_code == 302
