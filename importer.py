@@ -51,10 +51,8 @@ from models import (
     code_values,
 )
 from validators import (
-    CREDIT_CODE_TYPE,
-    ID_CARD_TYPE,
+    certificate_number_error,
     certificate_type_error,
-    credit_code_error,
     email_error,
     home_url_error,
     id_card_error,
@@ -520,10 +518,12 @@ class RowChecker:
         if named["unit_nature"] and named["certificate_type"] and (error := certificate_type_error(
                 named["unit_nature"], named["certificate_type"], self.allowed_types)):
             self._error(row, "certificate_type", raw["certificate_type"], error)
-        checker = {CREDIT_CODE_TYPE: credit_code_error, ID_CARD_TYPE: id_card_error}.get(named["certificate_type"])
-        for key, validate in (("certificate_number", checker), ("responsible_id_number", id_card_error),
-                              ("responsible_mobile", mobile_error), ("responsible_email", email_error)):
-            if validate and named[key] and (error := validate(named[key])):
+        if named["certificate_number"] and named["certificate_type"] and (error := certificate_number_error(
+                named["certificate_type"], named["certificate_number"])):
+            self._error(row, "certificate_number", named["certificate_number"], error)
+        for key, validate in (("responsible_id_number", id_card_error), ("responsible_mobile", mobile_error),
+                              ("responsible_email", email_error)):
+            if named[key] and (error := validate(named[key])):
                 self._error(row, key, named[key], error)
         for key in ("certificate_number", "unit_name"):
             if named[key] in self.blacklist:

@@ -123,6 +123,15 @@ def id_card_error(number: str, today: date | None = None) -> str | None:
     return None
 
 
+def certificate_number_error(certificate_type: str, number: str) -> str | None:
+    """The certificate number, checked by its type's check characters (credit code, ID card) or required."""
+    if certificate_type == CREDIT_CODE_TYPE:
+        return credit_code_error(number)
+    if certificate_type == ID_CARD_TYPE:
+        return id_card_error(number)
+    return None if number.strip() else str(_l("The certificate number is required."))
+
+
 def certificate_type_error(unit_nature: str, certificate_type: str,
                            allowed_natures: dict[str, set[str]]) -> str | None:
     """Unit nature ↔ certificate type, from the certificate-type code table's `extra` column."""

@@ -245,10 +245,7 @@ class DirectRevocationView(RoleView):
         target = None
         if request.method == "POST" and FlaskForm().validate_on_submit():
             try:
-                target = workflow.find_by_number(number)
-                if not permissions.in_actor_province(current_user, target[0].province_code):
-                    raise workflow.WorkflowError(str(_l("No filing in force has the number %(number)s.",
-                                                        number=number)))
+                target = workflow.revocation_target(current_user, number)
             except workflow.WorkflowError as error:
                 flash(error.message, "error")
                 target = None

@@ -52,6 +52,7 @@ from workflow.lifecycle import (
     propose_website_edit,
     request_cancellation,
     request_revocation,
+    revocation_target,
     revoke_by_number,
 )
 from workflow.notices import NoticeData, delete_notice, remove_attachment, save_notice, set_published
@@ -77,7 +78,7 @@ __all__ = [
     "propose_responsible", "propose_website", "propose_website_edit", "queue_import", "register_icp", "reject",
     "remove_attachment", "request_cancellation", "request_password_reset", "request_revocation",
     "resend_registration_codes", "reset_password", "reset_token_user", "reset_user_password", "retry_message",
-    "review_preapproval", "revoke_by_number", "run_import", "run_import_jobs", "save_filing_draft",
-    "save_notice", "set_import_grant", "set_published", "set_user_status", "sign_in", "sign_out",
-    "submit_application", "update_own_profile", "update_user",
+    "review_preapproval", "revocation_target", "revoke_by_number", "run_import", "run_import_jobs",
+    "save_filing_draft", "save_notice", "set_import_grant", "set_published", "set_user_status", "sign_in",
+    "sign_out", "submit_application", "update_own_profile", "update_user",
 ]

@@ -29,10 +29,8 @@ from models import (
     Website,
 )
 from validators import (
-    CREDIT_CODE_TYPE,
-    ID_CARD_TYPE,
+    certificate_number_error,
     certificate_type_error,
-    credit_code_error,
     email_error,
     home_url_error,
     id_card_error,
@@ -103,9 +101,7 @@ def check_entity(data: EntityData, entity_id: int | None = None) -> None:
         raise WorkflowError(_l("Unknown unit nature."), "unit_nature")
     if error := certificate_type_error(data.unit_nature, data.certificate_type, allowed):
         raise WorkflowError(error, "certificate_type")
-    number_error = {CREDIT_CODE_TYPE: credit_code_error, ID_CARD_TYPE: id_card_error}.get(
-        data.certificate_type, lambda value: None if value.strip() else str(_l("The certificate number is required.")))
-    if error := number_error(data.certificate_number):
+    if error := certificate_number_error(data.certificate_type, data.certificate_number):
         raise WorkflowError(error, "certificate_number")
     if error := id_card_error(data.responsible_id_number):
         raise WorkflowError(error, "responsible_id_number")

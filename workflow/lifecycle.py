@@ -73,11 +73,15 @@ def _open_application(entity: Entity) -> Application | None:
         Application.entity_id == entity.id, Application.state != ApplicationState.APPROVED))
 
 
-def _new_application(actor: User, entity: Entity, kind: ApplicationKind, proposal: dict[str, Any]) -> Application:
-    """Straight to the bureau's queue: the submitting ISP counts as verified (SPEC §4)."""
+def _require_no_open_application(entity: Entity) -> None:
     if (pending := _open_application(entity)) is not None:
         raise WorkflowError(_l("This filing already has an application in progress (no. %(id)s); wait until "
                                "it is decided.", id=pending.id))
+
+
+def _new_application(actor: User, entity: Entity, kind: ApplicationKind, proposal: dict[str, Any]) -> Application:
+    """Straight to the bureau's queue: the submitting ISP counts as verified (SPEC §4)."""
+    _require_no_open_application(entity)
     now = utcnow()
     application = Application(entity=entity, province_code=entity.province_code, kind=kind,
                               state=ApplicationState.BUREAU_REVIEW, submitted_by_id=actor.id, submitted_at=now,
@@ -172,9 +176,7 @@ def propose_website(actor: User, entity: Entity, website: WebsiteData) -> Applic
         raise WorkflowError(_l("Name yourself as an access provider of the new website."), "websites-0-accesses")
     names = check_website(website, 0)
     check_accesses(website.accesses, 0)
-    if (pending := _open_application(entity)) is not None:
-        raise WorkflowError(_l("This filing already has an application in progress (no. %(id)s); wait until "
-                               "it is decided.", id=pending.id))
+    _require_no_open_application(entity)  # before its draft website takes the domains
     row = website_row(entity, website, names)
     db.session.add(row)
     try:
@@ -424,15 +426,21 @@ def process_revocation_requests(actor: User, requests: list[RevocationRequest], 
     return requests
 
 
-def revoke_by_number(actor: User, number: str, reason: str, licence: bool = False) -> str:
-    """FAQ 39 撤销 by number (bureau of the province, MIIT); `licence`: 吊销 of a commercial licence."""
+def revocation_target(actor: User, number: str) -> tuple[Entity, Website | None]:
+    """What a direct revocation of `number` would end, if the actor may revoke it (its province, or MIIT)."""
     if not permissions.can(actor, Action.FILING_REVOKE):
         raise WorkflowError(_l("You may not revoke filings."))
-    if not reason.strip():
-        raise WorkflowError(_l("Give the reason."), "reason")
     entity, website = find_by_number(number)
     if not permissions.in_actor_province(actor, entity.province_code):
         raise WorkflowError(_l("No filing in force has the number %(number)s.", number=number.strip()), "number")
+    return entity, website
+
+
+def revoke_by_number(actor: User, number: str, reason: str, licence: bool = False) -> str:
+    """FAQ 39 撤销 by number (bureau of the province, MIIT); `licence`: 吊销 of a commercial licence."""
+    if not reason.strip():
+        raise WorkflowError(_l("Give the reason."), "reason")
+    entity, website = revocation_target(actor, number)
     if licence:
         if not entity.licence_number:
             raise WorkflowError(_l("This filing holds no commercial licence."), "number")
