@@ -73,6 +73,14 @@ def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
 
 
 @pytest.fixture
+def ctx(app: Flask) -> Iterator[None]:
+    """An app context for tests that call workflow.py directly; their uncommitted changes are dropped."""
+    with app.app_context():
+        yield
+        db.session.rollback()
+
+
+@pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
 

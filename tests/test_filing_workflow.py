@@ -33,13 +33,6 @@ def people(app, users):
     return {**users, "isp2": "tj_isp2"}
 
 
-@pytest.fixture
-def ctx(app):
-    with app.app_context():
-        yield
-        db.session.rollback()
-
-
 def _u(name: str):
     return user_named(name)
 

@@ -37,13 +37,6 @@ def people(app, users):
     return {**users, "isp2": "tj_isp2", "importer": "tj_importer"}
 
 
-@pytest.fixture
-def ctx(app):
-    with app.app_context():
-        yield
-        db.session.rollback()
-
-
 def _u(key_or_name: str, people: dict[str, str] | None = None):
     return user_named(people[key_or_name] if people else key_or_name)
 
