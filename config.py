@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -35,9 +36,17 @@ def _env_bool(name: str, default: bool) -> bool:
     return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def trusted_hosts(public_base_url: str) -> list[str]:
+    """TRUSTED_HOSTS from the environment (comma-separated), else the public URL's host and loopback."""
+    if listed := os.environ.get("TRUSTED_HOSTS", "").strip():
+        return [host.strip() for host in listed.split(",") if host.strip()]
+    return sorted({urlsplit(public_base_url).hostname or "localhost", "localhost", "127.0.0.1"})
+
+
 def from_environment() -> dict[str, object]:
     """The whole configuration as a dict; `create_app(config)` overrides any key."""
     folder = instance_path()
+    public_base_url = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     return {
         "INSTANCE_PATH": str(folder),
         "SQLALCHEMY_DATABASE_URI": os.environ.get(
@@ -52,6 +61,9 @@ def from_environment() -> dict[str, object]:
         "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
         "LANGUAGES": {"zh_Hans_CN": "中文", "en": "English"},
         "PREFERRED_URL_SCHEME": os.environ.get("PREFERRED_URL_SCHEME", "http"),
+        # links in e-mails start here, never with the request's Host header; other hosts get 400
+        "PUBLIC_BASE_URL": public_base_url,
+        "TRUSTED_HOSTS": trusted_hosts(public_base_url),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("PREFERRED_URL_SCHEME") == "https",
@@ -63,6 +75,8 @@ def from_environment() -> dict[str, object]:
         "EXPORT_MAX_ROWS": int(os.environ.get("EXPORT_MAX_ROWS", "2000000")),
         "PAGE_SIZE": 50,
         "API_RATE_LIMIT_PER_MINUTE": int(os.environ.get("API_RATE_LIMIT_PER_MINUTE", "600")),
+        # `memory://` counts per process; `redis://host:6379` (with the redis package) shares the counts
+        "RATE_LIMIT_STORAGE_URI": os.environ.get("RATE_LIMIT_STORAGE_URI", "memory://"),
         # the registry's own filing number, shown (linked) in the public footer
         "REGISTRY_FILING_NUMBER": os.environ.get("REGISTRY_FILING_NUMBER", "京ICP备04000001号"),
         # notices (SPEC §9): attachments outside the web root; None → INSTANCE_PATH/attachments
@@ -77,11 +91,14 @@ def from_environment() -> dict[str, object]:
         "CODE_RESEND_SECONDS": int(os.environ.get("CODE_RESEND_SECONDS", "60")),
         "CAPTCHA_TTL_MINUTES": int(os.environ.get("CAPTCHA_TTL_MINUTES", "30")),
         "CAPTCHA_FIXED_ANSWER": None,  # tests only: refused unless TESTING
+        "ACCESS_CODE_TTL_HOURS": int(os.environ.get("ACCESS_CODE_TTL_HOURS", "72")),  # 接入授权码 (新增接入)
         "RESET_TTL_MINUTES": int(os.environ.get("RESET_TTL_MINUTES", "30")),
         "THROTTLE_WINDOW_MINUTES": 15,
-        "THROTTLE_ACCOUNT_SLOWDOWN": 3,  # failures before each further try waits a minute
-        "THROTTLE_ACCOUNT_LOCK": 5,  # failures before the account locks for the window
-        "THROTTLE_ADDRESS_LOCK": 20,  # failures from one address before it locks for the window
+        "THROTTLE_PAIR_SLOWDOWN": 3,  # failures of one account from one address before each try waits a minute
+        "THROTTLE_PAIR_LOCK": 5,  # … before that address is locked out of that account for the window
+        "THROTTLE_ADDRESS_LOCK": 20,  # failures from one address (any accounts) before it locks for the window
+        "THROTTLE_ACCOUNT_ALERT": 10,  # failures of one account (any addresses): owner e-mailed, every try slowed
+        "CAPTCHA_RATE_LIMIT_PER_MINUTE": int(os.environ.get("CAPTCHA_RATE_LIMIT_PER_MINUTE", "30")),
         # messages (SPEC §13)
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
         "MAIL_PORT": int(os.environ.get("MAIL_PORT", "25")),

@@ -266,12 +266,16 @@ class Captcha(db.Model):
 
 
 class PasswordResetToken(db.Model):
-    """A single-use reset link; the table holds the token's hash, the e-mail the token."""
+    """A single-use reset link; the table holds the token's hash, the e-mail the token.
+
+    `password_fingerprint` binds the link to the password it was issued against: any change of the
+    password (a reset by another link, a change, a staff reset) ends every outstanding link."""
 
     __tablename__ = "password_reset_tokens"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    password_fingerprint: Mapped[str] = mapped_column(String(64), server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -351,10 +355,16 @@ class ApplicationKind(enum.StrEnum):
 
 
 class ApplicationState(enum.StrEnum):
-    DRAFT = "draft"  # editable: new, returned by an ISP, or rejected by the bureau
+    DRAFT = "draft"  # a new filing: editable (new, returned by an ISP, or rejected by the bureau)
     ISP_REVIEW = "isp_review"
     BUREAU_REVIEW = "bureau_review"
     APPROVED = "approved"
+    REJECTED = "rejected"  # a later application (change, access, cancellation) the bureau refused: ended
+    WITHDRAWN = "withdrawn"  # a later application its submitter withdrew, or left open on an ended filing
+
+
+#: the states in which an application is over: it blocks nothing (one open application per entity)
+CLOSED_APPLICATION_STATES = (ApplicationState.APPROVED, ApplicationState.REJECTED, ApplicationState.WITHDRAWN)
 
 
 class ReviewState(enum.StrEnum):
@@ -487,6 +497,9 @@ class Access(db.Model):
     isp: Mapped[User] = relationship()
 
 
+OPEN_APPLICATION_SQL = "state NOT IN ('approved', 'rejected', 'withdrawn')"
+
+
 class Application(db.Model):
     """申请: one at a time per entity (SPEC §4)."""
 
@@ -495,8 +508,10 @@ class Application(db.Model):
         Index("ix_applications_queue", "province_code", "state", "id"),
         Index("ix_applications_province_id", "province_code", "id"),
         Index("ix_applications_entity_id", "entity_id"),
+        Index("ix_applications_created_by", "created_by_id", "id"),
+        Index("ix_applications_submitted_by", "submitted_by_id", "id"),
         Index("uq_applications_open_per_entity", "entity_id", unique=True,
-              sqlite_where=text("state != 'approved'"), postgresql_where=text("state != 'approved'")),
+              sqlite_where=text(OPEN_APPLICATION_SQL), postgresql_where=text(OPEN_APPLICATION_SQL)),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -505,6 +520,7 @@ class Application(db.Model):
     kind: Mapped[ApplicationKind] = mapped_column(str_enum(ApplicationKind, "application_kind"))
     state: Mapped[ApplicationState] = mapped_column(str_enum(ApplicationState, "application_state"),
                                                     default=ApplicationState.DRAFT)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # the only ISP that may edit it
     submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -535,6 +551,24 @@ class IspVerification(db.Model):
 
     application: Mapped[Application] = relationship(back_populates="verifications")
     isp: Mapped[User] = relationship()
+
+
+class AccessAuthorisation(db.Model):
+    """接入授权码: the owner's consent to a new access (新增接入) by an ISP that does not serve the filing yet
+    (the original interface checks the filing's password). Single use; only a hash is stored."""
+
+    __tablename__ = "access_authorisations"
+    __table_args__ = (Index("ix_access_authorisations_entity", "entity_id", "created_at"),
+                      Index("ix_access_authorisations_requested_by", "requested_by_id", "created_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # the ISP that had it sent
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
 class CertificateStatus(enum.StrEnum):

@@ -9,20 +9,23 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, select, true
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
 
 from models import (
     FILING_ROLES,
     MANAGEMENT_ROLES,
+    Access,
     Application,
+    ApplicationKind,
+    ApplicationState,
     AuditEvent,
     Entity,
-    IspVerification,
     Notice,
     RequestState,
     RevocationRequest,
     Role,
     User,
+    Website,
 )
 
 
@@ -164,8 +167,14 @@ def may_review_preapproval(actor: Any, item: Any) -> bool:
     )
 
 
+def served_entities(isp_id: int) -> Any:
+    """The entities an ISP serves now: a live access on one of their websites (a draft's included)."""
+    return select(Website.entity_id).join(Access, Access.website_id == Website.id).where(
+        Access.isp_id == isp_id, Access.live)
+
+
 def entity_scope(actor: Any) -> ColumnElement[bool]:
-    """Filings an actor may list: own (ICP), served (ISP), own province (bureau), all (MIIT, 专项查询)."""
+    """Filings an actor may list: own (ICP), served now (ISP), own province (bureau), all (MIIT, 专项查询)."""
     if not can(actor, Action.FILING_LIST):
         return false()
     if actor.role in (Role.MIIT, Role.SPECIAL_QUERY):
@@ -174,20 +183,43 @@ def entity_scope(actor: Any) -> ColumnElement[bool]:
         return Entity.province_code == actor.province_code
     if actor.role == Role.ICP:
         return Entity.owner_id == actor.id
-    served = select(Application.entity_id).join(IspVerification).where(IspVerification.isp_id == actor.id)
-    return Entity.id.in_(served)
+    return Entity.id.in_(served_entities(actor.id))
 
 
 def application_scope(actor: Any) -> ColumnElement[bool]:
+    """An ISP: the applications of the filings it serves now, and those it created or submitted (of a new
+    access it asked for, it sees only what the public sees until approved: `may_see_entity`)."""
     if not can(actor, Action.FILING_LIST):
         return false()
     if actor.role == Role.ISP:
-        return Application.id.in_(select(IspVerification.application_id).where(IspVerification.isp_id == actor.id))
+        return or_(Application.entity_id.in_(served_entities(actor.id)), Application.created_by_id == actor.id,
+                   Application.submitted_by_id == actor.id)
     if actor.role == Role.ICP:
         return Application.entity_id.in_(select(Entity.id).where(Entity.owner_id == actor.id))
     if actor.role == Role.BUREAU or actor.province_code is not None:
         return Application.province_code == actor.province_code
     return true()
+
+
+def may_see_entity(actor: Any, entity: Any) -> bool:
+    """The filing's data beyond what the public sees (the responsible person, certificate number…)."""
+    if actor.role == Role.ISP:
+        return can(actor, Action.FILING_LIST) and serves(actor, entity)
+    if actor.role == Role.ICP:
+        return can(actor, Action.FILING_LIST) and entity.owner_id == actor.id
+    return can(actor, Action.FILING_LIST) and (
+        actor.province_code is None or entity.province_code == actor.province_code)
+
+
+def may_edit_application(actor: Any, application: Any) -> bool:
+    """A new filing's draft (new, returned or rejected): its owner, or the ISP that created it — never an
+    ISP only named on it."""
+    if application.kind != ApplicationKind.NEW_FILING or application.state != ApplicationState.DRAFT:
+        return False
+    if actor.role == Role.ICP:
+        return can(actor, Action.FILING_CREATE) and application.entity.owner_id == actor.id
+    return (actor.role == Role.ISP and can(actor, Action.FILING_CREATE)
+            and application.created_by_id == actor.id)
 
 
 def notice_scope(actor: Any) -> ColumnElement[bool]:
@@ -202,8 +234,9 @@ def may_manage_notice(actor: Any, notice: Any) -> bool:
         actor.province_code is not None and notice.province_code == actor.province_code))
 
 
-def _serves_entity(actor: Any, entity: Any) -> bool:
-    return any(a.isp_id == actor.id for w in entity.websites for a in w.accesses)
+def serves(actor: Any, entity: Any) -> bool:
+    """A live access of this ISP on one of the entity's websites (a former ISP serves no more)."""
+    return any(a.live and a.isp_id == actor.id for w in entity.websites for a in w.accesses)
 
 
 def may_request_revocation(actor: Any, entity: Any) -> bool:
@@ -214,7 +247,7 @@ def may_request_revocation(actor: Any, entity: Any) -> bool:
     if actor.role == Role.ICP:
         return entity.owner_id == actor.id
     if actor.role == Role.ISP:
-        return actor.can_import and _serves_entity(actor, entity)
+        return actor.can_import and serves(actor, entity)
     return actor.role == Role.BUREAU and entity.province_code == actor.province_code
 
 

@@ -45,7 +45,8 @@ from models import (
 from permissions import Action
 
 STATE_LABELS = {ApplicationState.DRAFT: _l("Draft / returned"), ApplicationState.ISP_REVIEW: _l("ISP review"),
-                ApplicationState.BUREAU_REVIEW: _l("Bureau review"), ApplicationState.APPROVED: _l("Approved")}
+                ApplicationState.BUREAU_REVIEW: _l("Bureau review"), ApplicationState.APPROVED: _l("Approved"),
+                ApplicationState.REJECTED: _l("Rejected (ended)"), ApplicationState.WITHDRAWN: _l("Withdrawn")}
 KIND_LABELS = {ApplicationKind.NEW_FILING: _l("New filing"), ApplicationKind.NEW_WEBSITE: _l("New website"),
                ApplicationKind.NEW_ACCESS: _l("New access"), ApplicationKind.CHANGE: _l("Change"),
                ApplicationKind.CANCEL_WEBSITE: _l("Cancel website"), ApplicationKind.CANCEL_ENTITY: _l("Cancel entity"),
@@ -99,7 +100,7 @@ class ApplicationView(SecureModelView):
     row_post_actions = (
         PostRowAction("submit", _l("Submit"), "fa fa-paper-plane"),
         PostRowAction("verify", _l("Verify"), "fa fa-check", _l("Confirm that you provide this access?")),
-        PostRowAction("discard", _l("Discard"), "fa fa-trash", _l("Discard this application?")),
+        PostRowAction("withdraw", _l("Withdraw"), "fa fa-undo", _l("Withdraw this application?")),
     )
     row_page_actions = (
         PageRowAction("return", _l("Return"), ".return_view", "fa fa-undo"),
@@ -123,9 +124,9 @@ class ApplicationView(SecureModelView):
         auditable = (obj.state == ApplicationState.BUREAU_REVIEW
                      and permissions.may_audit(current_user, obj.province_code))
         checks = {
-            "submit": lambda: obj.state == ApplicationState.DRAFT and current_user.role in (Role.ICP, Role.ISP),
-            "discard": lambda: (obj.state == ApplicationState.DRAFT and obj.kind != ApplicationKind.NEW_FILING
-                                and obj.submitted_by_id == current_user.id),
+            "submit": lambda: permissions.may_edit_application(current_user, obj),
+            "withdraw": lambda: (obj.state == ApplicationState.BUREAU_REVIEW and obj.kind != ApplicationKind.NEW_FILING
+                                 and obj.submitted_by_id == current_user.id),
             "verify": lambda: self._pending_for_me(obj),
             "return": lambda: self._pending_for_me(obj),
             "approve": lambda: auditable,
@@ -134,9 +135,9 @@ class ApplicationView(SecureModelView):
         return name in checks and bool(checks[name]())
 
     def run_row_action(self, name: str, obj: Application) -> str:
-        if name == "discard":
-            workflow.discard_application(current_user, obj)
-            return str(_l("Application %(id)s discarded.", id=obj.id))
+        if name == "withdraw":
+            workflow.withdraw_application(current_user, obj)
+            return str(_l("Application %(id)s withdrawn.", id=obj.id))
         if name == "submit":
             workflow.submit_application(current_user, obj)
             return str(_l("Application %(id)s submitted.", id=obj.id))
@@ -215,6 +216,8 @@ class ApplicationView(SecureModelView):
             model = kwargs["model"]
             kwargs.update(timeline=_timeline(model), reasons=json.loads(model.reasons or "{}"),
                           proposal=describe_proposal(model), kind_labels=KIND_LABELS,
+                          may_edit=permissions.may_edit_application(current_user, model),
+                          may_see_entity=permissions.may_see_entity(current_user, model.entity),
                           review_labels=REVIEW_LABELS, state_labels=STATE_LABELS)
         return super().render(template, **kwargs)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, request
+from flask import abort, current_app, flash, redirect, request
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.helpers import get_redirect_target
@@ -100,6 +100,7 @@ class AfterApprovalPages:
     row_page_actions = (
         PageRowAction("change", _l("Change"), ".change_view", "fa fa-pencil"),
         PageRowAction("access", _l("Access"), ".access_view", "fa fa-plug"),
+        PageRowAction("access_code", _l("Access authorisation code"), ".access_code_view", "fa fa-key"),
         PageRowAction("cancellation", _l("Cancel"), ".cancellation_view", "fa fa-times-circle"),
         PageRowAction("revocation_request", _l("Ask to revoke"), ".revocation_request_view", "fa fa-flag"),
         PageRowAction("revoke", _l("Revoke"), ".revoke_redirect", "fa fa-ban"),
@@ -111,7 +112,7 @@ class AfterApprovalPages:
             return False
         role = current_user.role
         return {
-            "change": role == Role.ISP, "access": role == Role.ISP,
+            "change": role == Role.ISP, "access": role == Role.ISP, "access_code": role == Role.ICP,
             "cancellation": role in (Role.ICP, Role.ISP),
             "revocation_request": permissions.can(current_user, Action.REVOCATION_REQUEST) and (
                 role != Role.ISP or current_user.can_import),
@@ -179,6 +180,17 @@ class AfterApprovalPages:
                   and any(a.live and a.isp_id == current_user.id for a in w.accesses)]
         return self._page("admin/lifecycle/access.html", entity, served=served)
 
+    @expose("/access-code/", methods=("GET", "POST"))
+    def access_code_view(self) -> Any:
+        """接入授权码: the owner's consent to a new ISP's access, shown once."""
+        entity = self._entity_for("access_code")
+        outcome: dict[str, str] = {}
+        if posted():
+            commit_change(lambda: outcome.update(code=workflow.owner_access_code(current_user, entity)),
+                          _l("A new access authorisation code was made."))
+        return self._page("admin/lifecycle/access_code.html", entity, code=outcome.get("code"),
+                          hours=current_app.config["ACCESS_CODE_TTL_HOURS"])
+
     @expose("/cancellation/", methods=("GET", "POST"))
     def cancellation_view(self) -> Any:
         """注销 of a website or the whole entity, asked by the owner or its ISP."""
@@ -224,10 +236,16 @@ class NewAccessView(RoleView):
             else:
                 if website is None:
                     flash(_l("Give a website number (…号-n)."), "error")
-        if website is not None and posted() and request.form.get("confirm") and commit_change(
-                lambda: workflow.add_access(current_user, website, _access_data(current_user.id)),
-                _l("The new access was sent to the bureau for audit.")):
-            return redirect(self.get_url(".index"))
+        if website is not None and posted():
+            if request.form.get("send_code"):
+                commit_change(lambda: workflow.send_access_code(current_user, website.entity),
+                              _l("The registry sent an access authorisation code to the filing's responsible "
+                                 "person; ask the owner for it."))
+            elif request.form.get("confirm") and commit_change(
+                    lambda: workflow.add_access(current_user, website, _access_data(current_user.id),
+                                                request.form.get("code", "")),
+                    _l("The new access was sent to the bureau for audit.")):
+                return redirect(self.get_url(".index"))
         return self.render("admin/lifecycle/new_access.html", number=number,
                            website=website, form=FlaskForm(), methods=code_values(CodeTable.ACCESS_METHOD),
                            provinces=PROVINCE_NAMES)

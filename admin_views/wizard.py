@@ -26,7 +26,6 @@ from extensions import db
 from forms import show_refusal
 from models import (
     Application,
-    ApplicationState,
     CodeTable,
     FilingDraft,
     Province,
@@ -282,9 +281,7 @@ class FilingWizardView(RoleView):
         if not FlaskForm().validate_on_submit():
             abort(400)
         application = db.session.get(Application, request.form.get("id", type=int) or 0)
-        if application is None or application.state != ApplicationState.DRAFT or not db.session.scalar(
-                select(Application.id).where(Application.id == application.id,
-                                             permissions.application_scope(current_user))):
+        if application is None or not permissions.may_edit_application(current_user, application):
             abort(404)
         entity = application.entity
         websites = [{"name": w.name, "domains": [d.name for d in w.domains], "home_url": w.home_url,

@@ -128,16 +128,31 @@ def test_approved_data_is_read_only_for_the_owner(people, ctx) -> None:
                                    application)
 
 
-def test_rejected_change_is_discarded_by_its_submitter(people, ctx) -> None:
+def test_rejected_new_website_ends_and_frees_its_domains(people, ctx) -> None:
+    """Does a rejected later application end at once, blocking nothing (its draft website removed)?"""
     entity = approved_filing(people)
     isp = _u("isp", people)
     application = workflow.propose_website(isp, entity, website_data("third", [isp.id]))
     workflow.reject(_u("bureau", people), application, {"reason": "名称不规范"})
-    with pytest.raises(workflow.NotFound):
-        workflow.discard_application(_u("icp", people), application)
-    workflow.discard_application(isp, application)
-    db.session.flush()
+    assert application.state == ApplicationState.REJECTED
     assert [w.name for w in entity.websites] == ["site1x0网站"]
+    again = workflow.propose_website(isp, entity, website_data("third", [isp.id]))  # asked again, same domains
+    assert again.state == ApplicationState.BUREAU_REVIEW
+
+
+def test_submitter_withdraws_a_pending_change(people, ctx) -> None:
+    """Can only its submitter withdraw a later application, and only while the bureau has not decided?"""
+    entity = approved_filing(people)
+    isp = _u("isp", people)
+    application = workflow.propose_website(isp, entity, website_data("third", [isp.id]))
+    for other in ("icp", "isp2", "bureau"):
+        with pytest.raises(workflow.NotFound):
+            workflow.withdraw_application(_u(other, people), application)
+    workflow.withdraw_application(isp, application)
+    assert application.state == ApplicationState.WITHDRAWN
+    assert [w.name for w in entity.websites] == ["site1x0网站"]
+    with pytest.raises(workflow.WorkflowError, match="等待管局审核"):
+        workflow.withdraw_application(isp, application)
     workflow.propose_domains(isp, entity.websites[0], ["third.cn"])  # the entity is free again
 
 
@@ -156,11 +171,12 @@ def test_cancelled_last_access_freezes_and_a_new_isp_revives(people, ctx) -> Non
             workflow.propose_domains(_u(actor, people), website, ["frozen.cn"])
     newcomer = _u("isp_bj", people)
     access = workflow.AccessData(isp_id=newcomer.id, method="2", server_province_code=BEIJING)
-    workflow.approve(_u("bureau", people), workflow.add_access(newcomer, website, access))
+    code = workflow.owner_access_code(_u("icp", people), entity)
+    workflow.approve(_u("bureau", people), workflow.add_access(newcomer, website, access, code))
     assert website.status == FilingStatus.ACTIVE
     assert [a.isp_id for a in website.accesses if a.live] == [newcomer.id]
     with pytest.raises(workflow.WorkflowError, match="已为该网站提供接入"):
-        workflow.add_access(newcomer, website, access)
+        workflow.add_access(newcomer, website, access, workflow.owner_access_code(_u("icp", people), entity))
 
 
 # --- cancellation (注销) --------------------------------------------------------------------------------
@@ -293,9 +309,11 @@ def test_revoked_filing_cannot_be_approved_or_resubmitted(people, ctx) -> None:
     entity = approved_filing(people)
     application = workflow.propose_domains(_u("isp", people), entity.websites[0], ["late.cn"])
     workflow.revoke_by_number(_u("bureau", people), entity.number, "违规")
-    assert application.state == ApplicationState.DRAFT
-    with pytest.raises(workflow.WorkflowError, match="已被注销或撤销"):
+    assert application.state == ApplicationState.WITHDRAWN
+    with pytest.raises(workflow.WorkflowError, match="只有草稿或被退回的申请可以提交"):
         workflow.submit_application(_u("isp", people), application)
+    with pytest.raises(workflow.WorkflowError):
+        workflow.approve(_u("bureau", people), application)
 
 
 def test_cli_revoke(app, people) -> None:

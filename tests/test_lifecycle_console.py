@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
 from extensions import db
 from models import (
+    CLOSED_APPLICATION_STATES,
     Application,
     ApplicationKind,
     ApplicationState,
@@ -32,7 +35,7 @@ def filing(app, people):  # noqa: F811
 def _open_application(app, entity_id: int) -> Application | None:
     with app.app_context():
         row = db.session.scalar(select(Application).where(Application.entity_id == entity_id,
-                                                           Application.state != ApplicationState.APPROVED))
+                                                           Application.state.not_in(CLOSED_APPLICATION_STATES)))
         if row is not None:
             db.session.expunge(row)
         return row
@@ -102,8 +105,13 @@ def test_isp_cancels_access_then_another_isp_adds_access(app, as_user, filing) -
     newcomer = as_user("isp_bj")
     found = newcomer.get("/admin/new-access/", query_string={"number": website_number}).get_data(as_text=True)
     assert "无接入" in found
-    post(newcomer, "/admin/new-access/", {"number": website_number, "confirm": "1", "method": "2",
-                                          "server_province_code": "110000", "ip_start": "198.51.100.1"})
+    fields = {"number": website_number, "confirm": "1", "method": "2", "server_province_code": "110000",
+              "ip_start": "198.51.100.1"}
+    refused = post(newcomer, "/admin/new-access/", {**fields, "code": "AAAA-BBBB-CCCC"}).get_data(as_text=True)
+    assert "授权码" in refused and _open_application(app, filing["id"]) is None
+    shown = post(as_user("icp"), f"/admin/filings/access-code/?id={filing['id']}", {}).get_data(as_text=True)
+    code = re.search(r'id="access-code">([A-Z0-9-]+)<', shown).group(1)
+    post(newcomer, "/admin/new-access/", {**fields, "code": code.lower()})
     application = _open_application(app, filing["id"])
     assert application.kind == ApplicationKind.NEW_ACCESS
     post(as_user("bureau"), f"/admin/bureau_queue/approve/?id={application.id}", {})

@@ -37,7 +37,15 @@ from validators import (
     password_errors,
 )
 from workflow.errors import NotFound, WorkflowError
-from workflow.users import _DUMMY_HASH, UserData, _check_new_account, _check_profile, _insert_user, hash_password
+from workflow.users import (
+    _DUMMY_HASH,
+    STAFF_NAME_MARK,
+    UserData,
+    _check_new_account,
+    _check_profile,
+    _insert_user,
+    hash_password,
+)
 
 
 class SignInOutcome(enum.Enum):
@@ -67,7 +75,7 @@ def sign_in(username: str, password: str, captcha_ok: bool, address: str | None)
     it is a denial-of-service lever). Unknown user and wrong password give the same answer.
     """
     keys = security.throttle_keys(username, address)
-    if until := security.locked_until(keys):
+    if until := security.locked_until(keys.locks):
         message = str(_l("Too many failed attempts. Try again after %(time)s.",
                          time=format_datetime(until, "HH:mm")))
         _record_attempt("auth.sign_in_failed", username, None, "locked")
@@ -78,10 +86,12 @@ def sign_in(username: str, password: str, captcha_ok: bool, address: str | None)
             "The verification code in the picture is wrong or has expired.")))
     user = db.session.scalar(select(User).where(User.username == username))
     if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password):
-        security.record_failure(*keys)
+        failures = security.record_failure(keys)
         _record_attempt("auth.sign_in_failed", username, user, "password")
+        if user is not None and failures == current_app.config["THROTTLE_ACCOUNT_ALERT"]:
+            _alert_owner(user, failures)
         return SignInResult(SignInOutcome.REFUSED, message=str(_l("Wrong username or password.")))
-    security.record_success(keys[0])
+    security.record_success(keys)
     if user.status == UserStatus.DISABLED:
         _record_attempt("auth.sign_in_failed", username, user, "disabled")
         return SignInResult(SignInOutcome.REFUSED, message=str(_l(
@@ -92,6 +102,20 @@ def sign_in(username: str, password: str, captcha_ok: bool, address: str | None)
     user.last_login_at = utcnow()
     _record_attempt("auth.sign_in", username, user)
     return SignInResult(SignInOutcome.SIGNED_IN, user)
+
+
+def _alert_owner(user: User, failures: int) -> None:
+    """The account is under attack: tell its owner, once per throttle window (the count reaches the
+    threshold once per window), through the outbox."""
+    minutes = current_app.config["THROTTLE_WINDOW_MINUTES"]
+    notify.queue_email(user.email, "ICP备案管理系统 账号安全提醒", (
+        f"尊敬的用户 {user.username}：\n\n最近 {minutes} 分钟内，有人用错误的密码尝试登录您的账号 {failures} 次。"
+        "出错的网络地址已被暂时限制登录该账号，您本人仍可正常登录。\n\n"
+        "如果这些尝试不是您本人所为，请登录后在“个人设置 › 修改密码”中换一个更强的密码；"
+        "如果忘记了密码，请使用登录页的“找回密码”。"))
+    audit.record("auth.account_under_attack", object_type="user", object_id=user.id,
+                 changes={"failures": failures, "window_minutes": minutes},
+                 province_code=user.province_code, actor_username=user.username)
 
 
 def sign_out(user: User) -> None:
@@ -134,9 +158,20 @@ def _send_registration_codes(user: User) -> None:
     _issue_code(user, CodePurpose.REGISTER_EMAIL, user.email)
 
 
+def _check_registrable_name(username: str) -> None:
+    """Staff names are not enumerable through registration: any name of the staff form is refused
+    with one answer, before (and whether or not) the database holds it; so is a staff account's name
+    outside that form (one created at the command line), with the same answer."""
+    staff_form = STAFF_NAME_MARK in username
+    if staff_form or db.session.scalar(select(User.role).where(User.username == username)) not in (None, Role.ICP):
+        raise WorkflowError(_l("Usernames containing '_' are reserved for staff accounts: choose another "
+                               "(letters, digits, '.', '-')."), "username")
+
+
 def register_icp(data: UserData) -> User:
     """FAQ 20: a new ICP account, pending until both codes are entered at first sign-in."""
     data.role, data.province_code, data.preapproval_category, data.can_import = Role.ICP, None, None, False
+    _check_registrable_name(data.username)
     _check_new_account(data)
     user = _insert_user(None, data, UserStatus.PENDING, "user.register")
     _send_registration_codes(user)
@@ -222,18 +257,29 @@ def request_password_reset(username: str, contact_name: str, email: str,
     token = secrets.token_urlsafe(32)
     minutes = current_app.config["RESET_TTL_MINUTES"]
     db.session.add(PasswordResetToken(token_hash=_token_digest(token), user_id=user.id,
+                                      password_fingerprint=_password_fingerprint(user),
                                       expires_at=utcnow() + timedelta(minutes=minutes)))
     notify.queue_email(user.email, "ICP备案管理系统 重置密码", (
         f"尊敬的用户 {user.username}：\n\n请在 {minutes} 分钟内打开下面的链接设置新密码（链接只能使用一次）：\n"
         f"{link_for(token)}\n\n如非本人操作，请忽略本邮件，您的密码不会改变。"), sensitive=True)
 
 
+def _password_fingerprint(user: User) -> str:
+    """Changes with the password (its hash is salted anew each time): a link is valid for one password."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"reset:{user.password_hash}".encode(), hashlib.sha256).hexdigest()
+
+
 def reset_token_user(token: str) -> User | None:
-    """The account a reset link belongs to, while the link is unused and unexpired."""
+    """The account a reset link belongs to, while the link is unused, unexpired, and the password is
+    still the one it was issued against (any reset or change of the password ends every link)."""
     row = db.session.get(PasswordResetToken, _token_digest(token))
     if row is None or row.used_at is not None or row.expires_at < utcnow():
         return None
-    return db.session.get(User, row.user_id)
+    user = db.session.get(User, row.user_id)
+    if user is None or not hmac.compare_digest(row.password_fingerprint, _password_fingerprint(user)):
+        return None
+    return user
 
 
 def reset_password(token: str, new_password: str) -> User:

@@ -44,16 +44,20 @@ from workflow.checks import (
 )
 from workflow.errors import NotFound, WorkflowError
 from workflow.issuing import issue_certificates
-from workflow.lifecycle import ENDING_KINDS, KIND_WORDS, UNBLOCKED_KINDS, apply_on_approval
+from workflow.lifecycle import ENDING_KINDS, KIND_WORDS, UNBLOCKED_KINDS, apply_on_approval, end_application
 
 # --- filings: draft, submit, ISP verification, pre-approval, bureau audit (SPEC §3–§6) ----------
 
-def _may_file_for(actor: User, entity: Entity | None, websites: list[WebsiteData]) -> bool:
-    """ICP users file for themselves; an ISP may file for a customer it serves (SPEC §4)."""
+def _may_file_for(actor: User, application: Application | None, websites: list[WebsiteData]) -> bool:
+    """ICP users file for themselves; an ISP for a customer it serves, named on every website (SPEC §4).
+    An existing draft is edited only by its owner or the ISP that created it."""
+    if application is not None and not permissions.may_edit_application(actor, application):
+        return False
     if actor.role == Role.ICP:
-        return entity is None or entity.owner_id == actor.id
+        return permissions.can(actor, permissions.Action.FILING_CREATE)
     if actor.role == Role.ISP:
-        return all(any(a.isp_id == actor.id for a in w.accesses) for w in websites)
+        return permissions.can(actor, permissions.Action.FILING_CREATE) and all(
+            any(a.isp_id == actor.id for a in w.accesses) for w in websites)
     return False
 
 
@@ -64,7 +68,7 @@ def save_filing_draft(actor: User, entity_data: EntityData, websites: list[Websi
     if application is not None and (application.state != ApplicationState.DRAFT
                                     or application.kind != ApplicationKind.NEW_FILING):
         raise WorkflowError(_l("Only a draft or a returned application can be edited."))
-    if not _may_file_for(actor, entity, websites):
+    if not _may_file_for(actor, application, websites):
         raise NotFound()
     if not websites:
         raise WorkflowError(_l("A filing has at least one website."), "websites")
@@ -89,7 +93,7 @@ def save_filing_draft(actor: User, entity_data: EntityData, websites: list[Websi
         row = website_row(entity, website, normalised_domains(website, index))
         db.session.add(row)
     if application is None:
-        application = Application(entity=entity, province_code=entity.province_code,
+        application = Application(entity=entity, province_code=entity.province_code, created_by_id=actor.id,
                                   kind=ApplicationKind.NEW_FILING, state=ApplicationState.DRAFT)
         db.session.add(application)
     application.province_code = entity.province_code
@@ -108,13 +112,18 @@ def _isps_of(application: Application) -> set[int]:
 
 
 def submit_application(actor: User, application: Application) -> Application:
-    """draft → isp_review, one verification row per ISP named; the submitting ISP counts as verified."""
-    if not _may_file_for(actor, application.entity, []) and not (
-            actor.role == Role.ISP and actor.id in _isps_of(application)):
-        raise NotFound()
-    if application.state != ApplicationState.DRAFT:
+    """draft → isp_review, one verification row per ISP named; the submitting ISP counts as verified.
+    A returned or rejected application is submitted again the same way: its old verification rows go first."""
+    if application.state != ApplicationState.DRAFT or application.kind != ApplicationKind.NEW_FILING:
+        if not db.session.scalar(select(Application.id).where(Application.id == application.id,
+                                                              permissions.application_scope(actor))):
+            raise NotFound()
         raise WorkflowError(_l("Only a draft or a returned application can be submitted."))
+    if not permissions.may_edit_application(actor, application):
+        raise NotFound()
     _require_not_ended(application.entity)
+    application.verifications.clear()
+    db.session.flush()  # the unique (application, ISP) pair: delete the old rows before inserting the new
     application.verifications = [
         IspVerification(isp_id=isp_id, state=ReviewState.CONFIRMED if isp_id == actor.id else ReviewState.PENDING,
                         at=utcnow() if isp_id == actor.id else None)
@@ -310,13 +319,18 @@ def _assign_numbers(entities: list[Entity], typed_number: str | None, year: int)
 
 
 def reject(actor: User, application: Application, reasons: dict[str, str]) -> Application:
-    """管局驳回: a reason per field where it applies; the application becomes editable again."""
+    """管局驳回: a reason per field where it applies. A new filing becomes editable again; a later application
+    (change, access, cancellation) ends and blocks nothing."""
     _require_bureau_review(actor, application)
     reasons = {key: value.strip()[:500] for key, value in reasons.items() if value and value.strip()}
     if not reasons:
         raise WorkflowError(_l("Give at least one reason for rejecting."), "reason")
-    application.state, application.decided_by_id, application.decided_at = ApplicationState.DRAFT, actor.id, utcnow()
+    application.decided_by_id, application.decided_at = actor.id, utcnow()
     application.reasons = json.dumps(reasons, ensure_ascii=False)
+    if application.kind == ApplicationKind.NEW_FILING:
+        application.state = ApplicationState.DRAFT  # the owner corrects it and submits again
+    else:
+        end_application(application, ApplicationState.REJECTED)  # asked again as a new application
     audit.record("application.rejected", object_type="application", object_id=application.id,
                  province_code=application.province_code, actor=actor, changes=reasons)
     return application

@@ -18,6 +18,7 @@ import notify
 import permissions
 from extensions import db
 from models import (
+    CLOSED_APPLICATION_STATES,
     Application,
     ApplicationKind,
     ApplicationState,
@@ -39,6 +40,7 @@ from models import (
 )
 from permissions import Action
 from validators import email_error, id_card_error, mobile_error
+from workflow.access_codes import consume_access_code
 from workflow.checks import AccessData, WebsiteData, access_row, check_accesses, check_website, website_row
 from workflow.errors import NotFound, WorkflowError
 from workflow.issuing import issue_certificates
@@ -70,7 +72,7 @@ def _require_live(entity: Entity, website: Website | None = None) -> None:
 
 def _open_application(entity: Entity) -> Application | None:
     return db.session.scalar(select(Application).where(
-        Application.entity_id == entity.id, Application.state != ApplicationState.APPROVED))
+        Application.entity_id == entity.id, Application.state.not_in(CLOSED_APPLICATION_STATES)))
 
 
 def _require_no_open_application(entity: Entity) -> None:
@@ -84,8 +86,8 @@ def _new_application(actor: User, entity: Entity, kind: ApplicationKind, proposa
     _require_no_open_application(entity)
     now = utcnow()
     application = Application(entity=entity, province_code=entity.province_code, kind=kind,
-                              state=ApplicationState.BUREAU_REVIEW, submitted_by_id=actor.id, submitted_at=now,
-                              proposal=json.dumps(proposal, ensure_ascii=False))
+                              state=ApplicationState.BUREAU_REVIEW, created_by_id=actor.id, submitted_by_id=actor.id,
+                              submitted_at=now, proposal=json.dumps(proposal, ensure_ascii=False))
     if actor.role == Role.ISP:
         application.verifications = [IspVerification(isp_id=actor.id, state=ReviewState.CONFIRMED, at=now)]
     db.session.add(application)
@@ -188,8 +190,9 @@ def propose_website(actor: User, entity: Entity, website: WebsiteData) -> Applic
 
 # --- access (FAQ 64, 69) -------------------------------------------------------------------------------
 
-def add_access(actor: User, website: Website, access: AccessData) -> Application:
-    """新增接入 by an ISP not yet serving the website (also how a frozen website is revived)."""
+def add_access(actor: User, website: Website, access: AccessData, code: str) -> Application:
+    """新增接入 by an ISP not yet serving the website (also how a frozen website is revived), with the
+    owner's consent: a single-use authorisation code (see `issue_access_code`)."""
     if not permissions.can(actor, Action.FILING_CHANGE) or actor.role != Role.ISP:
         raise NotFound()
     _require_live(website.entity, website)
@@ -198,6 +201,8 @@ def add_access(actor: User, website: Website, access: AccessData) -> Application
     if access.isp_id != actor.id:
         raise WorkflowError(_l("Name yourself as the access provider."), "isp_id")
     check_accesses([access], 0)
+    _require_no_open_application(website.entity)
+    consume_access_code(actor, website.entity, code)
     return _new_application(actor, website.entity, ApplicationKind.NEW_ACCESS,
                             {"type": "new_access", "website_id": website.id, "access": asdict(access)})
 
@@ -235,20 +240,28 @@ def request_cancellation(actor: User, entity: Entity, website: Website | None, r
     return _new_application(actor, entity, kind, proposal)
 
 
-def discard_application(actor: User, application: Application) -> None:
-    """A change, access or cancellation application sent back by the bureau: its submitter drops it."""
+def withdraw_application(actor: User, application: Application) -> None:
+    """A change, access or cancellation application not yet decided: its submitter withdraws it."""
     if application.kind == ApplicationKind.NEW_FILING or application.submitted_by_id != actor.id:
         raise NotFound()
-    if application.state != ApplicationState.DRAFT:
-        raise WorkflowError(_l("Only an application returned by the bureau can be discarded."))
-    proposal = proposal_of(application)
-    if application.kind == ApplicationKind.NEW_WEBSITE:
-        db.session.delete(_website_of(application.entity, proposal["website_id"]))
-        db.session.flush()
-        db.session.expire(application.entity, ["websites"])
-    audit.record("application.discarded", object_type="application", object_id=application.id,
+    if application.state != ApplicationState.BUREAU_REVIEW:
+        raise WorkflowError(_l("Only an application waiting for the bureau's audit can be withdrawn."))
+    end_application(application, ApplicationState.WITHDRAWN)
+    audit.record("application.withdrawn", object_type="application", object_id=application.id,
                  province_code=application.province_code, actor=actor, changes={"kind": application.kind.value})
-    db.session.delete(application)
+
+
+def end_application(application: Application, state: ApplicationState) -> None:
+    """A later application ends (rejected, withdrawn): it blocks nothing more, and the draft website of a
+    new-website application is removed (its domains are free again)."""
+    application.state = state
+    if application.kind == ApplicationKind.NEW_WEBSITE:
+        website_id = proposal_of(application).get("website_id")
+        website = next((w for w in application.entity.websites if w.id == website_id), None)
+        if website is not None and website.status == FilingStatus.DRAFT:
+            db.session.delete(website)
+            db.session.flush()
+            db.session.expire(application.entity, ["websites"])
     db.session.flush()
 
 
@@ -329,11 +342,10 @@ def end_filing(actor: User, entity: Entity, website: Website | None, kind: Discl
 
 
 def _close_open_applications(entity: Entity, reason: str) -> None:
-    """An application still open on an ended filing goes back to draft; it can never be submitted again."""
+    """An application still open on an ended filing is withdrawn: it can never be decided."""
     for application in db.session.scalars(select(Application).where(
-            Application.entity_id == entity.id,
-            Application.state.in_([ApplicationState.ISP_REVIEW, ApplicationState.BUREAU_REVIEW]))):
-        application.state = ApplicationState.DRAFT
+            Application.entity_id == entity.id, Application.state.not_in(CLOSED_APPLICATION_STATES))):
+        application.state = ApplicationState.WITHDRAWN
         application.reasons = json.dumps({"ended": reason}, ensure_ascii=False)
 
 

@@ -33,6 +33,9 @@ from validators import (
 )
 from workflow.errors import NotFound, WorkflowError
 
+#: every staff account created in the console carries it; registration refuses any name holding it
+STAFF_NAME_MARK = "_"
+
 #: compared against when the username is unknown, so both paths cost one hash check
 _DUMMY_HASH = generate_password_hash("not-a-password", method="scrypt")
 
@@ -158,6 +161,9 @@ def create_user(actor: User | None, data: UserData) -> User:
     _check_new_account(data)
     if data.can_import and (data.role != Role.ISP or (actor is not None and actor.role != Role.BUREAU)):
         raise WorkflowError(_l("Only a bureau grants the import right, and only to ISPs."), "can_import")
+    if actor is not None and data.role != Role.ICP and STAFF_NAME_MARK not in data.username:
+        raise WorkflowError(_l("A staff username contains '_' (for example tj_isp_01): names without it are "
+                               "left to self-registration."), "username")
     return _insert_user(actor, data, UserStatus.ACTIVE, "user.create")
 
 
