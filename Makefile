@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# links in e-mails (password reset) and the accepted Host headers (TRUSTED_HOSTS) derive from it;
+# serving on every interface, the machine's first address stands in for 0.0.0.0
+PUBLIC_HOST := $(if $(filter 0.0.0.0 ::,$(HOST)),$(or $(firstword $(shell hostname -I 2>/dev/null)),127.0.0.1),$(HOST))
+PUBLIC_BASE_URL ?= http://$(PUBLIC_HOST):$(PORT)
 
 .PHONY: run test bench lint translations clean
 
@@ -26,9 +30,11 @@ translations: $(VENV)/.runtime  ## re-extract the messages into the .po catalogu
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs=".venv tests bench migrations" -o translations/messages.pot .
 	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
 
+run: export PUBLIC_BASE_URL := $(PUBLIC_BASE_URL)
 run: $(VENV)/.runtime translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/flask --app app init
 	@echo "message worker started (e-mails: instance/mail/*.eml, SMS: instance/sms.log unless configured)"
+	@echo "links in e-mails: $(PUBLIC_BASE_URL) (set PUBLIC_BASE_URL to change)"
 	$(BIN)/flask --app app outbox run & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/flask --app app run --host $(HOST) --port $(PORT)

@@ -49,9 +49,8 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault(
         "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'; "
-        "base-uri 'self'",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
     )
     return response
 
@@ -179,9 +178,17 @@ def register_cli(app: Flask) -> None:
     @click.option("--once", is_flag=True, help="Deliver what is due, print the counts and stop.")
     @click.option("--interval", default=2.0, show_default=True, help="Seconds between passes.")
     def outbox_run(once: bool, interval: float) -> None:
-        """The worker: deliver queued e-mail and SMS (retrying failures with back-off) and run queued imports."""
+        """The worker: deliver queued e-mail and SMS (retrying failures with back-off) and run queued imports.
+        It outlives any failure of one pass (logged; the next pass tries again): mail never waits on an import."""
         while True:
-            counts = {**notify.deliver_due(), "imports": workflow.run_import_jobs()}
+            counts: dict[str, Any] = {}
+            for name, step in (("outbox", notify.deliver_due), ("imports", workflow.run_import_jobs)):
+                try:
+                    counts[name] = step()
+                except Exception:  # e.g. the database unreachable for a moment
+                    db.session.rollback()
+                    app.logger.exception("worker: %s failed", name)
+                    counts[name] = "failed"
             if once:
                 click.echo(json.dumps(counts))
                 return

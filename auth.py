@@ -20,6 +20,7 @@ from flask import (
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from werkzeug.exceptions import SecurityError
 from wtforms import PasswordField, StringField
 from wtforms.validators import EqualTo, InputRequired, Length
 
@@ -94,6 +95,11 @@ def safe_next(target: str | None, default: str) -> str:
     return target
 
 
+def public_url(endpoint: str, **values: str) -> str:
+    """An absolute link for a message that leaves the site: PUBLIC_BASE_URL, never the Host header."""
+    return current_app.config["PUBLIC_BASE_URL"] + url_for(endpoint, **values)
+
+
 def _start_session(user: User) -> None:
     session.clear()  # a fresh session at sign-in (no fixation)
     login_user(user)
@@ -111,11 +117,21 @@ def load_user(session_id: str) -> User | None:
     return user
 
 
+@bp.app_errorhandler(SecurityError)
+def untrusted_host(_error: SecurityError) -> tuple[str, int, dict[str, str]]:
+    """A Host header outside TRUSTED_HOSTS: 400 in plain text (no page can be rendered, since no URL
+    can be built for a host the app does not serve)."""
+    return "400 Bad Request: 主机名不是本站的地址 (untrusted Host header)\n", 400, {
+        "Content-Type": "text/plain; charset=utf-8"}
+
+
 # --- captcha, sign-in, sign-out, language ----------------------------------------------------
 
 @bp.route("/captcha.png")
 def captcha_image() -> Response:
-    """A new captcha for this session (the answer stays in the database, never in the cookie)."""
+    """A new captcha for this session (the answer stays in the database, never in the cookie);
+    at most CAPTCHA_RATE_LIMIT_PER_MINUTE per address, then 429 (each one is a row)."""
+    security.enforce_rate_limit("captcha", current_app.config["CAPTCHA_RATE_LIMIT_PER_MINUTE"])
     begin_write()
     answer = security.new_captcha()
     db.session.commit()
@@ -266,7 +282,7 @@ def forgot_password() -> str | Response:
         if security.captcha_passes(form.captcha.data):
             workflow.request_password_reset(
                 form.username.data, form.contact_name.data, form.email.data,
-                lambda token: url_for("auth.reset_password", token=token, _external=True))
+                lambda token: public_url("auth.reset_password", token=token))
             db.session.commit()
             flash(_l("If the details match an account, a link to set a new password has been sent to its "
                      "e-mail. The link works once, for 30 minutes."), "info")

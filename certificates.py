@@ -127,6 +127,8 @@ def decode(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
         signature = b64url_decode(parts[2])
     except (ValueError, UnicodeDecodeError) as error:
         raise CertificateError("malformed", "证书格式错误：内容无法解码。") from error
+    except RecursionError as error:  # e.g. a header of 5,000 nested arrays
+        raise CertificateError("malformed", "证书格式错误：头部或内容嵌套过深。") from error
     if not isinstance(header, dict) or not isinstance(payload, dict):
         raise CertificateError("malformed", "证书格式错误：头部或内容不是 JSON 对象。")
     return header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
@@ -136,9 +138,11 @@ def verify(token: str, jwks: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
     """The payload of a certificate whose signature checks against the JWKS; else CertificateError."""
     header, payload, signing_input, signature = decode(token)
     if header.get("alg") != ALGORITHM:
-        raise CertificateError("bad_algorithm", f"签名算法 {header.get('alg')!r} 不是 EdDSA。")
-    keys = {jwk["kid"]: jwk for jwk in jwks.get("keys", [])}
-    jwk = keys.get(header.get("kid", ""))
+        raise CertificateError("bad_algorithm", f"签名算法 {str(header.get('alg'))[:40]!r} 不是 EdDSA。")
+    kid = header.get("kid", "")
+    if not isinstance(kid, str):
+        raise CertificateError("malformed", "证书格式错误：头部的签名密钥标识（kid）不是字符串。")
+    jwk = {jwk["kid"]: jwk for jwk in jwks.get("keys", [])}.get(kid)
     if jwk is None:
         raise CertificateError("unknown_key", "签名密钥（kid）不是本系统发布的密钥。")
     public_key = Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"]))

@@ -84,6 +84,8 @@ def from_environment() -> dict[str, object]:
         # import (SPEC §8): bounds checked before a file is parsed
         "IMPORT_MAX_ROWS": int(os.environ.get("IMPORT_MAX_ROWS", "200000")),
         "IMPORT_MAX_UNCOMPRESSED_BYTES": int(os.environ.get("IMPORT_MAX_UNCOMPRESSED_BYTES", str(256 * 1024 * 1024))),
+        # a running import job not renewed for this long belongs to a dead worker: another one takes it over
+        "IMPORT_LEASE_SECONDS": int(os.environ.get("IMPORT_LEASE_SECONDS", "300")),
         "ATTACHMENT_MAX_BYTES": int(os.environ.get("ATTACHMENT_MAX_BYTES", str(20 * 1024 * 1024))),
         # accounts (SPEC §2)
         "CODE_TTL_MINUTES": int(os.environ.get("CODE_TTL_MINUTES", "30")),

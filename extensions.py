@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, has_request_context, request
+from flask import g, has_app_context, has_request_context, request
 from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -30,9 +30,13 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _wants_write_lock() -> bool:
-    """A transaction takes SQLite's write lock up front unless it serves a read-only request."""
+    """A transaction takes SQLite's write lock up front unless it serves a read-only request, or the code
+    running (the import worker's reading phase) said it only reads (`g.write_intent = False`)."""
+    intent = g.get("write_intent") if has_app_context() else None
+    if intent is not None:
+        return bool(intent)
     if has_request_context():
-        return bool(g.get("write_intent", request.method not in SAFE_METHODS))
+        return request.method not in SAFE_METHODS
     return True
 
 

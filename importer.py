@@ -15,16 +15,22 @@ import ipaddress
 import os
 import pickle
 import re
+import sqlite3
 import tempfile
 import zipfile
+import zlib
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-from xml.etree import ElementTree
+from xml.etree.ElementTree import ParseError
+from xml.parsers import expat
 
+from defusedxml import DTDForbidden
+from defusedxml.ElementTree import fromstring as safe_xml
 from flask import current_app
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -238,10 +244,37 @@ def check_container(path: Path) -> str:
             raise ImportRefused("这不是 Excel 工作簿（.xlsx）。")
         for entry in entries:
             if entry.filename.endswith((".xml", ".rels")):
-                with archive.open(entry) as part:
-                    if b"<!DOCTYPE" in part.read(4096).upper().replace(b"<!doctype", b"<!DOCTYPE"):
-                        raise ImportRefused("文件含有 XML 文档类型声明（可能是实体炸弹），已拒绝。")
+                check_xml_part(archive, entry.filename)
     return "xlsx"
+
+
+UNREADABLE_PART = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError)
+
+
+def _forbid_dtd(*_args: object) -> None:
+    raise DTDForbidden(None, None, None)
+
+
+def check_xml_part(archive: zipfile.ZipFile, name: str) -> None:
+    """The whole part through expat, 1 MB at a time, with a document type declaration refused the moment the
+    parser meets it — before any entity is declared, let alone expanded — wherever it stands (after a comment
+    of any length) and in any encoding XML allows (expat reads the byte-order mark and the declaration).
+    Malformed XML is refused too, naming the part. The sheet and the shared strings are then cut out by
+    regular expressions that expand no entity; the small parts read as trees go through defusedxml."""
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _forbid_dtd
+    parser.EntityDeclHandler = _forbid_dtd
+    try:
+        with archive.open(name) as part:
+            while chunk := part.read(XlsxRows.CHUNK):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+    except DTDForbidden as error:
+        raise ImportRefused(f"文件中的 {name} 含有 XML 文档类型声明（可能是实体炸弹），已拒绝。") from error
+    except expat.ExpatError as error:
+        raise ImportRefused(f"文件中的 {name} 不是有效的 XML（第 {error.lineno} 行），文件已损坏。") from error
+    except UNREADABLE_PART as error:
+        raise ImportRefused(f"文件中的 {name} 无法解压，文件已损坏。") from error
 
 
 # --- reading and checking ---------------------------------------------------------------------------
@@ -297,14 +330,15 @@ def _xls_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]], i
 
 SHEET_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-CELL_REF_RE = re.compile(r"([A-Z]+)([0-9]+)")
 CELL_RE = re.compile(r'<c r="([A-Z]+)([0-9]+)"([^>]*?)'
                      r"(?:/>|>(?:<is><t[^>]*>([^<]*)</t></is>|<v>([^<]*)</v>|(.*?))</c>)", re.DOTALL)
 TEXT_RE = re.compile(r"<t\b[^>]*>(.*?)</t>", re.DOTALL)
-VALUE_RE = re.compile(r"<v\b[^>]*>(.*?)</v>", re.DOTALL)
-EMPTY_MATCH = re.match("()", "")
-SHARED_RE = re.compile(r"<si>(.*?)</si>", re.DOTALL)
-PHONETIC_RE = re.compile(r"<rPh\b.*?</rPh>", re.DOTALL)
+SHARED_RE = re.compile(rb"<si>(.*?)</si>|<si/>", re.DOTALL)
+SHARED_TEXT_RE = re.compile(rb"<t\b[^>]*>(.*?)</t>", re.DOTALL)
+PHONETIC_RE = re.compile(rb"<rPh\b.*?</rPh>", re.DOTALL)
+MAX_COLUMN = 16_384  # XFD, the last column of a worksheet
+MAX_COLUMNS_READ = 64  # the template has 21; a value further right is refused rather than carried along
+MAX_PENDING = 8 << 20  # XML held while looking for the end of a cell or a shared string (Excel: 32,767 characters)
 
 
 def _attribute(attributes: str, name: str) -> str:
@@ -319,58 +353,130 @@ def _attribute(attributes: str, name: str) -> str:
 @functools.cache
 def _column_index(letters: str) -> int:
     index = 0
-    for letter in letters:
+    for letter in letters[:4]:  # four letters are already past XFD: the caller refuses the cell
         index = index * 26 + ord(letter) - 64
     return index - 1
 
 
+def _cut(pending: Any, searched_from: int, *markers: Any) -> int:
+    """Where the complete items of `pending` end: after the last end marker (searched in the new text only).
+    Text without one is refused once it exceeds MAX_PENDING (no cell or shared string is that long)."""
+    end = 0
+    for marker in markers:
+        found = pending.rfind(marker, searched_from)
+        if found >= 0:
+            end = max(end, found + len(marker))
+    if not end and len(pending) > MAX_PENDING:
+        raise ImportRefused("文件中有超长的单元格或文字（超过 Excel 单元格的上限），文件已损坏。")
+    return end
+
+
+def _require_utf8(head: bytes, name: str) -> None:
+    """The parts cut by regular expressions must be UTF-8, as every spreadsheet program writes them."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        raise ImportRefused(f"文件中的 {name} 不是 UTF-8 编码的文本，文件已损坏。")
+
+
+class SharedStrings:
+    """The shared-strings table as one buffer of UTF-8 bytes (XML-escaped, as stored) and an array of where
+    each text ends, each text decoded when a cell uses it: about the size of the texts themselves, not the
+    5–10 times a list of Python strings takes (131 MB of shared strings took 726 MB that way)."""
+
+    def __init__(self, archive: zipfile.ZipFile, name: str | None) -> None:
+        self.data = bytearray()
+        self.ends = array("L")
+        if name is not None:
+            self._read(archive, name)
+
+    def _read(self, archive: zipfile.ZipFile, name: str) -> None:
+        pending, searched = b"", 0
+        with archive.open(name) as part:
+            while True:
+                chunk = part.read(XlsxRows.CHUNK)
+                if not pending and not self.ends:
+                    _require_utf8(chunk[:4096], name)
+                pending += chunk
+                end = len(pending) if not chunk else _cut(pending, searched, b"</si>", b"<si/>")
+                for item in SHARED_RE.finditer(pending, 0, end):
+                    self._add(item.group(1) or b"")
+                pending = pending[end:]
+                searched = max(0, len(pending) - 5)
+                if not chunk:
+                    return
+
+    def _add(self, item: bytes) -> None:
+        if b"<rPh" in item:
+            item = PHONETIC_RE.sub(b"", item)
+        texts = SHARED_TEXT_RE.findall(item)
+        self.data += texts[0] if len(texts) == 1 else b"".join(texts)
+        self.ends.append(len(self.data))
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def text(self, index: str, cell: str) -> str:
+        """The text a cell's `<v>` points to; a malformed index or text is refused naming the cell."""
+        if not index.isdigit():
+            raise ImportRefused(f"单元格 {cell} 的共享字符串编号“{index[:20]}”无效，文件已损坏。")
+        position = int(index)
+        if position >= len(self.ends):
+            raise ImportRefused(f"单元格 {cell} 引用的第 {position:,} 个共享字符串不存在"
+                                f"（文件只有 {len(self.ends):,} 个），文件已损坏。")
+        try:
+            value = self.data[self.ends[position - 1] if position else 0:self.ends[position]].decode()
+        except UnicodeDecodeError as error:
+            raise ImportRefused(f"单元格 {cell} 的文字不是有效的 UTF-8 文本，文件已损坏。") from error
+        return html.unescape(value) if "&" in value else value
+
+
 class XlsxRows:
     """The first worksheet of an .xlsx, row by row: about a microsecond a cell and memory bounded by one
-    chunk of XML (plus the shared strings table, as large as the file's distinct texts). Only values are
-    read; a cell holding a formula is refused."""
+    chunk of XML (plus the shared strings table, about the size of the file's distinct texts). Only values are
+    read; a cell holding a formula, a malformed reference or index, rows out of order are refused, naming the
+    cell."""
 
     CHUNK = 1 << 20
 
     def __init__(self, path: Path) -> None:
         self.archive = zipfile.ZipFile(path)
         self.sheet = self._first_sheet()
-        self.shared = self._shared_strings()
-        with self.archive.open(self.sheet) as part:
-            found = re.search(rb'<dimension ref="[A-Z]+[0-9]+:[A-Z]+([0-9]+)"', part.read(4096))
+        names = self.archive.namelist()
+        try:
+            self.shared = SharedStrings(self.archive, "xl/sharedStrings.xml" if "xl/sharedStrings.xml" in names
+                                        else None)
+            with self.archive.open(self.sheet) as part:
+                head = part.read(4096)
+        except UNREADABLE_PART as error:
+            raise ImportRefused("文件已损坏，无法解压。") from error
+        _require_utf8(head, self.sheet)
+        found = re.search(rb'<dimension ref="[A-Z]+[0-9]+:[A-Z]+([0-9]+)"', head)
         self.declared_rows = int(found.group(1)) if found else 0  # openpyxl's write-only files do not say
 
     def _first_sheet(self) -> str:
         try:
-            workbook = ElementTree.fromstring(self.archive.read("xl/workbook.xml"))
-            rels = ElementTree.fromstring(self.archive.read("xl/_rels/workbook.xml.rels"))
+            workbook = safe_xml(self.archive.read("xl/workbook.xml"), forbid_dtd=True)
+            rels = safe_xml(self.archive.read("xl/_rels/workbook.xml.rels"), forbid_dtd=True)
             first = workbook.find(f"{{{SHEET_NS}}}sheets/{{{SHEET_NS}}}sheet")
             rel_id = first.get(f"{{{REL_NS}}}id") if first is not None else None
             target = next(r.get("Target") for r in rels if r.get("Id") == rel_id)
-        except (KeyError, StopIteration, ElementTree.ParseError) as error:
+        except (KeyError, StopIteration, AttributeError, ParseError, *UNREADABLE_PART) as error:
             raise ImportRefused("无法找到该文件的第一个工作表。") from error
         name = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
         if name not in self.archive.namelist():
             raise ImportRefused("无法找到该文件的第一个工作表。")
         return name
 
-    def _shared_strings(self) -> list[str]:
-        if "xl/sharedStrings.xml" not in self.archive.namelist():
-            return []
-        try:
-            text = self.archive.read("xl/sharedStrings.xml").decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise ImportRefused("共享字符串不是有效的 UTF-8 文本，文件已损坏。") from error
-        strings = []
-        for item in SHARED_RE.finditer(text):
-            value = "".join(TEXT_RE.findall(PHONETIC_RE.sub("", item.group(1))))
-            strings.append(html.unescape(value) if "&" in value else value)
-        return strings
-
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        try:
+            yield from self._rows()
+        except UNREADABLE_PART as error:
+            raise ImportRefused(f"文件中的 {self.sheet} 无法解压，文件已损坏。") from error
+
+    def _rows(self) -> Iterator[tuple[int, list[str]]]:
         """Cells are cut out of the decompressed stream by one regular expression (C speed): spreadsheet XML
         is machine-written — `<c r="B7" t="…">` holding `<v>` or an inline `<t>`; anything richer (rich
         text runs) takes `_value`. A cell's reference gives its row and column."""
-        pending, row, number = "", [], 0
+        pending, searched, row, number = "", 0, [], 0
         decoder = codecs.getincrementaldecoder("utf-8")()  # a character may straddle two chunks
         with self.archive.open(self.sheet) as part:
             while True:
@@ -379,42 +485,60 @@ class XlsxRows:
                     pending += decoder.decode(chunk, final=not chunk)
                 except UnicodeDecodeError as error:
                     raise ImportRefused("工作表不是有效的 UTF-8 文本，文件已损坏。") from error
-                end = len(pending) if not chunk else max(0, pending.rfind("</c>") + 4)
+                end = len(pending) if not chunk else _cut(pending, searched, "</c>", "<row")
+                if end and chunk and pending.startswith("<row", end - 4):
+                    end -= 4  # up to the start of the next row: its cells are still to come
                 for letters, digits, rest, inline, plain, other in CELL_RE.findall(pending, 0, end):
                     if int(digits) != number:
+                        if int(digits) < number:
+                            raise ImportRefused(f"单元格 {letters[:16]}{digits} 出现在第 {number} 行之后，文件已损坏。")
                         if row:
                             yield number, row
                         row, number = [], int(digits)
-                    if other:
-                        if "<f" in other:  # a value could be anything once the formula is recalculated
-                            raise ImportRefused(f"单元格 {letters}{digits} 含有公式；请只填写数值或文字。")
-                        value = self._value(_attribute(rest, "t"), other)
-                    elif 't="s"' in rest:
-                        value = self.shared[int(plain)] if plain else ""
-                    else:
-                        value = inline or (plain[:-2] if plain.endswith(".0") else plain)
-                    if "&" in value:
-                        value = html.unescape(value)
-                    position = _column_index(letters)
-                    if position == len(row):
-                        row.append(value.strip())
-                    else:
-                        row.extend([""] * (position + 1 - len(row)))
-                        row[position] = value.strip()
+                    if inline or plain or other:
+                        self._place(row, letters, digits, self._cell(letters + digits, rest, inline, plain, other))
                 pending = pending[end:]
+                searched = max(0, len(pending) - 4)
                 if not chunk:
                     break
         if row:
             yield number, row
 
-    def _value(self, kind: str, content: str) -> str:
+    def _cell(self, cell: str, rest: str, inline: str, plain: str, other: str) -> str:
+        if other:
+            if "<f" in other:  # a value could be anything once the formula is recalculated
+                raise ImportRefused(f"单元格 {cell[:20]} 含有公式；请只填写数值或文字。")
+            value = self._value(cell, _attribute(rest, "t"), other)
+        elif 't="s"' in rest:
+            value = self.shared.text(plain, cell) if plain else ""
+        else:
+            value = inline or (plain[:-2] if plain.endswith(".0") else plain)
+        return html.unescape(value).strip() if "&" in value else value.strip()
+
+    @staticmethod
+    def _place(row: list[str], letters: str, digits: str, value: str) -> None:
+        position = _column_index(letters)
+        if position >= MAX_COLUMN:
+            raise ImportRefused(f"单元格引用 {letters[:16]}{digits} 无效（超出工作表的最后一列 XFD），文件已损坏。")
+        if position >= MAX_COLUMNS_READ:
+            if value:
+                raise ImportRefused(f"单元格 {letters}{digits} 超出导入模板的范围（最多 {MAX_COLUMNS_READ} 列）；"
+                                    "请只在模板的各列中填写。")
+            return
+        if position == len(row):
+            row.append(value)
+        else:
+            row.extend([""] * (position + 1 - len(row)))
+            row[position] = value
+
+    def _value(self, cell: str, kind: str, content: str) -> str:
         """A cell with rich text runs or other markup: every text run joined."""
         if kind == "inlineStr":
             return "".join(TEXT_RE.findall(content))
         start = content.find("<v>")
         value = content[start + 3:content.find("</v>", start)] if start >= 0 else ""
         if kind == "s" and value:
-            return self.shared[int(value)]
+            return self.shared.text(value, cell)
         return value[:-2] if kind in ("", "n") and value.endswith(".0") else value
 
 
@@ -428,6 +552,42 @@ class CellError:
     def as_dict(self) -> dict[str, object]:
         return {"row": self.row, "column": COLUMNS[self.column - 1].header if self.column else "",
                 "value": self.value, "message": self.message}
+
+
+class ErrorLog:
+    """Every error of a file, kept in a private temporary SQLite database on disk rather than in memory (a
+    200,000-row file wrong in every cell has four million), and read back in (row, column) order."""
+
+    BATCH = 10_000
+    VALUE_CHARS = 200  # a cell may hold 32,767 characters; the list shows the start
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("")  # "": a temporary database, removed when closed
+        self._db.execute("CREATE TABLE errors (row INTEGER, col INTEGER, value TEXT, message TEXT)")
+        self._pending: list[tuple[int, int, str, str]] = []
+        self.count = 0
+
+    def append(self, error: CellError) -> None:
+        self._pending.append((error.row, error.column, error.value[:self.VALUE_CHARS], error.message))
+        self.count += 1
+        if len(self._pending) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._db.executemany("INSERT INTO errors VALUES (?, ?, ?, ?)", self._pending)
+        self._pending = []
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[CellError]:
+        """In (row, column) order, then in the order found."""
+        self._flush()
+        for row in self._db.execute("SELECT row, col, value, message FROM errors ORDER BY row, col, rowid"):
+            yield CellError(*row)
+
+    def close(self) -> None:
+        self._db.close()
 
 
 @dataclass(slots=True)
@@ -470,7 +630,7 @@ class RowChecker:
         self.entities: dict[str, tuple[int, int]] = {}  # certificate number → first row, packed fingerprint
         self.domains: dict[str, int] = {}  # name → the row of its first use
         self.isp_rows: dict[str, list[int]] = {}  # ISP usernames named (a bureau's import) → rows
-        self.errors: list[CellError] = []
+        self.errors = ErrorLog()
         self.isp_ids: dict[str, int] = {}
         self._spill = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the checker; see close()
         self._pending: list[ImportedWebsite] = []
@@ -579,6 +739,7 @@ class RowChecker:
 
     def close(self) -> None:
         self._spill.close()
+        self.errors.close()
 
     def websites(self) -> Iterator[list[ImportedWebsite]]:
         """The checked rows again, 5,000 at a time, in file order."""
@@ -638,30 +799,53 @@ def _existing(query: Any, column: Any, values: list[str], chunk: int = 500) -> s
     return found
 
 
-def annotated_bytes(path: Path, errors: list[CellError]) -> bytes:
-    """The uploaded rows written back with each wrong cell filled red and commented with its message."""
-    marked: dict[tuple[int, int], list[str]] = {}
-    for error in errors:
-        marked.setdefault((error.row, error.column or 1), []).append(error.message)
+MAX_COMMENTS = 10_000  # cell comments in the marked file; every error is also in its last column, 错误说明
+
+
+def _header(column: int) -> str:
+    return COLUMNS[column - 1].header if 0 < column <= len(COLUMNS) else f"第 {column} 列"
+
+
+def write_annotated(path: Path, errors: Iterable[CellError], target: Path) -> None:
+    """The uploaded rows written back to `target`, each wrong cell filled red and commented with its messages:
+    one pass over the rows beside one pass over the errors in (row, column) order (linear in both)."""
     header, rows, _count = read_rows(path, "xls" if path.open("rb").read(8).startswith(OLE_MAGIC) else "xlsx")
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(DATA_SHEET)
     red = PatternFill("solid", fgColor="FFC7CE")
+    pending = iter(errors)
+    following = next(pending, None)
+
+    def marks(row_number: int) -> dict[int, list[str]]:
+        """The messages of this row's cells (errors of rows before it, or of the whole file, are passed)."""
+        nonlocal following
+        found: dict[int, list[str]] = {}
+        while following is not None and following.row <= row_number:
+            if following.row == row_number:
+                found.setdefault(following.column or 1, []).append(following.message)
+            following = next(pending, None)
+        return found
+
+    commented = 0
 
     def cells(row_number: int, values: list[str]) -> list[WriteOnlyCell]:
+        nonlocal commented
+        marked = marks(row_number)
+        values = (values + [""] * len(COLUMNS))[:len(COLUMNS)]  # the template's columns, then 错误说明
         out = []
-        for column, value in enumerate(values or [""], start=1):
+        for column, value in enumerate(values, start=1):
             cell = _cell(sheet, value)
-            if (row_number, column) in marked:
+            if column in marked:
                 cell.fill = red
-                cell.comment = Comment("\n".join(marked[(row_number, column)]), "备案系统")
+                if commented < MAX_COMMENTS:  # openpyxl builds the comments in memory: the column below has all
+                    cell.comment = Comment("\n".join(marked[column]), "备案系统")
+                    commented += 1
             out.append(cell)
+        out.append(_cell(sheet, "；".join(f"{_header(column)}：{message}" for column, messages in marked.items()
+                                         for message in messages)))
         return out
 
-    sheet.append(cells(1, header))
+    sheet.append([*cells(1, header)[:-1], _cell(sheet, "错误说明")])
     for row_number, values in rows:
-        width = max(len(values), max((c for r, c in marked if r == row_number), default=0))
-        sheet.append(cells(row_number, values + [""] * (width - len(values))))
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+        sheet.append(cells(row_number, values))
+    workbook.save(target)

@@ -390,6 +390,8 @@ class Entity(db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: the import that wrote this row; hidden from every query while that import is staging (workflow.imports)
+    import_job_id: Mapped[int | None] = mapped_column(Integer)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     province_code: Mapped[str] = mapped_column(ForeignKey("provinces.code"))
     unit_name: Mapped[str] = mapped_column(String(128))
@@ -417,6 +419,8 @@ class Website(db.Model):
     __table_args__ = (Index("ix_websites_entity_id", "entity_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: the import that wrote this row; hidden from every query while that import is staging (workflow.imports)
+    import_job_id: Mapped[int | None] = mapped_column(Integer)
     entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id"))
     name: Mapped[str] = mapped_column(String(128))
     home_url: Mapped[str] = mapped_column(String(512), default="")
@@ -467,6 +471,8 @@ class PreapprovalItem(db.Model):
                       Index("ix_preapproval_items_website_id", "website_id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: the import that wrote this row; hidden from every query while that import is staging (workflow.imports)
+    import_job_id: Mapped[int | None] = mapped_column(Integer)
     website_id: Mapped[int] = mapped_column(ForeignKey("websites.id", ondelete="CASCADE"))
     category: Mapped[str] = mapped_column(String(16))
     document_number: Mapped[str] = mapped_column(String(64))
@@ -486,6 +492,8 @@ class Access(db.Model):
                       Index("ix_accesses_website_id", "website_id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: the import that wrote this row; hidden from every query while that import is staging (workflow.imports)
+    import_job_id: Mapped[int | None] = mapped_column(Integer)
     website_id: Mapped[int] = mapped_column(ForeignKey("websites.id", ondelete="CASCADE"))
     isp_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     method: Mapped[str] = mapped_column(String(16))
@@ -515,6 +523,8 @@ class Application(db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: the import that wrote this row; hidden from every query while that import is staging (workflow.imports)
+    import_job_id: Mapped[int | None] = mapped_column(Integer)
     entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id"))
     province_code: Mapped[str] = mapped_column(ForeignKey("provinces.code"))
     kind: Mapped[ApplicationKind] = mapped_column(str_enum(ApplicationKind, "application_kind"))
@@ -543,6 +553,8 @@ class IspVerification(db.Model):
                       Index("ix_isp_verifications_queue", "isp_id", "state", "application_id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: the import that wrote this row; hidden from every query while that import is staging (workflow.imports)
+    import_job_id: Mapped[int | None] = mapped_column(Integer)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
     isp_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     state: Mapped[ReviewState] = mapped_column(str_enum(ReviewState, "review_state"), default=ReviewState.PENDING)
@@ -683,7 +695,8 @@ class ImportJob(db.Model):
     """批量导入 (SPEC §8, FAQ 45): an uploaded spreadsheet, checked then imported by the worker."""
 
     __tablename__ = "import_jobs"
-    __table_args__ = (Index("ix_import_jobs_user", "user_id", "id"), Index("ix_import_jobs_state", "state", "id"))
+    __table_args__ = (Index("ix_import_jobs_user", "user_id", "id"), Index("ix_import_jobs_state", "state", "id"),
+                      Index("ix_import_jobs_staging", "staging"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -700,6 +713,10 @@ class ImportJob(db.Model):
     annotated_name: Mapped[str | None] = mapped_column(String(64))  # the file back, wrong cells marked
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)  # all of them; `errors` keeps the first 10,000
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)  # a running job's worker renews it; else taken over
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # runs started (a job that kills its worker stops)
+    staging: Mapped[bool] = mapped_column(Boolean, default=False)  # its rows are written but not yet visible
 
 
 class NoticeCategory(enum.StrEnum):

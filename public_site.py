@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
-from collections import deque
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
@@ -19,6 +18,7 @@ from werkzeug.wrappers import Response
 
 import certificates
 import notices
+import security
 from admin_views.labels import CODE_TABLE_LABELS, DISCLOSURE_KIND_LABELS, NOTICE_CATEGORY_LABELS, PROVINCE_NAMES
 from extensions import csrf, db
 from importer import XLSX_MIME, content_disposition, xlsx_bytes
@@ -280,26 +280,20 @@ def disclosure_page(page: int) -> tuple[list[DisclosureEntry], int]:
     return list(rows), max(1, -(-total // DISCLOSURE_PAGE_SIZE))
 
 
-# --- per-client rate limit of the API ------------------------------------------------------------------
+# --- per-client rate limit of the lookups and the API --------------------------------------------------
 
-_hits: dict[str, deque[float]] = {}
+def _lookup_rate_limit() -> int:
+    return current_app.config["API_RATE_LIMIT_PER_MINUTE"]
 
 
 @api.before_request
 def _rate_limit() -> Response | None:
-    """At most API_RATE_LIMIT_PER_MINUTE requests per client address and process; then 429."""
-    limit = current_app.config["API_RATE_LIMIT_PER_MINUTE"]
-    now, address = time.monotonic(), request.remote_addr or "unknown"
-    window = _hits.setdefault(address, deque())
-    while window and window[0] <= now - 60:
-        window.popleft()
-    if len(window) >= limit:
-        retry = max(1, int(60 - (now - window[0])) + 1)
-        response = jsonify({"message": f"请求过于频繁，请 {retry} 秒后再试。"})
-        response.status_code, response.headers["Retry-After"] = 429, str(retry)
-        return response
-    window.append(now)
-    return None
+    """At most API_RATE_LIMIT_PER_MINUTE requests a minute per client address (with the HTML lookup)."""
+    if (retry := security.retry_after("public", _lookup_rate_limit())) is None:
+        return None
+    response = jsonify({"message": f"请求过于频繁，请 {retry} 秒后再试。"})
+    response.status_code, response.headers["Retry-After"] = 429, str(retry)
+    return response
 
 
 # --- pages ---------------------------------------------------------------------------------------
@@ -307,6 +301,8 @@ def _rate_limit() -> Response | None:
 @bp.route("/")
 def home() -> str:
     query = request.args.get("q", "")[:200]
+    if query.strip():
+        security.enforce_rate_limit("public", _lookup_rate_limit())  # the API's budget, shared
     results = lookup(query) if query.strip() else None
     return render_template("public/home.html", query=query, results=results,
                            latest=latest_notices() if results is None else {},

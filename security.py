@@ -1,16 +1,24 @@
-"""Request guards for the account pages: the server-side image captcha and sign-in throttling."""
+"""Request guards: per-address rate limits, the server-side image captcha and sign-in throttling."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import io
+import math
 import secrets
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app, session
+from flask import current_app, make_response, render_template, request, session
+from flask_babel import gettext
+from limits import RateLimitItemPerMinute
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
-from sqlalchemy import delete
+from sqlalchemy import delete, or_
+from werkzeug.exceptions import TooManyRequests
 
 from extensions import db
 from models import Captcha, Throttle, utcnow
@@ -25,15 +33,50 @@ def _digest(value: str) -> str:
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
+# --- rate limits per client address ----------------------------------------------------------
+
+def _limiter() -> MovingWindowRateLimiter:
+    """One limiter per app, on `RATE_LIMIT_STORAGE_URI` (`memory://`: per process; `redis://…`: shared)."""
+    if "rate_limiter" not in current_app.extensions:
+        storage = storage_from_string(current_app.config["RATE_LIMIT_STORAGE_URI"])
+        current_app.extensions["rate_limiter"] = MovingWindowRateLimiter(storage)
+    return current_app.extensions["rate_limiter"]
+
+
+def retry_after(bucket: str, per_minute: int) -> int | None:
+    """Count this request against the client address's `bucket`; the seconds to wait once more than
+    `per_minute` requests came within the last minute (the refused ones are not counted), else None."""
+    item, address = RateLimitItemPerMinute(per_minute), request.remote_addr or "unknown"
+    limiter = _limiter()
+    if limiter.hit(item, bucket, address):
+        return None
+    reset_at = limiter.get_window_stats(item, bucket, address).reset_time
+    return max(1, math.ceil(reset_at - time.time()))
+
+
+def enforce_rate_limit(bucket: str, per_minute: int) -> None:
+    """`retry_after` for pages: over the limit → the error page, 429, with `Retry-After`."""
+    if (seconds := retry_after(bucket, per_minute)) is None:
+        return
+    page = render_template("error.html", code=429, title=gettext("Too many requests"),
+                           message=gettext("Too many requests. Try again in %(seconds)s seconds.", seconds=seconds))
+    raise TooManyRequests(response=make_response(page, 429, {"Retry-After": str(seconds)}))
+
+
 # --- captcha ---------------------------------------------------------------------------------
 
 def new_captcha() -> str:
-    """Store a new answer under a random id kept in the session; return the answer (to draw)."""
+    """Store a new answer under a random id kept in the session; return the answer (to draw).
+
+    The table stays bounded: the session's previous captcha, spent and expired ones are deleted, and
+    `auth.captcha_image` limits how many an address may ask for (`CAPTCHA_RATE_LIMIT_PER_MINUTE`).
+    """
     answer = current_app.config.get("CAPTCHA_FIXED_ANSWER") or "".join(
         secrets.choice(CAPTCHA_ALPHABET) for _ in range(CAPTCHA_LENGTH))
     captcha_id = secrets.token_urlsafe(24)
     now = utcnow()
-    db.session.execute(delete(Captcha).where(Captcha.expires_at < now))
+    db.session.execute(delete(Captcha).where(or_(Captcha.expires_at < now, Captcha.used_at.is_not(None),
+                                                 Captcha.id == session.get(_SESSION_KEY, ""))))
     db.session.add(Captcha(id=captcha_id, answer_hash=_digest(f"{captcha_id}:{answer.upper()}"),
                            expires_at=now + timedelta(minutes=current_app.config["CAPTCHA_TTL_MINUTES"])))
     session[_SESSION_KEY] = captcha_id
@@ -79,10 +122,24 @@ def captcha_png(answer: str) -> bytes:
     return buffer.getvalue()
 
 
-# --- throttling ------------------------------------------------------------------------------
+# --- sign-in throttling ----------------------------------------------------------------------
 
-def throttle_keys(username: str, address: str | None) -> tuple[str, str]:
-    return f"account:{username.strip().lower()[:64]}", f"address:{address or 'unknown'}"
+@dataclass(frozen=True)
+class ThrottleKeys:
+    """The three counters of a sign-in attempt (rows of `throttles`)."""
+
+    account: str  # the account, from every address: counts (alert, slow-down), never locks
+    pair: str  # the account from this address: slows down, then locks
+    address: str  # this address, whatever the account: locks late
+
+    @property
+    def locks(self) -> tuple[str, str]:
+        return self.pair, self.address
+
+
+def throttle_keys(username: str, address: str | None) -> ThrottleKeys:
+    name, where = username.strip().lower()[:64], address or "unknown"
+    return ThrottleKeys(f"account:{name}", f"pair:{name}|{where}", f"address:{where}")
 
 
 def locked_until(keys: tuple[str, ...]) -> datetime | None:
@@ -93,28 +150,39 @@ def locked_until(keys: tuple[str, ...]) -> datetime | None:
     return max(ends) if ends else None
 
 
-def record_failure(account_key: str, address_key: str) -> None:
-    """Count a failure; the account slows down (1 min) then locks, the address locks later."""
+def _count_failure(key: str, now: datetime, window: timedelta) -> Throttle:
+    row = db.session.get(Throttle, key)
+    if row is None:
+        row = Throttle(key=key, failures=0, window_started_at=now)
+        db.session.add(row)
+    if row.window_started_at < now - window:
+        row.failures, row.window_started_at, row.locked_until = 0, now, None
+    row.failures += 1
+    return row
+
+
+def record_failure(keys: ThrottleKeys) -> int:
+    """Count a failure; return the account's failures in the window (from every address).
+
+    The account never locks (a stranger could lock its owner out from everywhere): the account from
+    this address waits a minute from THROTTLE_PAIR_SLOWDOWN failures — from the first while the
+    account is under attack (THROTTLE_ACCOUNT_ALERT failures from anywhere) — and locks for the window
+    at THROTTLE_PAIR_LOCK; the address locks for the window at THROTTLE_ADDRESS_LOCK, whatever accounts.
+    """
     config = current_app.config
-    window = timedelta(minutes=config["THROTTLE_WINDOW_MINUTES"])
-    now = utcnow()
-    for key, lock_at, slow_at in ((account_key, config["THROTTLE_ACCOUNT_LOCK"],
-                                   config["THROTTLE_ACCOUNT_SLOWDOWN"]),
-                                  (address_key, config["THROTTLE_ADDRESS_LOCK"], None)):
-        row = db.session.get(Throttle, key)
-        if row is None:
-            row = Throttle(key=key, failures=0, window_started_at=now)
-            db.session.add(row)
-        if row.window_started_at < now - window:
-            row.failures, row.window_started_at = 0, now
-        row.failures += 1
-        if row.failures >= lock_at:
-            row.locked_until = now + window
-        elif slow_at is not None and row.failures >= slow_at:
-            row.locked_until = now + timedelta(minutes=1)
+    window, now = timedelta(minutes=config["THROTTLE_WINDOW_MINUTES"]), utcnow()
+    account, pair, address = (_count_failure(key, now, window) for key in (keys.account, keys.pair, keys.address))
+    if pair.failures >= config["THROTTLE_PAIR_LOCK"]:
+        pair.locked_until = now + window
+    elif pair.failures >= config["THROTTLE_PAIR_SLOWDOWN"] or account.failures >= config["THROTTLE_ACCOUNT_ALERT"]:
+        pair.locked_until = now + timedelta(minutes=1)
+    if address.failures >= config["THROTTLE_ADDRESS_LOCK"]:
+        address.locked_until = now + window
+    return account.failures
 
 
-def record_success(account_key: str) -> None:
-    row = db.session.get(Throttle, account_key)
+def record_success(keys: ThrottleKeys) -> None:
+    """The owner's own address starts afresh; the account's count of the attack stays for the window."""
+    row = db.session.get(Throttle, keys.pair)
     if row is not None:
         db.session.delete(row)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import flask_admin
 from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import lazy_gettext as _l
+from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader, PrefixLoader
 
 from admin_views.account import AccountView, PasswordView
 from admin_views.audit import AuditEventView
@@ -52,7 +56,17 @@ INFORMATION = _l("Information")
 REVOCATION = _l("Revocation")
 
 
+#: Flask-Admin's own templates, reachable as `flask_admin/admin/...` by the overrides in templates/admin/ that
+#: remove its inline code (javascript: links, onclick) and keep the rest of it
+FLASK_ADMIN_TEMPLATES = Path(flask_admin.__file__).parent / "templates" / "bootstrap4"
+
+
+def _original_templates_loader(app: Flask) -> BaseLoader:
+    return ChoiceLoader([app.jinja_loader, PrefixLoader({"flask_admin": FileSystemLoader(FLASK_ADMIN_TEMPLATES)})])
+
+
 def init_admin(app: Flask) -> Admin:
+    app.jinja_loader = _original_templates_loader(app)
     admin = Admin(
         app,
         name=_l("ICP & IP Filing Management System"),

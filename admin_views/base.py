@@ -32,6 +32,9 @@ from models import starts_with
 from permissions import Action
 from workflow import WorkflowError
 
+#: a page number beyond this is forged (the offset would not fit a 64-bit integer): the first page instead
+MAX_PAGE = 1_000_000
+
 
 def posted() -> bool:
     """A POST of a console form with a valid CSRF token."""
@@ -251,6 +254,30 @@ class SecureModelView(RoleAccessMixin, ModelView):
         if found is None:
             abort(404)
         return found
+
+    # --- list arguments: a forged page, size or filter value gives the first page, never a 500 --------
+    def _get_list_extra_args(self) -> Any:
+        args = super()._get_list_extra_args()
+        if not 0 <= args.page <= MAX_PAGE:
+            args.page = 0
+        if args.page_size not in self.page_size_options:
+            args.page_size = 0  # the view's default
+        return args
+
+    def _get_list_filter_args(self) -> Any:
+        """Flask-Admin checks a value's form only; a filter with a list of choices (enum, province,
+        yes/no) also needs one of them, or the database refuses it (an enum's LookupError is a 500)."""
+        filters = super()._get_list_filter_args()
+        if not filters:
+            return filters
+        kept = []
+        for idx, name, value in filters:
+            choices = self._filters[idx].get_options(self)
+            if choices and value not in {str(choice) for choice, _label in choices}:
+                flash(self.get_invalid_value_msg(value, self._filters[idx]), "error")
+            else:
+                kept.append((idx, name, value))
+        return kept
 
     # --- audit of generic create / edit / delete -------------------------------------------
     def _audit(self, verb: str, model: Any, changes: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """Import and export benchmarks (issue #7).
 
     python bench/imports.py                 # 100,000-row import, and the export of 1,000,000 filings
+    python bench/imports.py --errors        # every row wrong; 200,001 rows; 131 MB of shared strings
     BENCH_IMPORT_ROWS=20000 BENCH_FILINGS=100000 python bench/imports.py
 
 Each measurement runs in its own process, so that its peak memory (max RSS) is its own:
@@ -33,8 +34,9 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def make_file(path: Path, rows: int) -> None:
-    """A realistic file: every row a valid website of its own entity, spread over the provinces."""
+def make_file(path: Path, rows: int, mobile: str = "13912345678") -> None:
+    """A realistic file: every row a website of its own entity, spread over the provinces (every row valid,
+    unless `mobile` is a wrong number)."""
     from openpyxl import Workbook
 
     import demo
@@ -49,7 +51,7 @@ def make_file(path: Path, rows: int) -> None:
         province = provinces[n % len(provinces)]
         sheet.append([province, f"{province[:2]}导入数据科技有限公司{n}", "企业", "统一社会信用代码证书",
                       demo.credit_code(5_000_000 + n), f"{province}某区某路{n % 999 + 1}号", "王五",
-                      "11010519491231002X", "13912345678", f"owner{n}@import.example.cn", f"导入网站{n}",
+                      "11010519491231002X", mobile, f"owner{n}@import.example.cn", f"导入网站{n}",
                       f"www.bulk{n}.cn;bulk{n}.cn", f"http://www.bulk{n}.cn/", "单位门户网站", "主机托管", province,
                       "203.0.113.1", "203.0.113.20", "", "", ""])
     workbook.save(path)
@@ -92,6 +94,46 @@ def child_import(path: str) -> dict[str, float]:
         errors = json.loads(job.errors)
         return {"seconds": seconds, "rows": job.total_rows, "imported": job.imported, "errors": len(errors),
                 "first_error": errors[0] if errors else None, "peak_mb": _peak_mb(), "before_mb": before}
+
+
+def make_shared_strings_file(path: Path, megabytes: int = 131) -> None:
+    """The template's header and one row, plus a shared-strings table of `megabytes` MB of distinct texts,
+    streamed into the archive (this process stays small: a child forked from it inherits its peak memory)."""
+    import io
+    import zipfile
+
+    from tests.import_files import plain_xlsx
+
+    count = megabytes * 1_000_000 // 40
+    with zipfile.ZipFile(io.BytesIO(plain_xlsx([["天津市"]]))) as source, \
+            zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            target.writestr(item.filename, source.read(item.filename))
+        with target.open("xl/sharedStrings.xml", "w", force_zip64=True) as part:
+            part.write(b'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/'
+                       b'spreadsheetml/2006/main">')
+            for start in range(0, count, 100_000):
+                part.write("".join(f"<si><t>共享字符串第{n:09d}个</t></si>"
+                                   for n in range(start, min(count, start + 100_000))).encode())
+            part.write(b"</sst>")
+
+
+def child_reader(path: str) -> dict[str, float]:
+    """The reader alone on a file (the shared-strings table, rows refused past the maximum)."""
+    import importer
+
+    app = _app(Path(tempfile.mkdtemp(prefix="beian-reader-")))
+    with app.app_context():
+        started = time.perf_counter()
+        outcome = "read"
+        try:
+            importer.check_container(Path(path))
+            _header, rows, _count = importer.read_rows(Path(path))
+            rows_read = sum(1 for _row in rows)
+            outcome = f"read {rows_read:,} rows"
+        except importer.ImportRefused as refused:
+            outcome = refused.message
+        return {"seconds": time.perf_counter() - started, "outcome": outcome, "peak_mb": _peak_mb()}
 
 
 def child_export(folder: str) -> dict[str, float]:
@@ -160,9 +202,32 @@ def main() -> None:
           f"peak memory {exported['peak_mb']:.0f} MB (before the export: {exported['before_mb']:.0f} MB)")
 
 
+def errors_and_bounds() -> None:
+    """Issue 11, item 15: every row wrong; a file one row over the maximum; a huge shared-strings table."""
+    folder = Path(tempfile.mkdtemp(prefix="beian-bench-errors-"))
+    wrong, over, shared = folder / "wrong.xlsx", folder / "over.xlsx", folder / "shared.xlsx"
+    make_file(wrong, ROWS, mobile="1391234567")
+    result = run_child("import", str(wrong))
+    print(f"{ROWS:,} rows each with an error → error list and marked file: {result['seconds']:.1f} s, "
+          f"{result['errors']:,} errors on the page, peak {result['peak_mb']:.0f} MB (target ≤ 60 s, ≤ 300 MB)")
+    make_file(over, 200_001)
+    result = run_child("reader", str(over))
+    print(f"200,001 rows: {result['outcome']} in {result['seconds']:.1f} s, peak {result['peak_mb']:.0f} MB")
+    make_shared_strings_file(shared)
+    result = run_child("reader", str(shared))
+    import zipfile
+
+    size = zipfile.ZipFile(shared).getinfo("xl/sharedStrings.xml").file_size / 1e6
+    print(f"{size:.0f} MB of shared strings: {result['outcome']} in {result['seconds']:.1f} s, "
+          f"peak {result['peak_mb']:.0f} MB")
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        result = {"iterate": child_iterate, "import": child_import, "export": child_export}[sys.argv[2]](sys.argv[3])
+        result = {"iterate": child_iterate, "import": child_import, "export": child_export,
+                  "reader": child_reader}[sys.argv[2]](sys.argv[3])
         print(json.dumps(result, ensure_ascii=False, default=str))
+    elif sys.argv[1:] == ["--errors"]:
+        errors_and_bounds()
     else:
         main()

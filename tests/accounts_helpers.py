@@ -39,6 +39,12 @@ def eml_bodies(app: Flask, recipient: str) -> list[str]:
     return bodies
 
 
+def reset_link(app: Flask, recipient: str) -> str:
+    """The path of the last reset link e-mailed to `recipient`; the link starts with PUBLIC_BASE_URL."""
+    base = re.escape(app.config["PUBLIC_BASE_URL"])
+    return re.search(rf"{base}(/password/reset/\S+)", eml_bodies(app, recipient)[-1]).group(1)
+
+
 def email_codes(app: Flask, recipient: str) -> list[str]:
     return [CODE_RE.search(body).group(1) for body in eml_bodies(app, recipient) if CODE_RE.search(body)]
 

@@ -109,6 +109,15 @@ def _one_account_per_role() -> dict[str, User]:
 
 
 @pytest.fixture
+def people(app: Flask, users: dict[str, str]) -> dict[str, str]:
+    """The fixture accounts plus a second 天津 ISP and a 天津 ISP with the import right."""
+    with app.app_context():
+        make_user("tj_isp2", Role.ISP, TIANJIN, organisation="天津第二网络公司")
+        make_user("tj_importer", Role.ISP, TIANJIN, organisation="天津导入网络公司", can_import=True)
+    return {**users, "isp2": "tj_isp2", "importer": "tj_importer"}
+
+
+@pytest.fixture
 def as_user(app: Flask, users: dict[str, str]):
     """`as_user("bureau")` → a client signed in as that fixture account."""
 

@@ -89,3 +89,54 @@ def legacy_xls(rows: list[list[str]]) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def with_part(source: bytes, name: str, data: bytes) -> bytes:
+    """The workbook with one part replaced (or added)."""
+    return _rezip(source, {name: data})
+
+
+def part(source: bytes, name: str) -> bytes:
+    return zipfile.ZipFile(io.BytesIO(source)).read(name)
+
+
+def edited_sheet(source: bytes, old: str, new: str) -> bytes:
+    """The workbook with one piece of its sheet's XML replaced (a malformed file as a broken writer makes it)."""
+    sheet = part(source, "xl/worksheets/sheet1.xml").decode()
+    assert old in sheet, old
+    return with_part(source, "xl/worksheets/sheet1.xml", sheet.replace(old, new, 1).encode())
+
+
+LAUGHS = ('<!DOCTYPE lolz [<!ENTITY lol "lol">'
+          + "".join(f'<!ENTITY lol{i} "{(f"&lol{i - 1};" if i > 1 else "&lol;") * 10}">' for i in range(1, 10))
+          + "]>")
+
+
+def _without_declaration(source: bytes, name: str) -> str:
+    xml = part(source, name).decode()
+    return xml.split("?>", 1)[1] if xml.startswith("<?xml") else xml
+
+
+def doctype_after_comment(source: bytes, name: str = "xl/workbook.xml", doctype: bool = True) -> bytes:
+    """A billion-laughs DOCTYPE placed after a 5,000-byte comment, beyond the first 4,096 bytes of the part."""
+    body = _without_declaration(source, name)
+    return with_part(source, name, f'<?xml version="1.0" encoding="UTF-8"?><!--{"x" * 5000}-->'
+                                   f'{LAUGHS if doctype else ""}{body}'.encode())
+
+
+def in_utf16(source: bytes, name: str, doctype: bool = True) -> bytes:
+    """The part re-encoded as UTF-16 (with its byte-order mark), optionally with a billion-laughs DOCTYPE."""
+    body = _without_declaration(source, name)
+    return with_part(source, name, f'<?xml version="1.0" encoding="UTF-16"?>{LAUGHS if doctype else ""}{body}'
+                     .encode("utf-16"))
+
+
+def with_shared_string(source: bytes, cell: str, index: str) -> bytes:
+    """A shared-strings table of one text, and `cell` pointing into it with `index` (valid or not)."""
+    sheet = part(source, "xl/worksheets/sheet1.xml").decode()
+    start = sheet.index(f'<c r="{cell}"')
+    end = sheet.index("</c>", start) + 4
+    sheet = f'{sheet[:start]}<c r="{cell}" t="s"><v>{index}</v></c>{sheet[end:]}'
+    shared = (b'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
+              b'2006/main" count="1" uniqueCount="1"><si><t>\xe5\xa4\xa9\xe6\xb4\xa5&amp;1</t></si></sst>')
+    return _rezip(source, {"xl/worksheets/sheet1.xml": sheet.encode(), "xl/sharedStrings.xml": shared})

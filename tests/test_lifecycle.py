@@ -20,21 +20,12 @@ from models import (
     OutboxMessage,
     RequestState,
     RevocationRequest,
-    Role,
     Website,
 )
 from permissions import revocation_queue_scope
 from public_site import verify_certificate
 from tests.filing_factories import entity_data, website_data
-from tests.helpers import BEIJING, TIANJIN, make_user, user_named
-
-
-@pytest.fixture
-def people(app, users):
-    with app.app_context():
-        make_user("tj_isp2", Role.ISP, TIANJIN, organisation="天津第二网络公司")
-        make_user("tj_importer", Role.ISP, TIANJIN, organisation="天津导入网络公司", can_import=True)
-    return {**users, "isp2": "tj_isp2", "importer": "tj_importer"}
+from tests.helpers import BEIJING, user_named
 
 
 def _u(key_or_name: str, people: dict[str, str] | None = None):

@@ -21,11 +21,11 @@ from models import (
     Website,
 )
 from tests.helpers import post
-from tests.test_lifecycle import approved_filing, people  # noqa: F401 - the fixture
+from tests.test_lifecycle import approved_filing
 
 
 @pytest.fixture
-def filing(app, people):  # noqa: F811
+def filing(app, people):
     with app.app_context():
         entity = approved_filing(people, sites=2)
         db.session.commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import PASSWORD, TIANJIN, csrf_token, post, sign_in, with_captcha
+from tests.helpers import PASSWORD, TIANJIN, csrf_token, post, sign_in, user_named, with_captcha
 
 
 @pytest.mark.parametrize("path", ["/login", "/logout", "/language", "/admin/filing_users/new/",
@@ -28,11 +28,19 @@ def test_sign_in_wrong_password_same_answer_as_unknown_user(client, users) -> No
     assert "用户名或密码错误" in wrong and "用户名或密码错误" in unknown
 
 
-def test_session_rotated_at_sign_in(client, users) -> None:
+def test_session_rotated_at_sign_in(app, client, users) -> None:
+    """Nothing of the session before sign-in survives it: neither a value planted there (session fixation)
+    nor the CSRF secret; the signed-in session holds the account's identity."""
     csrf_token(client)
-    before = client.get_cookie("session").value
-    sign_in(client, users["isp"])
-    assert client.get_cookie("session").value != before
+    with client.session_transaction() as before:
+        before["planted"] = "attacker"
+        csrf_secret = before["csrf_token"]
+    assert sign_in(client, users["isp"]).status_code == 302
+    with client.session_transaction() as after:
+        assert "planted" not in after
+        assert after.get("csrf_token") != csrf_secret
+    with app.app_context():
+        assert after["_user_id"] == user_named(users["isp"]).get_id()
 
 
 def test_stolen_cookie_is_useless_after_sign_out(app, as_user) -> None:
@@ -68,7 +76,9 @@ def test_logout_is_post_only(as_user) -> None:
 def test_security_headers(client) -> None:
     response = client.get("/login")
     assert response.headers["X-Frame-Options"] == "DENY"
-    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "script-src 'self';" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy  # tests/test_csp.py checks it in full
 
 
 def test_cookie_flags(client, users) -> None:

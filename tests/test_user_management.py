@@ -34,8 +34,8 @@ def test_miit_creates_bureau_with_province(app, as_user) -> None:
 
 
 def test_miit_creates_miit(app, as_user) -> None:
-    post(as_user("miit"), "/admin/management_users/new/", _new_user_form("miit2", "miit"))
-    assert _exists(app, "miit2")
+    post(as_user("miit"), "/admin/management_users/new/", _new_user_form("miit_2", "miit"))
+    assert _exists(app, "miit_2")
 
 
 def test_bureau_creates_isp_with_import_right_in_own_province(app, as_user) -> None:

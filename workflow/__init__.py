@@ -35,7 +35,7 @@ from workflow.filings import (
     save_filing_draft,
     submit_application,
 )
-from workflow.imports import import_filings, queue_import, run_import, run_import_jobs
+from workflow.imports import queue_import, run_import, run_import_jobs
 from workflow.issuing import certificate_payload, issue_certificates
 from workflow.lifecycle import (
     add_access,
@@ -99,7 +99,6 @@ __all__ = [
     "find_by_number",
     "generate_password",
     "hash_password",
-    "import_filings",
     "isp_return",
     "isp_verify",
     "issue_certificates",

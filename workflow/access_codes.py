@@ -83,8 +83,6 @@ def send_access_code(actor: User, entity: Entity) -> None:
     if actor.role != Role.ISP or not permissions.can(actor, Action.FILING_CHANGE):
         raise NotFound()
     _require_live(entity)
-    if permissions.serves(actor, entity):
-        raise WorkflowError(_l("You already provide access to this filing."))
     if (_recent(AccessAuthorisation.entity_id == entity.id) >= SENT_PER_ENTITY_PER_HOUR
             or _recent(AccessAuthorisation.requested_by_id == actor.id) >= SENT_PER_ISP_PER_HOUR):
         raise WorkflowError(_l("An authorisation code was sent to this filing's owner a short while ago; "

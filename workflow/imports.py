@@ -1,6 +1,16 @@
 """批量导入 (SPEC §8, FAQ 45): an ISP holding the import right, or a bureau (its province), uploads a
 spreadsheet; the worker checks every row first and imports nothing if one is wrong, else imports every
-row in one transaction as applications in bureau review (the importing ISP counts as verified).
+row as applications in bureau review (the importing ISP counts as verified).
+
+All or nothing, without holding SQLite's write lock for the whole import: checking only reads; the rows
+are then written in short transactions *staged* — every row carries the job's id (`import_job_id`) and
+every ORM query hides the rows of a job still staging (`_hide_staged`) — and one small final transaction
+makes them all visible at once (the job done, `staging` off). A failed job's staged rows are deleted. The
+registry's unique indexes see staged rows, so two imports (or an import and a filing) can never take the
+same domain or certificate number: the later one fails and its rows are removed.
+
+The worker survives any job: an unexpected exception marks that job failed with the reason and the loop
+goes on; a job left running by a dead worker (its lease not renewed) is taken over.
 """
 
 from __future__ import annotations
@@ -8,15 +18,19 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from flask import current_app
+from flask import current_app, g
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import and_, delete, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 import audit
 import importer
@@ -43,8 +57,69 @@ from rawsql import BulkInsert
 from workflow.errors import NotFound, WorkflowError
 
 PROGRESS_EVERY = 5000
-CHUNK = 5000
+CHUNK = 5000  # rows per insert statement, and websites (or applications) per staging transaction
+WRITE_PAUSE = 0.15  # seconds between staging transactions: more than SQLite's longest busy-wait step (100 ms)
+PAGE_ERRORS = 10_000  # errors kept for the job's page; the marked file has all of them
+MAX_ATTEMPTS = 3  # a job whose runs keep killing the worker is failed rather than taken over forever
+STAGED_MODELS = (Entity, Website, PreapprovalItem, Access, Application, IspVerification)
+RACED = "导入期间有域名或证件号码被其他备案占用，请重新上传。"
 
+
+# --- staged rows: hidden from every query until their job is done -------------------------------------
+
+def _visible(cls: Any) -> Any:
+    return or_(cls.import_job_id.is_(None),
+               cls.import_job_id.not_in(select(ImportJob.id).where(ImportJob.staging.is_(True))))
+
+
+_HIDDEN = tuple(with_loader_criteria(model, _visible, include_aliases=True) for model in STAGED_MODELS)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _hide_staged(state: ORMExecuteState) -> None:
+    """Every ORM select (lists, scopes, lookups, counts, relationships) leaves out the rows of an import
+    still staging; the import itself reads them with `execution_options(include_staged=True)`."""
+    if state.is_select and not state.is_column_load and not state.is_relationship_load \
+            and not state.execution_options.get("include_staged"):
+        state.statement = state.statement.options(*_HIDDEN)
+
+
+# --- transactions: reading takes no write lock, writing is short -------------------------------------
+
+@contextmanager
+def _reading() -> Iterator[None]:
+    """The job's transactions only read (SQLite: BEGIN, not BEGIN IMMEDIATE) unless `_writing` says otherwise."""
+    previous = g.get("write_intent")
+    g.write_intent = False
+    try:
+        yield
+    finally:
+        db.session.rollback()
+        g.write_intent = previous
+
+
+@contextmanager
+def _writing() -> Iterator[None]:
+    """One short write transaction (SQLite's write lock taken up front), committed at the end. A read
+    transaction is ended first: SQLite cannot upgrade a read snapshot once another process has written."""
+    db.session.commit()
+    previous = g.get("write_intent")
+    g.write_intent = True
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        g.write_intent = previous
+
+
+def _lease() -> Any:
+    return utcnow() + timedelta(seconds=current_app.config["IMPORT_LEASE_SECONDS"])
+
+
+# --- queueing and the worker ----------------------------------------------------------------------------
 
 def jobs_dir() -> Path:
     folder = Path(current_app.config["INSTANCE_PATH"]) / "imports"
@@ -73,70 +148,134 @@ def queue_import(actor: User, filename: str, stream: IO[bytes]) -> ImportJob:
     return job
 
 
-def run_import_jobs(limit: int = 3) -> int:
-    """The worker's part: run the queued jobs, oldest first; returns how many ran."""
-    ids = list(db.session.scalars(select(ImportJob.id).where(ImportJob.state == JobState.QUEUED)
-                                  .order_by(ImportJob.id).limit(limit)))
+def _claimable(now: Any) -> Any:
+    """Queued, or running under a lease nobody renewed (its worker died)."""
+    return or_(ImportJob.state == JobState.QUEUED,
+               and_(ImportJob.state == JobState.RUNNING, ImportJob.lease_until < now))
+
+
+def _claim_next() -> int | None:
+    """Take the oldest claimable job (a conditional update: two workers never take the same one)."""
+    now = utcnow()
+    for job_id in db.session.scalars(select(ImportJob.id).where(_claimable(now)).order_by(ImportJob.id).limit(10)):
+        with _writing():
+            claimed = db.session.execute(update(ImportJob).where(ImportJob.id == job_id, _claimable(now)).values(
+                state=JobState.RUNNING, lease_until=_lease(), attempts=ImportJob.attempts + 1)).rowcount
+        if claimed:
+            return job_id
     db.session.commit()
-    for job_id in ids:
-        run_import(db.session.get(ImportJob, job_id))
-    return len(ids)
+    return None
+
+
+def run_import_jobs(limit: int = 3) -> int:
+    """The worker's part: run the claimable jobs, oldest first; returns how many ran. Never raises for a job."""
+    ran = 0
+    while ran < limit and (job_id := _claim_next()) is not None:
+        ran += 1
+        try:
+            job = db.session.get(ImportJob, job_id)
+            if job.attempts > MAX_ATTEMPTS:
+                _fail(job_id, "导入多次中断（处理进程异常退出），已停止；请检查文件后重新上传。")
+            else:
+                run_import(job)
+        except Exception as error:  # one job, whatever happens in it, never stops the worker
+            db.session.rollback()
+            current_app.logger.exception("import job %s failed", job_id)
+            _fail(job_id, f"导入时发生内部错误（{type(error).__name__}），未导入任何数据；请联系管理员。")
+    return ran
+
+
+def _fail(job_id: int, message: str) -> None:
+    """Mark a job failed with the reason, its staged rows removed; if even that fails (the database is
+    unavailable), the lease runs out and a worker takes the job over later."""
+    try:
+        _remove_staged(job_id)
+        with _writing():
+            job = db.session.get(ImportJob, job_id)
+            _finish(job, db.session.get(User, job.user_id), JobState.FAILED, _file_error(message))
+    except Exception:  # see the docstring
+        db.session.rollback()
+        current_app.logger.exception("import job %s could not be marked failed", job_id)
+
+
+def _file_error(message: str) -> list[importer.CellError]:
+    return [importer.CellError(0, 0, "", message)]
 
 
 def _progress(job: ImportJob, **values: Any) -> None:
-    for key, value in values.items():
-        setattr(job, key, value)
-    db.session.commit()  # the page polling the job sees it; no import transaction is open yet
+    """What the job's page polls, and the lease renewed (the worker is alive)."""
+    with _writing():
+        for key, value in values.items():
+            setattr(job, key, value)
+        job.lease_until = _lease()
 
 
-def _finish(job: ImportJob, actor: User, state: JobState, errors: list[dict[str, object]] | None = None) -> None:
-    job.state, job.finished_at = state, utcnow()
-    job.errors = json.dumps(errors or [], ensure_ascii=False)
+def _finish(job: ImportJob, actor: User | None, state: JobState, errors: Iterable[importer.CellError] = ()) -> None:
+    """In the caller's write transaction: the outcome, the first PAGE_ERRORS errors and how many in all."""
+    listed = [error.as_dict() for error in itertools.islice(errors, PAGE_ERRORS)]
+    count = len(errors) if isinstance(errors, (list, importer.ErrorLog)) else len(listed)
+    job.state, job.finished_at, job.lease_until, job.staging = state, utcnow(), None, False
+    job.errors, job.error_count = json.dumps(listed, ensure_ascii=False), count
     audit.record("import.done" if state == JobState.DONE else "import.refused", object_type="import",
                  object_id=job.id, actor=actor, changes={
                      "file": job.filename, "sha256": job.sha256, "rows": job.total_rows, "imported": job.imported,
-                     "errors": len(errors or [])})
-    db.session.commit()
+                     "errors": count})
 
 
 def run_import(job: ImportJob) -> ImportJob:
     """Check the whole file, then import all of it or nothing. Never raises for a bad file."""
     actor = db.session.get(User, job.user_id)
     path = jobs_dir() / job.stored_name
-    _progress(job, state=JobState.RUNNING, phase="reading")
+    _remove_staged(job.id)  # a run taken over from a dead worker starts again from nothing
+    _progress(job, state=JobState.RUNNING, phase="reading", imported=0)
     if actor is None or not permissions.may_import(actor):
-        _finish(job, actor, JobState.FAILED, [{"row": 0, "column": "", "value": "", "message": "无导入权限。"}])
+        with _writing():
+            _finish(job, actor, JobState.FAILED, _file_error("无导入权限。"))
         return job
+    checker: importer.RowChecker | None = None
     try:
-        kind = importer.check_container(path)
-        header, rows, count = importer.read_rows(path, kind)
-        _progress(job, total_rows=count, phase="checking")
-        checker = importer.RowChecker(actor)
-        _check_header(header)
-        done = 0
-        for done, (number, cells) in enumerate(rows, start=1):
-            checker.check(number, cells)
-            if done % PROGRESS_EVERY == 0:
-                _progress(job, done_rows=done)
-        _progress(job, done_rows=done, total_rows=max(count, done), phase="importing")
-        checker.check_registry()
-        if not checker.entities and not checker.errors:
-            checker.errors.append(importer.CellError(2, 0, "", "文件中没有数据行。"))
-        if checker.errors:
-            return _refuse(job, actor, path, checker.errors)
-        job.imported = import_filings(actor, checker)
+        with _reading():
+            checker = _check(job, actor, path)
+            if checker.errors:
+                return _refuse(job, actor, path, checker.errors)
+        _stage(job, actor, checker)
+        with _writing():  # the one small transaction that makes every staged row visible
+            _finish(job, actor, JobState.DONE)
+        _audit_applications(job, actor)
     except importer.ImportRefused as refused:
-        db.session.rollback()
-        _finish(job, actor, JobState.FAILED, [{"row": 0, "column": "", "value": "", "message": refused.message}])
-        return job
-    except IntegrityError:
-        raced = importer.CellError(0, 0, "", "导入期间有域名或证件号码被其他备案占用，请重新上传。")
-        return _refuse(job, actor, path, [raced])
+        _fail_with(job, actor, _file_error(refused.message))
+    except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError):  # the bulk inserts are the driver's
+        _fail_with(job, actor, _file_error(RACED))
     finally:
-        if "checker" in locals():
+        if checker is not None:
             checker.close()
-    _finish(job, actor, JobState.DONE)
     return job
+
+
+def _check(job: ImportJob, actor: User, path: Path) -> importer.RowChecker:
+    """Reading and checking: only reads (no write lock), the progress written in short transactions."""
+    kind = importer.check_container(path)
+    header, rows, count = importer.read_rows(path, kind)
+    _progress(job, total_rows=count, phase="checking")
+    checker = importer.RowChecker(actor)
+    _check_header(header)
+    done = 0
+    for done, (number, cells) in enumerate(rows, start=1):
+        checker.check(number, cells)
+        if done % PROGRESS_EVERY == 0:
+            _progress(job, done_rows=done)
+    _progress(job, done_rows=done, total_rows=max(count, done), phase="importing")
+    checker.check_registry()
+    if not checker.entities and not checker.errors:
+        checker.errors.append(importer.CellError(2, 0, "", "文件中没有数据行。"))
+    return checker
+
+
+def _fail_with(job: ImportJob, actor: User | None, errors: list[importer.CellError]) -> None:
+    db.session.rollback()
+    _remove_staged(job.id)
+    with _writing():
+        _finish(job, actor, JobState.FAILED, errors)
 
 
 def _check_header(header: list[str]) -> None:
@@ -145,15 +284,17 @@ def _check_header(header: list[str]) -> None:
         raise importer.ImportRefused("第一行不是导入模板的表头；请下载最新的导入模板，在其中填写。")
 
 
-def _refuse(job: ImportJob, actor: User, path: Path, errors: list[importer.CellError]) -> ImportJob:
-    db.session.rollback()
-    errors = sorted(errors, key=lambda e: (e.row, e.column))
-    if any(error.row for error in errors):
+def _refuse(job: ImportJob, actor: User, path: Path, errors: importer.ErrorLog) -> ImportJob:
+    """Every error listed (the first PAGE_ERRORS on the page), and the file back with all of them marked."""
+    if any(error.row for error in itertools.islice(errors, 1)):
         job.annotated_name = f"{job.stored_name}-marked.xlsx"
-        (jobs_dir() / job.annotated_name).write_bytes(importer.annotated_bytes(path, errors))
-    _finish(job, actor, JobState.FAILED, [error.as_dict() for error in errors])
+        importer.write_annotated(path, errors, jobs_dir() / job.annotated_name)
+    with _writing():
+        _finish(job, actor, JobState.FAILED, errors)
     return job
 
+
+# --- staging --------------------------------------------------------------------------------------------
 
 _INSERTS: dict[str, BulkInsert] = {}
 
@@ -169,85 +310,153 @@ def _insert(model: Any, rows: Iterable[dict[str, Any]]) -> None:
         _INSERTS[key].run(chunk)
 
 
+def _staged(statement: Any) -> Any:
+    return statement.execution_options(include_staged=True)
+
+
 def _ids_by(column: Any, key: Any, values: list[Any], *where: Any) -> dict[Any, list[int]]:
     """The new rows' ids per key, in insertion order (ids grow in the order of a multi-row insert)."""
     found: dict[Any, list[int]] = {}
     for start in range(0, len(values), 500):
-        for row_id, value in db.session.execute(select(column, key).where(
-                key.in_(values[start:start + 500]), *where).order_by(column)):
+        for row_id, value in db.session.execute(_staged(select(column, key).where(
+                key.in_(values[start:start + 500]), *where).order_by(column))):
             found.setdefault(value, []).append(row_id)
     return found
 
 
-def import_filings(actor: User, checker: importer.RowChecker) -> int:
-    """Every checked filing as an application in bureau review, in the caller's transaction, 5,000 rows at a
-    time from the checker's spill file. New rows are found again by keys the checks made unique (the
-    certificate number of a new entity, its websites by id order, one open application per entity)
-    rather than by RETURNING, which SQLite answers one row at a time."""
+def _stage(job: ImportJob, actor: User, checker: importer.RowChecker) -> None:
+    """Every checked filing written staged, CHUNK websites (then CHUNK applications) per short transaction,
+    with a pause between them in which other writers take the lock; the job's lease renewed each time."""
     if not permissions.may_import(actor):
         raise NotFound()
-    now = utcnow()
-    entity_ids: dict[str, int] = {}  # certificate number → id
-    provinces: dict[int, str] = {}  # entity id → province
-    isps: dict[int, int | set[int]] = {}  # entity id → its ISP (a set only when it has several)
-    for chunk in checker.websites():
+    with _writing():
+        job.staging, job.lease_until = True, _lease()
+    staged = _Staging(job.id, actor, checker.isp_ids)
+    for spilled in checker.websites():
+        for start in range(0, len(spilled), CHUNK):
+            with _writing():
+                staged.websites(spilled[start:start + CHUNK])
+                job.lease_until = _lease()
+            time.sleep(WRITE_PAUSE)
+    order = list(staged.entity_ids.values())
+    for start in range(0, len(order), CHUNK):
+        with _writing():
+            staged.applications(order[start:start + CHUNK])
+            job.lease_until = _lease()
+        time.sleep(WRITE_PAUSE)
+    job.imported = len(order)
+
+
+class _Staging:
+    """The rows of one import, written chunk by chunk. New rows are found again by keys the checks made
+    unique (the certificate number of a new entity, its websites by id order, one open application per
+    entity) rather than by RETURNING, which SQLite answers one row at a time."""
+
+    def __init__(self, job_id: int, actor: User, isp_ids: dict[str, int]) -> None:
+        self.job_id, self.actor, self.isp_ids, self.now = job_id, actor, isp_ids, utcnow()
+        self.entity_ids: dict[str, int] = {}  # certificate number → id
+        self.provinces: dict[int, str] = {}  # entity id → province
+        self.isps: dict[int, int | set[int]] = {}  # entity id → its ISP (a set only when it has several)
+        self.applications_by_entity: dict[int, int] = {}
+
+    def websites(self, chunk: list[importer.ImportedWebsite]) -> None:
         new = [w.entity for w in chunk if w.entity is not None]
-        before = db.session.scalar(select(func.max(Entity.id))) or 0  # the new rows come after: a PK range
+        before = db.session.scalar(_staged(select(func.max(Entity.id)))) or 0  # the new rows come after
         _insert(Entity, ({**dict(zip(importer.ENTITY_KEYS[1:], fields[1:], strict=True)), "province_code": fields[0],
                           "owner_id": None, "commercial": False, "status": FilingStatus.DRAFT, "website_seq": 0,
-                          "number": None, "licence_number": None, "approved_at": None, "created_at": now}
-                         for fields in new))
-        numbers = {fields[importer.ENTITY_KEYS.index("certificate_number")] for fields in new}
-        for entity_id, number, province in db.session.execute(select(
-                Entity.id, Entity.certificate_number, Entity.province_code).where(Entity.id > before)):
-            if number in numbers:
-                entity_ids[number], provinces[entity_id] = entity_id, province
-        _insert_websites(chunk, entity_ids, checker.isp_ids, isps)
-    order = list(entity_ids.values())
-    _insert(Application, ({
-        "entity_id": entity_id, "province_code": province_code, "kind": ApplicationKind.NEW_FILING,
-        "state": ApplicationState.BUREAU_REVIEW, "submitted_by_id": actor.id, "submitted_at": now,
-        "decided_by_id": None, "decided_at": None, "reasons": "{}", "proposal": "{}"}
-        for entity_id, province_code in provinces.items()))
-    applications = _ids_by(Application.id, Application.entity_id, order,
-                           Application.state == ApplicationState.BUREAU_REVIEW)
-    _insert(IspVerification, ({"application_id": applications[entity_id][0], "isp_id": isp_id,
-                               "state": ReviewState.CONFIRMED, "reason": "", "at": now}
-                              for entity_id in order for isp_id in _isp_list(isps[entity_id])))
-    for start in range(0, len(order), CHUNK):
-        audit.record_many([("application.imported", {
-            "object_type": "application", "object_id": applications[entity_id][0], "province_code": code,
-            "actor": actor}) for entity_id in order[start:start + CHUNK] for code in (provinces[entity_id],)])
-    db.session.flush()
-    return len(order)
+                          "number": None, "licence_number": None, "approved_at": None, "created_at": self.now,
+                          "import_job_id": self.job_id} for fields in new))
+        for entity_id, number, province in db.session.execute(_staged(select(
+                Entity.id, Entity.certificate_number, Entity.province_code).where(
+                Entity.id > before, Entity.import_job_id == self.job_id))):
+            self.entity_ids[number], self.provinces[entity_id] = entity_id, province
+        self._websites(chunk)
+
+    def _websites(self, chunk: list[importer.ImportedWebsite]) -> None:
+        """One chunk of websites with their domains, pre-approval items and accesses."""
+        before = db.session.scalar(_staged(select(func.max(Website.id)))) or 0
+        owners = [self.entity_ids[w.certificate_number] for w in chunk]
+        job_id = self.job_id
+        _insert(Website, ({"entity_id": owner, "name": w.name, "home_url": w.home_url,
+                           "service_content": w.service_content, "languages": "1", "responsible_name": "",
+                           "responsible_mobile": "", "bbs": False, "bbs_sections": "", "status": FilingStatus.DRAFT,
+                           "number": None, "approved_at": None, "import_job_id": job_id}
+                          for owner, w in zip(owners, chunk, strict=True)))
+        created = _ids_by(Website.id, Website.entity_id, sorted(set(owners)), Website.id > before,
+                          Website.import_job_id == job_id)
+        taken = {owner: iter(ids) for owner, ids in created.items()}
+        sites = [(next(taken[owner]), owner, w) for owner, w in zip(owners, chunk, strict=True)]
+        _insert(Domain, ({"website_id": wid, "name": name, "live": True}
+                         for wid, _o, w in sites for name in w.domains))
+        _insert(PreapprovalItem, ({"website_id": wid, "category": c, "document_number": d,
+                                   "state": ReviewState.PENDING, "reason": "", "reviewer_id": None,
+                                   "reviewed_at": None, "import_job_id": job_id}
+                                  for wid, _o, w in sites for c, d in w.preapprovals))
+        _insert(Access, ({"website_id": wid, "isp_id": self.isp_ids[w.isp_username], "method": w.access_method,
+                          "server_province_code": w.server_province_code, "live": True,
+                          "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges), "import_job_id": job_id}
+                         for wid, _o, w in sites))
+        for _wid, owner, w in sites:
+            isp, known = self.isp_ids[w.isp_username], self.isps.get(owner)
+            if known is None or known == isp:
+                self.isps[owner] = isp
+            else:
+                self.isps[owner] = (known if isinstance(known, set) else {known}) | {isp}
+
+    def applications(self, entity_ids: list[int]) -> None:
+        """One application in bureau review per entity, each ISP named counted as verified."""
+        actor_id, now = self.actor.id, self.now
+        _insert(Application, ({
+            "entity_id": entity_id, "province_code": self.provinces[entity_id], "kind": ApplicationKind.NEW_FILING,
+            "state": ApplicationState.BUREAU_REVIEW, "created_by_id": actor_id, "submitted_by_id": actor_id,
+            "submitted_at": now, "decided_by_id": None, "decided_at": None, "reasons": "{}", "proposal": "{}",
+            "import_job_id": self.job_id} for entity_id in entity_ids))
+        applications = _ids_by(Application.id, Application.entity_id, entity_ids,
+                               Application.import_job_id == self.job_id)
+        _insert(IspVerification, ({"application_id": applications[entity_id][0], "isp_id": isp_id,
+                                   "state": ReviewState.CONFIRMED, "reason": "", "at": now,
+                                   "import_job_id": self.job_id}
+                                  for entity_id in entity_ids for isp_id in _isp_list(self.isps[entity_id])))
 
 
 def _isp_list(isps: int | set[int]) -> list[int]:
     return sorted(isps) if isinstance(isps, set) else [isps]
 
 
-def _insert_websites(chunk: list[importer.ImportedWebsite], entity_ids: dict[str, int],
-                     isp_ids: dict[str, int], isps: dict[int, int | set[int]]) -> None:
-    """One chunk of websites with their domains, pre-approval items and accesses."""
-    before = db.session.scalar(select(func.max(Website.id))) or 0
-    owners = [entity_ids[w.certificate_number] for w in chunk]
-    _insert(Website, ({"entity_id": owner, "name": w.name, "home_url": w.home_url,
-                       "service_content": w.service_content, "languages": "1", "responsible_name": "",
-                       "responsible_mobile": "", "bbs": False, "bbs_sections": "", "status": FilingStatus.DRAFT,
-                       "number": None, "approved_at": None} for owner, w in zip(owners, chunk, strict=True)))
-    created = _ids_by(Website.id, Website.entity_id, sorted(set(owners)), Website.id > before)
-    taken = {owner: iter(ids) for owner, ids in created.items()}
-    sites = [(next(taken[owner]), owner, w) for owner, w in zip(owners, chunk, strict=True)]
-    _insert(Domain, ({"website_id": wid, "name": name, "live": True} for wid, _o, w in sites for name in w.domains))
-    _insert(PreapprovalItem, ({"website_id": wid, "category": c, "document_number": d, "state": ReviewState.PENDING,
-                               "reason": "", "reviewer_id": None, "reviewed_at": None}
-                              for wid, _o, w in sites for c, d in w.preapprovals))
-    _insert(Access, ({"website_id": wid, "isp_id": isp_ids[w.isp_username], "method": w.access_method,
-                      "server_province_code": w.server_province_code, "live": True,
-                      "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges)} for wid, _o, w in sites))
-    for _wid, owner, w in sites:
-        isp, known = isp_ids[w.isp_username], isps.get(owner)
-        if known is None or known == isp:
-            isps[owner] = isp
-        else:
-            isps[owner] = (known if isinstance(known, set) else {known}) | {isp}
+def _audit_applications(job: ImportJob, actor: User) -> None:
+    """One audit event per imported application, once they are visible, CHUNK per short transaction (the
+    tamper-evident chain is append-only: events of an import that then failed could not be taken back)."""
+    last = 0
+    while True:
+        with _writing():
+            rows = db.session.execute(select(Application.id, Application.province_code).where(
+                Application.import_job_id == job.id, Application.id > last).order_by(Application.id)
+                .limit(CHUNK)).all()
+            audit.record_many([("application.imported", {
+                "object_type": "application", "object_id": application_id, "province_code": province,
+                "actor": actor}) for application_id, province in rows])
+        if len(rows) < CHUNK:
+            return
+        last = rows[-1][0]
+        time.sleep(WRITE_PAUSE)
+
+
+def _remove_staged(job_id: int) -> None:
+    """Delete what a job staged (children first), CHUNK rows per short transaction; nothing when it staged
+    nothing. Its rows stay hidden meanwhile (the job is still marked staging until the end)."""
+    if not db.session.scalar(select(ImportJob.staging).where(ImportJob.id == job_id)):
+        return
+    websites = select(Website.id).where(Website.import_job_id == job_id)
+    steps = [(IspVerification, IspVerification.import_job_id == job_id),
+             (Application, Application.import_job_id == job_id),
+             (Access, Access.import_job_id == job_id),
+             (PreapprovalItem, PreapprovalItem.import_job_id == job_id),
+             (Domain, Domain.website_id.in_(websites)),
+             (Website, Website.import_job_id == job_id),
+             (Entity, Entity.import_job_id == job_id)]
+    for model, condition in steps:
+        while ids := list(db.session.scalars(_staged(select(model.id).where(condition).limit(CHUNK)))):
+            with _writing():
+                db.session.execute(delete(model).where(model.id.in_(ids)))
+    with _writing():
+        db.session.execute(update(ImportJob).where(ImportJob.id == job_id).values(staging=False))

@@ -2,6 +2,8 @@
 (function () {
   var box = document.getElementById("import-job");
   if (!box || ["queued", "running"].indexOf(box.getAttribute("data-state")) < 0) { return; }
+  var bar = document.getElementById("import-bar");
+  bar.style.width = bar.getAttribute("data-share") + "%";  // set from script: the CSP allows no style attribute
   function poll() {
     fetch(box.getAttribute("data-status-url"), {credentials: "same-origin"})
       .then(function (response) { return response.json(); })
@@ -12,7 +14,7 @@
         document.getElementById("import-total").textContent = status.total_rows;
         document.getElementById("import-of").hidden = !status.total_rows;
         var share = status.total_rows ? Math.round(100 * status.done_rows / status.total_rows) : 0;
-        document.getElementById("import-bar").style.width = share + "%";
+        bar.style.width = share + "%";
         window.setTimeout(poll, 1000);
       })
       .catch(function () { window.setTimeout(poll, 3000); });
