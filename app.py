@@ -27,7 +27,7 @@ import public_site
 import workflow
 from admin_views import init_admin
 from admin_views.base import local_time
-from admin_views.labels import ACTION_LABELS, ROLE_LABELS, label
+from admin_views.labels import ROLE_LABELS, action_label
 from auth import bp as auth_bp
 from config import BASE_DIR, from_environment, load_or_create_secret_key
 from extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
@@ -106,11 +106,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals.update(
         current_locale_code=lambda: str(get_locale()),
         role_label_of=lambda user: str(ROLE_LABELS.get(user.role, user.role)),
-        action_label=lambda action: label(ACTION_LABELS, action),
+        action_label=action_label,
     )
     app.jinja_env.filters["local_time"] = lambda value: local_time(None, value)
     app.jinja_env.filters["file_size"] = lambda n: (
-        f"{n} B" if n < 1024 else f"{n / 1024:.1f} KB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.1f} MB")
+        str(_l("%(num)d bytes", num=n)) if n < 1024
+        else f"{n / 1024:.1f} KB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.1f} MB")
     app.jinja_env.filters["local_date"] = lambda value: format_datetime(value, "yyyy-MM-dd") if value else ""
     app.after_request(_security_headers)
     for code in ERROR_TEXTS:
@@ -178,11 +179,13 @@ def register_cli(app: Flask) -> None:
     @click.option("--once", is_flag=True, help="Deliver what is due, print the counts and stop.")
     @click.option("--interval", default=2.0, show_default=True, help="Seconds between passes.")
     def outbox_run(once: bool, interval: float) -> None:
-        """The worker: deliver queued e-mail and SMS (retrying failures with back-off) and run queued imports.
+        """The worker: deliver queued e-mail and SMS (retrying failures with back-off), run queued imports and
+        queue the bureaus' daily deadline reminders.
         It outlives any failure of one pass (logged; the next pass tries again): mail never waits on an import."""
         while True:
             counts: dict[str, Any] = {}
-            for name, step in (("outbox", notify.deliver_due), ("imports", workflow.run_import_jobs)):
+            for name, step in (("outbox", notify.deliver_due), ("imports", workflow.run_import_jobs),
+                               ("reminders", workflow.send_deadline_reminders)):
                 try:
                     counts[name] = step()
                 except Exception:  # e.g. the database unreachable for a moment
@@ -193,6 +196,15 @@ def register_cli(app: Flask) -> None:
                 click.echo(json.dumps(counts))
                 return
             time.sleep(interval)
+
+    @app.cli.group("deadlines")
+    def deadlines_group() -> None:
+        """The bureau's statutory deadlines (MIIT Order No. 33: 20 working days)."""
+
+    @deadlines_group.command("remind")
+    def deadlines_remind() -> None:
+        """Queue today's reminder e-mails now (the worker sends them from 08:00 Beijing time), once per day."""
+        click.echo(json.dumps({"queued": workflow.send_deadline_reminders(any_hour=True)}))
 
     @app.cli.command("import-template")
     @click.argument("out", type=click.Path(dir_okay=False, writable=True))

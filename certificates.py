@@ -120,7 +120,7 @@ def decode(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     """Header, payload, signing input and signature, without checking anything but the form."""
     parts = token.strip().split(".")
     if len(parts) != 3:
-        raise CertificateError("malformed", "证书格式错误：不是三段式 JWS（header.payload.signature）。")
+        raise CertificateError("malformed", "证书格式错误：应为以点号分隔的三段（头部、内容、签名）。")
     try:
         header = json.loads(b64url_decode(parts[0]))
         payload = json.loads(b64url_decode(parts[1]))
@@ -130,7 +130,7 @@ def decode(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     except RecursionError as error:  # e.g. a header of 5,000 nested arrays
         raise CertificateError("malformed", "证书格式错误：头部或内容嵌套过深。") from error
     if not isinstance(header, dict) or not isinstance(payload, dict):
-        raise CertificateError("malformed", "证书格式错误：头部或内容不是 JSON 对象。")
+        raise CertificateError("malformed", "证书格式错误：头部或内容的结构不正确。")
     return header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
 
 
@@ -138,13 +138,13 @@ def verify(token: str, jwks: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
     """The payload of a certificate whose signature checks against the JWKS; else CertificateError."""
     header, payload, signing_input, signature = decode(token)
     if header.get("alg") != ALGORITHM:
-        raise CertificateError("bad_algorithm", f"签名算法 {str(header.get('alg'))[:40]!r} 不是 EdDSA。")
+        raise CertificateError("bad_algorithm", "证书的签名算法不是本系统使用的算法。")
     kid = header.get("kid", "")
     if not isinstance(kid, str):
-        raise CertificateError("malformed", "证书格式错误：头部的签名密钥标识（kid）不是字符串。")
+        raise CertificateError("malformed", "证书格式错误：头部的签名密钥标识不正确。")
     jwk = {jwk["kid"]: jwk for jwk in jwks.get("keys", [])}.get(kid)
     if jwk is None:
-        raise CertificateError("unknown_key", "签名密钥（kid）不是本系统发布的密钥。")
+        raise CertificateError("unknown_key", "签名密钥不是本系统发布的密钥。")
     public_key = Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"]))
     try:
         public_key.verify(signature, signing_input)

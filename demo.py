@@ -13,12 +13,13 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
 import audit
 import certificates
+import deadlines
 import workflow
 from extensions import db
 from models import (
@@ -146,8 +147,8 @@ def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: cer
             batch["applications"].append({
                 "id": application_id, "entity_id": entity_id, "province_code": province.code,
                 "kind": ApplicationKind.NEW_FILING, "state": state, "submitted_by_id": isp_id,
-                "submitted_at": None if state == ApplicationState.DRAFT else when,
-                "decided_by_id": None, "decided_at": when if approved else None, "reasons": "{}"})
+                "decided_by_id": None, "decided_at": when if approved else None, "reasons": "{}",
+                **_submission(state, when, now, i)})
             if state != ApplicationState.DRAFT:
                 batch["verifications"].append({
                     "application_id": application_id, "isp_id": isp_id,
@@ -169,6 +170,19 @@ def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: cer
                                               "kid": ring.current_kid(), "token": ring.sign(payload),
                                               "status": CertificateStatus.CURRENT, "issued_at": when})
         yield batch
+
+
+def _submission(state: ApplicationState, when: datetime, now: datetime, i: int) -> dict[str, datetime | None]:
+    """Submitted 0–30 days before the decision; the bureau's queue entered within the last 35 days, so that
+    its deadlines (deadlines.py) spread from overdue to 20 working days ahead."""
+    if state == ApplicationState.DRAFT:
+        return {"submitted_at": None, "bureau_since": None, "due_at": None}
+    if state == ApplicationState.BUREAU_REVIEW:
+        since = now - timedelta(minutes=i * 7919 % (35 * 1440))
+        return {"submitted_at": since, "bureau_since": since, "due_at": deadlines.due_at(since)}
+    decided = state == ApplicationState.APPROVED
+    return {"submitted_at": when - timedelta(minutes=i * 7919 % (30 * 1440)) if decided else when,
+            "bureau_since": None, "due_at": None}
 
 
 TABLES = {"entities": Entity, "websites": Website, "domains": Domain, "accesses": Access,

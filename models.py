@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask_login import UserMixin
@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -328,6 +329,20 @@ class OutboxMessage(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class DeadlineReminder(db.Model):
+    """The daily deadline reminder of a province's bureau, queued once per Beijing day (workflow.deadlines)."""
+
+    __tablename__ = "deadline_reminders"
+    __table_args__ = (UniqueConstraint("province_code", "day", name="uq_deadline_reminders_day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    province_code: Mapped[str] = mapped_column(ForeignKey("provinces.code"))
+    day: Mapped[date] = mapped_column(Date)
+    applications: Mapped[int] = mapped_column(Integer)  # how many were listed
+    recipients: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 # --- filings (SPEC §3–§6) ---------------------------------------------------------------------
 
 class FilingStatus(enum.StrEnum):
@@ -505,6 +520,20 @@ class Access(db.Model):
     isp: Mapped[User] = relationship()
 
 
+class AccessRange(db.Model):
+    """A filed access range of an approved website, as rows of `ipindex` (是否备案查询 by IP address)."""
+
+    __tablename__ = "access_ranges"
+    __table_args__ = (Index("ix_access_ranges_bucket", "bucket", "start_key"),
+                      Index("ix_access_ranges_access_id", "access_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    access_id: Mapped[int] = mapped_column(ForeignKey("accesses.id", ondelete="CASCADE"))
+    bucket: Mapped[str] = mapped_column(String(40))
+    start_key: Mapped[str] = mapped_column(String(32))
+    end_key: Mapped[str] = mapped_column(String(32))
+
+
 OPEN_APPLICATION_SQL = "state NOT IN ('approved', 'rejected', 'withdrawn')"
 
 
@@ -518,6 +547,9 @@ class Application(db.Model):
         Index("ix_applications_entity_id", "entity_id"),
         Index("ix_applications_created_by", "created_by_id", "id"),
         Index("ix_applications_submitted_by", "submitted_by_id", "id"),
+        Index("ix_applications_deadline", "province_code", "state", "due_at"),  # the queue by deadline
+        Index("ix_applications_decided", "province_code", "state", "decided_at", "submitted_at"),  # dashboard
+        Index("ix_applications_submitted", "province_code", "submitted_at"),  # dashboard: per day
         Index("uq_applications_open_per_entity", "entity_id", unique=True,
               sqlite_where=text(OPEN_APPLICATION_SQL), postgresql_where=text(OPEN_APPLICATION_SQL)),
     )
@@ -535,6 +567,9 @@ class Application(db.Model):
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: when it last entered bureau review complete (every ISP verified), and the statutory deadline (deadlines.py)
+    bureau_since: Mapped[datetime | None] = mapped_column(DateTime)
+    due_at: Mapped[datetime | None] = mapped_column(DateTime)
     reasons: Mapped[str] = mapped_column(Text, default="{}")  # JSON: field → reason, from the last return
     # JSON: what a change / access / cancellation application asks for, applied on approval (SPEC §4)
     proposal: Mapped[str] = mapped_column(Text, default="{}")

@@ -21,6 +21,7 @@ from models import (
     AuditEvent,
     Entity,
     Notice,
+    PreapprovalItem,
     RequestState,
     RevocationRequest,
     Role,
@@ -165,6 +166,17 @@ def may_review_preapproval(actor: Any, item: Any) -> bool:
         and item.category == actor.preapproval_category
         and (actor.province_code is None or item.website.entity.province_code == actor.province_code)
     )
+
+
+def preapproval_scope(actor: Any) -> ColumnElement[bool]:
+    """The pre-approval items `may_review_preapproval` allows, as a query: the queue and the dashboard's count."""
+    if not can(actor, Action.PREAPPROVAL_REVIEW):
+        return false()
+    criteria = PreapprovalItem.category == actor.preapproval_category
+    if actor.province_code:
+        in_province = select(Website.id).join(Entity).where(Entity.province_code == actor.province_code)
+        criteria = and_(criteria, PreapprovalItem.website_id.in_(in_province))
+    return criteria
 
 
 def served_entities(isp_id: int) -> Any:

@@ -13,16 +13,19 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, bindparam, func, literal, select, union_all
+from sqlalchemy import and_, bindparam, func, literal, select, union, union_all
 from werkzeug.wrappers import Response
 
 import certificates
+import ipindex
 import notices
 import security
 from admin_views.labels import CODE_TABLE_LABELS, DISCLOSURE_KIND_LABELS, NOTICE_CATEGORY_LABELS, PROVINCE_NAMES
 from extensions import csrf, db
 from importer import XLSX_MIME, content_disposition, xlsx_bytes
 from models import (
+    Access,
+    AccessRange,
     Certificate,
     CertificateStatus,
     CodeItem,
@@ -51,6 +54,7 @@ csrf.exempt(api)  # a JSON API for anyone: no session, no cookie to ride on
 
 NUMBER_RE = re.compile(rf"^[{ABBREVIATIONS}]ICP(?:备[0-9]{{8}}号(?:-[0-9]+)?|证[0-9]{{6}}号)$")
 MAX_RESULTS = 20
+MAX_QUERY = 253  # the longest domain name
 
 
 # --- lookup (是否备案查询) ----------------------------------------------------------------------
@@ -107,15 +111,30 @@ def lookup(query: str) -> list[dict[str, Any]]:
         entity_number = text.split("-", 1)[0] if "备" in text else None
         return _fold((_BY_NUMBER if entity_number else _BY_LICENCE).rows(number=entity_number or text))
     try:
-        names = [str(ipaddress.ip_address(text.strip("[]")))]
+        return public_records(_address_ids(text))
     except ValueError:
-        try:
-            names = _domain_candidates(text) if "." in text else []
-        except ValueError:
-            names = []
+        pass
+    try:
+        names = _domain_candidates(text) if "." in text else []
+    except ValueError:
+        names = []
     if names:
         return _fold(_BY_DOMAIN.rows(name_a=names[0], name_b=names[-1]))
     return public_records(_unit_name_ids(text))
+
+
+def _address_ids(text: str) -> list[int]:
+    """Filings in force with a website filed under this bare IP (FAQ 7) or whose live access ranges
+    contain it — through `ipindex` buckets, one index probe per level. ValueError if not an address."""
+    key = ipindex.address_key(text)
+    in_ranges = select(Website.entity_id).join(Access, Access.website_id == Website.id).join(
+        AccessRange, AccessRange.access_id == Access.id).where(
+        AccessRange.bucket.in_(ipindex.lookup_buckets(key)), AccessRange.start_key <= ipindex.hex_key(key),
+        AccessRange.end_key >= ipindex.hex_key(key), Access.live, Website.status == FilingStatus.ACTIVE)
+    as_domain = select(Website.entity_id).join(Domain).where(
+        Domain.name == str(ipaddress.ip_address(text.strip().strip("[]"))), Domain.live,
+        Website.status == FilingStatus.ACTIVE)
+    return list(db.session.scalars(union(in_ranges, as_domain).limit(MAX_RESULTS)))
 
 
 def public_records(entity_ids: list[int]) -> list[dict[str, Any]]:
@@ -298,14 +317,22 @@ def _rate_limit() -> Response | None:
 
 # --- pages ---------------------------------------------------------------------------------------
 
+def _query_error(query: str) -> str | None:
+    """A lookup query longer than a domain name can be (253 characters) is refused, not cut."""
+    if len(query) > MAX_QUERY:
+        return str(_l("The query is too long: at most %(count)s characters.", count=MAX_QUERY))
+    return None
+
+
 @bp.route("/")
 def home() -> str:
-    query = request.args.get("q", "")[:200]
-    if query.strip():
+    query = request.args.get("q", "")
+    error = _query_error(query)
+    if query.strip() and not error:
         security.enforce_rate_limit("public", _lookup_rate_limit())  # the API's budget, shared
-    results = lookup(query) if query.strip() else None
-    return render_template("public/home.html", query=query, results=results,
-                           latest=latest_notices() if results is None else {},
+    results = lookup(query) if query.strip() and not error else None
+    return render_template("public/home.html", query=query[:MAX_QUERY], results=results, query_error=error,
+                           max_query=MAX_QUERY, latest=latest_notices() if results is None else {},
                            categories=NOTICE_CATEGORY_LABELS)
 
 
@@ -384,9 +411,11 @@ def code_table_download(name: str) -> Response:
 
 @api.route("/lookup")
 def api_lookup() -> Response:
-    query = request.args.get("q", "")[:200]
+    query = request.args.get("q", "")
     if not query.strip():
         return jsonify({"message": "参数 q 不能为空。"}), 400
+    if error := _query_error(query):
+        return jsonify({"message": error}), 400
     return jsonify({"query": query, "results": lookup(query)})
 
 
@@ -451,9 +480,11 @@ OPENAPI = {
     "paths": {
         "/api/v1/public/lookup": {"get": {
             "summary": "是否备案查询: domain, URL, IP, filing number or unit-name prefix",
-            "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string"}}],
+            "parameters": [{"name": "q", "in": "query", "required": True,
+                            "schema": {"type": "string", "maxLength": MAX_QUERY}}],
             "responses": {"200": {"description": "matching filings (public data only)"},
-                          "400": {"description": "empty query"}, "429": {"description": "rate limited"}}}},
+                          "400": {"description": "empty or too long (over 253 characters) query"},
+                          "429": {"description": "rate limited"}}}},
         "/api/v1/public/filings/{number}": {"get": {
             "summary": "one filing by its entity number",
             "parameters": [{"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}],

@@ -5,11 +5,20 @@ from __future__ import annotations
 from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import ColumnElement
 
 import permissions
 from admin_views.base import SecureModelView
-from admin_views.labels import ACTION_LABELS, PROVINCE_NAMES, ROLE_LABELS, label
+from admin_views.labels import (
+    OBJECT_TYPE_LABELS,
+    PROVINCE_NAMES,
+    ROLE_LABELS,
+    action_label,
+    action_options,
+    label,
+    source_label,
+)
 from models import AuditEvent
 from permissions import Action
 
@@ -35,13 +44,19 @@ class AuditEventView(SecureModelView):
     column_formatters = {
         "actor_role": lambda _v, _c, m, _n: label(ROLE_LABELS, m.actor_role),
         "province_code": lambda _v, _c, m, _n: PROVINCE_NAMES.get(m.province_code, ""),
-        "action": lambda _v, _c, m, _n: f"{label(ACTION_LABELS, m.action)} ({m.action})",
+        "action": lambda _v, _c, m, _n: action_label(m.action),
+        "object_type": lambda _v, _c, m, _n: label(OBJECT_TYPE_LABELS, m.object_type),
+        "actor_username": lambda _v, _c, m, _n: source_label(m.actor_username),
+        "ip": lambda _v, _c, m, _n: source_label(m.ip),
     }
     column_formatters_export = column_formatters
+    #: the record as hashed (the chain is checked against exactly this), shown verbatim as data
+    column_formatters_detail = {**column_formatters, "changes": lambda _v, _c, m, _n: Markup(
+        "<code class=\"audit-changes\">{}</code>").format(m.changes)}
     column_filters = (
         FilterEqual(AuditEvent.actor_username, _l("User")),
-        FilterEqual(AuditEvent.action, _l("Action")),
-        FilterEqual(AuditEvent.object_type, _l("Object type")),
+        FilterEqual(AuditEvent.action, _l("Action"), options=action_options),
+        FilterEqual(AuditEvent.object_type, _l("Object type"), options=sorted(OBJECT_TYPE_LABELS.items())),
         FilterEqual(AuditEvent.object_id, _l("Object")),
         DateBetweenFilter(AuditEvent.at, _l("Date")),
         FilterEqual(AuditEvent.province_code, _l("Province"), options=list(PROVINCE_NAMES.items())),

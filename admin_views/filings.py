@@ -6,6 +6,7 @@ Every button posts to a view method that calls workflow.py; nothing here changes
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from flask import abort, flash, redirect, request
@@ -13,6 +14,7 @@ from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_admin.helpers import get_redirect_target
+from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -24,16 +26,19 @@ import certificates
 import permissions
 import workflow
 from admin_views.base import PageRowAction, PostRowAction, SecureModelView, commit_change, posted
+from admin_views.deadlines import deadline_cell
 from admin_views.labels import PROVINCE_NAMES, label
 from admin_views.lifecycle import AfterApprovalPages, describe_proposal
 from extensions import db
 from models import (
+    Access,
     Application,
     ApplicationKind,
     ApplicationState,
     AuditEvent,
     Certificate,
     CertificateStatus,
+    CodeTable,
     Entity,
     FilingStatus,
     IspVerification,
@@ -41,6 +46,7 @@ from models import (
     ReviewState,
     Role,
     Website,
+    code_values,
 )
 from permissions import Action
 
@@ -186,18 +192,36 @@ class ApplicationView(SecureModelView):
         return self.render("admin/approve_form.html", application=application, form=FlaskForm(),
                            blockers=workflow.approval_blockers(application))
 
-    # --- 自动审核 (batch) --------------------------------------------------------------------------
+    # --- 自动审核 (batch), and an ISP's batch verification ------------------------------------------------
     def is_action_allowed(self, name: str) -> bool:
         return name == "approve" and permissions.can(current_user, Action.FILING_AUDIT)
+
+    @action("verify", _l("Batch verify"))
+    def action_verify(self, ids: list[str]) -> Response:
+        return redirect(self.get_url(".batch_verify_view", ids=",".join(ids), url=self._back()))
+
+    @expose("/batch-verify/", methods=("GET", "POST"))
+    def batch_verify_view(self) -> Any:
+        """A confirmation page that lists exactly what this ISP will verify; all or nothing."""
+        applications = self._batch(request.values.get("ids", ""), "verify")
+        if posted() and applications and commit_change(
+                lambda: workflow.batch_isp_verify(current_user, applications),
+                _l("%(count)s applications verified.", count=len(applications))):
+            return redirect(self._back())
+        return self.render("admin/batch_approve.html", applications=applications, form=FlaskForm(),
+                           ids=",".join(str(a.id) for a in applications), blockers={},
+                           title=_l("Batch verify"), button=_l("Verify all of them"),
+                           intro=_l("You confirm that you provide access to the websites of these %(count)s "
+                                    "applications.", count=len(applications)))
 
     @action("approve", _l("Batch approve"))
     def action_approve(self, ids: list[str]) -> Response:
         return redirect(self.get_url(".batch_view", ids=",".join(ids), url=self._back()))
 
-    def _batch(self, ids: str) -> list[Application]:
+    def _batch(self, ids: str, name: str = "approve") -> list[Application]:
         wanted = [int(x) for x in ids.split(",") if x.isdigit()][:1000]
         found = self.get_query().filter(Application.id.in_(wanted)).order_by(Application.id).all()
-        return [a for a in found if self.is_row_action_allowed("approve", a)]
+        return [a for a in found if self.is_row_action_allowed(name, a)]
 
     @expose("/batch-approve/", methods=("GET", "POST"))
     def batch_view(self) -> Any:
@@ -214,6 +238,9 @@ class ApplicationView(SecureModelView):
     def render(self, template: str, **kwargs: Any) -> str:
         if template == self.details_template and "model" in kwargs:
             model = kwargs["model"]
+            kwargs["row_buttons"] = [button.markup(self, model.id)
+                                     for button in (*self.row_post_actions, *self.row_page_actions)
+                                     if self.is_row_action_allowed(button.name, model)]
             kwargs.update(timeline=_timeline(model), reasons=json.loads(model.reasons or "{}"),
                           proposal=describe_proposal(model), kind_labels=KIND_LABELS,
                           may_edit=permissions.may_edit_application(current_user, model),
@@ -223,9 +250,14 @@ class ApplicationView(SecureModelView):
 
 
 class BureauQueueView(ApplicationView):
-    """待审核: the bureau's queue, its province only."""
+    """待审核: the bureau's queue, its province only; the statutory deadline shown, most urgent first."""
 
     access_action = Action.FILING_AUDIT
+    column_list = (*ApplicationView.column_list, "due_at")
+    column_sortable_list = (*ApplicationView.column_sortable_list, "due_at")
+    column_default_sort = ("due_at", False)  # the ix_applications_deadline index
+    column_labels = {**ApplicationView.column_labels, "due_at": _l("Decision due (working days left)")}
+    column_formatters = {**ApplicationView.column_formatters, "due_at": deadline_cell}
 
     def scope(self) -> ColumnElement[bool]:
         return and_(super().scope(), Application.state == ApplicationState.BUREAU_REVIEW)
@@ -235,6 +267,9 @@ class IspQueueView(ApplicationView):
     """待核实: applications waiting for this ISP's verification."""
 
     access_action = Action.FILING_VERIFY
+
+    def is_action_allowed(self, name: str) -> bool:
+        return name == "verify" and permissions.can(current_user, Action.FILING_VERIFY)
 
     def scope(self) -> ColumnElement[bool]:
         mine = select(IspVerification.application_id).where(
@@ -265,11 +300,7 @@ class PreapprovalQueueView(SecureModelView):
         return super().get_query().options(joinedload(PreapprovalItem.website).joinedload(Website.entity))
 
     def scope(self) -> ColumnElement[bool]:
-        criteria = PreapprovalItem.category == current_user.preapproval_category
-        if current_user.province_code:
-            in_province = select(Website.id).join(Entity).where(Entity.province_code == current_user.province_code)
-            criteria = and_(criteria, PreapprovalItem.website_id.in_(in_province))
-        return criteria
+        return permissions.preapproval_scope(current_user)
 
     def is_row_action_allowed(self, name: str, obj: Any) -> bool:
         return name in ("confirm", "dispute") and obj.state == ReviewState.PENDING
@@ -325,6 +356,23 @@ class EntityView(AfterApprovalPages, SecureModelView):
             return current_user.role == Role.ICP
         return self.lifecycle_action_allowed(name, obj)
 
+    def export_header(self) -> list[str]:
+        return [str(label) for label in WEBSITE_EXPORT_HEADER]
+
+    def export_rows(self, query: Any) -> Iterator[list[Any]]:
+        """One row per website (a filing without one: a row of its own), as a clerk needs them."""
+        natures = dict(code_values(CodeTable.UNIT_NATURE))
+        loaded = query.options(selectinload(Entity.websites).selectinload(Website.domains),
+                               selectinload(Entity.websites).selectinload(Website.accesses).joinedload(Access.isp))
+        for entity in loaded.yield_per(500):
+            head = [entity.number or "", entity.unit_name, natures.get(entity.unit_nature, entity.unit_nature)]
+            status = str(label(FILING_STATUS_LABELS, entity.status))
+            for website in entity.websites or [None]:
+                approved = website.approved_at if website and website.approved_at else entity.approved_at
+                yield head + (_website_cells(website) if website else [""] * 6) + [
+                    format_datetime(approved, "yyyy-MM-dd") if approved else "",
+                    str(label(FILING_STATUS_LABELS, website.status)) if website else status]
+
     def _current_certificate(self, entity: Entity) -> Certificate | None:
         return db.session.scalar(select(Certificate).where(
             Certificate.entity_id == entity.id, Certificate.status == CertificateStatus.CURRENT))
@@ -346,6 +394,18 @@ class EntityView(AfterApprovalPages, SecureModelView):
             kwargs["certificate"] = certificate and _decoded(certificate.token)
             kwargs["status_labels"] = FILING_STATUS_LABELS
         return super().render(template, **kwargs)
+
+
+WEBSITE_EXPORT_HEADER = (_l("Filing number"), _l("Unit name"), _l("Unit nature"), _l("Website number"),
+                         _l("Website name"), _l("Domains"), _l("Home page"), _l("ISPs"), _l("Server location"),
+                         _l("Approved at"), _l("Status"))
+
+
+def _website_cells(website: Website) -> list[str]:
+    live = [a for a in website.accesses if a.live]
+    return [website.number or "", website.name, "\n".join(d.name for d in website.domains), website.home_url,
+            "\n".join(a.isp.organisation or a.isp.username for a in live),
+            "\n".join(sorted({PROVINCE_NAMES.get(a.server_province_code, a.server_province_code) for a in live}))]
 
 
 def _decoded(token: str) -> dict[str, Any]:

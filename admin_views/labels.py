@@ -50,7 +50,17 @@ def label(mapping: dict, value: object) -> str:
 ACTION_LABELS = {
     "auth.sign_in": _l("Signed in"),
     "auth.sign_in_failed": _l("Sign-in failed"),
+    "auth.identity_check": _l("Signed in, identity check pending"),
     "auth.sign_out": _l("Signed out"),
+    "auth.account_under_attack": _l("Account owner warned of failed sign-ins"),
+    "auth.reset_requested": _l("Password reset requested"),
+    "auth.password_reset": _l("Password reset by link"),
+    "auth.password_changed": _l("Password changed"),
+    "user.register": _l("Registered"),
+    "user.codes_resent": _l("Verification codes sent again"),
+    "user.confirmed": _l("Identity confirmed"),
+    "user.profile_changed": _l("Personal information changed"),
+    "user.contact_changed": _l("Mobile or e-mail changed"),
     "user.create": _l("Account created"),
     "user.edit": _l("Account edited"),
     "user.disable": _l("Account disabled"),
@@ -63,17 +73,32 @@ ACTION_LABELS = {
     "code_item.create": _l("Code value created"),
     "code_item.edit": _l("Code value edited"),
     "export": _l("Exported"),
+    "outbox.retry": _l("Message sent again"),
+    "demo.seeded": _l("Demo data created"),
     "application.draft_saved": _l("Draft saved"),
     "application.submitted": _l("Submitted"),
+    "application.imported": _l("Imported from a spreadsheet"),
     "application.isp_verified": _l("Verified by an ISP"),
     "application.isp_returned": _l("Returned by an ISP"),
     "application.approved": _l("Approved by the bureau"),
     "application.rejected": _l("Rejected by the bureau"),
     "application.withdrawn": _l("Withdrawn by its submitter"),
+    "access.cancelled": _l("Access cancelled"),
     "access_code.issued": _l("Access authorisation code made by the owner"),
     "access_code.sent": _l("Access authorisation code sent to the owner"),
     "preapproval.confirmed": _l("Pre-approval confirmed"),
     "preapproval.disputed": _l("Pre-approval disputed"),
+    "filing.cancelled": _l("Filing cancelled"),
+    "filing.revoked": _l("Filing revoked"),
+    "filing.licence_revoked": _l("Licence revoked"),
+    "revocation.requested": _l("Revocation requested"),
+    "revocation.edited": _l("Revocation request edited"),
+    "revocation.deleted": _l("Revocation request deleted"),
+    "revocation.accepted": _l("Revocation request accepted"),
+    "revocation.refused": _l("Revocation request refused"),
+    "import.queued": _l("Spreadsheet uploaded for import"),
+    "import.done": _l("Import finished"),
+    "import.refused": _l("Import refused"),
     "notice.create": _l("Notice created"),
     "notice.edit": _l("Notice edited"),
     "notice.publish": _l("Notice published"),
@@ -81,6 +106,53 @@ ACTION_LABELS = {
     "notice.delete": _l("Notice deleted"),
     "notice.attachment_removed": _l("Attachment removed"),
 }
+
+#: the kinds of record an audit event is about (`object_type`, and the views' `audit_object`)
+OBJECT_TYPE_LABELS = {
+    "user": _l("Account"),
+    "province": _l("Administrative division"),
+    "code_item": _l("Code value"),
+    "application": _l("Application"),
+    "entity": _l("Filing"),
+    "website": _l("Website"),
+    "preapproval": _l("Pre-approval item"),
+    "revocation_request": _l("Revocation request"),
+    "blacklist": _l("Blacklist entry"),
+    "notice": _l("Notice"),
+    "import": _l("Import job"),
+    "outbox_message": _l("Message"),
+    "audit_event": _l("Audit event"),
+    "demo": _l("Demo data"),
+}
+
+#: what the console's generic create / edit / delete record (`<audit_object>.<verb>`, admin_views/base.py)
+_GENERIC_VERBS = {"create": _l("%(object)s created"), "edit": _l("%(object)s edited"),
+                  "delete": _l("%(object)s deleted")}
+
+#: where an event came from when no browser was involved (audit.py writes "cli" as its address)
+COMMAND_LINE = "cli"
+
+
+def action_label(action: str) -> str:
+    """The Chinese name of an audit action; the generic `<object>.<verb>` composed from its two parts."""
+    if action in ACTION_LABELS:
+        return str(ACTION_LABELS[action])
+    object_type, _, verb = action.partition(".")
+    if verb in _GENERIC_VERBS and object_type in OBJECT_TYPE_LABELS:
+        return str(_GENERIC_VERBS[verb] % {"object": OBJECT_TYPE_LABELS[object_type]})
+    return action
+
+
+def action_options() -> list[tuple[str, str]]:
+    """Every action the log may hold, for the filter's menu: the named ones and the generic create/edit/delete."""
+    generic = [f"{object_type}.{verb}" for object_type in OBJECT_TYPE_LABELS for verb in _GENERIC_VERBS]
+    return sorted((action, action_label(action)) for action in {*ACTION_LABELS, *generic})
+
+
+def source_label(value: str | None) -> str:
+    """An address or user name as recorded, 命令行 for the command line."""
+    return str(_l("Command line")) if value == COMMAND_LINE else (value or "")
+
 
 NOTICE_CATEGORY_LABELS = {
     NoticeCategory.BULLETIN: _l("Bulletin board"),

@@ -23,11 +23,13 @@ from workflow.accounts import (
     update_own_profile,
 )
 from workflow.checks import AccessData, EntityData, WebsiteData, check_accesses, check_entity, check_website
+from workflow.deadlines import send_deadline_reminders
 from workflow.errors import NotFound, WorkflowError
 from workflow.filings import (
     approval_blockers,
     approve,
     batch_approve,
+    batch_isp_verify,
     isp_return,
     isp_verify,
     reject,
@@ -82,6 +84,7 @@ __all__ = [
     "approval_blockers",
     "approve",
     "batch_approve",
+    "batch_isp_verify",
     "cancel_access",
     "certificate_payload",
     "change_password",
@@ -129,6 +132,7 @@ __all__ = [
     "save_filing_draft",
     "save_notice",
     "send_access_code",
+    "send_deadline_reminders",
     "set_import_grant",
     "set_published",
     "set_user_status",

@@ -7,16 +7,19 @@ from datetime import datetime
 
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 import audit
+import ipindex
 import notify
 import numbering
 import permissions
 from extensions import db
 from models import (
+    Access,
+    AccessRange,
     Application,
     ApplicationKind,
     ApplicationState,
@@ -42,6 +45,7 @@ from workflow.checks import (
     normalised_domains,
     website_row,
 )
+from workflow.deadlines import start_deadline
 from workflow.errors import NotFound, WorkflowError
 from workflow.issuing import issue_certificates
 from workflow.lifecycle import ENDING_KINDS, KIND_WORDS, UNBLOCKED_KINDS, apply_on_approval, end_application
@@ -140,6 +144,7 @@ def submit_application(actor: User, application: Application) -> Application:
 def _advance_after_isp(application: Application) -> None:
     if all(v.state == ReviewState.CONFIRMED for v in application.verifications):
         application.state = ApplicationState.BUREAU_REVIEW
+        start_deadline(application)
 
 
 def _verification_of(actor: User, application: Application) -> IspVerification:
@@ -159,6 +164,11 @@ def isp_verify(actor: User, application: Application) -> Application:
     audit.record("application.isp_verified", object_type="application", object_id=application.id,
                  province_code=application.province_code, actor=actor)
     return application
+
+
+def batch_isp_verify(actor: User, applications: list[Application]) -> list[Application]:
+    """An ISP verifies many applications at once (待核实备案): all or nothing."""
+    return [isp_verify(actor, application) for application in applications]
 
 
 def isp_return(actor: User, application: Application, reason: str) -> Application:
@@ -288,6 +298,7 @@ def _approve_all(actor: User, applications: list[Application], typed_number: str
                 website.status, website.approved_at = FilingStatus.ACTIVE, now
         entity.status, entity.approved_at = FilingStatus.ACTIVE, entity.approved_at or now
     db.session.flush()
+    _index_access_ranges(entities)
     tokens = issue_certificates(entities)
     notify.queue_emails([_approval_email(a, by_id[a.entity_id], tokens[a.entity_id][1], now) for a in kept])
     audit.record_many([("application.approved", {
@@ -296,6 +307,19 @@ def _approve_all(actor: User, applications: list[Application], typed_number: str
                     "certificate": tokens[a.entity_id][0] if a.entity_id in tokens else None},
     }) for a in applications])
     return applications
+
+
+def _index_access_ranges(entities: list[Entity]) -> None:
+    """The live accesses of these approved filings not indexed yet, as `ipindex` rows (the lookup by IP)."""
+    ids = [entity.id for entity in entities]
+    for start in range(0, len(ids), 1000):
+        found = db.session.execute(select(Access.id, Access.ip_ranges).join(Website).where(
+            Website.entity_id.in_(ids[start:start + 1000]), Access.live, Access.ip_ranges != "",
+            ~exists().where(AccessRange.access_id == Access.id)))
+        rows = [{"access_id": access_id, "bucket": bucket, "start_key": first, "end_key": last}
+                for access_id, text in found for bucket, first, last in ipindex.range_rows(text)]
+        if rows:
+            db.session.execute(insert(AccessRange), rows)
 
 
 def _assign_numbers(entities: list[Entity], typed_number: str | None, year: int) -> None:

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 import audit
+import deadlines
 import importer
 import permissions
 from extensions import db
@@ -405,11 +406,12 @@ class _Staging:
 
     def applications(self, entity_ids: list[int]) -> None:
         """One application in bureau review per entity, each ISP named counted as verified."""
-        actor_id, now = self.actor.id, self.now
+        actor_id, now, due = self.actor.id, self.now, deadlines.due_at(self.now)
         _insert(Application, ({
             "entity_id": entity_id, "province_code": self.provinces[entity_id], "kind": ApplicationKind.NEW_FILING,
             "state": ApplicationState.BUREAU_REVIEW, "created_by_id": actor_id, "submitted_by_id": actor_id,
             "submitted_at": now, "decided_by_id": None, "decided_at": None, "reasons": "{}", "proposal": "{}",
+            "bureau_since": now, "due_at": due,
             "import_job_id": self.job_id} for entity_id in entity_ids))
         applications = _ids_by(Application.id, Application.entity_id, entity_ids,
                                Application.import_job_id == self.job_id)

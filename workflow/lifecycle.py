@@ -42,6 +42,7 @@ from permissions import Action
 from validators import email_error, id_card_error, mobile_error
 from workflow.access_codes import consume_access_code
 from workflow.checks import AccessData, WebsiteData, access_row, check_accesses, check_website, website_row
+from workflow.deadlines import start_deadline
 from workflow.errors import NotFound, WorkflowError
 from workflow.issuing import issue_certificates
 
@@ -88,6 +89,7 @@ def _new_application(actor: User, entity: Entity, kind: ApplicationKind, proposa
     application = Application(entity=entity, province_code=entity.province_code, kind=kind,
                               state=ApplicationState.BUREAU_REVIEW, created_by_id=actor.id, submitted_by_id=actor.id,
                               submitted_at=now, proposal=json.dumps(proposal, ensure_ascii=False))
+    start_deadline(application, now)
     if actor.role == Role.ISP:
         application.verifications = [IspVerification(isp_id=actor.id, state=ReviewState.CONFIRMED, at=now)]
     db.session.add(application)
