@@ -23,8 +23,9 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-translations/zh_Hans_CN/LC_MESSAGES/messages.mo: translations/zh_Hans_CN/LC_MESSAGES/messages.po $(VENV)/.runtime
+translations/zh_Hans_CN/LC_MESSAGES/messages.mo: translations/zh_Hans_CN/LC_MESSAGES/messages.po translations/zh_Hans_CN/LC_MESSAGES/admin.po $(VENV)/.runtime
 	$(BIN)/pybabel compile --use-fuzzy -d translations
+	$(BIN)/pybabel compile --use-fuzzy -D admin -d translations
 
 translations: $(VENV)/.runtime  ## re-extract the messages into the .po catalogue (then translate)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs=".venv tests bench migrations" -o translations/messages.pot .

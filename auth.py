@@ -27,7 +27,7 @@ from wtforms.validators import EqualTo, InputRequired, Length
 import security
 import workflow
 from extensions import begin_write, db, login_manager
-from forms import show_refusal
+from forms import show_refusal, validate_with
 from models import CodePurpose, Role, User, UserStatus
 
 bp = Blueprint("auth", __name__)
@@ -209,22 +209,25 @@ def register_form() -> str | Response:
     if "flow" not in session.get(_ACCEPTED_KEY, []):
         return redirect(url_for("auth.register_statement"))
     form, resend = RegistrationForm(), ResendCodesForm(prefix="resend")
-    if form.validate_on_submit():
-        if not security.captcha_passes(form.captcha.data):
-            db.session.commit()
-            form.captcha.errors = [str(_l("The verification code in the picture is wrong or has expired."))]
-        else:
+    if form.is_submitted():
+        captcha_ok = security.captcha_passes(form.captcha.data)  # spent whatever else is wrong
+        db.session.commit()
+        data = workflow.UserData(
+            username=form.username.data, role=Role.ICP, password=form.password.data,
+            contact_name=form.contact_name.data, organisation=form.organisation.data,
+            mobile=form.mobile.data, email=form.email.data)
+        # every error at once; which names exist is asked only once the captcha is passed
+        if validate_with(form, lambda: workflow.check_registration(data, lookup=captcha_ok)) and captcha_ok:
             try:
-                workflow.register_icp(workflow.UserData(
-                    username=form.username.data, role=Role.ICP, password=form.password.data,
-                    contact_name=form.contact_name.data, organisation=form.organisation.data,
-                    mobile=form.mobile.data, email=form.email.data))
+                workflow.register_icp(data)
                 db.session.commit()
             except workflow.WorkflowError as error:
                 show_refusal(form, error)
             else:
                 session.pop(_ACCEPTED_KEY, None)
                 return redirect(url_for("auth.register_done"))
+        if not captcha_ok:
+            form.captcha.errors = [str(_l("The verification code in the picture is wrong or has expired."))]
     return render_template("auth/register_form.html", form=form, resend=resend)
 
 

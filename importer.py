@@ -65,6 +65,7 @@ from validators import (
     mobile_error,
     normalise_domain,
     parse_ip_range,
+    split_domains,
 )
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -140,7 +141,8 @@ COLUMNS = (
     Column("responsible_mobile", "负责人手机号码", "11位手机号码"),
     Column("responsible_email", "负责人电子邮件", "接收审核通知和电子证书"),
     Column("website_name", "网站名称", "每行一个网站"),
-    Column("domains", "网站域名", "多个域名用英文分号“;”分隔，如 www.example.cn;example.cn"),
+    Column("domains", "网站域名", "同一网站的多个域名写在本单元格内，每行一个（单元格内按 Alt+Enter 换行），"
+                                  "也可用分号“;”分隔，如 www.example.cn;example.cn"),
     Column("home_url", "网站首页地址", "须在本网站的域名上，如 http://www.example.cn/"),
     Column("service_content", "网站服务内容", "从下拉列表选择", CodeTable.SERVICE_CONTENT.value),
     Column("access_method", "接入方式", "从下拉列表选择", CodeTable.ACCESS_METHOD.value),
@@ -196,6 +198,8 @@ def template_bytes() -> bytes:
     guide.append([])
     guide.append(["说明", "", "每行一个网站；同一主体的多个网站各占一行，主体各列填写相同内容。整个文件先全部检查，"
                                 "有任何错误则不导入任何数据，并返回标出错误单元格的文件。"])
+    guide.append(["域名分隔", "", "与系统中所有表单相同：一个域名占一行（单元格内按 Alt+Enter 换行）；"
+                                "为便于粘贴，分号“;”“；”、逗号“,”“，”和顿号“、”也可作分隔。"])
     codes.sheet_state = "hidden"
     buffer = io.BytesIO()
     workbook.save(buffer)
@@ -695,7 +699,7 @@ class RowChecker:
     def _add_website(self, row: int, values: dict[str, str], coded: dict[str, str],
                      entity: tuple[str, ...] | None) -> None:
         names = []
-        for raw in filter(None, (d.strip() for d in re.split(r"[;；,，\s]+", values["domains"]))):
+        for raw in split_domains(values["domains"]):  # the one separator rule of every form
             try:
                 name = _ip_text(raw) or normalise_domain(raw)
             except ValueError as error:

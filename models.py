@@ -402,6 +402,17 @@ class Entity(db.Model):
         Index("ix_entities_unit_name_pattern", "unit_name",
               postgresql_ops={"unit_name": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
         Index("ix_entities_owner_id", "owner_id"),
+        # the console's search box and filters (admin_views/search.py)
+        Index("ix_entities_certificate_number", "certificate_number",
+              postgresql_ops={"certificate_number": "varchar_pattern_ops"}),
+        Index("ix_entities_province_unit_name", "province_code", "unit_name"),
+        Index("ix_entities_province_approved", "province_code", "approved_at"),
+        Index("ix_entities_approved_at", "approved_at"),
+        Index("ix_entities_province_nature", "province_code", "unit_nature", "id"),
+        Index("ix_entities_number_pattern", "number",
+              postgresql_ops={"number": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
+        Index("ix_entities_licence_number_pattern", "licence_number",
+              postgresql_ops={"licence_number": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -431,7 +442,9 @@ class Entity(db.Model):
 
 class Website(db.Model):
     __tablename__ = "websites"
-    __table_args__ = (Index("ix_websites_entity_id", "entity_id"),)
+    __table_args__ = (Index("ix_websites_entity_id", "entity_id"),
+                      Index("ix_websites_number_pattern", "number",
+                            postgresql_ops={"number": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     #: the import that wrote this row; hidden from every query while that import is staging (workflow.imports)

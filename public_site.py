@@ -11,7 +11,7 @@ import re
 import time
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, abort, current_app, jsonify, render_template, request, send_from_directory, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, func, literal, select, union, union_all
 from werkzeug.wrappers import Response
@@ -221,6 +221,25 @@ def latest_notices() -> dict[NoticeCategory, list[Notice]]:
     return {category: rows for category, rows in latest.items() if rows}
 
 
+#: the footer's pages, written as notices of their category (SPEC §9)
+FOOTER_CATEGORIES = (NoticeCategory.STATEMENT, NoticeCategory.CONTACT)
+
+
+@bp.context_processor
+def footer_links() -> dict[str, list[tuple[str, str]]]:
+    """使用声明 and 联系我们, each linked only while its category holds a published notice: to that notice when
+    it is the only one, else to the category's list."""
+    links = []
+    for category in FOOTER_CATEGORIES:
+        ids = db.session.scalars(select(Notice.id).where(Notice.published, Notice.category == category)
+                                 .order_by(Notice.published_at.desc()).limit(2)).all()
+        if ids:
+            url = (url_for("public.notice_page", notice_id=ids[0]) if len(ids) == 1
+                   else url_for("public.notices_page", category=category.value))
+            links.append((url, str(NOTICE_CATEGORY_LABELS[category])))
+    return {"footer_links": links}
+
+
 def _page_number() -> int:
     try:
         return max(1, min(int(request.args.get("page", "1")), 10_000))
@@ -334,6 +353,11 @@ def home() -> str:
     return render_template("public/home.html", query=query[:MAX_QUERY], results=results, query_error=error,
                            max_query=MAX_QUERY, latest=latest_notices() if results is None else {},
                            categories=NOTICE_CATEGORY_LABELS)
+
+
+@bp.route("/favicon.ico")
+def favicon() -> Response:
+    return send_from_directory(current_app.static_folder or "static", "favicon.ico", mimetype="image/x-icon")
 
 
 @bp.route("/notices/")

@@ -164,6 +164,28 @@ def normalise_domain(value: str) -> str:
     return ascii_name
 
 
+#: the one separator rule of domain lists: one per line in every form; commas, 、 and semicolons (half or
+#: full width) are tolerated in pasted text and in the import template's cell
+DOMAIN_SEPARATORS = re.compile(r"[\s,，、;；]+")
+
+
+def split_domains(text: str) -> list[str]:
+    """The domains typed in a form (one per line, or pasted with commas, 、 or semicolons)."""
+    return [part for part in DOMAIN_SEPARATORS.split(text or "") if part]
+
+
+def display_domain(name: str) -> str:
+    """A stored (punycode) domain as a person reads it: `例子.中国 (xn--fsqu00a.xn--fiqs8s)`; an ASCII
+    domain or an address unchanged."""
+    if "xn--" not in name:
+        return name
+    try:
+        unicode_name = name.encode("ascii").decode("idna")
+    except UnicodeError:
+        return name
+    return f"{unicode_name} ({name})" if unicode_name != name else name
+
+
 def ip_address_error(value: str) -> str | None:
     try:
         ipaddress.ip_address(value.strip())

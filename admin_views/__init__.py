@@ -29,6 +29,7 @@ from admin_views.notices import NoticeView
 from admin_views.outbox import OutboxView
 from admin_views.users import UserView
 from admin_views.wizard import FilingWizardView
+from config import BASE_DIR
 from extensions import db
 from models import (
     FILING_ROLES,
@@ -45,6 +46,7 @@ from models import (
     RevocationRequest,
     User,
 )
+from validators import display_domain
 
 USERS = _l("User management")
 SYSTEM = _l("System management")
@@ -67,12 +69,14 @@ def _original_templates_loader(app: Flask) -> BaseLoader:
 
 def init_admin(app: Flask) -> Admin:
     app.jinja_loader = _original_templates_loader(app)
+    app.add_template_filter(display_domain, "domain")  # 例子.中国 (xn--fsqu00a.xn--fiqs8s)
     admin = Admin(
         app,
         name=_l("ICP & IP Filing Management System"),
         url="/admin",
         theme=Bootstrap4Theme(base_template="admin/console_base.html", fluid=True),
         index_view=DashboardView(name=_l("Dashboard"), url="/admin", endpoint="admin"),
+        translations_path=str(BASE_DIR / "translations"),  # admin.po: what Flask-Admin's catalogue lacks
     )
 
     admin.add_view(FilingWizardView(name=_l("File a website"), endpoint="filing_wizard", url="/admin/filing",

@@ -21,12 +21,13 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
-from sqlalchemy import ColumnElement, false, inspect
+from sqlalchemy import ColumnElement, false, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 import audit
 import permissions
+from admin_views.search import MAX_TERM, ProvinceFilter
 from extensions import begin_write, db
 from importer import XLSX_MIME, content_disposition, write_xlsx
 from models import starts_with
@@ -35,6 +36,8 @@ from workflow import WorkflowError
 
 #: a page number beyond this is forged (the offset would not fit a 64-bit integer): the first page instead
 MAX_PAGE = 1_000_000
+#: a list counts its rows up to this many; beyond, it says "more than" (an exact count would read them all)
+COUNT_LIMIT = 10_000
 
 
 def posted() -> bool:
@@ -172,8 +175,8 @@ def yes_no_icon(_view: Any, value: bool, _name: str = "") -> Markup:
     return Markup('<span class="fa {}" title="{}"></span>').format(icon, yes_no(_view, value))
 
 
-def _with_local_time(formatters: dict[type, Any], boolean: Any = yes_no) -> dict[type, Any]:
-    return {**formatters, datetime: local_time, bool: boolean}
+def _with_local_time(formatters: dict[type, Any], boolean: Any = None) -> dict[type, Any]:
+    return {**formatters, datetime: local_time, **({bool: boolean} if boolean else {})}
 
 
 def _column_changes(model: Any, created: bool) -> dict[str, Any]:
@@ -211,7 +214,7 @@ class SecureModelView(RoleAccessMixin, ModelView):
     page_size_options = (20, 50, 100)
     column_type_formatters = _with_local_time(typefmt.BASE_FORMATTERS, yes_no_icon)
     column_type_formatters_export = _with_local_time(typefmt.EXPORT_FORMATTERS)
-    column_type_formatters_detail = _with_local_time(typefmt.DETAIL_FORMATTERS)
+    column_type_formatters_detail = _with_local_time(typefmt.DETAIL_FORMATTERS, yes_no)
 
     # --- permissions -----------------------------------------------------------------
     def _allowed(self, action: Action | None) -> bool:
@@ -286,9 +289,78 @@ class SecureModelView(RoleAccessMixin, ModelView):
             choices = self._filters[idx].get_options(self)
             if choices and value not in {str(choice) for choice, _label in choices}:
                 flash(self.get_invalid_value_msg(value, self._filters[idx]), "error")
-            else:
+            elif self._offered(self._filters[idx]):
                 kept.append((idx, name, value))
         return kept
+
+    # --- the search box, filters that fit the role, a bounded total ---------------------------------
+    def _offered(self, flt: Any) -> bool:
+        """A province filter only where the user's scope spans provinces."""
+        return not (isinstance(flt, ProvinceFilter) and current_user.province_code)
+
+    def _get_filter_groups(self) -> Any:
+        groups = super()._get_filter_groups()
+        if not groups:
+            return groups
+        return {name: [self._with_options(item) for item in items] for name, items in groups.items()
+                if all(self._offered(self._filters[item["index"]]) for item in items)}
+
+    def _with_options(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Options given as a function are read now, for this user (Flask-Admin read them at start-up)."""
+        flt = self._filters[item["index"]]
+        if not callable(flt.options):
+            return item
+        return {**item, "options": [(key, str(name)) for key, name in flt.get_options(self) or []] or None}
+
+    def search_condition(self, term: str) -> ColumnElement[bool] | None:
+        """The rows a (stripped, non-empty) search term finds; None where the list has no search box."""
+        return None
+
+    def search_order(self, term: str) -> tuple[Any, ...] | None:
+        """The order of a search's results when the user chose none (that of the index finding them)."""
+        return None
+
+    def init_search(self) -> bool:
+        return type(self).search_condition is not SecureModelView.search_condition
+
+    def search_placeholder(self) -> str:
+        return str(_l("Unit name, number, domain or certificate number"))
+
+    def _apply_search(self, query: Any, count_query: Any, joins: Any, count_joins: Any, search: str) -> Any:
+        term = search.strip()
+        if len(term) > MAX_TERM:
+            flash(_l("The search text is too long (at most %(max)s characters).", max=MAX_TERM),
+                  "error")
+            return query.filter(false()), count_query, joins, count_joins
+        condition = self.search_condition(term) if term else None
+        return (query if condition is None else query.filter(condition)), count_query, joins, count_joins
+
+    def get_list(self, page: int | None, sort_column: Any, sort_desc: bool, search: str | None,
+                 filters: Any, execute: bool = True, page_size: int | None = None) -> tuple[int | None, Any]:
+        """Flask-Admin's, with a total counted up to `count_limit() + 1` rows (never a count of millions), and a
+        search's results in the order of the index that finds them unless the user sorted."""
+        query, joins = self.get_query(), {}
+        if search and self._search_supported:
+            query, _, joins, _ = self._apply_search(query, None, joins, {}, search)
+        if filters and self._filters:
+            query, _, joins, _ = self._apply_filters(query, None, joins, {}, filters)
+        count = self.bounded_count(query) if execute else None
+        order = self.search_order(search.strip()) if search and sort_column is None else None
+        if order:
+            query = query.order_by(*order)
+        else:
+            query, joins = self._apply_sorting(query, joins, sort_column, sort_desc)
+        query = self._apply_pagination(query, page, page_size)
+        return count, (query.all() if execute else query)
+
+    def count_limit(self) -> int:
+        return int(current_app.config.get("CONSOLE_COUNT_LIMIT", COUNT_LIMIT))
+
+    def bounded_count(self, query: Any) -> int:
+        """The rows of the list, counted up to `count_limit() + 1` (the template says "more than" then)."""
+        pk = inspect(self.model).primary_key[0]
+        rows = query.enable_eagerloads(False).with_entities(pk).order_by(None).limit(self.count_limit() + 1)
+        return db.session.scalar(select(func.count()).select_from(rows.subquery())) or 0
 
     # --- audit of generic create / edit / delete -------------------------------------------
     def _audit(self, verb: str, model: Any, changes: dict[str, Any]) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Any
 
-from flask import url_for
+from flask import current_app, url_for
 from flask_admin import expose
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -134,6 +134,8 @@ def cards_for(user: User) -> list[Card]:
 # --- statistics for MIIT (the nation) and a bureau (its province) --------------------------------------
 
 WINDOW_DAYS = 90  # processing times and the chart look back this far
+#: the statistics of a scope are computed at most this often per process (the nation's take seconds at 1M filings)
+CACHE_SECONDS = 120
 CHART_WIDTH, CHART_HEIGHT = 720, 160
 
 
@@ -159,6 +161,7 @@ class Chart:
 
 @dataclass(frozen=True)
 class Statistics:
+    at: datetime  # when they were computed (stored time, UTC)
     in_force: int
     isp_review: int
     bureau_review: int
@@ -246,6 +249,7 @@ def statistics_for(user: User, now: datetime | None = None) -> Statistics:
     approved = and_(in_scope, Application.state == ApplicationState.APPROVED)
     decided, average, p90 = _processing(provinces, now - timedelta(days=WINDOW_DAYS))
     return Statistics(
+        at=now,
         in_force=_count(Entity, Entity.province_code.in_(provinces), Entity.status == FilingStatus.ACTIVE),
         isp_review=waiting.get(ApplicationState.ISP_REVIEW, 0),
         bureau_review=waiting.get(ApplicationState.BUREAU_REVIEW, 0),
@@ -258,11 +262,21 @@ def statistics_for(user: User, now: datetime | None = None) -> Statistics:
         decided=decided, average_days=average, p90_days=p90, chart=_per_day(provinces, today))
 
 
+def cached_statistics(user: User) -> Statistics:
+    """`statistics_for`, kept CACHE_SECONDS per scope (the nation, or a province) in this app's process."""
+    cache: dict[str, Statistics] = current_app.extensions.setdefault("dashboard_statistics", {})
+    key = "nation" if user.role == Role.MIIT else user.province_code
+    found = cache.get(key)
+    if found is None or (utcnow() - found.at).total_seconds() > CACHE_SECONDS:
+        found = cache[key] = statistics_for(user)
+    return found
+
+
 class DashboardView(RoleIndexView):
     access_action = Action.DASHBOARD
 
     @expose("/")
     def index(self) -> str:
-        statistics = statistics_for(current_user) if current_user.role in (Role.MIIT, Role.BUREAU) else None
+        statistics = cached_statistics(current_user) if current_user.role in (Role.MIIT, Role.BUREAU) else None
         return self.render("admin/dashboard.html", cards=cards_for(current_user), statistics=statistics,
                            role_label=ROLE_LABELS[current_user.role])

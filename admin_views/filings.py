@@ -27,8 +27,18 @@ import permissions
 import workflow
 from admin_views.base import PageRowAction, PostRowAction, SecureModelView, commit_change, posted
 from admin_views.deadlines import deadline_cell
-from admin_views.labels import PROVINCE_NAMES, label
+from admin_views.labels import PROVINCE_NAMES, code_name, label
 from admin_views.lifecycle import AfterApprovalPages, describe_proposal
+from admin_views.search import (
+    ApplicationSearch,
+    EntitySearch,
+    IspFilter,
+    LocalDateBetween,
+    PreapprovalCategoryFilter,
+    ProvinceFilter,
+    isp_options,
+    per_request,
+)
 from extensions import db
 from models import (
     Access,
@@ -79,7 +89,7 @@ def _timeline(application: Application) -> list[AuditEvent]:
     ).order_by(AuditEvent.id)))
 
 
-class ApplicationView(SecureModelView):
+class ApplicationView(ApplicationSearch, SecureModelView):
     """备案申请: every application within the user's scope, with the buttons of its stage."""
 
     access_action = export_action = Action.FILING_LIST
@@ -101,7 +111,13 @@ class ApplicationView(SecureModelView):
     }
     column_filters = (
         FilterEqual(Application.state, _l("State"), options=[(str(s), STATE_LABELS[s]) for s in ApplicationState]),
-        FilterEqual(Application.province_code, _l("Province"), options=list(PROVINCE_NAMES.items())),
+        ProvinceFilter(Application.province_code, _l("Province"), options=list(PROVINCE_NAMES.items())),
+        FilterEqual(Application.kind, _l("Kind"), options=[(str(k), KIND_LABELS[k]) for k in ApplicationKind]),
+        IspFilter(Application.submitted_by_id, _l("Submitting ISP"), options=isp_options),
+        PreapprovalCategoryFilter(Application.entity_id, _l("Pre-approval category"),
+                                  options=per_request(lambda: code_values(CodeTable.PREAPPROVAL_CATEGORY))),
+        LocalDateBetween(Application.submitted_at, _l("Submitted at")),
+        LocalDateBetween(Application.decided_at, _l("Decided at")),
     )
     row_post_actions = (
         PostRowAction("submit", _l("Submit"), "fa fa-paper-plane"),
@@ -110,7 +126,7 @@ class ApplicationView(SecureModelView):
     )
     row_page_actions = (
         PageRowAction("return", _l("Return"), ".return_view", "fa fa-undo"),
-        PageRowAction("approve", _l("Approve"), ".approve_view", "fa fa-stamp"),
+        PageRowAction("approve", _l("Approve"), ".approve_view", "fa fa-check-square-o"),
         PageRowAction("reject", _l("Reject"), ".reject_view", "fa fa-times"),
     )
 
@@ -289,7 +305,8 @@ class PreapprovalQueueView(SecureModelView):
     column_labels = {"id": _l("No."), "website.entity.unit_name": _l("Unit name"), "website.name": _l("Website"),
                      "category": _l("Pre-approval category"), "document_number": _l("Document number"),
                      "state": _l("State"), "reason": _l("Reason")}
-    column_formatters = {"state": lambda _v, _c, m, _n: label(REVIEW_LABELS, m.state)}
+    column_formatters = {"state": lambda _v, _c, m, _n: label(REVIEW_LABELS, m.state),
+                         "category": lambda _v, _c, m, _n: code_name(CodeTable.PREAPPROVAL_CATEGORY, m.category)}
     column_filters = (FilterEqual(PreapprovalItem.state, _l("State"),
                                   options=[(str(s), REVIEW_LABELS[s]) for s in ReviewState]),)
     row_post_actions = (PostRowAction("confirm", _l("Confirm"), "fa fa-check"),)
@@ -324,7 +341,7 @@ class PreapprovalQueueView(SecureModelView):
                            form=FlaskForm())
 
 
-class EntityView(AfterApprovalPages, SecureModelView):
+class EntityView(EntitySearch, AfterApprovalPages, SecureModelView):
     """备案信息: the filings in scope; the owner downloads bazs.cert once approved (FAQ 40–41); the buttons
     of what may happen after approval (changes, access, cancellation, revocation)."""
 
@@ -341,9 +358,12 @@ class EntityView(AfterApprovalPages, SecureModelView):
     column_formatters = {"province_code": lambda _v, _c, m, _n: PROVINCE_NAMES.get(m.province_code, ""),
                          "status": lambda _v, _c, m, _n: label(FILING_STATUS_LABELS, m.status)}
     column_filters = (
-        FilterEqual(Entity.province_code, _l("Province"), options=list(PROVINCE_NAMES.items())),
+        ProvinceFilter(Entity.province_code, _l("Province"), options=list(PROVINCE_NAMES.items())),
         FilterEqual(Entity.status, _l("Status"), options=[(str(s), FILING_STATUS_LABELS[s]) for s in FilingStatus]),
         FilterEqual(Entity.number, _l("Filing number")),
+        FilterEqual(Entity.unit_nature, _l("Unit nature"),
+                    options=per_request(lambda: code_values(CodeTable.UNIT_NATURE))),
+        LocalDateBetween(Entity.approved_at, _l("Approved at")),
     )
     row_page_actions = (PageRowAction("download", _l("Download certificate"), ".certificate_view",
                                       "fa fa-download"), *AfterApprovalPages.row_page_actions)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from flask import g
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
-from models import CodeTable, DisclosureKind, NoticeCategory, Role, UserStatus
+from extensions import db
+from models import CodeItem, CodeTable, DisclosureKind, NoticeCategory, Role, UserStatus
 from seed_data import PROVINCES
 
 ROLE_LABELS = {
@@ -40,6 +43,18 @@ CODE_TABLE_LABELS = {
 
 
 PROVINCE_NAMES = {code: name for code, name, _abbr in PROVINCES}
+
+
+def code_name(table: CodeTable | str, code: str | None) -> str:
+    """The name of a code-table value (新闻 for pre-approval category 1), the table read once per request;
+    the code itself only if the table has no such value."""
+    if not code:
+        return ""
+    names = g.setdefault("code_names", {})
+    if table not in names:
+        names[table] = dict(db.session.execute(
+            select(CodeItem.code, CodeItem.name).where(CodeItem.table == CodeTable(table))).all())
+    return names[table].get(code, code)
 
 
 def label(mapping: dict, value: object) -> str:

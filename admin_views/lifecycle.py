@@ -37,6 +37,7 @@ from models import (
     code_values,
 )
 from permissions import Action
+from validators import display_domain, split_domains
 
 REQUEST_STATE_LABELS = {RequestState.PENDING: _l("Pending"), RequestState.DONE: _l("Revoked"),
                         RequestState.REFUSED: _l("Refused")}
@@ -52,7 +53,7 @@ def describe_proposal(application: Application) -> list[str]:
     kind = proposal.get("type", "")
     lines = {
         "add_domains": lambda: [str(_l("Add domains to %(site)s: %(domains)s", site=name,
-                                       domains=", ".join(proposal["domains"])))],
+                                       domains=", ".join(map(display_domain, proposal["domains"]))))],
         "edit_website": lambda: [str(_l("Edit %(site)s: name %(name)s, home page %(url)s",
                                         site=name, name=proposal["name"], url=proposal["home_url"]))],
         "responsible": lambda: [str(_l("New responsible person: %(name)s, %(mobile)s, %(email)s",
@@ -92,6 +93,24 @@ def _access_data(isp_id: int) -> workflow.AccessData:
     return workflow.AccessData(isp_id=isp_id, method=request.form.get("method", ""),
                                server_province_code=request.form.get("server_province_code", ""),
                                ip_ranges=[(start, end or start)] if start else [])
+
+
+def _change_errors(run: Any) -> dict[str, list[str]] | None:
+    """Run a change and commit it; when refused, roll back and return its errors by field (`websites-0-domains`
+    → `domains`; the ones naming no field are flashed), or None when it was made."""
+    try:
+        run()
+        db.session.commit()
+    except workflow.WorkflowError as error:
+        db.session.rollback()
+        errors: dict[str, list[str]] = {}
+        for field, message in error.errors:
+            if field:
+                errors.setdefault(field.rsplit("-", 1)[-1], []).append(message)
+            else:
+                flash(message, "error")
+        return errors
+    return None
 
 
 class AfterApprovalPages:
@@ -134,14 +153,16 @@ class AfterApprovalPages:
 
     @expose("/change/", methods=("GET", "POST"))
     def change_view(self) -> Any:
-        """变更 (FAQ 52), by the ISP: add domains, edit a website, change the responsible person, add a website."""
+        """变更 (FAQ 52), by the ISP: add domains, edit a website, change the responsible person, add a website.
+        A refused change comes back with every error beside its field and what was typed kept."""
         entity = self._entity_for("change")
+        kind, errors = request.form.get("type"), {}
         if posted():
-            kind, form = request.form.get("type"), request.form
+            form = request.form
             website = _website_choice(entity)
             runs = {
-                "add_domains": lambda: workflow.propose_domains(current_user, website, [
-                    d for d in form.get("domains", "").replace("，", ",").replace("\n", ",").split(",") if d.strip()]),
+                "add_domains": lambda: workflow.propose_domains(current_user, website,
+                                                                split_domains(form.get("domains", ""))),
                 "edit_website": lambda: workflow.propose_website_edit(
                     current_user, website, form.get("name", ""), form.get("home_url", ""),
                     form.get("service_content", "")),
@@ -150,14 +171,16 @@ class AfterApprovalPages:
                     form.get("responsible_mobile", ""), form.get("responsible_email", "")),
                 "new_website": lambda: workflow.propose_website(current_user, entity, workflow.WebsiteData(
                     name=form.get("name", ""), home_url=form.get("home_url", ""),
-                    domains=[d for d in form.get("domains", "").replace("，", ",").split(",") if d.strip()],
+                    domains=split_domains(form.get("domains", "")),
                     service_content=form.get("service_content", ""), accesses=[_access_data(current_user.id)])),
             }
             if kind not in runs or (kind in ("add_domains", "edit_website") and website is None):
                 abort(400)
-            if commit_change(runs[kind], _l("The change was sent to the bureau for audit.")):
+            errors = _change_errors(runs[kind])
+            if errors is None:
+                flash(_l("The change was sent to the bureau for audit."), "success")
                 return redirect(self._back())
-        return self._page("admin/lifecycle/change.html", entity,
+        return self._page("admin/lifecycle/change.html", entity, posted_kind=kind, errors=errors or {},
                           services=code_values(CodeTable.SERVICE_CONTENT),
                           methods=code_values(CodeTable.ACCESS_METHOD), provinces=PROVINCE_NAMES)
 

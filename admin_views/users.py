@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort
+from flask import abort, request
 from flask_admin.contrib.sqla.filters import BooleanEqualFilter, FilterEqual
 from flask_admin.model.template import EditRowAction
 from flask_babel import lazy_gettext as _l
@@ -17,9 +17,9 @@ from wtforms.validators import InputRequired, Length
 import permissions
 import workflow
 from admin_views.base import FilterStartsWith, PostRowAction, SecureModelView
-from admin_views.labels import PROVINCE_NAMES, ROLE_LABELS, STATUS_LABELS, label
+from admin_views.labels import PROVINCE_NAMES, ROLE_LABELS, STATUS_LABELS, code_name, label
 from extensions import db
-from forms import show_refusal
+from forms import Chosen, show_refusal, validate_with
 from models import CodeTable, Province, Role, User, UserStatus, code_values
 from permissions import Action
 
@@ -29,7 +29,7 @@ class _AccountFields(FlaskForm):
 
     username = StringField(_l("Username"), [InputRequired(), Length(max=64)])
     password = PasswordField(_l("Initial password"), [InputRequired(), Length(max=128)])
-    role = SelectField(_l("Role"), choices=[])
+    role = SelectField(_l("Role"), [Chosen(_l("Choose the account's role."))], choices=[])  # no default
 
 
 class UserEditForm(FlaskForm):
@@ -93,6 +93,7 @@ class UserView(SecureModelView):
     column_formatters = {
         "role": lambda _v, _c, m, _n: label(ROLE_LABELS, m.role),
         "status": lambda _v, _c, m, _n: label(STATUS_LABELS, m.status),
+        "preapproval_category": lambda _v, _c, m, _n: code_name(CodeTable.PREAPPROVAL_CATEGORY, m.preapproval_category),
     }
     column_formatters_export = column_formatters
     row_post_actions = (
@@ -145,8 +146,8 @@ class UserView(SecureModelView):
 
     def create_form(self, obj: Any = None) -> Any:
         form = self._fill_choices(super().create_form(obj))
-        form.role.choices = [(str(r), str(ROLE_LABELS[r])) for r in self.role_group
-                             if r in permissions.creatable_roles(current_user)]
+        form.role.choices = [("", str(_l("— choose —")))] + [
+            (str(r), str(ROLE_LABELS[r])) for r in self.role_group if r in permissions.creatable_roles(current_user)]
         if not (current_user.role == Role.BUREAU and Role.ISP in self.role_group):
             del form["can_import"]
         return form
@@ -156,7 +157,22 @@ class UserView(SecureModelView):
             abort(404)
         return self._fill_choices(super().edit_form(obj))
 
-    def _user_data(self, form: Any, role: Role, username: str) -> workflow.UserData:
+    def validate_form(self, form: Any) -> bool:
+        """The account forms: the form's own validators and every rule of the workflow at once, each error
+        beside its field (other forms, e.g. the row actions', as Flask-Admin does)."""
+        if "contact_name" not in form:
+            return super().validate_form(form)
+        return validate_with(form, lambda: self._check(form))
+
+    def _check(self, form: Any) -> None:
+        if "username" in form:  # creation
+            role = form.role.data if form.role.data in {str(r) for r in Role} else None
+            workflow.check_new_user(current_user, self._user_data(form, role and Role(role), form.username.data))
+        else:
+            target = self.get_one(request.args.get("id", ""))
+            workflow.check_user_profile(self._user_data(form, target.role, target.username))
+
+    def _user_data(self, form: Any, role: Role | None, username: str) -> workflow.UserData:
         fields = {name: form[name].data for name in (
             "password", "province_code", "organisation", "contact_name", "mobile", "email",
             "preapproval_category", "can_import") if name in form}
@@ -164,7 +180,7 @@ class UserView(SecureModelView):
 
     def create_model(self, form: Any) -> Any:
         try:
-            data = self._user_data(form, Role(form.role.data), form.username.data.strip())
+            data = self._user_data(form, Role(form.role.data), form.username.data)
             user = workflow.create_user(current_user, data)
             db.session.commit()
         except workflow.WorkflowError as error:

@@ -22,8 +22,9 @@ from wtforms.validators import InputRequired, Length, Optional
 import permissions
 import workflow
 from admin_views.base import RoleView
+from admin_views.labels import PROVINCE_NAMES, code_name
 from extensions import db
-from forms import show_refusal
+from forms import Chosen, validate_with
 from models import (
     Application,
     CodeTable,
@@ -35,6 +36,7 @@ from models import (
     code_values,
 )
 from permissions import Action
+from validators import display_domain, split_domains
 
 ENTITY_FIELDS = ("province_code", "unit_name", "unit_nature", "certificate_type", "certificate_number", "address",
                  "responsible_name", "responsible_id_number", "responsible_mobile", "responsible_email", "commercial")
@@ -48,8 +50,9 @@ def _provinces() -> list[tuple[str, str]]:
 class EntityForm(FlaskForm):
     province_code = SelectField(_l("Province of the entity"), choices=[])
     unit_name = StringField(_l("Unit name"), [InputRequired(), Length(max=128)])
-    unit_nature = SelectField(_l("Unit nature"), choices=[])
-    certificate_type = SelectField(_l("Certificate type"), choices=[])
+    unit_nature = SelectField(_l("Unit nature"), [Chosen(_l("Choose the unit nature."))], choices=[])
+    certificate_type = SelectField(_l("Certificate type"), [Chosen(_l("Choose the certificate type."))],
+                                   choices=[])
     certificate_number = StringField(_l("Certificate number"), [InputRequired(), Length(max=64)])
     address = StringField(_l("Postal address"), [Length(max=255)])
     responsible_name = StringField(_l("Responsible person"), [InputRequired(), Length(max=64)])
@@ -97,6 +100,47 @@ def _website_data(values: dict[str, Any]) -> workflow.WebsiteData:
                   for a in values.get("accesses", [])])
 
 
+# --- the preview: every field with its label, code-table names instead of codes ------------------------
+Row = tuple[str, str | list[str]]
+
+
+def _yes_no(value: Any) -> str:
+    return str(_l("Yes") if value else _l("No"))
+
+
+def entity_rows(entity: dict[str, Any]) -> list[Row]:
+    """The entity step as the preview shows it: (label, value) in the form's order."""
+    labels = {field.name: str(field.label.text) for field in EntityForm()}
+    shown = {"province_code": lambda code: PROVINCE_NAMES.get(code, code),
+             "unit_nature": lambda code: code_name(CodeTable.UNIT_NATURE, code),
+             "certificate_type": lambda code: code_name(CodeTable.CERTIFICATE_TYPE, code),
+             "commercial": _yes_no}
+    return [(labels[name], shown.get(name, str)(entity.get(name) or "")) for name in ENTITY_FIELDS]
+
+
+def website_section(website: dict[str, Any]) -> dict[str, Any]:
+    """A website of the preview: its rows, and one list of rows per access provider."""
+    rows: list[Row] = [
+        (str(_l("Website name")), website["name"]),
+        (str(_l("Domains")), [display_domain(name) for name in website["domains"]]),
+        (str(_l("Home page")), website["home_url"]),
+        (str(_l("Service content")), code_name(CodeTable.SERVICE_CONTENT, website["service_content"])),
+        (str(_l("Website language")), code_name(CodeTable.LANGUAGE, website.get("languages", ""))),
+        (str(_l("Pre-approval items")), [f"{code_name(CodeTable.PREAPPROVAL_CATEGORY, category)} {document}"
+                                         for category, document in website.get("preapprovals", [])]
+         or str(_l("None"))),
+        (str(_l("Interactive sections")), website.get("bbs_sections", "") if website.get("bbs") else _yes_no(False)),
+    ]
+    accesses = [[(str(_l("Access provider (ISP)")), access["isp_name"]),
+                 (str(_l("Access method")), code_name(CodeTable.ACCESS_METHOD, access["method"])),
+                 (str(_l("Server location")), PROVINCE_NAMES.get(access["server_province_code"],
+                                                                 access["server_province_code"])),
+                 (str(_l("IP ranges")), [f"{start} – {end}" for start, end in access["ip_ranges"]]
+                  or str(_l("None")))]
+                for access in website.get("accesses", [])]
+    return {"name": website["name"], "rows": rows, "accesses": accesses}
+
+
 class FilingWizardView(RoleView):
     access_action = Action.FILING_CREATE
 
@@ -124,23 +168,24 @@ class FilingWizardView(RoleView):
         data = self._data()
         form = EntityForm(data=data["entity"] or {"province_code": current_user.province_code or ""})
         form.province_code.choices = _provinces()
-        form.unit_nature.choices = code_values(CodeTable.UNIT_NATURE)
-        form.certificate_type.choices = code_values(CodeTable.CERTIFICATE_TYPE)
-        if form.validate_on_submit():
-            values = {name: form[name].data for name in ENTITY_FIELDS}
-            try:
-                workflow.check_entity(_entity_data(values), self._entity_id())
-            except workflow.WorkflowError as error:
-                show_refusal(form, error)
-            else:
-                data["entity"] = values
-                self._store(data)
-                return redirect(self.get_url(".websites"))
+        form.unit_nature.choices = [("", str(_l("— choose —"))), *code_values(CodeTable.UNIT_NATURE)]  # no default
+        form.certificate_type.choices = [("", str(_l("— choose —"))), *code_values(CodeTable.CERTIFICATE_TYPE)]
+        values = {name: form[name].data for name in ENTITY_FIELDS}
+        if validate_with(form, lambda: workflow.check_entity(_entity_data(values), self._entity_id())):
+            data["entity"] = values
+            self._store(data)
+            return redirect(self.get_url(".websites"))
         return self._page("entity", form=form)
 
     def _entity_id(self) -> int | None:
         draft = self._draft()
         return db.session.get(Application, draft.application_id).entity_id if draft.application_id else None
+
+    def _own_website_ids(self) -> set[int]:
+        """The websites of the application being corrected (their domains are theirs already)."""
+        draft = self._draft()
+        return {w.id for w in db.session.get(Application, draft.application_id).entity.websites} \
+            if draft.application_id else set()
 
     # --- step 2: websites ----------------------------------------------------------------------------
     def _website_form(self, values: dict[str, Any] | None) -> WebsiteForm:
@@ -163,29 +208,27 @@ class FilingWizardView(RoleView):
         index = request.args.get("edit", type=int)
         editing = data["websites"][index] if index is not None and 0 <= index < len(data["websites"]) else None
         form = self._website_form(editing)
-        if form.validate_on_submit():
-            position = index if editing is not None else len(data["websites"])
-            values = {"name": form.name.data.strip(), "domains": [d.strip() for d in form.domains.data.splitlines()
-                                                                   if d.strip()],
-                      "home_url": form.home_url.data.strip(), "service_content": form.service_content.data,
-                      "languages": form.languages.data, "bbs": form.bbs.data, "bbs_sections": form.bbs_sections.data,
-                      "preapprovals": [[form.preapproval_category.data, form.preapproval_document.data.strip()]]
-                      if form.preapproval_category.data else [],
-                      "accesses": (editing or {}).get("accesses", [])}
-            try:
-                own = {w.id for w in db.session.get(Application, self._draft().application_id).entity.websites} \
-                    if self._draft().application_id else set()
-                values["domains"] = workflow.check_website(_website_data(values), position, own)
-            except workflow.WorkflowError as error:
-                show_refusal(form, error)
+        values = {"name": (form.name.data or "").strip(), "domains": split_domains(form.domains.data),
+                  "home_url": (form.home_url.data or "").strip(), "service_content": form.service_content.data,
+                  "languages": form.languages.data, "bbs": form.bbs.data, "bbs_sections": form.bbs_sections.data,
+                  "preapprovals": [[form.preapproval_category.data, (form.preapproval_document.data or "").strip()]]
+                  if form.preapproval_category.data else [],
+                  "accesses": (editing or {}).get("accesses", [])}
+        position = index if editing is not None else len(data["websites"])
+        others = [_website_data(w) for i, w in enumerate(data["websites"]) if i != position]
+
+        def check() -> None:
+            values["domains"] = workflow.check_website(_website_data(values), position, self._own_website_ids(),
+                                                       others)
+
+        if validate_with(form, check, {"preapprovals": "preapproval_document"}):
+            if editing is not None:
+                data["websites"][index] = values
             else:
-                if editing is not None:
-                    data["websites"][index] = values
-                else:
-                    data["websites"].append(values)
-                self._store(data)
-                flash(_l("Website %(name)s saved.", name=values["name"]), "success")
-                return redirect(self.get_url(".websites"))
+                data["websites"].append(values)
+            self._store(data)
+            flash(_l("Website %(name)s saved.", name=values["name"]), "success")
+            return redirect(self.get_url(".websites"))
         return self._page("websites", form=form, editing=index if editing is not None else None)
 
     @expose("/websites/remove/", methods=("POST",))
@@ -222,22 +265,22 @@ class FilingWizardView(RoleView):
         form.isp_id.choices = matches
         form.method.choices = code_values(CodeTable.ACCESS_METHOD)
         form.server_province_code.choices = _provinces()
-        if request.method == "POST" and form.validate_on_submit():
-            website = data["websites"][form.website.data]
-            entry = {"isp_id": form.isp_id.data, "isp_name": dict(matches)[form.isp_id.data],
-                     "method": form.method.data, "server_province_code": form.server_province_code.data,
-                     "ip_ranges": [[form.ip_start.data.strip(), (form.ip_end.data or form.ip_start.data).strip()]]
-                     if form.ip_start.data else []}
-            try:
-                workflow.check_accesses(_website_data({**website, "accesses": [*website["accesses"], entry]}).accesses,
-                                        form.website.data)
-            except workflow.WorkflowError as error:
-                db.session.rollback()
-                flash(error.message, "error")
-            else:
-                website["accesses"].append(entry)
-                self._store(data)
-                return redirect(self.get_url(".access"))
+        site = form.website.data if form.website.data in range(len(data["websites"])) else None
+        entry = {"isp_id": form.isp_id.data, "isp_name": dict(matches).get(form.isp_id.data, ""),
+                 "method": form.method.data, "server_province_code": form.server_province_code.data,
+                 "ip_ranges": [[form.ip_start.data.strip(), (form.ip_end.data or form.ip_start.data).strip()]]
+                 if form.ip_start.data else []}
+
+        def check() -> None:
+            if site is not None:
+                website = data["websites"][site]
+                workflow.check_accesses(_website_data({**website, "accesses": [*website["accesses"], entry]})
+                                        .accesses, site)
+
+        if request.method == "POST" and validate_with(form, check, {"ip_ranges": "ip_start"}):
+            data["websites"][site]["accesses"].append(entry)
+            self._store(data)
+            return redirect(self.get_url(".access"))
         return self._page("access", form=form, query=query, matches=matches)
 
     @expose("/access/remove/", methods=("POST",))
@@ -254,7 +297,9 @@ class FilingWizardView(RoleView):
     # --- step 4: preview and submit ------------------------------------------------------------------
     @expose("/preview/")
     def preview(self) -> Any:
-        return self._page("preview", form=FlaskForm())
+        data = self._data()
+        return self._page("preview", form=FlaskForm(), entity_rows=entity_rows(data["entity"]),
+                          website_sections=[website_section(w) for w in data["websites"]])
 
     @expose("/submit/", methods=("POST",))
     def submit(self) -> Response:
@@ -270,7 +315,8 @@ class FilingWizardView(RoleView):
             db.session.commit()
         except workflow.WorkflowError as error:
             db.session.rollback()
-            flash(error.message, "error")
+            for _field, message in error.errors:
+                flash(message, "error")
             return redirect(self.get_url(".preview"))
         flash(_l("Application %(id)s submitted; its progress is shown on its page.", id=application.id), "success")
         return redirect(url_for("applications.details_view", id=application.id))

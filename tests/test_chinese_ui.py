@@ -15,20 +15,28 @@ import json
 import re
 from collections import Counter
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+import flask_admin
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
+import audit
+from admin_views.filings import FILING_STATUS_LABELS, STATE_LABELS
+from admin_views.labels import OBJECT_TYPE_LABELS, action_label, label, source_label
 from extensions import db
-from models import User
+from models import ApplicationState, CodeItem, DisclosureKind, FilingStatus, Notice, PreapprovalItem, User
 from tests.accounts_helpers import REGISTRATION
-from tests.console_world import EXTRA_ACCOUNTS, World, build_world
-from tests.helpers import sign_in
+from tests.console_world import EXTRA_ACCOUNTS, World, _owner_application_in_isp_review, build_world
+from tests.helpers import post, sign_in
 from tests.test_csp_pages import NOT_FOLLOWED, PAGES_PER_ENDPOINT, _anonymous_journeys, _seeds
+from tests.test_filing_console import ENTITY
+
+ROOT = Path(__file__).resolve().parent.parent
 
 #: ASCII words a Chinese page may show, and why.
 ALLOWED_WORDS = {
@@ -37,7 +45,9 @@ ALLOWED_WORDS = {
     # the language switch names the other language in that language, so that its readers find it
     "English",
     # file formats as the files are called, and the extensions of file names (备案导入模板.xlsx, bazs.cert)
-    "Excel", "CSV", "XLSX", "XLS", "PDF", "ZIP", "xlsx", "xls", "csv", "pdf", "cert",
+    "Excel", "CSV", "XLSX", "XLS", "PDF", "ZIP", "RAR", "xlsx", "xls", "csv", "pdf", "cert",
+    # units of file sizes, written so in Chinese too
+    "KB", "MB",
     # the time zone in the footer (北京时间 UTC+8) and the hash algorithm named beside the audit chain
     "UTC", "SHA",
 }
@@ -45,6 +55,9 @@ VISIBLE_ATTRIBUTES = ("title", "placeholder", "alt", "aria-label")
 BUTTON_INPUTS = ("submit", "button", "reset")
 REDIRECTS = (301, 302, 303, 307, 308)
 HIDDEN_ELEMENTS = ("script", "style", "template")
+#: shown as typed or as recorded, not written by us: a text area's content, the audit record's hashed content
+VERBATIM_ELEMENTS = ("textarea",)
+VERBATIM_CLASSES = ("audit-changes",)
 VOID_ELEMENTS = ("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr")
 
 TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._%+\-@:/]*[A-Za-z0-9]|[A-Za-z0-9]")
@@ -53,7 +66,7 @@ EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
 #: a domain of the data (its top-level domain one the registry's data uses, so that `application.approved` is no domain)
 DOMAIN_RE = re.compile(r"^(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)+(?:cn|com|net|org|gov|edu|xn--[a-z0-9\-]+)\.?$")
 #: a file name as the registry names its files (the certificate is called bazs.cert, FAQ 33)
-FILE_RE = re.compile(r"^[\w\-]+\.(?:cert|xlsx|xls|csv|pdf)$")
+FILE_RE = re.compile(r"^[\w\-/]+\.(?:cert|xlsx|xls|csv|pdf)$")
 URL_RE = re.compile(r"^https?://\S+$")
 #: an identifier of the data (letters with digits): a credit code, an ID card number, a hash, a test site's name
 IDENTIFIER_RE = re.compile(r"^(?=[A-Za-z0-9_\-]*[0-9])[A-Za-z0-9_\-]+$")
@@ -74,7 +87,9 @@ class VisibleText(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
-        if self._hidden or tag in HIDDEN_ELEMENTS or "hidden" in values or "d-none" in (values.get("class") or "").split():
+        classes = (values.get("class") or "").split()
+        if (self._hidden or tag in (*HIDDEN_ELEMENTS, *VERBATIM_ELEMENTS) or "hidden" in values
+                or "d-none" in classes or any(name in classes for name in VERBATIM_CLASSES)):
             self._filter_data = self._filter_data or values.get("id") == "filter-groups-data"
             if tag not in VOID_ELEMENTS:
                 self._hidden.append(tag)
@@ -205,10 +220,12 @@ class TextCrawler:
                 self.visit(target.split("#")[0])
 
 
-def _usernames(app: Flask) -> set[str]:
-    """Account names are data the console shows (ASCII by rule); so is the registration's."""
+def _known_data(app: Flask) -> set[str]:
+    """Account names (ASCII by rule, the registration's too) and the codes of the code tables (the industry
+    classification's are letters, GB/T 4754) are data the console shows."""
     with app.app_context():
-        return {*db.session.scalars(select(User.username)), REGISTRATION["username"]}
+        return {*db.session.scalars(select(User.username)), *db.session.scalars(select(CodeItem.code)),
+                REGISTRATION["username"]}
 
 
 @pytest.fixture
@@ -221,7 +238,7 @@ def test_no_page_of_any_role_shows_an_english_word(app, users, world) -> None:
     problems: dict[str, str] = {}
     seeds = _seeds(app, world)
     accounts = {**users, **EXTRA_ACCOUNTS}
-    known = _usernames(app)
+    known = _known_data(app)
     for number, who in enumerate([*accounts, "anonymous"]):
         client = app.test_client()
         client.environ_base.update(REMOTE_ADDR=f"192.0.2.{number + 1}", HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
@@ -234,3 +251,131 @@ def test_no_page_of_any_role_shows_an_english_word(app, users, world) -> None:
             _anonymous_journeys(app, crawler)
         problems = {**crawler.problems, **problems}
     assert problems == {}, "\n".join(f"{problem}  (first on: {where})" for problem, where in sorted(problems.items()))
+
+
+# --- the labels behind the pages ------------------------------------------------------------------------------
+
+SOURCES = [path for pattern in ("*.py", "workflow/*.py", "admin_views/*.py") for path in ROOT.glob(pattern)]
+#: where the code records an action: audit.record / record_many, and the helpers that call them with the action
+#: they are given (accounts._record_attempt, notices._record, users._insert_user); the action literals follow
+RECORD_CALL_RE = re.compile(r"(?:audit\.record|audit\.record_many|_record_attempt|\b_record|_insert_user)\(")
+ACTION_LITERAL_RE = re.compile(r'"([a-z_]+\.[a-z_]+|export)"')
+OBJECT_TYPE_RE = re.compile(r'object_type="([a-z_]+)"|audit_object = "([a-z_]+)"')
+
+
+def _recorded_actions() -> set[str]:
+    found = {action for path in SOURCES for text in [path.read_text()] for call in RECORD_CALL_RE.finditer(text)
+             for action in ACTION_LITERAL_RE.findall(text, call.end(), call.end() + 160)}
+    return found | {f"filing.{kind.value}" for kind in DisclosureKind}  # the f-string of workflow.end_filing
+
+
+def test_every_action_and_object_type_the_code_records_has_a_chinese_label(app) -> None:
+    actions = _recorded_actions()
+    object_types = {a or b for path in SOURCES for a, b in OBJECT_TYPE_RE.findall(path.read_text())}
+    assert {"import.done", "filing.revoked", "user.confirmed", "auth.sign_in"} <= actions  # the scan finds them
+    with app.test_request_context():
+        generic = {f"{kind}.{verb}" for kind in object_types for verb in ("create", "edit", "delete")}
+        for action in sorted(actions | generic):
+            assert english_words(action_label(action)) == [], action
+        for kind in sorted(object_types):
+            assert english_words(label(OBJECT_TYPE_LABELS, kind)) == [], kind
+        assert source_label("cli") == "命令行"
+        assert source_label("192.0.2.1") == "192.0.2.1"
+
+
+def test_the_audit_log_shows_labels_not_codes(app, as_user) -> None:
+    with app.app_context():
+        audit.record("import.done", object_type="import", object_id="7", changes={"rows": 1})
+        db.session.commit()
+    seen = visible_text(as_user("miit").get("/admin/audit_log/").get_data(as_text=True)).pieces
+    shown = [piece.strip() for piece in seen]
+    assert "导入完成" in shown and "导入任务" in shown and "命令行" in shown
+    assert "import.done" not in " ".join(seen) and "cli" not in shown
+
+
+def test_every_icon_the_pages_use_exists_in_the_bundled_font() -> None:
+    css = (Path(flask_admin.__file__).parent / "static/bootstrap/bootstrap4/css/font-awesome.min.css").read_text()
+    defined = set(re.findall(r"\.(fa-[a-z0-9-]+):before", css)) | {"fa-spin", "fa-fw", "fa-lg", "fa-2x", "fa-3x"}
+    files = [*SOURCES, *ROOT.glob("templates/**/*.html"), *ROOT.glob("static/js/*.js")]
+    used = {icon for path in files for icon in re.findall(r"\bfa-[a-z0-9-]+", path.read_text())}
+    assert used and used - defined == set()
+
+
+def test_the_favicon_is_served_and_linked(client) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.mimetype == "image/x-icon"
+    assert response.data[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    for page in ("/", "/login"):
+        assert '<link rel="icon" href="/favicon.ico">' in client.get(page).get_data(as_text=True)
+
+
+def _footer(client: FlaskClient) -> str:
+    page = client.get("/").get_data(as_text=True)
+    return page[page.index('<footer'):]
+
+
+def test_the_footer_links_its_pages_only_once_written(app, client, as_user) -> None:
+    assert "使用声明" not in _footer(client) and "联系我们" not in _footer(client)
+    miit = as_user("miit")
+    for title in ("使用声明", "第二份声明"):
+        post(miit, "/admin/notices/new/", {"category": "statement", "title": title, "body": "<p>本系统……</p>"},
+             content_type="multipart/form-data")
+        with app.app_context():
+            notice_id = db.session.scalar(select(Notice.id).where(Notice.title == title))
+        post(miit, "/admin/notices/row-action/publish/", {"id": notice_id})
+        if title == "使用声明":  # one notice: the link opens it
+            assert f'<a href="/notices/{notice_id}">使用声明</a>' in _footer(client)
+    footer = _footer(client)  # two: the link opens the category's list; 联系我们 is still empty, so not linked
+    assert '<a href="/notices/?category=statement">使用声明</a>' in footer and "联系我们" not in footer
+
+
+def test_the_state_labels_read_as_the_issue_asks(app) -> None:
+    with app.test_request_context():
+        assert [str(STATE_LABELS[s]) for s in ApplicationState] == [
+            "草稿", "待ISP核实", "待管局审核", "已审核通过", "已驳回", "已撤回"]
+        assert [str(FILING_STATUS_LABELS[s]) for s in FilingStatus] == [
+            "尚未备案", "已备案", "无接入", "已注销", "已撤销"]
+
+
+def test_the_preapproval_queue_names_the_category_and_its_button_matches_the_state(app, people, as_user) -> None:
+    with app.app_context():
+        _owner_application_in_isp_review(people)
+        db.session.commit()
+        item_id = db.session.scalar(select(PreapprovalItem.id))
+    client = as_user("preapproval")
+    page = client.get("/admin/preapproval_queue/").get_data(as_text=True)
+    category = re.search(r'<td class="col-category">(.*?)</td>', page, re.S)
+    assert category and category.group(1).strip() == "新闻"
+    assert "确认" in page and "验证" not in page and "待处理" in page
+    post(client, "/admin/preapproval_queue/row-action/confirm/", {"id": item_id})
+    assert "已确认" in client.get("/admin/preapproval_queue/").get_data(as_text=True)
+
+
+def _selected(page: str, name: str) -> str | None:
+    """The value the browser submits for a <select>: the selected option's, else the first's."""
+    select_html = re.search(rf'<select[^>]*name="{name}"[^>]*>(.*?)</select>', page, re.S)
+    assert select_html, name
+    options = re.findall(r'<option([^>]*)value="([^"]*)"', select_html.group(1))
+    chosen = [value for attributes, value in options if "selected" in attributes]
+    return (chosen or [value for _attributes, value in options])[0]
+
+
+def test_a_new_staff_account_has_no_preselected_role(app, as_user) -> None:
+    miit = as_user("miit")
+    assert _selected(miit.get("/admin/management_users/new/").get_data(as_text=True), "role") == ""
+    refused = post(miit, "/admin/management_users/new/", {
+        "username": "no_role", "password": "Init-pass-9", "role": "", "province_code": "",
+        "contact_name": "张三", "mobile": "13912345678", "email": "no_role@example.cn"})
+    assert "请选择账号的角色。" in refused.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(User.id).where(User.username == "no_role")) is None
+
+
+def test_the_wizard_has_no_preselected_unit_nature(as_user) -> None:
+    owner = as_user("icp")
+    page = owner.get("/admin/filing/").get_data(as_text=True)
+    assert _selected(page, "unit_nature") == "" and _selected(page, "certificate_type") == ""
+    refused = post(owner, "/admin/filing/", {**ENTITY, "unit_nature": "", "certificate_type": ""})
+    assert refused.status_code == 200
+    text = refused.get_data(as_text=True)
+    assert "请选择单位性质。" in text and "请选择证件类型。" in text

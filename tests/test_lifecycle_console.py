@@ -75,7 +75,8 @@ def test_isp_adds_a_domain_bureau_approves_owner_gets_new_certificate(app, as_us
 def test_a_bad_change_shows_the_error_and_changes_nothing(app, as_user, filing) -> None:
     response = post(as_user("isp"), f"/admin/filings/change/?id={filing['id']}",
                     {"type": "add_domains", "website_id": filing["websites"][0][0], "domains": "not a domain"})
-    assert response.status_code == 200 and "alert" in response.get_data(as_text=True)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "invalid-feedback" in body and ">not a domain<" in body  # kept
     assert _open_application(app, filing["id"]) is None
 
 

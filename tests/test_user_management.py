@@ -268,7 +268,7 @@ def test_nobody_disables_themselves(app, as_user, users) -> None:
 def test_username_race_is_a_clear_error_not_a_500(app, users, monkeypatch) -> None:
     """Two registrations of one name at the same moment: the unique constraint decides, politely."""
     with app.app_context():
-        monkeypatch.setattr(workflow.users, "_check_new_account", lambda data: None)  # both passed the check
+        monkeypatch.setattr(workflow.users, "check_new_user", lambda actor, data: None)  # both passed the check
         with pytest.raises(workflow.WorkflowError, match="该用户名已被使用"):
             workflow.create_user(None, workflow.UserData(
                 username=users["isp"], role=Role.ISP, password=PASSWORD, province_code=TIANJIN,

@@ -10,6 +10,7 @@ from workflow.accounts import (
     SignInResult,
     change_password,
     check_codes,
+    check_registration,
     confirm_contact_change,
     confirm_identity,
     register_icp,
@@ -24,7 +25,7 @@ from workflow.accounts import (
 )
 from workflow.checks import AccessData, EntityData, WebsiteData, check_accesses, check_entity, check_website
 from workflow.deadlines import send_deadline_reminders
-from workflow.errors import NotFound, WorkflowError
+from workflow.errors import NotFound, WorkflowError, WorkflowErrors
 from workflow.filings import (
     approval_blockers,
     approve,
@@ -61,6 +62,8 @@ from workflow.lifecycle import (
 from workflow.notices import NoticeData, delete_notice, remove_attachment, save_notice, set_published
 from workflow.users import (
     UserData,
+    check_new_user,
+    check_user_profile,
     create_user,
     generate_password,
     hash_password,
@@ -80,6 +83,7 @@ __all__ = [
     "UserData",
     "WebsiteData",
     "WorkflowError",
+    "WorkflowErrors",
     "add_access",
     "approval_blockers",
     "approve",
@@ -91,6 +95,9 @@ __all__ = [
     "check_accesses",
     "check_codes",
     "check_entity",
+    "check_new_user",
+    "check_registration",
+    "check_user_profile",
     "check_website",
     "confirm_contact_change",
     "confirm_identity",

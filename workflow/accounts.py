@@ -36,14 +36,14 @@ from permissions import Action
 from validators import (
     password_errors,
 )
-from workflow.errors import NotFound, WorkflowError
+from workflow.errors import NotFound, WorkflowError, raise_problems
 from workflow.users import (
     _DUMMY_HASH,
     STAFF_NAME_MARK,
     UserData,
-    _check_new_account,
-    _check_profile,
     _insert_user,
+    _new_account_problems,
+    check_user_profile,
     hash_password,
 )
 
@@ -158,21 +158,29 @@ def _send_registration_codes(user: User) -> None:
     _issue_code(user, CodePurpose.REGISTER_EMAIL, user.email)
 
 
-def _check_registrable_name(username: str) -> None:
+def _reserved_name(username: str, lookup: bool) -> bool:
     """Staff names are not enumerable through registration: any name of the staff form is refused
     with one answer, before (and whether or not) the database holds it; so is a staff account's name
     outside that form (one created at the command line), with the same answer."""
-    staff_form = STAFF_NAME_MARK in username
-    if staff_form or db.session.scalar(select(User.role).where(User.username == username)) not in (None, Role.ICP):
-        raise WorkflowError(_l("Usernames containing '_' are reserved for staff accounts: choose another "
-                               "(letters, digits, '.', '-')."), "username")
+    return STAFF_NAME_MARK in username or (lookup and db.session.scalar(
+        select(User.role).where(User.username == username)) not in (None, Role.ICP))
+
+
+def check_registration(data: UserData, lookup: bool = True) -> None:
+    """Every rule of a registration at once (WorkflowErrors naming each field). `lookup=False` (before the
+    captcha is passed) leaves out the rules that ask which names exist."""
+    data.role, data.province_code, data.preapproval_category, data.can_import = Role.ICP, None, None, False
+    problems = list(_new_account_problems(data, lookup))
+    if _reserved_name(data.username, lookup):
+        problems = [("username", _l("Usernames containing '_' are reserved for staff accounts: choose another "
+                                    "(letters, digits, '.', '-').")),
+                    *(problem for problem in problems if problem[0] != "username")]
+    raise_problems(problems)
 
 
 def register_icp(data: UserData) -> User:
     """FAQ 20: a new ICP account, pending until both codes are entered at first sign-in."""
-    data.role, data.province_code, data.preapproval_category, data.can_import = Role.ICP, None, None, False
-    _check_registrable_name(data.username)
-    _check_new_account(data)
+    check_registration(data)
     user = _insert_user(None, data, UserStatus.PENDING, "user.register")
     _send_registration_codes(user)
     return user
@@ -294,18 +302,19 @@ def reset_password(token: str, new_password: str) -> User:
 
 
 def _set_password(user: User, new_password: str, field: str) -> None:
-    if errors := password_errors(new_password, user.username):
-        raise WorkflowError(errors[0], field)
+    raise_problems((field, error) for error in password_errors(new_password, user.username))
     user.password_hash = hash_password(new_password)
     user.session_epoch += 1  # every other session of the account ends
 
 
 def change_password(user: User, old_password: str, new_password: str) -> None:
     """FAQ 27: old + new."""
-    if not check_password_hash(user.password_hash, old_password):
-        raise WorkflowError(_l("The current password is wrong."), "old_password")
+    problems = [] if check_password_hash(user.password_hash, old_password) else [
+        ("old_password", _l("The current password is wrong."))]
     if old_password == new_password:
-        raise WorkflowError(_l("The new password must differ from the current one."), "new_password")
+        problems.append(("new_password", _l("The new password must differ from the current one.")))
+    problems += [("new_password", error) for error in password_errors(new_password, user.username)]
+    raise_problems(problems)
     _set_password(user, new_password, "new_password")
     audit.record("auth.password_changed", object_type="user", object_id=user.id, actor=user)
 
@@ -317,7 +326,7 @@ def update_own_profile(user: User, organisation: str, contact_name: str, mobile:
     data = UserData(username=user.username, role=user.role, province_code=user.province_code,
                     preapproval_category=user.preapproval_category, organisation=organisation,
                     contact_name=contact_name, mobile=mobile, email=email)
-    _check_profile(data)
+    check_user_profile(data)
     changes = {name: [getattr(user, name), getattr(data, name)] for name in ("organisation", "contact_name")
                if getattr(user, name) != getattr(data, name)}
     for name, value in changes.items():

@@ -1,9 +1,10 @@
-"""The filing data (SPEC §3): its checks, which raise WorkflowError naming the field, and the rows it
+"""The filing data (SPEC §3): its checks, which raise WorkflowErrors naming every field in error, and the rows it
 becomes — shared by new filings and the changes after approval."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from flask_babel import lazy_gettext as _l
@@ -31,6 +32,7 @@ from models import (
 from validators import (
     certificate_number_error,
     certificate_type_error,
+    display_domain,
     email_error,
     home_url_error,
     id_card_error,
@@ -39,7 +41,7 @@ from validators import (
     normalise_domain,
     parse_ip_range,
 )
-from workflow.errors import WorkflowError
+from workflow.errors import Problem, raise_problems
 
 
 @dataclass
@@ -90,99 +92,152 @@ def _blacklisted(kind: BlacklistKind, value: str) -> bool:
 
 
 def check_entity(data: EntityData, entity_id: int | None = None) -> None:
-    """The entity step of the wizard; raises WorkflowError naming the field."""
-    if db.session.get(Province, data.province_code) is None:
-        raise WorkflowError(_l("Unknown province."), "province_code")
-    if not data.unit_name.strip():
-        raise WorkflowError(_l("The unit name is required."), "unit_name")
-    allowed = {code: set((extra or "").split(",")) for code, extra in db.session.execute(
-        select(CodeItem.code, CodeItem.extra).where(CodeItem.table == CodeTable.CERTIFICATE_TYPE))}
-    if not _code_exists(CodeTable.UNIT_NATURE, data.unit_nature):
-        raise WorkflowError(_l("Unknown unit nature."), "unit_nature")
-    if error := certificate_type_error(data.unit_nature, data.certificate_type, allowed):
-        raise WorkflowError(error, "certificate_type")
-    if error := certificate_number_error(data.certificate_type, data.certificate_number):
-        raise WorkflowError(error, "certificate_number")
-    if error := id_card_error(data.responsible_id_number):
-        raise WorkflowError(error, "responsible_id_number")
-    if error := mobile_error(data.responsible_mobile):
-        raise WorkflowError(error, "responsible_mobile")
-    if error := email_error(data.responsible_email):
-        raise WorkflowError(error, "responsible_email")
-    for kind, value, name in ((BlacklistKind.CERTIFICATE_NUMBER, data.certificate_number, "certificate_number"),
-                              (BlacklistKind.UNIT_NAME, data.unit_name.strip(), "unit_name")):
-        if _blacklisted(kind, value):
-            raise WorkflowError(_l("This value is on the registry's blacklist and cannot be filed."), name)
-    other = db.session.scalar(select(Entity.id).where(
-        Entity.certificate_number == data.certificate_number, Entity.status.in_(TAKEN_STATUSES),
-        Entity.id != (entity_id or 0)).limit(1))
-    if other is not None:
-        raise WorkflowError(_l("An entity with this certificate number is already filed (FAQ 62)."),
-                            "certificate_number")
+    """The entity step of the wizard; raises WorkflowErrors naming every field in error."""
+    raise_problems(entity_problems(data, entity_id))
+
+
+def entity_problems(data: EntityData, entity_id: int | None = None) -> Iterator[Problem]:
+    """Every problem of the entity's fields, as (field, message)."""
+    if db.session.get(Province, data.province_code or "") is None:
+        yield "province_code", _l("Unknown province.")
+    unit_name = (data.unit_name or "").strip()
+    if not unit_name:
+        yield "unit_name", _l("The unit name is required.")
+    elif _blacklisted(BlacklistKind.UNIT_NAME, unit_name):
+        yield "unit_name", _l("This value is on the registry's blacklist and cannot be filed.")
+    if not _code_exists(CodeTable.UNIT_NATURE, data.unit_nature or ""):
+        yield "unit_nature", _l("Choose the unit nature.")
+    else:
+        allowed = {code: set((extra or "").split(",")) for code, extra in db.session.execute(
+            select(CodeItem.code, CodeItem.extra).where(CodeItem.table == CodeTable.CERTIFICATE_TYPE))}
+        if error := certificate_type_error(data.unit_nature, data.certificate_type, allowed):
+            yield "certificate_type", error
+    yield from _certificate_number_problems(data, entity_id)
+    for name, check in (("responsible_id_number", id_card_error), ("responsible_mobile", mobile_error),
+                        ("responsible_email", email_error)):
+        if error := check((getattr(data, name) or "").strip()):
+            yield name, error
+
+
+def _certificate_number_problems(data: EntityData, entity_id: int | None) -> Iterator[Problem]:
+    number = (data.certificate_number or "").strip()
+    if error := certificate_number_error(data.certificate_type or "", number):
+        yield "certificate_number", error
+    elif _blacklisted(BlacklistKind.CERTIFICATE_NUMBER, number):
+        yield "certificate_number", _l("This value is on the registry's blacklist and cannot be filed.")
+    elif db.session.scalar(select(Entity.id).where(
+            Entity.certificate_number == number, Entity.status.in_(TAKEN_STATUSES),
+            Entity.id != (entity_id or 0)).limit(1)) is not None:
+        yield "certificate_number", _l("An entity with this certificate number is already filed (FAQ 62).")
+
+
+def _domain_names(website: WebsiteData, field_name: str) -> tuple[list[str], list[Problem]]:
+    """The website's domains normalised (IDN → punycode, bare IP addresses kept), and a problem per bad,
+    repeated or missing one, naming it."""
+    names: list[str] = []
+    problems: list[Problem] = []
+    for raw in website.domains:
+        if ip_address_error(raw) is None:
+            name = str(ipaddress.ip_address(raw.strip()))
+        else:
+            try:
+                name = normalise_domain(raw)
+            except ValueError as error:
+                problems.append((field_name, _l("%(domain)s: %(error)s", domain=raw.strip(), error=error)))
+                continue
+        if name in names:
+            problems.append((field_name, _l("The domain %(name)s is given twice.", name=display_domain(name))))
+        else:
+            names.append(name)
+    if not names and not problems:
+        problems.append((field_name, _l("Give each website at least one domain, each once.")))
+    return names, problems
 
 
 def normalised_domains(website: WebsiteData, index: int) -> list[str]:
-    names = []
-    for raw in website.domains:
-        if ip_address_error(raw) is None:
-            names.append(str(ipaddress.ip_address(raw.strip())))
-            continue
-        try:
-            names.append(normalise_domain(raw))
-        except ValueError as error:
-            raise WorkflowError(str(error), f"websites-{index}-domains") from error
-    if not names or len(set(names)) != len(names):
-        raise WorkflowError(_l("Give each website at least one domain, each once."), f"websites-{index}-domains")
+    names, problems = _domain_names(website, f"websites-{index}-domains")
+    raise_problems(problems)
     return names
 
 
-def check_website(website: WebsiteData, index: int, own_website_ids: set[int] = frozenset()) -> list[str]:
-    """The website step of the wizard (without access); returns the normalised domains."""
+def check_website(website: WebsiteData, index: int, own_website_ids: set[int] = frozenset(),
+                  others: Sequence[WebsiteData] = ()) -> list[str]:
+    """The website step of the wizard (without access); returns the normalised domains. `others` are the
+    filing's other websites: a domain already on one of them is refused here, naming it."""
+    names, problems = website_problems(website, index, own_website_ids, others)
+    raise_problems(problems)
+    return names
+
+
+def website_problems(website: WebsiteData, index: int, own_website_ids: set[int] = frozenset(),
+                     others: Sequence[WebsiteData] = ()) -> tuple[list[str], list[Problem]]:
+    """The website's normalised domains and every problem of its fields."""
     prefix = f"websites-{index}-"
-    names = normalised_domains(website, index)
-    if not website.name.strip():
-        raise WorkflowError(_l("The website name is required."), prefix + "name")
-    if error := home_url_error(website.home_url, names):
-        raise WorkflowError(error, prefix + "home_url")
-    if not _code_exists(CodeTable.SERVICE_CONTENT, website.service_content):
-        raise WorkflowError(_l("Choose the website's service content."), prefix + "service_content")
+    names, problems = _domain_names(website, prefix + "domains")
+    in_filing = {name: other.name for other in others for name in _domain_names(other, "")[0]}
     for name in names:
-        if _blacklisted(BlacklistKind.DOMAIN, name):
-            raise WorkflowError(_l("This value is on the registry's blacklist and cannot be filed."),
-                                prefix + "domains")
-        holder = db.session.scalar(select(Domain.website_id).where(Domain.name == name, Domain.live))
-        if holder is not None and holder not in own_website_ids:
-            raise WorkflowError(_l("The domain %(name)s is already on another website.", name=name),
-                                prefix + "domains")
+        if name in in_filing:
+            problems.append((prefix + "domains", _l("The domain %(name)s is already on website %(site)s of this "
+                                                    "filing.", name=display_domain(name), site=in_filing[name])))
+        elif _blacklisted(BlacklistKind.DOMAIN, name):
+            problems.append((prefix + "domains", _l("%(domain)s: this value is on the registry's blacklist and "
+                                                    "cannot be filed.", domain=display_domain(name))))
+        elif (holder := db.session.scalar(select(Domain.website_id).where(Domain.name == name, Domain.live))) \
+                is not None and holder not in own_website_ids:
+            problems.append((prefix + "domains", _l("The domain %(name)s is already on another website.",
+                                                    name=display_domain(name))))
+    if not (website.name or "").strip():
+        problems.append((prefix + "name", _l("The website name is required.")))
+    if names and (error := home_url_error(website.home_url or "", names)):
+        problems.append((prefix + "home_url", error))
+    elif not names and not (website.home_url or "").strip():
+        problems.append((prefix + "home_url", _l("The home page address is required.")))
+    if not _code_exists(CodeTable.SERVICE_CONTENT, website.service_content or ""):
+        problems.append((prefix + "service_content", _l("Choose the website's service content.")))
     for category, document in website.preapprovals:
         if not _code_exists(CodeTable.PREAPPROVAL_CATEGORY, category) or not document.strip():
-            raise WorkflowError(_l("Each pre-approval item needs its category and document number."),
-                                prefix + "preapprovals")
-    return names
+            problems.append((prefix + "preapprovals",
+                             _l("Each pre-approval item needs its category and document number.")))
+    return names, problems
 
 
 def check_accesses(accesses: list[AccessData], index: int) -> None:
-    """The access step of the wizard, for website `index`."""
-    field_name = f"websites-{index}-accesses"
+    """The access step of the wizard, for website `index`; each problem names its field
+    (`websites-<i>-accesses-<n>-<field>`)."""
+    raise_problems(access_problems(accesses, index))
+
+
+def access_problems(accesses: list[AccessData], index: int) -> Iterator[Problem]:
+    prefix = f"websites-{index}-accesses"
     if not accesses:
-        raise WorkflowError(_l("Name at least one access provider (ISP)."), field_name)
-    if len({a.isp_id for a in accesses}) != len(accesses):
-        raise WorkflowError(_l("Each access provider once per website."), field_name)
-    for access in accesses:
+        yield prefix, _l("Name at least one access provider (ISP).")
+    seen: set[int] = set()
+    for position, access in enumerate(accesses):
+        field_prefix = f"{prefix}-{position}-"
         isp = db.session.get(User, access.isp_id)
         if isp is None or isp.role != Role.ISP or isp.status != UserStatus.ACTIVE:
-            raise WorkflowError(_l("Unknown access provider."), field_name)
-        if not _code_exists(CodeTable.ACCESS_METHOD, access.method):
-            raise WorkflowError(_l("Choose the access method."), field_name)
-        if db.session.get(Province, access.server_province_code) is None:
-            raise WorkflowError(_l("Unknown province."), field_name)
+            yield field_prefix + "isp_id", _l("Unknown access provider.")
+        elif access.isp_id in seen:
+            yield field_prefix + "isp_id", _l("Each access provider once per website.")
+        seen.add(access.isp_id)
+        if not _code_exists(CodeTable.ACCESS_METHOD, access.method or ""):
+            yield field_prefix + "method", _l("Choose the access method.")
+        if db.session.get(Province, access.server_province_code or "") is None:
+            yield field_prefix + "server_province_code", _l("Unknown province.")
         for start, end in access.ip_ranges:
             try:
                 parse_ip_range(start, end)
             except ValueError as error:
-                raise WorkflowError(str(error), field_name) from error
+                yield field_prefix + "ip_ranges", str(error)
 
 
+def filing_problems(entity: EntityData, websites: Sequence[WebsiteData], entity_id: int | None = None,
+                    own_website_ids: set[int] = frozenset()) -> Iterator[Problem]:
+    """Every problem of a whole filing (the entity, each website against the ones before it, each access)."""
+    yield from entity_problems(entity, entity_id)
+    for index, website in enumerate(websites):
+        yield from website_problems(website, index, own_website_ids, websites[:index])[1]
+        yield from access_problems(website.accesses, index)
 
 
 def access_row(access: AccessData) -> Access:

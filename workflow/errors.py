@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask_babel import lazy_gettext as _l
+
+#: one problem of a form: the field it is about (None: the whole form) and the message for the user
+Problem = tuple[str | None, str]
 
 
 class WorkflowError(Exception):
@@ -12,6 +17,34 @@ class WorkflowError(Exception):
         super().__init__(str(message))
         self.message = str(message)
         self.field = field
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Every problem found, as (field, message): here the one."""
+        return [(self.field, self.message)]
+
+
+class WorkflowErrors(WorkflowError):
+    """Every problem of a form at once (the check functions collect them, the form shows each beside its
+    field); `.message` and `.field` are the first, so a caller catching WorkflowError still has a message."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = [(field, str(message)) for field, message in problems]
+        if not self.problems:
+            raise ValueError("WorkflowErrors needs at least one problem")
+        field, message = self.problems[0]
+        super().__init__(message, field)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return list(self.problems)
+
+
+def raise_problems(problems: Iterable[Problem]) -> None:
+    """Raise every problem at once, or nothing when there is none."""
+    found = list(problems)
+    if found:
+        raise WorkflowErrors(found)
 
 
 class NotFound(WorkflowError):

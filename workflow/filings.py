@@ -39,14 +39,12 @@ from models import (
 from workflow.checks import (
     EntityData,
     WebsiteData,
-    check_accesses,
-    check_entity,
-    check_website,
+    filing_problems,
     normalised_domains,
     website_row,
 )
 from workflow.deadlines import start_deadline
-from workflow.errors import NotFound, WorkflowError
+from workflow.errors import NotFound, WorkflowError, raise_problems
 from workflow.issuing import issue_certificates
 from workflow.lifecycle import ENDING_KINDS, KIND_WORDS, UNBLOCKED_KINDS, apply_on_approval, end_application
 
@@ -76,14 +74,8 @@ def save_filing_draft(actor: User, entity_data: EntityData, websites: list[Websi
         raise NotFound()
     if not websites:
         raise WorkflowError(_l("A filing has at least one website."), "websites")
-    check_entity(entity_data, entity.id if entity else None)
     own_ids = {w.id for w in entity.websites} if entity else set()
-    all_names: list[str] = []
-    for index, website in enumerate(websites):
-        all_names += check_website(website, index, own_ids)
-        check_accesses(website.accesses, index)
-    if len(set(all_names)) != len(all_names):
-        raise WorkflowError(_l("A domain can belong to one website only."), "websites")
+    raise_problems(filing_problems(entity_data, websites, entity.id if entity else None, own_ids))
     if entity is None:
         entity = Entity(owner_id=actor.id if actor.role == Role.ICP else None, status=FilingStatus.DRAFT,
                         website_seq=0)

@@ -41,9 +41,18 @@ from models import (
 from permissions import Action
 from validators import email_error, id_card_error, mobile_error
 from workflow.access_codes import consume_access_code
-from workflow.checks import AccessData, WebsiteData, access_row, check_accesses, check_website, website_row
+from workflow.checks import (
+    AccessData,
+    WebsiteData,
+    access_problems,
+    access_row,
+    check_accesses,
+    check_website,
+    website_problems,
+    website_row,
+)
 from workflow.deadlines import start_deadline
-from workflow.errors import NotFound, WorkflowError
+from workflow.errors import NotFound, WorkflowError, raise_problems
 from workflow.issuing import issue_certificates
 
 LIVE_STATUSES = (FilingStatus.ACTIVE, FilingStatus.NO_ACCESS)
@@ -159,12 +168,11 @@ def propose_responsible(actor: User, entity: Entity, name: str, id_number: str, 
     if not served:
         raise NotFound()
     _require_serving_isp(actor, served[0])
-    if not name.strip():
-        raise WorkflowError(_l("The responsible person's name is required."), "responsible_name")
-    for error, field_name in ((id_card_error(id_number), "responsible_id_number"),
-                              (mobile_error(mobile), "responsible_mobile"), (email_error(email), "responsible_email")):
-        if error:
-            raise WorkflowError(error, field_name)
+    raise_problems((field_name, error) for field_name, error in (
+        ("responsible_name", None if name.strip() else _l("The responsible person's name is required.")),
+        ("responsible_id_number", id_card_error(id_number.strip())),
+        ("responsible_mobile", mobile_error(mobile.strip())),
+        ("responsible_email", email_error(email.strip()))) if error)
     return _new_application(actor, entity, ApplicationKind.CHANGE, {
         "type": "responsible", "responsible_name": name.strip(), "responsible_id_number": id_number.strip(),
         "responsible_mobile": mobile.strip(), "responsible_email": email.strip()})
@@ -178,8 +186,8 @@ def propose_website(actor: User, entity: Entity, website: WebsiteData) -> Applic
     _require_live(entity)
     if not any(a.isp_id == actor.id for a in website.accesses):
         raise WorkflowError(_l("Name yourself as an access provider of the new website."), "websites-0-accesses")
-    names = check_website(website, 0)
-    check_accesses(website.accesses, 0)
+    names, problems = website_problems(website, 0)
+    raise_problems([*problems, *access_problems(website.accesses, 0)])
     _require_no_open_application(entity)  # before its draft website takes the domains
     row = website_row(entity, website, names)
     db.session.add(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from flask import current_app
@@ -31,7 +32,7 @@ from validators import (
     password_errors,
     username_error,
 )
-from workflow.errors import NotFound, WorkflowError
+from workflow.errors import NotFound, Problem, WorkflowError, raise_problems
 
 #: every staff account created in the console carries it; registration refuses any name holding it
 STAFF_NAME_MARK = "_"
@@ -58,7 +59,7 @@ class UserData:
     """The editable fields of an account (username and role only at creation)."""
 
     username: str
-    role: Role
+    role: Role | None  # None: not chosen yet (the form has no preselected role)
     password: str = ""
     province_code: str | None = None
     organisation: str = ""
@@ -78,45 +79,44 @@ class UserData:
         self.can_import = bool(self.can_import)
 
 
-def _check_profile(data: UserData) -> None:
-    """Field rules shared by creation and editing; raises on the first problem."""
+def check_user_profile(data: UserData) -> None:
+    """Field rules shared by creation and editing; raises WorkflowErrors naming every field in error."""
+    raise_problems(_profile_problems(data))
+
+
+def _profile_problems(data: UserData) -> Iterator[Problem]:
     if data.role in PROVINCIAL_ROLES and not data.province_code:
-        raise WorkflowError(_l("A province is required for this role."), "province_code")
-    if data.role == Role.MIIT and data.province_code:
-        raise WorkflowError(_l("MIIT accounts are national and have no province."), "province_code")
-    if data.province_code and db.session.get(Province, data.province_code) is None:
-        raise WorkflowError(_l("Unknown province."), "province_code")
+        yield "province_code", _l("A province is required for this role.")
+    elif data.role == Role.MIIT and data.province_code:
+        yield "province_code", _l("MIIT accounts are national and have no province.")
+    elif data.province_code and db.session.get(Province, data.province_code) is None:
+        yield "province_code", _l("Unknown province.")
     if data.role == Role.PREAPPROVAL:
         if not data.preapproval_category:
-            raise WorkflowError(_l("A pre-approval category is required."), "preapproval_category")
-        known = db.session.scalar(
-            select(CodeItem.id).where(
-                CodeItem.table == CodeTable.PREAPPROVAL_CATEGORY,
-                CodeItem.code == data.preapproval_category,
-            )
-        )
-        if known is None:
-            raise WorkflowError(_l("Unknown pre-approval category."), "preapproval_category")
+            yield "preapproval_category", _l("A pre-approval category is required.")
+        elif db.session.scalar(select(CodeItem.id).where(
+                CodeItem.table == CodeTable.PREAPPROVAL_CATEGORY, CodeItem.code == data.preapproval_category)) is None:
+            yield "preapproval_category", _l("Unknown pre-approval category.")
     elif data.preapproval_category:
-        raise WorkflowError(
-            _l("Only pre-approval users have a pre-approval category."), "preapproval_category"
-        )
+        yield "preapproval_category", _l("Only pre-approval users have a pre-approval category.")
     if not data.contact_name:
-        raise WorkflowError(_l("Contact name is required."), "contact_name")
+        yield "contact_name", _l("Contact name is required.")
     if error := mobile_error(data.mobile):
-        raise WorkflowError(error, "mobile")
+        yield "mobile", error
     if error := email_error(data.email):
-        raise WorkflowError(error, "email")
+        yield "email", error
 
 
-def _check_new_account(data: UserData) -> None:
+def _new_account_problems(data: UserData, lookup: bool = True) -> Iterator[Problem]:
+    """The rules of a new account; `lookup=False` leaves out whether the name is taken (asked only once
+    the captcha is passed, so that names cannot be probed without it)."""
     if error := username_error(data.username):
-        raise WorkflowError(error, "username")
-    if db.session.scalar(select(User.id).where(User.username == data.username)) is not None:
-        raise WorkflowError(_l("This username is already taken."), "username")
-    if errors := password_errors(data.password, data.username):
-        raise WorkflowError(errors[0], "password")
-    _check_profile(data)
+        yield "username", error
+    elif lookup and db.session.scalar(select(User.id).where(User.username == data.username)) is not None:
+        yield "username", _l("This username is already taken.")
+    for error in password_errors(data.password, data.username):
+        yield "password", error
+    yield from _profile_problems(data)
 
 
 def _insert_user(actor: User | None, data: UserData, status: UserStatus, action: str) -> User:
@@ -154,17 +154,29 @@ def _insert_user(actor: User | None, data: UserData, status: UserStatus, action:
 
 def create_user(actor: User | None, data: UserData) -> User:
     """FAQ 29–30. `actor=None` is the operator at the command line (init, create-user)."""
-    if actor is not None and not permissions.may_create_user(actor, data.role, data.province_code):
-        raise WorkflowError(_l("You may not create this kind of account in this province."), "role")
-    if data.role == Role.ICP and actor is not None:
-        raise WorkflowError(_l("ICP accounts are created by self-registration."), "role")
-    _check_new_account(data)
-    if data.can_import and (data.role != Role.ISP or (actor is not None and actor.role != Role.BUREAU)):
-        raise WorkflowError(_l("Only a bureau grants the import right, and only to ISPs."), "can_import")
-    if actor is not None and data.role != Role.ICP and STAFF_NAME_MARK not in data.username:
-        raise WorkflowError(_l("A staff username contains '_' (for example tj_isp_01): names without it are "
-                               "left to self-registration."), "username")
+    check_new_user(actor, data)
     return _insert_user(actor, data, UserStatus.ACTIVE, "user.create")
+
+
+def check_new_user(actor: User | None, data: UserData) -> None:
+    """Every rule of a staff-created account at once (WorkflowErrors naming each field)."""
+    raise_problems(_new_user_problems(actor, data))
+
+
+def _new_user_problems(actor: User | None, data: UserData) -> Iterator[Problem]:
+    if data.role is None:
+        yield "role", _l("Choose the account's role.")
+    elif actor is not None and not permissions.may_create_user(actor, data.role, data.province_code):
+        yield "role", _l("You may not create this kind of account in this province.")
+    elif data.role == Role.ICP and actor is not None:
+        yield "role", _l("ICP accounts are created by self-registration.")
+    yield from _new_account_problems(data)
+    if data.can_import and (data.role != Role.ISP or (actor is not None and actor.role != Role.BUREAU)):
+        yield "can_import", _l("Only a bureau grants the import right, and only to ISPs.")
+    if actor is not None and data.role != Role.ICP and STAFF_NAME_MARK not in data.username \
+            and username_error(data.username) is None:
+        yield "username", _l("A staff username contains '_' (for example tj_isp_01): names without it are "
+                             "left to self-registration.")
 
 
 def _require_manage(actor: User, target: User, action: Action) -> None:
@@ -182,7 +194,7 @@ def update_user(actor: User, target: User, data: UserData) -> User:
     data.role, data.username = target.role, target.username
     if not permissions.in_actor_province(actor, data.province_code):
         raise WorkflowError(_l("You may not move an account outside your province."), "province_code")
-    _check_profile(data)
+    check_user_profile(data)
     changes = {}
     for name in _EDITABLE_FIELDS:
         new = getattr(data, name)

@@ -1,0 +1,188 @@
+"""The console's search box and filters (issue 12) at 1,000 and 1,000,000 filings.
+
+    python bench/console_search.py            # seeds both databases into temporary folders (1M: ~6 min)
+    BENCH_SEARCH_BIG=/tmp/search/bench1m BENCH_SEARCH_SMALL=/tmp/search/bench1k python bench/console_search.py
+    BENCH_SEARCH_PLANS=1 python bench/console_search.py   # also print each page's query plans (for the README)
+
+A folder given is reused when it holds a seeded database (`beian.db`), else seeded there; either way it is
+brought to the head revision and ANALYZEd. Signed in as 天津's bureau (demo_bureau_12), each search kind and
+filter combination of the bureau's queue (待审核备案) and the filings list (备案信息) is requested 6 times;
+the median of the last 5 is printed for both sizes with their ratio, and any full scan of a table or sort of
+a whole result (bench/run.py's `full_scans`) at the large size. The small database holds its 1,000 filings
+in 天津, so that both sizes render full pages.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flask_migrate import upgrade
+from sqlalchemy import event, select, text
+
+import demo
+from app import MIGRATIONS_DIR, create_app
+from bench.run import full_scans
+from extensions import db
+from models import Application, ApplicationState, Domain, Entity, User, Website, utcnow
+from seed_data import seed_code_tables
+
+PASSWORD = "Demo-pass-2026"
+TIANJIN = "120000"
+TARGET_MS = 150
+
+
+def open_app(folder: Path, filings: int, province: str | None):
+    """The app on `folder`'s database, seeded with `filings` unless it already is; migrated, ANALYZEd."""
+    folder.mkdir(parents=True, exist_ok=True)
+    app = create_app({"INSTANCE_PATH": str(folder), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'beian.db'}",
+                      "SECRET_KEY": "bench", "TESTING": True, "CAPTCHA_FIXED_ANSWER": "BNCH",
+                      "WTF_CSRF_ENABLED": False})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS_DIR)
+        seed_code_tables()
+        db.session.commit()
+        if not db.session.scalar(select(Entity.id).limit(1)):
+            started = time.perf_counter()
+            demo.seed(filings, PASSWORD, None, province)
+            print(f"seed-demo --filings {filings:,}: {time.perf_counter() - started:.0f} s", flush=True)
+        db.session.execute(text("ANALYZE"))
+        db.session.commit()
+    return app
+
+
+def terms(app) -> dict[str, str]:
+    """Values of this database to search for, chosen the same way at both sizes (天津, under review)."""
+    with app.app_context():
+        queued = db.session.scalar(select(Entity).join(Application, Application.entity_id == Entity.id).where(
+            Application.province_code == TIANJIN, Application.state == ApplicationState.BUREAU_REVIEW)
+            .order_by(Application.id.desc()).limit(1))
+        filed = db.session.scalar(select(Entity).where(Entity.province_code == TIANJIN, Entity.number.is_not(None))
+                                  .order_by(Entity.id.desc()).limit(1))
+        domain = db.session.scalar(select(Domain.name).join(Website).where(Website.entity_id == queued.id)
+                                   .order_by(Domain.name).limit(1))
+        isp = db.session.scalar(select(User.id).where(User.username == "demo_isp_12_1"))
+    return {"name": queued.unit_name, "fragment": queued.unit_name[:-1], "domain": f"HTTPS://WWW.{domain.upper()}./",
+            "certificate": queued.certificate_number, "number_prefix": filed.number[:6],
+            "number": filed.number, "website_number": f"{filed.number}-1", "isp": str(isp)}
+
+
+def pages(t: dict[str, str]) -> list[tuple[str, str, str]]:
+    today = utcnow().date()
+    month = f"{(today - timedelta(days=30)).isoformat()}+to+{today.isoformat()}"
+    q = {key: quote(value) for key, value in t.items()}
+    queue, filings = "/admin/bureau_queue/", "/admin/filings/"
+    return [
+        ("待审核备案", "(none)", queue),
+        ("待审核备案", "unit name (whole)", f"{queue}?search={q['name']}"),
+        ("待审核备案", "unit name prefix", f"{queue}?search={q['fragment']}"),
+        ("待审核备案", "domain (URL, upper case)", f"{queue}?search={q['domain']}"),
+        ("待审核备案", "certificate number", f"{queue}?search={q['certificate']}"),
+        ("待审核备案", "kind = new filing", f"{queue}?flt0_2=new_filing"),
+        ("待审核备案", "submitting ISP", f"{queue}?flt0_3={t['isp']}"),
+        ("待审核备案", "pre-approval 新闻", f"{queue}?flt0_4=1"),
+        ("待审核备案", "submitted last 30 days", f"{queue}?flt0_5={month}"),
+        ("待审核备案", "ISP + kind + 30 days", f"{queue}?flt0_3={t['isp']}&flt1_2=new_filing&flt2_5={month}"),
+        ("待审核备案", "name prefix + ISP", f"{queue}?search={q['fragment']}&flt0_3={t['isp']}"),
+        ("备案信息", "(none)", filings),
+        ("备案信息", "unit name (whole)", f"{filings}?search={q['name']}"),
+        ("备案信息", "unit name prefix", f"{filings}?search={q['fragment']}"),
+        ("备案信息", "number prefix 津ICP备YY", f"{filings}?search={q['number_prefix']}"),
+        ("备案信息", "filing number", f"{filings}?search={q['number']}"),
+        ("备案信息", "website number", f"{filings}?search={q['website_number']}"),
+        ("备案信息", "domain (URL, upper case)", f"{filings}?search={q['domain']}"),
+        ("备案信息", "certificate number", f"{filings}?search={q['certificate']}"),
+        ("备案信息", "status = filed", f"{filings}?flt0_1=active"),
+        ("备案信息", "unit nature = 企业", f"{filings}?flt0_3=4"),
+        ("备案信息", "approved last 30 days", f"{filings}?flt0_4={month}"),
+        ("备案信息", "status + nature + 30 days", f"{filings}?flt0_1=active&flt1_3=4&flt2_4={month}"),
+        ("备案信息", "number prefix + filed", f"{filings}?search={q['number_prefix']}&flt0_1=active"),
+    ]
+
+
+def signed_in(app):
+    client = app.test_client()
+    client.get("/captcha.png")
+    response = client.post("/login", data={"username": "demo_bureau_12", "password": PASSWORD, "captcha": "BNCH"})
+    assert response.status_code == 302, "sign-in failed"
+    return client
+
+
+def measure(app, client, path: str) -> tuple[float, list[tuple[str, object]]]:
+    """Median of 5 requests after a warm-up one, and the statements of the warm-up."""
+    statements: list[tuple[str, object]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many):
+        statements.append((statement, parameters))
+
+    timings = []
+    for attempt in range(6):
+        with app.app_context():
+            if attempt == 0:
+                event.listen(db.engine, "before_cursor_execute", capture)
+            started = time.perf_counter()
+            response = client.get(path)
+            timings.append((time.perf_counter() - started) * 1000)
+            if attempt == 0:
+                event.remove(db.engine, "before_cursor_execute", capture)
+        assert response.status_code == 200, (path, response.status_code)
+    return statistics.median(timings[1:]), statements
+
+
+def plans(app, statements: list[tuple[str, object]]) -> list[str]:
+    """EXPLAIN QUERY PLAN of the statements reading filings, websites, domains or applications."""
+    shown = []
+    with app.app_context(), db.engine.connect() as connection:
+        for sql, params in statements:
+            if not sql.lstrip().upper().startswith("SELECT") or not any(
+                    table in sql for table in ("entities", "applications", "domains", "websites")):
+                continue
+            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+            shown.append("; ".join(str(row[-1]) for row in rows))
+    return shown
+
+
+def run_all(app, t: dict[str, str]) -> dict[tuple[str, str], tuple[float, list[tuple[str, object]]]]:
+    client = signed_in(app)
+    return {(page, label): measure(app, client, path) for page, label, path in pages(t)}
+
+
+def main() -> None:
+    small_dir = Path(os.environ.get("BENCH_SEARCH_SMALL") or tempfile.mkdtemp(prefix="beian-search-1k-"))
+    big_dir = Path(os.environ.get("BENCH_SEARCH_BIG") or tempfile.mkdtemp(prefix="beian-search-1m-"))
+    big_n = int(os.environ.get("BENCH_FILINGS", "1000000"))
+    small_app, big_app = open_app(small_dir, 1000, TIANJIN), open_app(big_dir, big_n, None)
+    small, big = run_all(small_app, terms(small_app)), run_all(big_app, terms(big_app))
+    with big_app.app_context():
+        size = db.session.scalar(select(Entity.id).order_by(Entity.id.desc()).limit(1))
+    print(f"\n{'list':10} {'search / filter':28} {'1k ms':>8} {f'{size:,} ms':>13} {'ratio':>6}  full scans at "
+          f"{size:,}")
+    failed = []
+    for key, (big_ms, statements) in big.items():
+        small_ms = small[key][0]
+        with big_app.app_context():
+            scans = full_scans(statements)
+        print(f"{key[0]:10} {key[1]:28} {small_ms:8.1f} {big_ms:13.1f} {big_ms / small_ms:6.2f}  "
+              f"{', '.join(scans) or 'none'}")
+        if big_ms > TARGET_MS or big_ms > 2 * small_ms or scans:
+            failed.append(key)
+    all_big = [ms for ms, _ in big.values()]
+    print(f"\nmedian over the pages at {size:,}: {statistics.median(all_big):.1f} ms; "
+          f"over target (>{TARGET_MS} ms, >2× the 1k time, or a full scan): {failed or 'none'}")
+    if os.environ.get("BENCH_SEARCH_PLANS"):
+        for key, (_ms, statements) in big.items():
+            print(f"\n{key[0]} · {key[1]}")
+            for line in plans(big_app, statements):
+                print(f"    {line}")
+
+
+if __name__ == "__main__":
+    main()
