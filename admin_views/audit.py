@@ -19,6 +19,7 @@ from admin_views.labels import (
     label,
     source_label,
 )
+from admin_views.search import ProvinceFilter
 from models import AuditEvent
 from permissions import Action
 
@@ -59,7 +60,7 @@ class AuditEventView(SecureModelView):
         FilterEqual(AuditEvent.object_type, _l("Object type"), options=sorted(OBJECT_TYPE_LABELS.items())),
         FilterEqual(AuditEvent.object_id, _l("Object")),
         DateBetweenFilter(AuditEvent.at, _l("Date")),
-        FilterEqual(AuditEvent.province_code, _l("Province"), options=list(PROVINCE_NAMES.items())),
+        ProvinceFilter(AuditEvent.province_code, _l("Province"), options=list(PROVINCE_NAMES.items())),
     )
 
     def scope(self) -> ColumnElement[bool]:

@@ -27,7 +27,7 @@ from werkzeug.wrappers import Response
 
 import audit
 import permissions
-from admin_views.search import MAX_TERM, ProvinceFilter
+from admin_views.search import MAX_TERM
 from extensions import begin_write, db
 from importer import XLSX_MIME, content_disposition, write_xlsx
 from models import starts_with
@@ -295,8 +295,9 @@ class SecureModelView(RoleAccessMixin, ModelView):
 
     # --- the search box, filters that fit the role, a bounded total ---------------------------------
     def _offered(self, flt: Any) -> bool:
-        """A province filter only where the user's scope spans provinces."""
-        return not (isinstance(flt, ProvinceFilter) and current_user.province_code)
+        """A filter that fits the user's role (`offered_to`: e.g. 省份 only where the scope spans provinces)."""
+        offered_to = getattr(flt, "offered_to", None)
+        return offered_to is None or offered_to(current_user)
 
     def _get_filter_groups(self) -> Any:
         groups = super()._get_filter_groups()

@@ -132,6 +132,10 @@ class ApplicationSearch:
 class ProvinceFilter(FilterEqual):
     """省份: offered only to users whose scope spans provinces (MIIT, national special query)."""
 
+    @staticmethod
+    def offered_to(user: Any) -> bool:
+        return not user.province_code
+
 
 class LocalDateBetween(DateBetweenFilter):
     """Between two dates of the registry's time zone, both days whole (the column holds UTC date-times,
@@ -174,7 +178,11 @@ isp_options = per_request(_isp_options)
 
 
 class IspFilter(FilterEqual):
-    """提交的接入商: one of `isp_options` (an id)."""
+    """提交的接入商: one of `isp_options` (an id); offered to the registry's staff, not to ISPs or owners."""
+
+    @staticmethod
+    def offered_to(user: Any) -> bool:
+        return user.role not in (Role.ISP, Role.ICP)
 
     def clean(self, value: str) -> int:
         return int(value)

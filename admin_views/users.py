@@ -18,9 +18,10 @@ import permissions
 import workflow
 from admin_views.base import FilterStartsWith, PostRowAction, SecureModelView
 from admin_views.labels import PROVINCE_NAMES, ROLE_LABELS, STATUS_LABELS, code_name, label
+from admin_views.search import ProvinceFilter
 from extensions import db
 from forms import Chosen, show_refusal, validate_with
-from models import CodeTable, Province, Role, User, UserStatus, code_values
+from models import CodeTable, Province, Role, User, UserStatus, code_values, starts_with
 from permissions import Action
 
 
@@ -114,8 +115,8 @@ class UserView(SecureModelView):
             FilterEqual(User.username, _l("Username")),
             FilterEqual(User.role, _l("Role"),
                         options=[(str(r), ROLE_LABELS[r]) for r in role_group]),
-            FilterEqual(User.province_code, _l("Province"),
-                        options=list(PROVINCE_NAMES.items())),
+            ProvinceFilter(User.province_code, _l("Province"),
+                           options=list(PROVINCE_NAMES.items())),
             FilterEqual(User.status, _l("Status"),
                         options=[(str(s), STATUS_LABELS[s]) for s in UserStatus]),
             BooleanEqualFilter(User.can_import, _l("Import right")),
@@ -124,6 +125,16 @@ class UserView(SecureModelView):
 
     def scope(self) -> ColumnElement[bool]:
         return and_(permissions.user_scope(current_user), User.role.in_([str(r) for r in self.role_group]))
+
+    def search_condition(self, term: str) -> ColumnElement[bool]:
+        """The search box: a username prefix (ix_users_username_pattern)."""
+        return starts_with(User.username, term)
+
+    def search_order(self, term: str) -> tuple[Any, ...]:
+        return (User.username,)
+
+    def search_placeholder(self) -> str:
+        return str(_l("Username (beginning)"))
 
     def get_list_row_actions(self) -> list[Any]:
         return [ManagedEditRowAction() if isinstance(a, EditRowAction) else a
