@@ -20,10 +20,12 @@ from sqlalchemy import func, select
 import audit
 import certificates
 import deadlines
+import ipindex
 import workflow
 from extensions import db
 from models import (
     Access,
+    AccessRange,
     Application,
     ApplicationKind,
     ApplicationState,
@@ -109,7 +111,7 @@ def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: cer
     for first in range(start, start + n, BATCH):
         batch: dict[str, list[dict]] = {name: [] for name in (
             "entities", "websites", "domains", "accesses", "applications", "verifications", "preapprovals",
-            "certificates")}
+            "certificates", "access_ranges")}
         for i in range(first, min(start + n, first + BATCH)):
             province = provinces[i % len(provinces)]
             state = states[rng.randrange(len(states))]
@@ -141,8 +143,13 @@ def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: cer
                 "number": website_number(number, 1) if approved else None, "approved_at": when if approved else None})
             batch["domains"] += [{"website_id": website_id, "name": f"www.{domain}", "live": True},
                                  {"website_id": website_id, "name": domain, "live": True}]
-            batch["accesses"].append({"website_id": website_id, "isp_id": isp_id, "method": "2",
-                                      "server_province_code": province.code, "ip_ranges": "", "live": True})
+            access_id, address = ids["access"] + i - start, f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+            batch["accesses"].append({"id": access_id, "website_id": website_id, "isp_id": isp_id, "method": "2",
+                                      "server_province_code": province.code, "ip_ranges": f"{address}-{address}",
+                                      "live": True})
+            if approved:  # indexed for the public lookup by IP, as the approval does
+                batch["access_ranges"] += [{"access_id": access_id, "bucket": bucket, "start_key": first,
+                                            "end_key": last} for bucket, first, last in ipindex.range_rows(address)]
             application_id = ids["application"] + i - start
             batch["applications"].append({
                 "id": application_id, "entity_id": entity_id, "province_code": province.code,
@@ -187,7 +194,7 @@ def _submission(state: ApplicationState, when: datetime, now: datetime, i: int) 
 
 TABLES = {"entities": Entity, "websites": Website, "domains": Domain, "accesses": Access,
           "applications": Application, "verifications": IspVerification, "preapprovals": PreapprovalItem,
-          "certificates": Certificate}
+          "certificates": Certificate, "access_ranges": AccessRange}
 
 
 def seed(filings: int, password: str, state: ApplicationState | None = None,
@@ -203,7 +210,8 @@ def seed(filings: int, password: str, state: ApplicationState | None = None,
             NumberCounter.province_code == province.code, NumberCounter.kind == "filing",
             NumberCounter.year == year % 100))
         seq[province.code] = counter or 0
-    ids = {"entity": _next_id(Entity), "website": _next_id(Website), "application": _next_id(Application)}
+    ids = {"entity": _next_id(Entity), "website": _next_id(Website), "application": _next_id(Application),
+           "access": _next_id(Access)}
     start = ids["entity"]  # also makes names, domains and credit codes unique across runs
     ring = certificates.keyring()
     for batch in _rows(filings, start, provinces, staff, ring, ids, seq, year, [state] if state else STATES):
