@@ -49,6 +49,7 @@ bench: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/python bench/filings.py
 	$(BIN)/python bench/public_lookup.py
 	$(BIN)/python bench/imports.py
+	$(BIN)/python bench/console_search.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

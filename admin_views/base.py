@@ -213,7 +213,7 @@ class SecureModelView(RoleAccessMixin, ModelView):
     can_set_page_size = True
     page_size_options = (20, 50, 100)
     column_type_formatters = _with_local_time(typefmt.BASE_FORMATTERS, yes_no_icon)
-    column_type_formatters_export = _with_local_time(typefmt.EXPORT_FORMATTERS)
+    column_type_formatters_export = _with_local_time(typefmt.EXPORT_FORMATTERS, yes_no)
     column_type_formatters_detail = _with_local_time(typefmt.DETAIL_FORMATTERS, yes_no)
 
     # --- permissions -----------------------------------------------------------------

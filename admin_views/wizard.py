@@ -115,7 +115,7 @@ def entity_rows(entity: dict[str, Any]) -> list[Row]:
              "unit_nature": lambda code: code_name(CodeTable.UNIT_NATURE, code),
              "certificate_type": lambda code: code_name(CodeTable.CERTIFICATE_TYPE, code),
              "commercial": _yes_no}
-    return [(labels[name], shown.get(name, str)(entity.get(name) or "")) for name in ENTITY_FIELDS]
+    return [(labels[name], shown.get(name, str)(entity.get(name) or "") or "—") for name in ENTITY_FIELDS]
 
 
 def website_section(website: dict[str, Any]) -> dict[str, Any]:
