@@ -351,7 +351,7 @@ class EntityView(EntitySearch, AfterApprovalPages, SecureModelView):
     can_view_details = True
     details_template = "admin/entity_details.html"
     column_list = ("number", "unit_name", "province_code", "status", "approved_at")
-    column_sortable_list = ("number",)
+    column_sortable_list = ("number", "unit_name", "approved_at")  # indexed, also per province
     column_default_sort = ("id", True)
     column_labels = {"number": _l("Filing number"), "unit_name": _l("Unit name"), "province_code": _l("Province"),
                      "status": _l("Status"), "approved_at": _l("Approved at")}

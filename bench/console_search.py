@@ -1,15 +1,16 @@
 """The console's search box and filters (issue 12) at 1,000 and 1,000,000 filings.
 
-    python bench/console_search.py            # seeds both databases into temporary folders (1M: ~6 min)
+    python bench/console_search.py            # seeds both databases in temporary folders (1M: 6–15 min)
     BENCH_SEARCH_BIG=/tmp/search/bench1m BENCH_SEARCH_SMALL=/tmp/search/bench1k python bench/console_search.py
     BENCH_SEARCH_PLANS=1 python bench/console_search.py   # also print each page's query plans (for the README)
 
 A folder given is reused when it holds a seeded database (`beian.db`), else seeded there; either way it is
 brought to the head revision and ANALYZEd. Signed in as 天津's bureau (demo_bureau_12), each search kind and
 filter combination of the bureau's queue (待审核备案) and the filings list (备案信息) is requested 6 times;
-the median of the last 5 is printed for both sizes with their ratio, and any full scan of a table or sort of
-a whole result (bench/run.py's `full_scans`) at the large size. The small database holds its 1,000 filings
-in 天津, so that both sizes render full pages.
+the median of the last 5 is printed for both sizes with their ratio and the rows each page shows (rendering
+50 rows costs more than rendering 2), and any full scan of a table (bench/run.py's `full_scans`) or sort
+of the matches at the large size. The small database holds its 1,000 filings in 天津, so that both sizes
+render full pages where a search or filter matches that many.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from seed_data import seed_code_tables
 PASSWORD = "Demo-pass-2026"
 TIANJIN = "120000"
 TARGET_MS = 150
+ROW_ID = re.compile(r"details/\?id=(\d+)")
 BIG_TABLES = re.compile(r"\bFROM (entities|applications|websites|domains)\b")
 
 
@@ -118,8 +120,8 @@ def signed_in(app):
     return client
 
 
-def measure(app, client, path: str) -> tuple[float, list[tuple[str, object]]]:
-    """Median of 5 requests after a warm-up one, and the statements of the warm-up."""
+def measure(app, client, path: str) -> tuple[float, list[tuple[str, object]], int]:
+    """Median of 5 requests after a warm-up one, the statements of the warm-up, the rows the page shows."""
     statements: list[tuple[str, object]] = []
 
     def capture(_conn, _cursor, statement, parameters, _context, _many):
@@ -136,7 +138,7 @@ def measure(app, client, path: str) -> tuple[float, list[tuple[str, object]]]:
             if attempt == 0:
                 event.remove(db.engine, "before_cursor_execute", capture)
         assert response.status_code == 200, (path, response.status_code)
-    return statistics.median(timings[1:]), statements
+    return statistics.median(timings[1:]), statements, len(set(ROW_ID.findall(response.get_data(as_text=True))))
 
 
 def on_big_tables(statements: list[tuple[str, object]]) -> list[tuple[str, object]]:
@@ -173,17 +175,18 @@ def main() -> None:
     with big_app.app_context():
         size = db.session.scalar(select(Entity.id).order_by(Entity.id.desc()).limit(1))
     small_client, big_client = signed_in(small_app), signed_in(big_app)
-    print(f"\n{'list':10} {'search / filter':28} {'1k ms':>8} {f'{size:,} ms':>13} {'ratio':>6}  "
+    print(f"\n{'list':10} {'search / filter':28} {'1k ms':>8} {f'{size:,} ms':>13} {'ratio':>6} {'rows':>7}  "
           f"table scans / sorts of the matches at {size:,}")
     failed, results = [], []
     big_pages = {(page, label): path for page, label, path in pages(terms(big_app))}
     # the two sizes alternate, page by page, so that the machine's load weighs on both alike
     for page, label, small_path in pages(terms(small_app)):
-        small_ms, _ = measure(small_app, small_client, small_path)
-        big_ms, statements = measure(big_app, big_client, big_pages[page, label])
+        small_ms, _, small_rows = measure(small_app, small_client, small_path)
+        big_ms, statements, big_rows = measure(big_app, big_client, big_pages[page, label])
         scans, sorts = table_scans(big_app, statements)
         results.append(((page, label), big_ms, statements))
-        print(f"{page:10} {label:28} {small_ms:8.1f} {big_ms:13.1f} {big_ms / small_ms:6.2f}  "
+        print(f"{page:10} {label:28} {small_ms:8.1f} {big_ms:13.1f} {big_ms / small_ms:6.2f} "
+              f"{f'{small_rows}/{big_rows}':>7}  "
               f"{', '.join(scans) or 'no scan'}{f' / {len(sorts)} sort(s)' if sorts else ''}", flush=True)
         if big_ms > TARGET_MS or big_ms > 2 * small_ms or scans:
             failed.append((page, label))

@@ -21,6 +21,7 @@ from models import (
     ApplicationState,
     Domain,
     Entity,
+    ImportJob,
     PreapprovalItem,
     Role,
     User,
@@ -250,6 +251,26 @@ def test_total_is_an_estimate_above_the_limit(app: Flask, miit: FlaskClient, wor
     assert f"共 {len(world['all'])} 条" in miit.get("/admin/filings/").get_data(as_text=True)
 
 
+def test_rows_of_a_staging_import_are_neither_listed_nor_counted(app: Flask, bureau: FlaskClient,
+                                                                  world: dict) -> None:
+    """The total leaves the staged-rows criterion out only while no import is staging."""
+    staged = world[TIANJIN][0]
+    with app.app_context():
+        uploader = db.session.scalar(select(User.id).where(User.username == "demo_isp_12_1"))
+        job = ImportJob(user_id=uploader, filename="a.xlsx", stored_name="staged-job", sha256="0" * 64, size=1,
+                        staging=True)
+        db.session.add(job)
+        db.session.flush()
+        db.session.execute(update(Entity).where(Entity.id == staged.id).values(import_job_id=job.id))
+        db.session.commit()
+    html = bureau.get("/admin/filings/?page_size=100").get_data(as_text=True)
+    assert f"共 {len(world[TIANJIN]) - 1} 条" in html and staged.id not in {int(x) for x in ROW_ID.findall(html)}
+    with app.app_context():
+        db.session.execute(update(ImportJob).values(staging=False))
+        db.session.commit()
+    assert f"共 {len(world[TIANJIN])} 条" in bureau.get("/admin/filings/").get_data(as_text=True)
+
+
 def test_page_numbers(miit: FlaskClient, world: dict) -> None:
     """Numbered pages (not only ‹ ›), each page its own rows."""
     total = len(world["all"])
@@ -288,3 +309,16 @@ def test_too_long_search_says_so(bureau: FlaskClient) -> None:
                                    "flt9_99=1", "sort=99", "page=-1"])
 def test_bad_filter_is_no_500(bureau: FlaskClient, query: str) -> None:
     assert bureau.get(f"/admin/applications/?{query}").status_code == 200
+
+
+def test_sorting_by_unit_name_and_approval_date(bureau: FlaskClient, world: dict) -> None:
+    html = bureau.get("/admin/filings/?sort=1&page_size=100").get_data(as_text=True)
+    listed = re.findall(r"天津[^<>\s]*有限公司\d+", html)
+    assert listed == sorted(e.unit_name for e in world[TIANJIN])
+    assert bureau.get("/admin/filings/?sort=2&desc=1").status_code == 200
+
+
+def test_users_search_by_username_prefix(world: dict, miit: FlaskClient) -> None:
+    html = miit.get("/admin/filing_users/?search=demo_isp_12").get_data(as_text=True)
+    assert set(re.findall(r"demo_isp_\d+_\d", html)) == {"demo_isp_12_1", "demo_isp_12_2"}
+    assert "共 2 条" in html

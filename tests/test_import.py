@@ -120,6 +120,18 @@ def test_one_bad_cell_in_a_thousand_rows_imports_nothing(app, importer_isp) -> N
     assert flagged == [(501, 9)] and sheet.cell(501, 9).fill.fgColor.rgb.endswith("FFC7CE")
 
 
+def test_marked_file_keeps_formula_like_text_as_text(app, importer_isp) -> None:
+    """The file returned with the errors is written by XlsxWriter: a hostile value stays a string, quoted."""
+    hostile = valid_row(1)
+    hostile[1], hostile[8] = "+cmd|' /C calc'!A0", "1391234567"  # '=' would be a formula, refused on reading
+    job = run_file(app, importer_isp, filled_template(app, [hostile]))
+    with app.app_context():
+        sheet = load_workbook(workflow.imports.jobs_dir() / job.annotated_name).active
+    cell = sheet.cell(2, 2)
+    assert cell.data_type == "s" and cell.value == hostile[1] and cell.quotePrefix
+    assert sheet.cell(1, sheet.max_column).value == "错误说明" and "手机号码" in sheet.cell(2, sheet.max_column).value
+
+
 def test_every_error_listed_with_row_column_value(app, importer_isp) -> None:
     duplicate = valid_row(2)
     duplicate[11] = "www.import1.cn"
