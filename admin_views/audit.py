@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual
+from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
@@ -19,7 +19,7 @@ from admin_views.labels import (
     label,
     source_label,
 )
-from admin_views.search import ProvinceFilter
+from admin_views.search import LocalDateBetween, ProvinceFilter
 from models import AuditEvent
 from permissions import Action
 
@@ -59,7 +59,7 @@ class AuditEventView(SecureModelView):
         FilterEqual(AuditEvent.action, _l("Action"), options=action_options),
         FilterEqual(AuditEvent.object_type, _l("Object type"), options=sorted(OBJECT_TYPE_LABELS.items())),
         FilterEqual(AuditEvent.object_id, _l("Object")),
-        DateBetweenFilter(AuditEvent.at, _l("Date")),
+        LocalDateBetween(AuditEvent.at, _l("Date")),
         ProvinceFilter(AuditEvent.province_code, _l("Province"), options=list(PROVINCE_NAMES.items())),
     )
 

@@ -137,6 +137,9 @@ class ProvinceFilter(FilterEqual):
         return not user.province_code
 
 
+RANGE_SEPARATOR = " 至 "
+
+
 class LocalDateBetween(DateBetweenFilter):
     """Between two dates of the registry's time zone, both days whole (the column holds UTC date-times,
     which Flask-Admin's own filter compares with bare dates, losing the last day)."""
@@ -144,6 +147,13 @@ class LocalDateBetween(DateBetweenFilter):
     def apply(self, query: Any, value: Any, alias: Any = None) -> Any:
         column = self.get_column(alias)
         return query.filter(column >= _utc_midnight(value[0]), column < _utc_midnight(value[1] + timedelta(days=1)))
+
+    def validate(self, value: str) -> bool:
+        return super().validate(value.replace(RANGE_SEPARATOR, " to "))
+
+    def clean(self, value: str) -> list[date]:
+        """The console's date picker writes "2026-01-01 至 2026-01-31" (static/js/console.js)."""
+        return super().clean(value.replace(RANGE_SEPARATOR, " to "))
 
 
 def _utc_midnight(day: date) -> datetime:

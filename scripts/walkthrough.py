@@ -21,19 +21,23 @@ from email import policy
 from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
+from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import demo
 import notify
 import workflow
 from app import create_app, ensure_first_miit_account
 from extensions import db
+from models import Application, ApplicationState, IspVerification, ReviewState, User
 from seed_data import seed_code_tables
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 CAPTCHA = "WALK"
+DEMO_PASSWORD = "Demo-pass-2026"
 MIIT_PASSWORD = "Miit-pass-2026"
 CODE_RE = re.compile(r"验证码为 (\d{6})")
 
@@ -152,7 +156,7 @@ def owner_journey(page: Page, registry: Registry, out: Path) -> None:
     page.click("button:has-text('接受')")
     page.screenshot(path=out / "11-register-flow-chart.png", full_page=True)
     page.click("button:has-text('接受')")
-    for name, value in {"username": "zhou_site", "contact_name": "周八", "password": "Site-owner-7",
+    for name, value in {"username": "zhousite", "contact_name": "周八", "password": "Site-owner-7",
                         "confirm": "Site-owner-7", "mobile": "13611112222", "email": "zhou@example.cn",
                         "organisation": "某某科技有限公司", "captcha": CAPTCHA}.items():
         page.fill(f"#{name}", value)
@@ -163,13 +167,13 @@ def owner_journey(page: Page, registry: Registry, out: Path) -> None:
     registry.deliver()
     mobile_code = registry.sms_code("13611112222")
     email_code = CODE_RE.search(registry.last_mail("zhou@example.cn")).group(1)
-    sign_in(page, base, "zhou_site", "Site-owner-7", expect_console=False)
+    sign_in(page, base, "zhousite", "Site-owner-7", expect_console=False)
     expect(page.locator("h5.card-title")).to_contain_text("身份验证")
     page.fill("#mobile_code", mobile_code)
     page.fill("#email_code", email_code)
     page.screenshot(path=out / "14-identity-check.png")
-    page.click("button:has-text('验证')")
-    expect(page.locator(".console-whoami")).to_contain_text("zhou_site")
+    page.click("button:has-text('确认')")
+    expect(page.locator(".console-whoami")).to_contain_text("zhousite")
     page.screenshot(path=out / "15-icp-dashboard.png")
     page.goto(f"{base}/admin/password/")
     page.fill("#old_password", "Site-owner-7")
@@ -180,7 +184,7 @@ def owner_journey(page: Page, registry: Registry, out: Path) -> None:
     expect(page.locator(".alert-success")).to_contain_text("密码已修改")
     sign_out(page)
     page.click("text=找回密码")
-    for name, value in {"username": "zhou_site", "contact_name": "周八", "email": "zhou@example.cn",
+    for name, value in {"username": "zhousite", "contact_name": "周八", "email": "zhou@example.cn",
                         "captcha": CAPTCHA}.items():
         page.fill(f"#{name}", value)
     page.screenshot(path=out / "17-forgot-password.png")
@@ -194,7 +198,7 @@ def owner_journey(page: Page, registry: Registry, out: Path) -> None:
     page.screenshot(path=out / "18-reset-password.png")
     page.click("button:has-text('保存')")
     expect(page.locator(".alert-success")).to_contain_text("请使用新密码登录")
-    sign_in(page, base, "zhou_site", "Recovered-pass-9")
+    sign_in(page, base, "zhousite", "Recovered-pass-9")
     page.goto(f"{base}/admin/account/")
     page.screenshot(path=out / "19-personal-information.png")
     sign_out(page)
@@ -213,7 +217,7 @@ def filing_journey(page: Page, registry: Registry, out: Path) -> None:
         demo.seed(50, "Demo-pass-2026", ApplicationState.BUREAU_REVIEW, "120000")
         db.session.execute(update(PreapprovalItem).values(state=ReviewState.CONFIRMED))  # the authority agreed
         db.session.commit()
-    sign_in(page, base, "zhou_site", "Recovered-pass-9")
+    sign_in(page, base, "zhousite", "Recovered-pass-9")
     page.goto(f"{base}/admin/filing/")
     entity = {"unit_name": "天津周八科技有限公司", "certificate_number": "91350100M000100Y44",
               "address": "天津市河西区某路8号", "responsible_name": "周八",
@@ -253,7 +257,7 @@ def filing_journey(page: Page, registry: Registry, out: Path) -> None:
     page.goto(f"{base}/admin/isp_queue/")
     page.screenshot(path=out / "25-isp-queue.png", full_page=True)
     page.once("dialog", lambda dialog: dialog.accept())
-    page.click("form.row-action button:has-text('核实')")
+    page.click("form.row-action button:has-text('确认')")
     expect(page.locator(".alert-success")).to_be_visible()
     sign_out(page)
     sign_in(page, base, "tj_bureau", "Tianjin-2026")
@@ -267,7 +271,7 @@ def filing_journey(page: Page, registry: Registry, out: Path) -> None:
     expect(page.locator(".alert-success")).to_contain_text("条申请")
     page.screenshot(path=out / "28-batch-approved.png", full_page=True)
     sign_out(page)
-    sign_in(page, base, "zhou_site", "Recovered-pass-9")
+    sign_in(page, base, "zhousite", "Recovered-pass-9")
     page.goto(f"{base}/admin/filings/")
     page.screenshot(path=out / "29-owner-filings.png", full_page=True)
     with page.expect_download() as download:
@@ -354,7 +358,7 @@ def after_approval_journey(page: Page, registry: Registry, out: Path) -> None:
     page.click("button:has-text('审核通过')")
     expect(page.locator(".alert-success")).to_be_visible()
     sign_out(page)
-    sign_in(page, base, "zhou_site", "Recovered-pass-9")
+    sign_in(page, base, "zhousite", "Recovered-pass-9")
     page.goto(f"{base}/admin/filings/")
     page.click("a[title='查看'], a .fa-eye >> xpath=..")
     expect(page.locator("body")).to_contain_text("shop.zhouba.cn")
@@ -450,6 +454,57 @@ def import_journey(page: Page, registry: Registry, out: Path) -> None:
     page.screenshot(path=out / "52-bureau-queue-imported.png", full_page=True)
 
 
+def clerk_journey(page: Page, registry: Registry, out: Path) -> None:
+    """Issue 12: a bureau clerk with 2,000 seeded filings finds an application by a fragment of its unit name,
+    by its domain and 备案信息 by a partial number, works the queue by deadline, approves from the application's
+    page; an ISP verifies 20 applications at once."""
+    base = registry.base
+    with registry.app.app_context():
+        demo.seed(2000, DEMO_PASSWORD)
+        demo.seed(30, DEMO_PASSWORD, state=ApplicationState.ISP_REVIEW, province_code="120000")
+        target = db.session.scalar(select(Application).where(
+            Application.province_code == "120000", Application.state == ApplicationState.BUREAU_REVIEW)
+            .order_by(Application.id))
+        unit, domain = target.entity.unit_name, target.entity.websites[0].domains[0].name
+        busiest = db.session.execute(select(User.username, func.count()).join(
+            IspVerification, IspVerification.isp_id == User.id).where(
+            IspVerification.state == ReviewState.PENDING, User.province_code == "120000")
+            .group_by(User.username).order_by(func.count().desc())).first()[0]
+    sign_in(page, base, "demo_bureau_12", DEMO_PASSWORD)
+    page.screenshot(path=out / "53-bureau-dashboard-statistics.png", full_page=True)
+    page.goto(f"{base}/admin/bureau_queue/")
+    expect(page.locator("body")).to_contain_text("剩余")
+    page.screenshot(path=out / "54-queue-by-deadline.png", full_page=True)
+    for term, shot in ((unit[:6], "55-search-name-fragment"), (f"HTTP://{domain.upper()}/", "56-search-domain")):
+        page.fill("input[name=search]", term)
+        page.press("input[name=search]", "Enter")
+        expect(page.locator("table.model-list")).to_contain_text(unit)
+        page.screenshot(path=out / f"{shot}.png", full_page=True)
+    page.goto(f"{base}/admin/filings/")
+    page.fill("input[name=search]", "津ICP备26")
+    page.press("input[name=search]", "Enter")
+    expect(page.locator("body")).to_contain_text("共")
+    page.screenshot(path=out / "57-filings-number-prefix.png", full_page=True)
+    page.goto(f"{base}/admin/applications/details/?id={target.id}")
+    page.click(".application-actions a:has-text('审核通过')")
+    page.click("button:has-text('审核通过')")
+    expect(page.locator(".alert-success").first).to_contain_text("津ICP备")
+    page.screenshot(path=out / "58-approved-on-its-page.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, busiest, DEMO_PASSWORD)
+    page.goto(f"{base}/admin/isp_queue/")
+    boxes = page.locator("input.action-checkbox")
+    for index in range(20):
+        boxes.nth(index).check()
+    page.evaluate("modelActions.execute('verify')")
+    expect(page.locator("h4.console-title")).to_contain_text("批量核实")
+    page.screenshot(path=out / "59-isp-batch-verify.png", full_page=True)
+    page.click("button:has-text('全部核实')")
+    expect(page.locator(".alert-success")).to_contain_text("已核实 20 个申请")
+    page.screenshot(path=out / "60-isp-verified-20.png", full_page=True)
+    sign_out(page)
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -465,6 +520,7 @@ def main(out: Path) -> None:
         notices_journey(page, registry, out)
         after_approval_journey(page, registry, out)
         import_journey(page, registry, out)
+        clerk_journey(page, registry, out)
         browser.close()
     registry.server.shutdown()
     print(f"walkthrough passed; screenshots in {out}")

@@ -4,13 +4,15 @@ buttons and the number issued, and the filings export has one row per website wi
 from __future__ import annotations
 
 import io
+from datetime import date
 
 import pytest
 from openpyxl import load_workbook
 
 import workflow
+from admin_views.search import LocalDateBetween
 from extensions import db
-from models import Application, ApplicationState
+from models import Application, ApplicationState, AuditEvent
 from tests.filing_factories import entity_data, website_data
 from tests.helpers import post, user_named
 from tests.test_lifecycle import approved_filing
@@ -106,3 +108,11 @@ def test_filings_export_has_a_row_per_website(app, as_user, people) -> None:
     assert first[9] and first[10] == "已备案"
     beijing = load_workbook(io.BytesIO(as_user("bureau_bj").get("/admin/filings/export/xlsx/").data)).active
     assert all(row[0].value != number for row in beijing.iter_rows())
+
+
+def test_date_ranges_accept_the_chinese_separator(app) -> None:
+    """The console's date picker writes "… 至 …" (static/js/console.js); Flask-Admin's own " to " still works."""
+    between = LocalDateBetween(AuditEvent.at, "日期")
+    for text in ("2026-01-01 至 2026-01-31", "2026-01-01 to 2026-01-31"):
+        assert between.validate(text) and between.clean(text) == [date(2026, 1, 1), date(2026, 1, 31)]
+    assert not between.validate("2026-01-01 至 ")

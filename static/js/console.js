@@ -20,3 +20,31 @@ document.addEventListener("click", function (event) {
     window.modelActions.execute(action);  // Flask-Admin's batch action: asks, then posts the hidden form
   }
 }, true);
+
+// Flask-Admin's date pickers (bootstrap-daterangepicker 1.3) speak English: made Chinese when first used — the
+// labels, weekdays, months, and the range separator " 至 " (admin_views/search.py accepts it with " to ").
+var PICKER_LOCALE = {
+  applyLabel: "确定", cancelLabel: "取消", fromLabel: "开始", toLabel: "结束",
+  daysOfWeek: ["日", "一", "二", "三", "四", "五", "六"],
+  monthNames: ["1月", "2月", "3月", "4月", "5月", "6月", "7月", "8月", "9月", "10月", "11月", "12月"]
+};
+document.addEventListener("focusin", function (event) {
+  var input = event.target;
+  if (!window.jQuery || !input.matches || !input.matches("input[data-role$='picker']")) {
+    return;
+  }
+  var picker = window.jQuery(input).data("daterangepicker");
+  if (!picker || picker.chinese) {
+    return;
+  }
+  picker.chinese = true;
+  window.jQuery.extend(picker.locale, PICKER_LOCALE);
+  if (input.getAttribute("data-role").indexOf("range") !== -1) {
+    picker.separator = " 至 ";
+  }
+  picker.container.find(".applyBtn").text(PICKER_LOCALE.applyLabel);
+  picker.container.find(".cancelBtn").text(PICKER_LOCALE.cancelLabel);
+  picker.container.find(".daterangepicker_start_input label").text(PICKER_LOCALE.fromLabel);
+  picker.container.find(".daterangepicker_end_input label").text(PICKER_LOCALE.toLabel);
+  picker.updateCalendars();
+});
