@@ -24,6 +24,7 @@ import demo
 import importer
 import notify
 import public_site
+import security
 import workflow
 from admin_views import init_admin
 from admin_views.base import local_time
@@ -113,6 +114,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         str(_l("%(num)d bytes", num=n)) if n < 1024
         else f"{n / 1024:.1f} KB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.1f} MB")
     app.jinja_env.filters["local_date"] = lambda value: format_datetime(value, "yyyy-MM-dd") if value else ""
+    app.before_request(security.refuse_nul_bytes)
     app.after_request(_security_headers)
     for code in ERROR_TEXTS:
         app.register_error_handler(code, _render_error)

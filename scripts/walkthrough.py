@@ -21,7 +21,7 @@ from email import policy
 from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from werkzeug.serving import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,7 +31,17 @@ import notify
 import workflow
 from app import create_app, ensure_first_miit_account
 from extensions import db
-from models import Application, ApplicationState, IspVerification, ReviewState, User
+from models import (
+    Application,
+    ApplicationState,
+    Certificate,
+    CertificateStatus,
+    Entity,
+    IspVerification,
+    PreapprovalItem,
+    ReviewState,
+    User,
+)
 from seed_data import seed_code_tables
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -61,6 +71,7 @@ class Registry:
             db.session.commit()
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.base = f"http://127.0.0.1:{self.server.server_port}"
+        self.app.config["PUBLIC_BASE_URL"] = self.base  # links in e-mails come from configuration
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def deliver(self) -> None:
@@ -209,12 +220,7 @@ def filing_journey(page: Page, registry: Registry, out: Path) -> None:
     batch-approves its queue (50 seeded applications and the owner's), the owner downloads bazs.cert."""
     base = registry.base
     with registry.app.app_context():
-        from sqlalchemy import update
-
-        import demo
-        from models import ApplicationState, PreapprovalItem, ReviewState
-
-        demo.seed(50, "Demo-pass-2026", ApplicationState.BUREAU_REVIEW, "120000")
+        demo.seed(50, DEMO_PASSWORD, ApplicationState.BUREAU_REVIEW, "120000")
         db.session.execute(update(PreapprovalItem).values(state=ReviewState.CONFIRMED))  # the authority agreed
         db.session.commit()
     sign_in(page, base, "zhousite", "Recovered-pass-9")
@@ -257,12 +263,15 @@ def filing_journey(page: Page, registry: Registry, out: Path) -> None:
     page.goto(f"{base}/admin/isp_queue/")
     page.screenshot(path=out / "25-isp-queue.png", full_page=True)
     page.once("dialog", lambda dialog: dialog.accept())
-    page.click("form.row-action button:has-text('确认')")
+    page.click("form.row-action button:has-text('核实')")
     expect(page.locator(".alert-success")).to_be_visible()
     sign_out(page)
     sign_in(page, base, "tj_bureau", "Tianjin-2026")
     page.goto(f"{base}/admin/bureau_queue/")
     page.screenshot(path=out / "26-bureau-queue.png", full_page=True)
+    page.fill("input[name=search]", "天津周八")  # the queue runs by deadline: the new one is last; find it
+    page.press("input[name=search]", "Enter")
+    expect(page.locator("table.model-list")).to_contain_text("天津周八科技有限公司")
     page.check("input.action-rowtoggle")
     page.evaluate("modelActions.execute('approve')")
     expect(page.locator("h4.console-title")).to_contain_text("自动审核")
@@ -286,15 +295,15 @@ def public_journey(page: Page, registry: Registry, out: Path) -> None:
     base = registry.base
     page.goto(f"{base}/")
     page.screenshot(path=out / "31-public-home.png")
-    for index, query in enumerate(("WWW.ZhouBa.CN", "津ICP备26000050号", "天津周八")):
+    with registry.app.app_context():
+        number = db.session.scalar(select(Entity.number).where(Entity.unit_name == "天津周八科技有限公司"))
+    for index, query in enumerate(("WWW.ZhouBa.CN", number, "天津周八")):
         page.fill("input[name=q]", query)
         page.click("button:has-text('查询')")
         expect(page.locator(".card-header b")).to_contain_text("天津周八科技有限公司")
         page.screenshot(path=out / f"{32 + index}-public-lookup.png", full_page=True)
     with registry.app.app_context():
-        from models import Certificate, CertificateStatus, Entity
-
-        token = db.session.scalar(db.select(Certificate.token).join(Entity).where(
+        token = db.session.scalar(select(Certificate.token).join(Entity).where(
             Entity.unit_name == "天津周八科技有限公司", Certificate.status == CertificateStatus.CURRENT))
     page.goto(f"{base}/certificates/verify")
     page.fill("#certificate", token)
