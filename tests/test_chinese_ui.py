@@ -13,17 +13,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections import Counter
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
 
 import flask_admin
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from werkzeug.exceptions import HTTPException
 
 import audit
 from admin_views.filings import FILING_STATUS_LABELS, STATE_LABELS
@@ -31,9 +29,9 @@ from admin_views.labels import OBJECT_TYPE_LABELS, action_label, label, source_l
 from extensions import db
 from models import ApplicationState, CodeItem, DisclosureKind, FilingStatus, Notice, PreapprovalItem, User
 from tests.accounts_helpers import REGISTRATION
-from tests.console_world import EXTRA_ACCOUNTS, World, _owner_application_in_isp_review, build_world
-from tests.helpers import post, sign_in
-from tests.test_csp_pages import NOT_FOLLOWED, PAGES_PER_ENDPOINT, _anonymous_journeys, _seeds
+from tests.console_world import World, _owner_application_in_isp_review, build_world
+from tests.helpers import post
+from tests.page_scan import report, scan
 from tests.test_filing_console import ENTITY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +51,6 @@ ALLOWED_WORDS = {
 }
 VISIBLE_ATTRIBUTES = ("title", "placeholder", "alt", "aria-label")
 BUTTON_INPUTS = ("submit", "button", "reset")
-REDIRECTS = (301, 302, 303, 307, 308)
 HIDDEN_ELEMENTS = ("script", "style", "template")
 #: shown as typed or as recorded, not written by us: a text area's content, the audit record's hashed content
 VERBATIM_ELEMENTS = ("textarea",)
@@ -176,48 +173,12 @@ def test_the_scan_reads_only_what_is_visible() -> None:
     assert found.links == ["/x"]
 
 
-class TextCrawler:
-    """Fetches seeds then same-site links (a few pages per endpoint), noting the English words of each page."""
-
-    def __init__(self, app: Flask, client: FlaskClient, who: str, known: set[str]) -> None:
-        self.adapter = app.url_map.bind("localhost")
-        self.client, self.who, self.known = client, who, known
-        self.seen: set[str] = set()
-        self.per_endpoint: Counter[str] = Counter()
-        self.problems: dict[str, str] = {}
-
-    def _endpoint(self, url: str) -> str | None:
-        try:
-            return self.adapter.match(urlsplit(url).path, "GET")[0]
-        except HTTPException:
-            return None
-
-    def _wanted(self, url: str) -> bool:
-        endpoint = self._endpoint(url)
-        return (url not in self.seen and not url.startswith(NOT_FOLLOWED) and endpoint is not None
-                and self.per_endpoint[endpoint] < PAGES_PER_ENDPOINT)
-
-    def visit(self, url: str, *, seed: bool = False) -> None:
-        if not seed and not self._wanted(url):
-            return
-        self.seen.add(url)
-        self.per_endpoint[self._endpoint(url) or url] += 1
-        response = self.client.get(url)
-        assert response.status_code < 500, (self.who, url)
-        if response.status_code in REDIRECTS:  # its body is never seen: the page it leads to is
-            target = urlsplit(urljoin(url, response.headers["Location"]))
-            self.visit(f"{target.path}?{target.query}" if target.query else target.path)
-            return
-        if response.mimetype != "text/html":
-            return
-        page = visible_text(response.get_data(as_text=True))
-        for piece in page.pieces:
-            for word in english_words(piece, self.known):
-                self.problems.setdefault(f"{word!r} in {' '.join(piece.split())[:80]!r}", f"{self.who} {url}")
-        for link in page.links:
-            target = urljoin(url, link)
-            if target.startswith("/") and not target.startswith("//"):
-                self.visit(target.split("#")[0])
+def _english_words_and_links(known: set[str]) -> Callable[[str], tuple[list[str], list[str]]]:
+    def check(html: str) -> tuple[list[str], list[str]]:
+        page = visible_text(html)
+        return [f"{word!r} in {' '.join(piece.split())[:80]!r}" for piece in page.pieces
+                for word in english_words(piece, known)], page.links
+    return check
 
 
 def _known_data(app: Flask) -> set[str]:
@@ -235,22 +196,9 @@ def world(app, users, as_user) -> World:
 
 def test_no_page_of_any_role_shows_an_english_word(app, users, world) -> None:
     """Every GET page of the URL map and every page linked from it, for every role and signed out, in Chinese."""
-    problems: dict[str, str] = {}
-    seeds = _seeds(app, world)
-    accounts = {**users, **EXTRA_ACCOUNTS}
-    known = _known_data(app)
-    for number, who in enumerate([*accounts, "anonymous"]):
-        client = app.test_client()
-        client.environ_base.update(REMOTE_ADDR=f"192.0.2.{number + 1}", HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
-        if who != "anonymous":
-            assert sign_in(client, accounts[who]).status_code == 302
-        crawler = TextCrawler(app, client, who, known)
-        for seed in seeds:
-            crawler.visit(seed, seed=True)
-        if who == "anonymous":
-            _anonymous_journeys(app, crawler)
-        problems = {**crawler.problems, **problems}
-    assert problems == {}, "\n".join(f"{problem}  (first on: {where})" for problem, where in sorted(problems.items()))
+    problems = scan(app, users, world, _english_words_and_links(_known_data(app)),
+                    HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+    assert problems == {}, report(problems)
 
 
 # --- the labels behind the pages ------------------------------------------------------------------------------
