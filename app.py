@@ -181,13 +181,14 @@ def register_cli(app: Flask) -> None:
     @click.option("--once", is_flag=True, help="Deliver what is due, print the counts and stop.")
     @click.option("--interval", default=2.0, show_default=True, help="Seconds between passes.")
     def outbox_run(once: bool, interval: float) -> None:
-        """The worker: deliver queued e-mail and SMS (retrying failures with back-off), run queued imports and
-        queue the bureaus' daily deadline reminders.
+        """The worker: deliver queued e-mail and SMS (retrying failures with back-off), run queued imports,
+        queue the bureaus' daily deadline reminders and delete spent throttle and captcha rows.
         It outlives any failure of one pass (logged; the next pass tries again): mail never waits on an import."""
         while True:
             counts: dict[str, Any] = {}
             for name, step in (("outbox", notify.deliver_due), ("imports", workflow.run_import_jobs),
-                               ("reminders", workflow.send_deadline_reminders)):
+                               ("reminders", workflow.send_deadline_reminders),
+                               ("purged", security.purge_spent_guards)):
                 try:
                     counts[name] = step()
                 except Exception:  # e.g. the database unreachable for a moment

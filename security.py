@@ -91,6 +91,19 @@ def new_captcha() -> str:
     return answer
 
 
+def purge_spent_guards() -> int:
+    """The worker's housekeeping: throttle rows whose window and lock have both passed, and spent or expired
+    captchas, so that neither table grows with the number of addresses ever seen. Returns the rows deleted."""
+    now = utcnow()
+    window = timedelta(minutes=current_app.config["THROTTLE_WINDOW_MINUTES"])
+    spent_throttles = db.session.execute(delete(Throttle).where(
+        Throttle.window_started_at < now - window, or_(Throttle.locked_until.is_(None), Throttle.locked_until < now)))
+    spent_captchas = db.session.execute(delete(Captcha).where(or_(Captcha.expires_at < now,
+                                                                  Captcha.used_at.is_not(None))))
+    db.session.commit()
+    return spent_throttles.rowcount + spent_captchas.rowcount
+
+
 def captcha_passes(given: str | None) -> bool:
     """Single use: the captcha of this session is spent by any attempt, right or wrong."""
     captcha_id = session.pop(_SESSION_KEY, None)

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from extensions import db
-from models import Captcha, utcnow
+from models import Captcha, Throttle, utcnow
 from tests.helpers import CAPTCHA, PASSWORD, post
 
 ADDRESS, OTHER = "192.0.2.50", "192.0.2.51"
@@ -88,3 +88,18 @@ def test_html_lookup_is_limited_with_the_api(app) -> None:
     assert client.get("/api/v1/public/lookup?q=example.cn").status_code == 429  # one budget for both
     assert client.get("/").status_code == 200  # the home page without a query is not counted
     assert _from(app, OTHER).get("/?q=example.cn").status_code == 200
+
+
+def test_the_worker_purges_spent_throttles_and_keeps_live_locks(app) -> None:
+    """Throttle rows whose window and lock have passed are deleted by the worker; a live lock or window stays."""
+    with app.app_context():
+        old = utcnow() - timedelta(hours=2)
+        db.session.add_all([Throttle(key="address:192.0.2.1", failures=3, window_started_at=old),
+                            Throttle(key="address:192.0.2.2", failures=20, window_started_at=old,
+                                     locked_until=utcnow() + timedelta(minutes=5)),
+                            Throttle(key="address:192.0.2.3", failures=1, window_started_at=utcnow())])
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["outbox", "run", "--once"])
+    assert result.exit_code == 0 and '"purged": 1' in result.output
+    with app.app_context():
+        assert set(db.session.scalars(select(Throttle.key))) == {"address:192.0.2.2", "address:192.0.2.3"}
