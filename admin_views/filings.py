@@ -59,6 +59,7 @@ from models import (
     code_values,
 )
 from permissions import Action
+from validators import display_domain
 
 STATE_LABELS = {ApplicationState.DRAFT: _l("Draft / returned"), ApplicationState.ISP_REVIEW: _l("ISP review"),
                 ApplicationState.BUREAU_REVIEW: _l("Bureau review"), ApplicationState.APPROVED: _l("Approved"),
@@ -423,7 +424,8 @@ WEBSITE_EXPORT_HEADER = (_l("Filing number"), _l("Unit name"), _l("Unit nature")
 
 def _website_cells(website: Website) -> list[str]:
     live = [a for a in website.accesses if a.live]
-    return [website.number or "", website.name, "\n".join(d.name for d in website.domains), website.home_url,
+    return [website.number or "", website.name, "\n".join(display_domain(d.name) for d in website.domains),
+            website.home_url,
             "\n".join(a.isp.organisation or a.isp.username for a in live),
             "\n".join(sorted({PROVINCE_NAMES.get(a.server_province_code, a.server_province_code) for a in live}))]
 

@@ -116,3 +116,15 @@ def test_date_ranges_accept_the_chinese_separator(app) -> None:
     for text in ("2026-01-01 至 2026-01-31", "2026-01-01 to 2026-01-31"):
         assert between.validate(text) and between.clean(text) == [date(2026, 1, 1), date(2026, 1, 31)]
     assert not between.validate("2026-01-01 至 ")
+
+
+def test_filings_export_shows_idn_domains_in_unicode(app, as_user, people) -> None:
+    with app.app_context():
+        isp = user_named(people["isp"])
+        site = website_data("idn", [isp.id], domains=["例子.中国"], home_url="http://例子.中国/")
+        application = workflow.save_filing_draft(isp, entity_data(760), [site])
+        workflow.submit_application(isp, application)
+        workflow.approve(user_named(people["bureau"]), application)
+        db.session.commit()
+    rows = load_workbook(io.BytesIO(as_user("bureau").get("/admin/filings/export/xlsx/").data)).active.iter_rows()
+    assert "例子.中国 (xn--fsqu00a.xn--fiqs8s)" in {row[5].value for row in rows}

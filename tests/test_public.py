@@ -178,3 +178,9 @@ def test_api_rate_limit_answers_429_with_retry_after(app) -> None:
 def test_api_errors_are_json(client) -> None:
     response = client.get("/api/v1/public/no-such-endpoint")
     assert response.status_code == 404 and "message" in response.get_json()
+
+
+def test_the_lookup_page_shows_idn_domains_in_unicode(client, filed) -> None:
+    """The API keeps the stored punycode; the page shows what a person reads, with the punycode beside."""
+    page = client.get("/", query_string={"q": "例子.中国"}).get_data(as_text=True)
+    assert "例子.中国 (xn--fsqu00a.xn--fiqs8s)" in page
