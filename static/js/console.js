@@ -28,18 +28,18 @@ var PICKER_LOCALE = {
   daysOfWeek: ["日", "一", "二", "三", "四", "五", "六"],
   monthNames: ["1月", "2月", "3月", "4月", "5月", "6月", "7月", "8月", "9月", "10月", "11月", "12月"]
 };
-document.addEventListener("focusin", function (event) {
+function chinesePicker(event) {
   var input = event.target;
-  if (!window.jQuery || !input.matches || !input.matches("input[data-role$='picker']")) {
+  if (!window.jQuery || input.tagName !== "INPUT") {
     return;
   }
-  var picker = window.jQuery(input).data("daterangepicker");
+  var picker = window.jQuery(input).data("daterangepicker");  // the filters' inputs lose their data-role
   if (!picker || picker.chinese) {
     return;
   }
   picker.chinese = true;
   window.jQuery.extend(picker.locale, PICKER_LOCALE);
-  if (input.getAttribute("data-role").indexOf("range") !== -1) {
+  if (!picker.singleDatePicker) {
     picker.separator = " 至 ";
   }
   picker.container.find(".applyBtn").text(PICKER_LOCALE.applyLabel);
@@ -47,4 +47,7 @@ document.addEventListener("focusin", function (event) {
   picker.container.find(".daterangepicker_start_input label").text(PICKER_LOCALE.fromLabel);
   picker.container.find(".daterangepicker_end_input label").text(PICKER_LOCALE.toLabel);
   picker.updateCalendars();
-});
+}
+// before the picker's own handlers (capture phase); a filter's input may already hold the focus when clicked
+document.addEventListener("mousedown", chinesePicker, true);
+document.addEventListener("focusin", chinesePicker, true);
