@@ -14,7 +14,7 @@ from wtforms.validators import EqualTo, InputRequired, Length
 import workflow
 from admin_views.base import RoleView
 from extensions import db
-from forms import show_refusal
+from forms import show_refusal, validate_with
 from models import CodePurpose
 from permissions import Action
 
@@ -50,7 +50,9 @@ class AccountView(RoleView):
         """Personal information; a new mobile or e-mail waits for the code sent to it."""
         user = current_user._get_current_object()
         form = ProfileForm(obj=user)
-        if form.validate_on_submit():
+        if validate_with(form, lambda: workflow.check_own_profile(  # every error at once, beside its field
+                user, form.organisation.data or "", form.contact_name.data or "", form.mobile.data or "",
+                form.email.data or "")):
             try:
                 awaited = workflow.update_own_profile(user, form.organisation.data, form.contact_name.data,
                                                       form.mobile.data, form.email.data)

@@ -188,6 +188,15 @@ def test_change_password_shows_every_error(app, as_user) -> None:
     assert error_beside(body, "old_password") and error_beside(body, "new_password")
 
 
+def test_personal_information_shows_every_error_at_once(app, as_user) -> None:
+    """An empty required field and malformed contact details: all beside their fields in one answer."""
+    body = post(as_user("isp"), "/admin/account/", {"contact_name": "", "organisation": "天津某网络公司",
+                                                    "mobile": "123", "email": "x"}).get_data(as_text=True)
+    for field in ("contact_name", "mobile", "email"):
+        assert error_beside(body, field), field
+    assert typed_value(body, "mobile") == "123"
+
+
 @pytest.fixture
 def filing(app, users):
     with app.app_context():

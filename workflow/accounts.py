@@ -319,14 +319,20 @@ def change_password(user: User, old_password: str, new_password: str) -> None:
     audit.record("auth.password_changed", object_type="user", object_id=user.id, actor=user)
 
 
-def update_own_profile(user: User, organisation: str, contact_name: str, mobile: str,
-                       email: str) -> list[CodePurpose]:
-    """FAQ 28. Name and organisation change at once; a new mobile or e-mail is only taken once
-    the code sent to it is entered. Returns the confirmations now awaited."""
+def check_own_profile(user: User, organisation: str, contact_name: str, mobile: str, email: str) -> UserData:
+    """The user's new personal information, every problem at once (WorkflowErrors); nothing changes."""
     data = UserData(username=user.username, role=user.role, province_code=user.province_code,
                     preapproval_category=user.preapproval_category, organisation=organisation,
                     contact_name=contact_name, mobile=mobile, email=email)
     check_user_profile(data)
+    return data
+
+
+def update_own_profile(user: User, organisation: str, contact_name: str, mobile: str,
+                       email: str) -> list[CodePurpose]:
+    """FAQ 28. Name and organisation change at once; a new mobile or e-mail is only taken once
+    the code sent to it is entered. Returns the confirmations now awaited."""
+    data = check_own_profile(user, organisation, contact_name, mobile, email)
     changes = {name: [getattr(user, name), getattr(data, name)] for name in ("organisation", "contact_name")
                if getattr(user, name) != getattr(data, name)}
     for name, value in changes.items():
