@@ -20,7 +20,10 @@ _MAPPED = 0xFFFF << 32
 
 def address_key(text: str) -> int:
     """The 128-bit key of an address; ValueError if it is not one."""
-    address = ipaddress.ip_address(text.strip().strip("[]"))
+    return key_of(ipaddress.ip_address(text.strip().strip("[]")))
+
+
+def key_of(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
     return int(address) | _MAPPED if address.version == 4 else int(address)
 
 

@@ -126,13 +126,14 @@ def lookup(query: str) -> list[dict[str, Any]]:
 def _address_ids(text: str) -> list[int]:
     """Filings in force with a website filed under this bare IP (FAQ 7) or whose live access ranges
     contain it — through `ipindex` buckets, one index probe per level. ValueError if not an address."""
-    key = ipindex.address_key(text)
+    address = ipaddress.ip_address(text.strip().strip("[]"))
+    key = ipindex.key_of(address)
     in_ranges = select(Website.entity_id).join(Access, Access.website_id == Website.id).join(
         AccessRange, AccessRange.access_id == Access.id).where(
         AccessRange.bucket.in_(ipindex.lookup_buckets(key)), AccessRange.start_key <= ipindex.hex_key(key),
         AccessRange.end_key >= ipindex.hex_key(key), Access.live, Website.status == FilingStatus.ACTIVE)
     as_domain = select(Website.entity_id).join(Domain).where(
-        Domain.name == str(ipaddress.ip_address(text.strip().strip("[]"))), Domain.live,
+        Domain.name == str(address), Domain.live,
         Website.status == FilingStatus.ACTIVE)
     return list(db.session.scalars(union(in_ranges, as_domain).limit(MAX_RESULTS)))
 

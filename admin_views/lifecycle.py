@@ -28,7 +28,6 @@ from models import (
     Application,
     CodeTable,
     Entity,
-    FilingStatus,
     RequestState,
     RevocationRequest,
     Role,
@@ -38,10 +37,10 @@ from models import (
 )
 from permissions import Action
 from validators import display_domain, split_domains
+from workflow.checks import LIVE_STATUSES
 
 REQUEST_STATE_LABELS = {RequestState.PENDING: _l("Pending"), RequestState.DONE: _l("Revoked"),
                         RequestState.REFUSED: _l("Refused")}
-LIVE = (FilingStatus.ACTIVE, FilingStatus.NO_ACCESS)
 
 
 def describe_proposal(application: Application) -> list[str]:
@@ -127,7 +126,7 @@ class AfterApprovalPages:
 
     def lifecycle_action_allowed(self, name: str, entity: Entity) -> bool:
         """Which buttons a row shows (the workflow checks everything again when the page posts)."""
-        if entity.status not in LIVE:
+        if entity.status not in LIVE_STATUSES:
             return False
         role = current_user.role
         return {
@@ -199,7 +198,7 @@ class AfterApprovalPages:
                     flash(_l("It was the website's last access: the bureau confirms it before the website "
                              "is frozen."), "info")
                 return redirect(self._back())
-        served = [w for w in entity.websites if w.status in LIVE
+        served = [w for w in entity.websites if w.status in LIVE_STATUSES
                   and any(a.live and a.isp_id == current_user.id for a in w.accesses)]
         return self._page("admin/lifecycle/access.html", entity, served=served)
 
@@ -295,7 +294,7 @@ class DirectRevocationView(RoleView):
                     _l("%(number)s revoked.", number=number)):
                 return redirect(self.get_url(".index"))
         entity, website = target or (None, None)
-        ending = ([website] if website else [w for w in entity.websites if w.status in LIVE]) if entity else []
+        ending = ([website] if website else [w for w in entity.websites if w.status in LIVE_STATUSES]) if entity else []
         return self.render("admin/lifecycle/revoke.html", form=FlaskForm(), number=number, reason=reason,
                            licence=licence, entity=entity, website=website, ending=ending)
 

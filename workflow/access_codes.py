@@ -22,8 +22,9 @@ import audit
 import notify
 import permissions
 from extensions import db
-from models import AccessAuthorisation, Entity, FilingStatus, Role, User, utcnow
+from models import AccessAuthorisation, Entity, Role, User, utcnow
 from permissions import Action
+from workflow.checks import require_live
 from workflow.errors import NotFound, WorkflowError
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
@@ -56,16 +57,11 @@ def _new_code(entity: Entity, requested_by: User | None) -> str:
     return _shown(code)
 
 
-def _require_live(entity: Entity) -> None:
-    if entity.status not in (FilingStatus.ACTIVE, FilingStatus.NO_ACCESS):
-        raise WorkflowError(_l("Only an approved filing can be changed, cancelled or revoked."))
-
-
 def owner_access_code(actor: User, entity: Entity) -> str:
     """The owner makes a code in its console and gives it to the ISP it chose; shown once."""
     if actor.role != Role.ICP or entity.owner_id != actor.id or not permissions.can(actor, Action.FILING_LIST):
         raise NotFound()
-    _require_live(entity)
+    require_live(entity)
     code = _new_code(entity, None)
     audit.record("access_code.issued", object_type="entity", object_id=entity.id,
                  province_code=entity.province_code, actor=actor)
@@ -82,7 +78,7 @@ def send_access_code(actor: User, entity: Entity) -> None:
     """An ISP asks the registry to send a code to the filing's responsible person, naming the ISP."""
     if actor.role != Role.ISP or not permissions.can(actor, Action.FILING_CHANGE):
         raise NotFound()
-    _require_live(entity)
+    require_live(entity)
     if (_recent(AccessAuthorisation.entity_id == entity.id) >= SENT_PER_ENTITY_PER_HOUR
             or _recent(AccessAuthorisation.requested_by_id == actor.id) >= SENT_PER_ISP_PER_HOUR):
         raise WorkflowError(_l("An authorisation code was sent to this filing's owner a short while ago; "

@@ -41,7 +41,15 @@ from validators import (
     normalise_domain,
     parse_ip_range,
 )
-from workflow.errors import Problem, raise_problems
+from workflow.errors import Problem, WorkflowError, raise_problems
+
+#: an approved filing or website, with or without access: what may be changed, cancelled or revoked
+LIVE_STATUSES = (FilingStatus.ACTIVE, FilingStatus.NO_ACCESS)
+
+
+def require_live(entity: Entity, website: Website | None = None) -> None:
+    if entity.status not in LIVE_STATUSES or (website is not None and website.status not in LIVE_STATUSES):
+        raise WorkflowError(_l("Only an approved filing can be changed, cancelled or revoked."))
 
 
 @dataclass

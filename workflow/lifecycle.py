@@ -42,12 +42,14 @@ from permissions import Action
 from validators import email_error, id_card_error, mobile_error
 from workflow.access_codes import consume_access_code
 from workflow.checks import (
+    LIVE_STATUSES,
     AccessData,
     WebsiteData,
     access_problems,
     access_row,
     check_accesses,
     check_website,
+    require_live,
     website_problems,
     website_row,
 )
@@ -55,7 +57,6 @@ from workflow.deadlines import start_deadline
 from workflow.errors import NotFound, WorkflowError, raise_problems
 from workflow.issuing import issue_certificates
 
-LIVE_STATUSES = (FilingStatus.ACTIVE, FilingStatus.NO_ACCESS)
 ENDING_KINDS = (ApplicationKind.CANCEL_WEBSITE, ApplicationKind.CANCEL_ENTITY)
 #: approved even while a pre-approval is pending or a value is blacklisted: they take nothing new
 UNBLOCKED_KINDS = (*ENDING_KINDS, ApplicationKind.CANCEL_ACCESS)
@@ -73,11 +74,6 @@ def _live_isps(website: Website) -> set[int]:
 
 def _serves(actor: User, website: Website) -> bool:
     return actor.role == Role.ISP and actor.id in _live_isps(website)
-
-
-def _require_live(entity: Entity, website: Website | None = None) -> None:
-    if entity.status not in LIVE_STATUSES or (website is not None and website.status not in LIVE_STATUSES):
-        raise WorkflowError(_l("Only an approved filing can be changed, cancelled or revoked."))
 
 
 def _open_application(entity: Entity) -> Application | None:
@@ -139,7 +135,7 @@ def _require_serving_isp(actor: User, website: Website) -> None:
         raise NotFound()
     if website.status == FilingStatus.NO_ACCESS:
         raise WorkflowError(_l("This website has no access: it is frozen until a new ISP adds access."))
-    _require_live(website.entity, website)
+    require_live(website.entity, website)
 
 
 def propose_domains(actor: User, website: Website, domains: list[str]) -> Application:
@@ -183,7 +179,7 @@ def propose_website(actor: User, entity: Entity, website: WebsiteData) -> Applic
     if actor.role != Role.ISP or not permissions.can(actor, Action.FILING_CHANGE) or not any(
             _serves(actor, w) for w in entity.websites):
         raise NotFound()
-    _require_live(entity)
+    require_live(entity)
     if not any(a.isp_id == actor.id for a in website.accesses):
         raise WorkflowError(_l("Name yourself as an access provider of the new website."), "websites-0-accesses")
     names, problems = website_problems(website, 0)
@@ -205,7 +201,7 @@ def add_access(actor: User, website: Website, access: AccessData, code: str) -> 
     owner's consent: a single-use authorisation code (see `issue_access_code`)."""
     if not permissions.can(actor, Action.FILING_CHANGE) or actor.role != Role.ISP:
         raise NotFound()
-    _require_live(website.entity, website)
+    require_live(website.entity, website)
     if actor.id in _live_isps(website):
         raise WorkflowError(_l("You already provide access to this website."))
     if access.isp_id != actor.id:
@@ -221,7 +217,7 @@ def cancel_access(actor: User, website: Website) -> Application | None:
     """取消接入: immediate while another ISP still serves the website; the last one goes to the bureau."""
     if not permissions.can(actor, Action.FILING_CHANGE) or not _serves(actor, website):
         raise NotFound()
-    _require_live(website.entity, website)
+    require_live(website.entity, website)
     access = next(a for a in website.accesses if a.live and a.isp_id == actor.id)
     if len(_live_isps(website)) > 1:
         access.live = False
@@ -240,7 +236,7 @@ def request_cancellation(actor: User, entity: Entity, website: Website | None, r
     isp = actor.role == Role.ISP and any(_serves(actor, w) for w in ([website] if website else entity.websites))
     if not (owner or isp) or (website is not None and website.entity_id != entity.id):
         raise NotFound()
-    _require_live(entity, website)
+    require_live(entity, website)
     if not reason.strip():
         raise WorkflowError(_l("Give the reason."), "reason")
     kind = ApplicationKind.CANCEL_WEBSITE if website else ApplicationKind.CANCEL_ENTITY
@@ -386,7 +382,7 @@ def find_by_number(number: str) -> tuple[Entity, Website | None]:
 def request_revocation(actor: User, entity: Entity, website: Website | None, reason: str) -> RevocationRequest:
     if not permissions.may_request_revocation(actor, entity):
         raise NotFound()
-    _require_live(entity, website)
+    require_live(entity, website)
     if not reason.strip():
         raise WorkflowError(_l("Give the reason."), "reason")
     request = RevocationRequest(entity=entity, website=website, province_code=entity.province_code,
