@@ -5,22 +5,24 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import permissions
 import workflow
 from extensions import db
 from models import (
     CLOSED_APPLICATION_STATES,
+    AccessAuthorisation,
     Application,
     ApplicationKind,
     ApplicationState,
     Entity,
     OutboxMessage,
     ReviewState,
+    Role,
 )
 from tests.filing_factories import entity_data, filed_by_isp, website_data
-from tests.helpers import BEIJING, post, sign_in
+from tests.helpers import BEIJING, make_user, post, sign_in
 from tests.test_lifecycle import _u, approved_filing
 
 
@@ -213,3 +215,20 @@ def test_only_open_applications_block(people, ctx) -> None:
     entity = approved_filing(people)
     states = set(db.session.scalars(select(Application.state).where(Application.entity_id == entity.id)))
     assert states <= set(CLOSED_APPLICATION_STATES)
+
+
+def test_only_the_owner_opens_or_posts_the_access_code_page(app, as_user, people) -> None:
+    """Another owner, the filing's own ISP and a bureau get 404 on the page and on its POST; nothing is made."""
+    with app.app_context():
+        entity_id = approved_filing(people).id
+        db.session.commit()
+        make_user("other_owner", Role.ICP)
+    other = app.test_client()
+    sign_in(other, "other_owner")
+    path = f"/admin/filings/access-code/?id={entity_id}"
+    for client in (other, as_user("isp"), as_user("bureau")):
+        assert client.get(path).status_code == 404
+        assert post(client, path, {}).status_code == 404
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AccessAuthorisation)) == 0
+    assert "生成新的授权码" in as_user("icp").get(path).get_data(as_text=True)
