@@ -28,11 +28,11 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_migrate import upgrade
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 
 import demo
 from app import MIGRATIONS_DIR, create_app
-from bench.run import full_scans
+from bench.run import full_scans, timed_get
 from extensions import db
 from models import Application, ApplicationState, Domain, Entity, User, Website, utcnow
 from seed_data import seed_code_tables
@@ -122,23 +122,8 @@ def signed_in(app):
 
 def measure(app, client, path: str) -> tuple[float, list[tuple[str, object]], int]:
     """Median of 5 requests after a warm-up one, the statements of the warm-up, the rows the page shows."""
-    statements: list[tuple[str, object]] = []
-
-    def capture(_conn, _cursor, statement, parameters, _context, _many):
-        statements.append((statement, parameters))
-
-    timings = []
-    for attempt in range(6):
-        with app.app_context():
-            if attempt == 0:
-                event.listen(db.engine, "before_cursor_execute", capture)
-            started = time.perf_counter()
-            response = client.get(path)
-            timings.append((time.perf_counter() - started) * 1000)
-            if attempt == 0:
-                event.remove(db.engine, "before_cursor_execute", capture)
-        assert response.status_code == 200, (path, response.status_code)
-    return statistics.median(timings[1:]), statements, len(set(ROW_ID.findall(response.get_data(as_text=True))))
+    median, statements, response = timed_get(client, path, warm_up=True, context=app.app_context)
+    return median, statements, len(set(ROW_ID.findall(response.get_data(as_text=True))))
 
 
 def on_big_tables(statements: list[tuple[str, object]]) -> list[tuple[str, object]]:

@@ -16,8 +16,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -107,23 +110,32 @@ def full_scans(statements: list[tuple[str, object]]) -> list[str]:
     return found
 
 
-def measure(client, path: str) -> tuple[float, list[str]]:
+def timed_get(client, path: str, runs: int = 5, warm_up: bool = False,
+              context: Callable[[], AbstractContextManager] = nullcontext) -> tuple[float, list, Any]:
+    """The median of `runs` GETs of `path` (after one more, not counted, if `warm_up`), each inside `context()`;
+    the SQL statements of the first, and the last response."""
     statements: list[tuple[str, object]] = []
 
     def capture(_conn, _cursor, statement, parameters, _context, _many):
         statements.append((statement, parameters))
 
     timings = []
-    for attempt in range(5):
-        if attempt == 0:
-            event.listen(db.engine, "before_cursor_execute", capture)
-        started = time.perf_counter()
-        response = client.get(path)
-        timings.append((time.perf_counter() - started) * 1000)
-        if attempt == 0:
-            event.remove(db.engine, "before_cursor_execute", capture)
+    for attempt in range(runs + warm_up):
+        with context():
+            if attempt == 0:
+                event.listen(db.engine, "before_cursor_execute", capture)
+            started = time.perf_counter()
+            response = client.get(path)
+            timings.append((time.perf_counter() - started) * 1000)
+            if attempt == 0:
+                event.remove(db.engine, "before_cursor_execute", capture)
         assert response.status_code == 200, (path, response.status_code)
-    return statistics.median(timings), full_scans(statements)
+    return statistics.median(timings[int(warm_up):]), statements, response
+
+
+def measure(client, path: str) -> tuple[float, list[str]]:
+    median, statements, _response = timed_get(client, path)
+    return median, full_scans(statements)
 
 
 def signed_in(app, username: str):
