@@ -99,13 +99,14 @@ CODE_TABLES: dict[CodeTable, list[tuple[str, str, str | None]]] = {
         ("S", "公共管理、社会保障和社会组织", None), ("T", "国际组织", None),
     ],
     CodeTable.IP_ALLOCATION_METHOD: [
-        ("1", "直接分配", None), ("2", "再分配（转分配）", None), ("3", "指派", None),
-        ("4", "预留", None),
+        ("1", "分配并使用", None), ("2", "再分配", None), ("3", "自用", None), ("4", "预留", None),
     ],
-    CodeTable.IP_USAGE_METHOD: [
-        ("1", "静态（固定）地址", None), ("2", "动态地址池", None), ("3", "专线接入", None),
-        ("4", "主机托管", None), ("5", "虚拟主机", None), ("6", "宽带接入", None),
-        ("7", "移动接入", None), ("8", "单位自用", None), ("9", "未使用", None),
+    CodeTable.IP_USAGE_METHOD: [("1", "静态", None), ("2", "动态", None), ("3", "未知", None)],
+    CodeTable.IP_REGISTRY: [
+        ("APNIC", "亚太互联网络信息中心（APNIC）", None), ("CNNIC", "中国互联网络信息中心（CNNIC）", None),
+        ("ARIN", "美洲互联网号码注册管理机构（ARIN）", None), ("RIPE", "欧洲网络协调中心（RIPE NCC）", None),
+        ("LACNIC", "拉丁美洲及加勒比互联网地址注册管理机构（LACNIC）", None),
+        ("AFRINIC", "非洲网络信息中心（AFRINIC）", None), ("IANA", "互联网号码分配机构（IANA）", None),
     ],
 }
 

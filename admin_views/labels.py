@@ -39,6 +39,7 @@ CODE_TABLE_LABELS = {
     CodeTable.INDUSTRY: _l("Industry"),
     CodeTable.IP_ALLOCATION_METHOD: _l("IP address allocation method"),
     CodeTable.IP_USAGE_METHOD: _l("IP address usage method"),
+    CodeTable.IP_REGISTRY: _l("Internet address registry"),
 }
 
 

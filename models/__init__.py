@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date, datetime
 
 from flask_login import UserMixin
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
     DateTime,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -21,48 +18,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    and_,
     select,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from extensions import db
-
-BigId = BigInteger().with_variant(Integer, "sqlite")
-
-
-def utcnow() -> datetime:
-    """Naive UTC, the one time representation stored (identical on SQLite and PostgreSQL)."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def built_on(dialect: str, obj: object) -> bool:
-    """False for schema objects declared only for another database (`.ddl_if(dialect=...)`)."""
-    condition = getattr(obj, "_ddl_if", None)
-    return condition is None or condition.dialect in (None, dialect)
-
-
-def starts_with(column: Any, prefix: str) -> Any:
-    """A prefix match an index serves (never `LIKE '%x%'`): a range in SQLite's binary order,
-    `LIKE 'x%'` on PostgreSQL (where a varchar_pattern_ops index serves it)."""
-    if db.session.get_bind().dialect.name == "sqlite":
-        return and_(column >= prefix, column < prefix + "\U0010ffff")
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.like(escaped + "%", escape="\\")
-
-
-def str_enum(enum_class: type[enum.Enum], name: str) -> Enum:
-    """A portable enum column: VARCHAR + CHECK constraint, storing the values."""
-    return Enum(
-        enum_class,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=32,
-        values_callable=lambda members: [member.value for member in members],
-        validate_strings=True,
-    )
+from models.base import BigId, str_enum
+from models.base import built_on as built_on  # re-exported: models is the one import for all of them
+from models.base import starts_with as starts_with
+from models.base import utcnow as utcnow
 
 
 class Role(enum.StrEnum):
@@ -109,6 +74,7 @@ class CodeTable(enum.StrEnum):
     INDUSTRY = "industry"
     IP_ALLOCATION_METHOD = "ip_allocation_method"
     IP_USAGE_METHOD = "ip_usage_method"
+    IP_REGISTRY = "ip_registry"
 
 
 class Province(db.Model):
@@ -121,6 +87,21 @@ class Province(db.Model):
     abbr: Mapped[str] = mapped_column(String(2), unique=True)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Division(db.Model):
+    """行政区划 below the province (GB/T 2260 cities and counties), for the user units of the IP reports."""
+
+    __tablename__ = "divisions"
+    __table_args__ = (Index("ix_divisions_parent", "parent_code", "code"),)
+
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    parent_code: Mapped[str] = mapped_column(String(6))  # a province's code for a city, a city's for a county
+    level: Mapped[int] = mapped_column(Integer)  # 2 city, 3 county
 
     def __str__(self) -> str:
         return self.name
@@ -171,12 +152,15 @@ class User(UserMixin, db.Model):
     can_import: Mapped[bool] = mapped_column(Boolean, default=False)
     preapproval_category: Mapped[str | None] = mapped_column(String(16))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: an IP reporting unit's access-provider account: the ICP access ranges its blocks must cover (1063)
+    isp_account_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
 
     province: Mapped[Province | None] = relationship(lazy="joined")
-    created_by: Mapped[User | None] = relationship(remote_side=[id])
+    created_by: Mapped[User | None] = relationship(remote_side=[id], foreign_keys=[created_by_id])
+    isp_account: Mapped[User | None] = relationship(remote_side=[id], foreign_keys=[isp_account_id])
 
     @validates("username")
     def _username_is_immutable(self, _key: str, value: str) -> str:
@@ -848,3 +832,16 @@ def code_values(table: CodeTable) -> list[tuple[str, str]]:
     return [(code, name) for code, name in db.session.execute(
         select(CodeItem.code, CodeItem.name).where(CodeItem.table == table, CodeItem.active)
         .order_by(CodeItem.sort_order))]
+
+
+from models.ip import (  # noqa: E402  (the IP reports, re-exported so that `models` names every model)
+    AllocationMethod as AllocationMethod,
+)
+from models.ip import FindingKind as FindingKind  # noqa: E402
+from models.ip import IpAllocation as IpAllocation  # noqa: E402
+from models.ip import IpBlock as IpBlock  # noqa: E402
+from models.ip import IpFinding as IpFinding  # noqa: E402
+from models.ip import IpFindingsRun as IpFindingsRun  # noqa: E402
+from models.ip import IpOrigin as IpOrigin  # noqa: E402
+from models.ip import IpSelfBrought as IpSelfBrought  # noqa: E402
+from models.ip import UsageMethod as UsageMethod  # noqa: E402
