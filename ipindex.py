@@ -57,3 +57,34 @@ def range_rows(ip_ranges: str) -> list[tuple[str, str, str]]:
 def lookup_buckets(key: int) -> list[str]:
     """The buckets in which a range containing `key` can be stored: one per level."""
     return [_bucket(level, key) for level in LEVELS]
+
+
+def family_of(key: int) -> int:
+    """4 for an IPv4(-mapped) key, else 6."""
+    return 4 if key >> 32 == 0xFFFF else 6
+
+
+def is_mapped_span(start: int, end: int) -> bool:
+    """Whether an IPv6 range reaches into the IPv4-mapped space ::ffff:0:0/96 (which holds the IPv4 keys)."""
+    return start <= _MAPPED | 0xFFFFFFFF and end >= _MAPPED
+
+
+def address_text(key: int | str) -> str:
+    """The address of a key (hex text or int) as a person writes it: dotted IPv4, compressed IPv6."""
+    value = int(key, 16) if isinstance(key, str) else key
+    if family_of(value) == 4:
+        return str(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    return str(ipaddress.IPv6Address(value))
+
+
+def range_text(start: int | str, end: int | str) -> str:
+    """"a–b", or the CIDR prefix when the range is exactly one ("1.2.3.0/24"), or one address."""
+    first = int(start, 16) if isinstance(start, str) else start
+    last = int(end, 16) if isinstance(end, str) else end
+    if first == last:
+        return address_text(first)
+    size = last - first + 1
+    if size & (size - 1) == 0 and first % size == 0:
+        bits = 32 if family_of(first) == 4 else 128
+        return f"{address_text(first)}/{bits - size.bit_length() + 1}"
+    return f"{address_text(first)}–{address_text(last)}"

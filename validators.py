@@ -18,6 +18,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{3,31}$")
 MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
+#: a mobile, or a landline with its area code (010-12345678, 0755 1234 5678, +86 …, an extension after "-" or "转")
+PHONE_RE = re.compile(r"^(\+?86[- ]?)?(1[3-9][0-9]{9}|"
+                      r"0[1-9][0-9]{1,2}[- ]?[0-9]{3,4}[- ]?[0-9]{4}((-|转)[0-9]{1,6})?)$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 CREDIT_CODE_TYPE, ID_CARD_TYPE = "1", "16"  # certificate-type codes checked by their check characters
@@ -55,6 +58,12 @@ def password_errors(password: str, username: str) -> list[str]:
 def mobile_error(mobile: str) -> str | None:
     if not MOBILE_RE.fullmatch(mobile):
         return str(_l("Mobile number must be 11 digits starting with 13–19."))
+    return None
+
+
+def phone_error(phone: str) -> str | None:
+    if not PHONE_RE.fullmatch(phone.strip()):
+        return str(_l("Phone number must be a mobile number or a landline with its area code (e.g. 010-12345678)."))
     return None
 
 

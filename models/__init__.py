@@ -749,6 +749,7 @@ class ImportJob(db.Model):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)  # a running job's worker renews it; else taken over
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # runs started (a job that kills its worker stops)
     staging: Mapped[bool] = mapped_column(Boolean, default=False)  # its rows are written but not yet visible
+    kind: Mapped[str] = mapped_column(String(16), default="filings")  # filings / ip (what the file reports)
 
 
 class NoticeCategory(enum.StrEnum):

@@ -82,6 +82,8 @@ def upgrade():
     with op.batch_alter_table('code_items', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_code_items_code_table'), type_='check')
         batch_op.create_check_constraint('code_table', _table_check(NEW_TABLES))
+    with op.batch_alter_table('import_jobs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('kind', sa.String(length=16), nullable=False, server_default='filings'))
 
     op.create_table('ip_blocks',
     sa.Column('id', BigId, autoincrement=True, nullable=False),
@@ -211,6 +213,8 @@ def downgrade():
     with op.batch_alter_table('code_items', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_code_items_code_table'), type_='check')
         batch_op.create_check_constraint('code_table', _table_check(OLD_TABLES))
+    with op.batch_alter_table('import_jobs', schema=None) as batch_op:
+        batch_op.drop_column('kind')
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_users_isp_account_id_users'), type_='foreignkey')
         batch_op.drop_column('isp_account_id')
