@@ -432,9 +432,9 @@ def _checked_allocation(actor: User, data: AllocationData, exclude: int | None =
 
 
 def _fill_allocation(allocation: IpAllocation, data: AllocationData, keys: KeyRange, block: IpBlock) -> None:
+    target = reporting_unit(data.target_unit) if data.method == AllocationMethod.REALLOCATED else None
     _set_range(allocation, keys)
     allocation.block_id, allocation.method = block.id, data.method
-    target = reporting_unit(data.target_unit) if data.method == AllocationMethod.REALLOCATED else None
     allocation.target_unit_id = target.id if target is not None else None
     _set_user_unit(allocation, data if data.method != AllocationMethod.REALLOCATED else UserUnitData(
         allocated_on=data.allocated_on, remark=data.remark))
@@ -532,8 +532,8 @@ def _self_brought_problems(actor: User, data: SelfBroughtData, keys: KeyRange,
 
 
 def _fill_self_brought(record: IpSelfBrought, data: SelfBroughtData, keys: KeyRange) -> None:
-    _set_range(record, keys)
     source = reporting_unit(data.source_unit) if data.source_unit.strip() else None
+    _set_range(record, keys)
     record.source_unit_id = source.id if source is not None else None
     record.source_name = data.source_name.strip()
     _set_user_unit(record, data)
