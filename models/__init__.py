@@ -75,6 +75,7 @@ class CodeTable(enum.StrEnum):
     IP_ALLOCATION_METHOD = "ip_allocation_method"
     IP_USAGE_METHOD = "ip_usage_method"
     IP_REGISTRY = "ip_registry"
+    DOMAIN_TYPE = "domain_type"
 
 
 class Province(db.Model):
@@ -846,3 +847,9 @@ from models.ip import IpFindingsRun as IpFindingsRun  # noqa: E402
 from models.ip import IpOrigin as IpOrigin  # noqa: E402
 from models.ip import IpSelfBrought as IpSelfBrought  # noqa: E402
 from models.ip import UsageMethod as UsageMethod  # noqa: E402
+from models.domains import BLOCKING_VERDICTS as BLOCKING_VERDICTS  # noqa: E402  (domain reports)
+from models.domains import DomainChange as DomainChange  # noqa: E402
+from models.domains import DomainFlag as DomainFlag  # noqa: E402
+from models.domains import DomainReport as DomainReport  # noqa: E402
+from models.domains import DomainStatus as DomainStatus  # noqa: E402
+from models.domains import Verdict as Verdict  # noqa: E402

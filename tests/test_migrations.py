@@ -52,7 +52,7 @@ def test_init_is_idempotent(empty_app) -> None:
     runner = empty_app.test_cli_runner()
     first = runner.invoke(args=["init"])
     assert first.exit_code == 0, first.output
-    assert "169 code-table values added" in first.output
+    assert "174 code-table values added" in first.output
     second = runner.invoke(args=["init"])
     assert second.exit_code == 0 and "0 code-table values added" in second.output
     from models import Role, User
