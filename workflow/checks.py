@@ -6,12 +6,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from extensions import db
 from models import (
+    BLOCKING_VERDICTS,
     TAKEN_STATUSES,
     Access,
     BlacklistEntry,
@@ -19,6 +21,8 @@ from models import (
     CodeItem,
     CodeTable,
     Domain,
+    DomainReport,
+    DomainStatus,
     Entity,
     FilingStatus,
     PreapprovalItem,
@@ -27,6 +31,7 @@ from models import (
     Role,
     User,
     UserStatus,
+    Verdict,
     Website,
 )
 from validators import (
@@ -264,3 +269,89 @@ def website_row(entity: Entity, website: WebsiteData, names: list[str]) -> Websi
                         for c, d in website.preapprovals]
     row.accesses = [access_row(a) for a in website.accesses]
     return row
+
+
+# --- the registrant check (issue 14, 工信部信管〔2017〕264号) ----------------------------------------------
+
+#: 单位性质 of a person (the other natures are organisations)
+INDIVIDUAL_NATURE = "5"
+#: a consistent report expiring sooner than this reads 即将到期
+EXPIRING_WITHIN = timedelta(days=91)
+
+
+@dataclass(frozen=True)
+class DomainCheck:
+    """The verdict on one filed domain, with the report it was made from (None: 未报备)."""
+
+    domain: str
+    verdict: Verdict
+    report: DomainReport | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return self.verdict in BLOCKING_VERDICTS
+
+
+def reports_of(domains: Sequence[str]) -> dict[str, DomainReport]:
+    """The report that speaks for each domain: the live one, else the latest deleted one (in chunks of 500)."""
+    found: dict[str, DomainReport] = {}
+    names = sorted(set(domains))
+    for start in range(0, len(names), 500):
+        for report in db.session.scalars(select(DomainReport).where(DomainReport.domain.in_(names[start:start + 500]))
+                                         .order_by(DomainReport.id)):
+            current = found.get(report.domain)
+            if current is None or current.status == DomainStatus.DELETED:
+                found[report.domain] = report
+    return found
+
+
+def _same_number(first: str, second: str) -> bool:
+    return bool(first.strip()) and first.strip().upper() == second.strip().upper()
+
+
+def registrant_is_entity(report: DomainReport, entity: Entity | EntityData) -> bool:
+    """The registrant is the filing entity: its certificate number; for an organisation also its responsible
+    person (by ID number, or by name when the report gives no number)."""
+    if _same_number(report.registrant_certificate_number, entity.certificate_number):
+        return True
+    if entity.unit_nature == INDIVIDUAL_NATURE:
+        return not report.registrant_certificate_number.strip() and report.registrant_name.strip() == \
+            entity.unit_name.strip()
+    if _same_number(report.registrant_certificate_number, entity.responsible_id_number):
+        return True
+    return not report.registrant_certificate_number.strip() and bool(entity.responsible_name.strip()) and \
+        report.registrant_name.strip() == entity.responsible_name.strip()
+
+
+def domain_verdict(entity: Entity | EntityData, domain: str, report: DomainReport | None,
+                   today: date | None = None) -> DomainCheck:
+    """The one verdict function: 一致 / 即将到期 / 不一致 / 未报备 / 已过期 / 已删除."""
+    today = today or date.today()
+    if report is None:
+        return DomainCheck(domain, Verdict.UNREPORTED)
+    if report.status == DomainStatus.DELETED:
+        return DomainCheck(domain, Verdict.DELETED, report)
+    if report.status == DomainStatus.EXPIRED or report.expires_on < today:
+        return DomainCheck(domain, Verdict.EXPIRED, report)
+    if not registrant_is_entity(report, entity):
+        return DomainCheck(domain, Verdict.INCONSISTENT, report)
+    if report.expires_on < today + EXPIRING_WITHIN:
+        return DomainCheck(domain, Verdict.EXPIRING, report)
+    return DomainCheck(domain, Verdict.CONSISTENT, report)
+
+
+def is_registrable(name: str) -> bool:
+    """A filed "domain" may be a bare IP address (FAQ 7): nothing registers those."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return True
+    return False
+
+
+def domain_checks(entity: Entity | EntityData, domains: Sequence[str],
+                  reports: dict[str, DomainReport] | None = None) -> list[DomainCheck]:
+    """The verdicts on a filing's domains (bare addresses skipped); `reports` preloaded for a batch."""
+    names = [name for name in domains if is_registrable(name)]
+    reports = reports_of(names) if reports is None else reports
+    return [domain_verdict(entity, name, reports.get(name)) for name in names]

@@ -40,6 +40,23 @@ class WorkflowErrors(WorkflowError):
         return list(self.problems)
 
 
+#: a problem with the data-exchange specification's result code ("" where it has none): (field, code, message)
+CodedProblem = tuple[str | None, str, str]
+
+
+class CodedErrors(WorkflowErrors):
+    """Refused report (IP, domain): every problem with its result code (`coded`), and as form errors with the code
+    in the message."""
+
+    def __init__(self, problems: Iterable[CodedProblem]) -> None:
+        self.coded = [(name, code, str(message)) for name, code, message in problems]
+        super().__init__((name, _with_code(code, message)) for name, code, message in self.coded)
+
+
+def _with_code(code: str, message: str) -> str:
+    return str(_l("%(message)s (result code %(code)s)", message=message, code=code)) if code else message
+
+
 def raise_problems(problems: Iterable[Problem]) -> None:
     """Raise every problem at once, or nothing when there is none."""
     found = list(problems)

@@ -37,24 +37,14 @@ from models import (
     User,
     UserStatus,
 )
-from workflow.errors import WorkflowError, WorkflowErrors
+from workflow.errors import CodedErrors, CodedProblem, WorkflowError
 
-#: (field, result code, message); the code is "" where the specification has none
-CodedProblem = tuple[str | None, str, str]
 #: how many records a refusal names ("… and 12 more")
 NAMED = 5
 
 
-class IpError(WorkflowErrors):
-    """Refused IP report: every problem with its result code (`coded`), and as form errors."""
-
-    def __init__(self, problems: Iterable[CodedProblem]) -> None:
-        self.coded = [(name, code, str(message)) for name, code, message in problems]
-        super().__init__((name, _with_code(code, message)) for name, code, message in self.coded)
-
-
-def _with_code(code: str, message: str) -> str:
-    return str(_l("%(message)s (result code %(code)s)", message=message, code=code)) if code else message
+class IpError(CodedErrors):
+    """Refused IP report."""
 
 
 def _raise(problems: Iterable[CodedProblem]) -> None:
