@@ -115,4 +115,9 @@ def from_environment() -> dict[str, object]:
         "SMS_HTTP_TOKEN": os.environ.get("SMS_HTTP_TOKEN", ""),
         "OUTBOX_MAX_ATTEMPTS": int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "8")),
         "OUTBOX_BACKOFF_SECONDS": int(os.environ.get("OUTBOX_BACKOFF_SECONDS", "30")),
+        # domain reports (issue 14): "block" — no ISP verification or approval while a domain's registrant check
+        # fails; "warn" — the verdicts are shown and the decision audited with them
+        "DOMAIN_REGISTRANT_CHECK": os.environ.get("DOMAIN_REGISTRANT_CHECK", "block"),
+        # IP reports (issue 13): the worker recomputes the audit findings after a change, and at least this often
+        "IP_FINDINGS_INTERVAL_MINUTES": int(os.environ.get("IP_FINDINGS_INTERVAL_MINUTES", "60")),
     }

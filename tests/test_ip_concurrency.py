@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from itertools import pairwise
 from pathlib import Path
 
 from sqlalchemy import select
@@ -64,4 +65,4 @@ def test_racing_reporters_of_overlapping_blocks_one_wins(app, database_url, tmp_
     with app.app_context():
         blocks = list(db.session.scalars(select(IpBlock).order_by(IpBlock.start_key)))
     assert len(blocks) == ROUNDS
-    assert all(earlier.end_key < later.start_key for earlier, later in zip(blocks, blocks[1:], strict=False))
+    assert all(earlier.end_key < later.start_key for earlier, later in pairwise(blocks))

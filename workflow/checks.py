@@ -310,17 +310,12 @@ def _same_number(first: str, second: str) -> bool:
 
 
 def registrant_is_entity(report: DomainReport, entity: Entity | EntityData) -> bool:
-    """The registrant is the filing entity: its certificate number; for an organisation also its responsible
-    person (by ID number, or by name when the report gives no number)."""
+    """The registrant is the filing entity: its certificate number, or for an organisation its responsible
+    person's ID number (264号: the domain may be held by the unit's principal)."""
     if _same_number(report.registrant_certificate_number, entity.certificate_number):
         return True
-    if entity.unit_nature == INDIVIDUAL_NATURE:
-        return not report.registrant_certificate_number.strip() and report.registrant_name.strip() == \
-            entity.unit_name.strip()
-    if _same_number(report.registrant_certificate_number, entity.responsible_id_number):
-        return True
-    return not report.registrant_certificate_number.strip() and bool(entity.responsible_name.strip()) and \
-        report.registrant_name.strip() == entity.responsible_name.strip()
+    return entity.unit_nature != INDIVIDUAL_NATURE and _same_number(report.registrant_certificate_number,
+                                                                    entity.responsible_id_number)
 
 
 def domain_verdict(entity: Entity | EntityData, domain: str, report: DomainReport | None,

@@ -36,6 +36,7 @@ from models import (
     Website,
     utcnow,
 )
+from workflow import registrant
 from workflow.checks import (
     EntityData,
     WebsiteData,
@@ -151,10 +152,13 @@ def _verification_of(actor: User, application: Application) -> IspVerification:
 def isp_verify(actor: User, application: Application) -> Application:
     """FAQ 66–67: stays in ISP review until every ISP named has verified."""
     row = _verification_of(actor, application)
+    checks = registrant.application_checks(application)
+    raise_problems((None, message) for message in registrant.blocker_messages(checks))
     row.state, row.at = ReviewState.CONFIRMED, utcnow()
     _advance_after_isp(application)
     audit.record("application.isp_verified", object_type="application", object_id=application.id,
-                 province_code=application.province_code, actor=actor)
+                 province_code=application.province_code, actor=actor,
+                 changes={"domains": registrant.audited(checks)} if checks else None)
     return application
 
 
@@ -219,11 +223,14 @@ def _blacklist_hits(applications: list[Application]) -> set[tuple[str, str]]:
     return hits & wanted
 
 
-def approval_blockers(application: Application, hits: set[tuple[str, str]] | None = None) -> list[str]:
-    """Why the bureau cannot approve yet (unconfirmed pre-approval, blacklisted value)."""
+def approval_blockers(application: Application, hits: set[tuple[str, str]] | None = None,
+                      checks: list[registrant.DomainCheck] | None = None) -> list[str]:
+    """Why the bureau cannot approve yet (unconfirmed pre-approval, blacklisted value, under the "block" policy a
+    domain whose registrant check fails)."""
     if application.kind in UNBLOCKED_KINDS:
         return []
     hits = _blacklist_hits([application]) if hits is None else hits
+    checks = registrant.application_checks(application) if checks is None else checks
     entity, problems = application.entity, []
     for website in entity.websites:
         for item in website.preapprovals:
@@ -235,7 +242,7 @@ def approval_blockers(application: Application, hits: set[tuple[str, str]] | Non
     if {(BlacklistKind.CERTIFICATE_NUMBER.value, entity.certificate_number),
             (BlacklistKind.UNIT_NAME.value, entity.unit_name)} & hits:
         problems.append(str(_l("The entity is blacklisted.")))
-    return problems
+    return problems + registrant.blocker_messages(checks)
 
 
 def _preload(applications: list[Application]) -> list[Entity]:
@@ -269,9 +276,10 @@ def _approve_all(actor: User, applications: list[Application], typed_number: str
     if typed_number and any(a.kind != ApplicationKind.NEW_FILING for a in applications):
         raise WorkflowError(_l("A number can be typed for a new filing only."), "number")
     by_id = {entity.id: entity for entity in _preload(applications)}
-    hits = _blacklist_hits(applications)
+    hits, reports = _blacklist_hits(applications), registrant.preload_reports(applications)
+    checks = {application.id: registrant.application_checks(application, reports) for application in applications}
     for application in applications:
-        if problems := approval_blockers(application, hits):
+        if problems := approval_blockers(application, hits, checks[application.id]):
             raise WorkflowError(f"{application.entity.unit_name}: {problems[0]}" if len(applications) > 1
                                 else problems[0])
     now = utcnow()
@@ -296,7 +304,8 @@ def _approve_all(actor: User, applications: list[Application], typed_number: str
     audit.record_many([("application.approved", {
         "object_type": "application", "object_id": a.id, "province_code": a.province_code, "actor": actor,
         "changes": {"kind": a.kind.value, "number": a.entity.number, "typed": bool(typed_number),
-                    "certificate": tokens[a.entity_id][0] if a.entity_id in tokens else None},
+                    "certificate": tokens[a.entity_id][0] if a.entity_id in tokens else None,
+                    **({"domains": registrant.audited(checks[a.id])} if checks[a.id] else {})},
     }) for a in applications])
     return applications
 
