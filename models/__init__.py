@@ -836,6 +836,12 @@ def code_values(table: CodeTable) -> list[tuple[str, str]]:
         .order_by(CodeItem.sort_order))]
 
 
+from models.domains import BLOCKING_VERDICTS as BLOCKING_VERDICTS  # noqa: E402  (domain reports)
+from models.domains import DomainChange as DomainChange  # noqa: E402
+from models.domains import DomainFlag as DomainFlag  # noqa: E402
+from models.domains import DomainReport as DomainReport  # noqa: E402
+from models.domains import DomainStatus as DomainStatus  # noqa: E402
+from models.domains import Verdict as Verdict  # noqa: E402
 from models.ip import (  # noqa: E402  (the IP reports, re-exported so that `models` names every model)
     AllocationMethod as AllocationMethod,
 )
@@ -847,9 +853,3 @@ from models.ip import IpFindingsRun as IpFindingsRun  # noqa: E402
 from models.ip import IpOrigin as IpOrigin  # noqa: E402
 from models.ip import IpSelfBrought as IpSelfBrought  # noqa: E402
 from models.ip import UsageMethod as UsageMethod  # noqa: E402
-from models.domains import BLOCKING_VERDICTS as BLOCKING_VERDICTS  # noqa: E402  (domain reports)
-from models.domains import DomainChange as DomainChange  # noqa: E402
-from models.domains import DomainFlag as DomainFlag  # noqa: E402
-from models.domains import DomainReport as DomainReport  # noqa: E402
-from models.domains import DomainStatus as DomainStatus  # noqa: E402
-from models.domains import Verdict as Verdict  # noqa: E402

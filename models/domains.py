@@ -119,7 +119,8 @@ class DomainChange(db.Model):
     """A domain whose report changed: the worker's queue for the reconciliation (one row per change)."""
 
     __tablename__ = "domain_changes"
-    __table_args__ = (Index("ix_domain_changes_pending", "processed_at", "id"),)
+    __table_args__ = (Index("ix_domain_changes_pending", "processed_at", "id"),
+                      Index("ix_domain_changes_domain", "domain", "what"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     domain: Mapped[str] = mapped_column(String(253))

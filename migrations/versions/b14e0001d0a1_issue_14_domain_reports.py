@@ -93,9 +93,11 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_domain_changes'))
     )
     op.create_index('ix_domain_changes_pending', 'domain_changes', ['processed_at', 'id'])
+    op.create_index('ix_domain_changes_domain', 'domain_changes', ['domain', 'what'])
 
 
 def downgrade():
+    op.drop_index('ix_domain_changes_domain', table_name='domain_changes')
     op.drop_index('ix_domain_changes_pending', table_name='domain_changes')
     op.drop_table('domain_changes')
     for name in ('ix_domain_flags_domain', 'ix_domain_flags_province', 'uq_domain_flags_open'):
