@@ -282,6 +282,7 @@ def _approve_all(actor: User, applications: list[Application], typed_number: str
         if problems := approval_blockers(application, hits, checks[application.id]):
             raise WorkflowError(f"{application.entity.unit_name}: {problems[0]}" if len(applications) > 1
                                 else problems[0])
+        registrant.queue_failing(checks[application.id])
     now = utcnow()
     kept = [a for a in applications if a.kind not in ENDING_KINDS]
     entities = [by_id[application.entity_id] for application in kept]

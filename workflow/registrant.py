@@ -11,7 +11,8 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 import validators
-from models import Application, ApplicationKind, DomainReport, Entity, FilingStatus, Verdict
+from extensions import db
+from models import Application, ApplicationKind, DomainChange, DomainReport, Entity, FilingStatus, Verdict
 from workflow.checks import DomainCheck, EntityData, domain_checks, reports_of
 from workflow.lifecycle import UNBLOCKED_KINDS, proposal_of
 
@@ -77,6 +78,11 @@ def blocker_messages(checks: Sequence[DomainCheck]) -> list[str]:
         return []
     return [str(_l("Domain %(domain)s: %(verdict)s (registrant check).", domain=validators.display_domain(check.domain),
                    verdict=VERDICT_WORDS[check.verdict])) for check in checks if check.blocking]
+
+
+def queue_failing(checks: Sequence[DomainCheck]) -> None:
+    """Approved under "warn" with failing verdicts: the reconciliation opens their 域名核验异常 flags."""
+    db.session.add_all(DomainChange(domain=check.domain, what="filed") for check in checks if check.blocking)
 
 
 def audited(checks: Sequence[DomainCheck]) -> dict[str, str]:
