@@ -58,3 +58,28 @@ def test_init_is_idempotent(empty_app) -> None:
     from models import Role, User
 
     assert db.session.query(User).filter_by(role=Role.MIIT).count() == 1
+
+
+def test_upgrading_queues_the_filed_domains_for_the_registrant_check(empty_app) -> None:
+    """Issue 14: the filings approved before the check existed are queued for the worker to flag (not revoked)."""
+    upgrade(directory=MIGRATIONS_DIR, revision="b13e0001a1b0")
+    with db.engine.begin() as connection:
+        connection.execute(text("INSERT INTO provinces (code, name, abbr, sort_order, active) "
+                                "VALUES ('120000', '天津市', '津', 1, true)"))
+        connection.execute(text(
+            "INSERT INTO entities (id, province_code, unit_name, unit_nature, certificate_type, certificate_number, "
+            "address, responsible_name, responsible_id_number, responsible_mobile, responsible_email, commercial, "
+            "status, website_seq, created_at) VALUES (1, '120000', '某公司', '4', '1', 'X', '', '', '', '', '', "
+            "false, 'active', 2, CURRENT_TIMESTAMP)"))
+        for website_id, status in ((1, "active"), (2, "cancelled")):
+            connection.execute(text(
+                "INSERT INTO websites (id, entity_id, name, home_url, service_content, languages, responsible_name, "
+                "responsible_mobile, bbs, bbs_sections, status) VALUES (:id, 1, 'w', '', '', '1', '', '', false, '', "
+                ":status)"), {"id": website_id, "status": status})
+        for name, website_id, live in (("a.cn", 1, True), ("b.cn", 1, False), ("c.cn", 2, True)):
+            connection.execute(text("INSERT INTO domains (website_id, name, live) VALUES (:w, :n, :l)"),
+                               {"w": website_id, "n": name, "l": live})
+    upgrade(directory=MIGRATIONS_DIR)
+    with db.engine.connect() as connection:
+        queued = connection.execute(text("SELECT domain, what FROM domain_changes")).all()
+    assert queued == [("a.cn", "filed")]

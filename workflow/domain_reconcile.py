@@ -186,7 +186,7 @@ def reconcile_domain_changes(limit: int | None = None) -> dict[str, Any]:
 
 
 def _run_batch(names: list[str], why: dict[str, str], tally: Tally) -> None:
-    check_domains(names, why, tally)
+    check_domains([name for name in names if is_registrable(name)], why, tally)
     db.session.flush()
     tally.emails += notify_new_flags(tally.new_flags)
     tally.new_flags.clear()
@@ -202,8 +202,7 @@ def flag_all_filings() -> dict[str, Any]:
         if not rows:
             break
         last_id = rows[-1][0]
-        names = sorted({name for _id, name in rows if is_registrable(name)})
-        _run_batch(names, {}, tally)
+        _run_batch(sorted({name for _id, name in rows}), {}, tally)
         db.session.commit()
     tally.seconds = monotonic() - started
     return tally.figures()

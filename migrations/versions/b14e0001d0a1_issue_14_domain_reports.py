@@ -94,6 +94,11 @@ def upgrade():
     )
     op.create_index('ix_domain_changes_pending', 'domain_changes', ['processed_at', 'id'])
     op.create_index('ix_domain_changes_domain', 'domain_changes', ['domain', 'what'])
+    # the filings approved before the check existed: every live filed domain queued once, for the worker to flag
+    now = "timezone('utc', now())" if op.get_bind().dialect.name == 'postgresql' else "CURRENT_TIMESTAMP"
+    op.execute(f"INSERT INTO domain_changes (domain, what, at) SELECT DISTINCT domains.name, 'filed', {now} "
+               "FROM domains JOIN websites ON websites.id = domains.website_id "
+               "WHERE domains.live AND websites.status IN ('active', 'no_access')")
 
 
 def downgrade():
