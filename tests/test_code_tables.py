@@ -20,7 +20,7 @@ def test_all_tables_seeded(app) -> None:
         for table in CodeTable:
             assert db.session.query(CodeItem).filter_by(table=table).count() == len(CODE_TABLES[table]) > 0
     assert len({abbr for _c, _n, abbr in PROVINCES}) == 31
-    assert len(CodeTable) + 1 == 11  # + 行政区划
+    assert len(CodeTable) + 1 == 13  # + 行政区划 (the SPEC §10 eleven, and ip_registry, domain_type)
 
 
 def test_everyone_reads_code_tables(as_user) -> None:

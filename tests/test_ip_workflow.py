@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 import workflow.ip as ip
 from audit import verify_chain
 from extensions import db
-from models import AuditEvent, IpAllocation, IpBlock, IpOrigin, IpSelfBrought, Role
+from models import AuditEvent, IpAllocation, IpBlock, IpFindingsRun, IpOrigin, IpSelfBrought, Role
 from tests.helpers import BEIJING, make_user
 from tests.ip_factories import USER_UNIT, allocation, block, reporter, self_brought
+from workflow.ip_findings import recompute_findings
 
 
 def codes(excinfo: pytest.ExceptionInfo) -> list[str]:
@@ -273,3 +274,11 @@ def test_every_change_is_audited_and_the_chain_holds(units) -> None:
     assert actions == ["ip.block.added", "ip.allocation.added", "ip.allocation.deleted", "ip.block.deleted"]
     assert verify_chain().intact
     assert db.session.scalar(select(func.count()).select_from(IpBlock)) == 0
+
+
+def test_a_change_cues_the_worker_to_recompute_the_findings(units) -> None:
+    a, _b, _c = units
+    recompute_findings()
+    assert db.session.get(IpFindingsRun, 1).stale is False
+    block(a, "110.0.0.0", "110.0.0.255")
+    assert db.session.get(IpFindingsRun, 1).stale is True

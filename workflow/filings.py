@@ -46,6 +46,7 @@ from workflow.checks import (
 )
 from workflow.deadlines import start_deadline
 from workflow.errors import NotFound, WorkflowError, raise_problems
+from workflow.ip_findings import mark_stale
 from workflow.issuing import issue_certificates
 from workflow.lifecycle import ENDING_KINDS, KIND_WORDS, UNBLOCKED_KINDS, apply_on_approval, end_application
 
@@ -322,6 +323,7 @@ def _index_access_ranges(entities: list[Entity]) -> None:
                 for access_id, text in found for bucket, first, last in ipindex.range_rows(text)]
         if rows:
             db.session.execute(insert(AccessRange), rows)
+            mark_stale()  # new filed ranges: the IP findings' 未报备 may change
 
 
 def _assign_numbers(entities: list[Entity], typed_number: str | None, year: int) -> None:

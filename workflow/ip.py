@@ -38,6 +38,7 @@ from models import (
     UserStatus,
 )
 from workflow.errors import CodedErrors, CodedProblem, WorkflowError
+from workflow.ip_findings import mark_stale
 
 #: how many records a refusal names ("… and 12 more")
 NAMED = 5
@@ -243,6 +244,8 @@ def _set_range(record: Any, keys: KeyRange) -> None:
 
 
 def _record(action: str, actor: User, kind: str, record: Any, **changes: Any) -> None:
+    """Audit the change, and cue the worker to recompute the findings."""
+    mark_stale()
     audit.record(action, object_type=kind, object_id=record.id, province_code=actor.province_code,
                  changes={"range": ipindex.range_text(record.start_key, record.end_key), **changes})
 

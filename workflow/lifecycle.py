@@ -55,6 +55,7 @@ from workflow.checks import (
 )
 from workflow.deadlines import start_deadline
 from workflow.errors import NotFound, WorkflowError, raise_problems
+from workflow.ip_findings import mark_stale
 from workflow.issuing import issue_certificates
 
 ENDING_KINDS = (ApplicationKind.CANCEL_WEBSITE, ApplicationKind.CANCEL_ENTITY)
@@ -221,6 +222,7 @@ def cancel_access(actor: User, website: Website) -> Application | None:
     access = next(a for a in website.accesses if a.live and a.isp_id == actor.id)
     if len(_live_isps(website)) > 1:
         access.live = False
+        mark_stale()
         audit.record("access.cancelled", object_type="website", object_id=website.id,
                      province_code=website.entity.province_code, actor=actor, changes={"number": website.number})
         return None
@@ -292,6 +294,7 @@ def apply_on_approval(actor: User, application: Application) -> None:
         for access in website.accesses:
             if access.id == proposal["access_id"]:
                 access.live = False
+                mark_stale()
         if not _live_isps(website):
             website.status = FilingStatus.NO_ACCESS  # frozen (FAQ 69); stays in the registry
 
@@ -328,6 +331,7 @@ def end_filing(actor: User, entity: Entity, website: Website | None, kind: Discl
             domain.live = False
         for access in site.accesses:
             access.live = False
+    mark_stale()  # the ended accesses leave the IP findings
     whole = website is None or not any(w.status in LIVE_STATUSES for w in entity.websites)
     if whole:
         entity.status = status
