@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import json
+from pathlib import Path
+
+from sqlalchemy import insert, select
 
 from extensions import db
-from models import CodeItem, CodeTable, Province
+from models import CodeItem, CodeTable, Division, Province
+
+#: GB/T 2260 cities and counties (data/README.md says where they come from)
+DIVISIONS_FILE = Path(__file__).resolve().parent / "data" / "divisions.json"
 
 #: GB/T 2260 province-level divisions (the 31 of mainland China) and filing-number abbreviations.
 PROVINCES: list[tuple[str, str, str]] = [
@@ -102,6 +108,10 @@ CODE_TABLES: dict[CodeTable, list[tuple[str, str, str | None]]] = {
         ("1", "分配并使用", None), ("2", "再分配", None), ("3", "自用", None), ("4", "预留", None),
     ],
     CodeTable.IP_USAGE_METHOD: [("1", "静态", None), ("2", "动态", None), ("3", "未知", None)],
+    CodeTable.DOMAIN_TYPE: [
+        ("1", "通用顶级域名", None), ("2", "国家和地区顶级域名", None), ("3", "中文域名", None),
+        ("4", "新通用顶级域名", None), ("9", "其他", None),
+    ],
     CodeTable.IP_REGISTRY: [
         ("APNIC", "亚太互联网络信息中心（APNIC）", None), ("CNNIC", "中国互联网络信息中心（CNNIC）", None),
         ("ARIN", "美洲互联网号码注册管理机构（ARIN）", None), ("RIPE", "欧洲网络协调中心（RIPE NCC）", None),
@@ -128,3 +138,22 @@ def seed_code_tables() -> int:
                 added += 1
     db.session.flush()
     return added
+
+
+def _division_rows() -> list[dict[str, object]]:
+    """Cities (level 2, parent the province) and counties (level 3, parent the city); a parent's code is the
+    child's with its last digits zeroed (GB/T 2260)."""
+    data = json.loads(DIVISIONS_FILE.read_text(encoding="utf-8"))
+    return ([{"code": code, "name": name, "parent_code": code[:2] + "0000", "level": 2}
+             for code, name in data["cities"]]
+            + [{"code": code, "name": name, "parent_code": code[:4] + "00", "level": 3}
+               for code, name in data["counties"]])
+
+
+def seed_divisions() -> int:
+    """Insert the cities and counties that are missing; never overwrite. Returns rows added."""
+    known = set(db.session.scalars(select(Division.code)))
+    missing = [row for row in _division_rows() if row["code"] not in known]
+    if missing:
+        db.session.execute(insert(Division), missing)
+    return len(missing)
