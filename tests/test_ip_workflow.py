@@ -282,3 +282,17 @@ def test_a_change_cues_the_worker_to_recompute_the_findings(units) -> None:
     assert db.session.get(IpFindingsRun, 1).stale is False
     block(a, "110.0.0.0", "110.0.0.255")
     assert db.session.get(IpFindingsRun, 1).stale is True
+
+
+def test_a_bad_range_and_bad_fields_are_refused_together(units) -> None:
+    a, _b, _c = units
+    block(a, "120.0.0.0", "120.0.0.255")
+    with pytest.raises(ip.IpError) as excinfo:
+        ip.add_allocation(a, ip.AllocationData(start="120.0.0.9", end="120.0.0.1", method="1"))
+    db.session.rollback()
+    assert {name for name, _code, _message in excinfo.value.coded} == {"end", *ip.ALLOCATED_REQUIRED}
+    assert refused(ip.add_block, a, ip.BlockData(start="x", end="", origin="unit")) == ["2002", "2047"]
+    with pytest.raises(ip.IpError) as excinfo:
+        ip.add_self_brought(a, ip.SelfBroughtData(start="1.2.3", end=""))
+    db.session.rollback()
+    assert {"start", "source_name", "user_name"} <= {name for name, _code, _message in excinfo.value.coded}

@@ -150,6 +150,14 @@ def parse_range(start: str, end: str) -> KeyRange:
     return KeyRange(family, first, last)
 
 
+def range_and(data: Any, problems: list[CodedProblem]) -> KeyRange:
+    """The record's range; if it is none, every problem at once: the range's and those of the other fields."""
+    try:
+        return parse_range(data.start, data.end)
+    except IpError as error:
+        raise IpError([*error.coded, *problems]) from None
+
+
 def require_reporter(actor: User) -> None:
     if actor.role != Role.IP_REPORTER or actor.status != UserStatus.ACTIVE:
         raise WorkflowError(str(_l("Only IP reporting units report IP addresses.")))
@@ -306,9 +314,9 @@ def _flush_block(block: IpBlock) -> None:
 
 def add_block(actor: User, data: BlockData) -> IpBlock:
     require_reporter(actor)
-    keys = parse_range(data.start, data.end)
-    _raise(_block_origin_problems(actor, data))
-    _raise(problem for problem in [_block_overlap_problem(actor, keys)] if problem)
+    problems = list(_block_origin_problems(actor, data))
+    keys = range_and(data, problems)
+    _raise([*problems, *(problem for problem in [_block_overlap_problem(actor, keys)] if problem)])
     block = IpBlock(unit_id=actor.id, origin=IpOrigin(data.origin), derived=False, remark=data.remark.strip())
     _set_block_origin(block, data)
     _set_range(block, keys)
@@ -357,10 +365,10 @@ def _editable_block(actor: User, block: IpBlock | None) -> IpBlock:
 
 def change_block(actor: User, block: IpBlock | None, data: BlockData) -> IpBlock:
     block = _editable_block(actor, block)
-    keys = parse_range(data.start, data.end)
-    _raise(_block_origin_problems(actor, data))
-    _raise(problem for problem in [_block_overlap_problem(actor, keys, exclude=block.id),
-                                   _holding_problem(block, keys)] if problem)
+    problems = list(_block_origin_problems(actor, data))
+    keys = range_and(data, problems)
+    _raise([*problems, *(problem for problem in [_block_overlap_problem(actor, keys, exclude=block.id),
+                                                 _holding_problem(block, keys)] if problem)])
     before = ipindex.range_text(block.start_key, block.end_key)
     _set_block_origin(block, data)
     block.remark = data.remark.strip()
@@ -416,11 +424,14 @@ def _allocation_overlap(actor: User, keys: KeyRange, exclude: int | None = None)
 
 
 def _checked_allocation(actor: User, data: AllocationData, exclude: int | None = None) -> tuple[KeyRange, IpBlock]:
-    keys = parse_range(data.start, data.end)
+    problems = list(_method_problems(actor, data))
+    keys = range_and(data, problems)
     _lock_unit(actor)
-    block = _source_block(actor, keys)
-    _raise([*(problem for problem in [_allocation_overlap(actor, keys, exclude)] if problem),
-            *_method_problems(actor, data)])
+    try:
+        block = _source_block(actor, keys)
+    except IpError as error:
+        raise IpError([*error.coded, *problems]) from None
+    _raise([*(problem for problem in [_allocation_overlap(actor, keys, exclude)] if problem), *problems])
     return keys, block
 
 
@@ -508,9 +519,10 @@ def delete_allocation(actor: User, allocation: IpAllocation | None) -> None:
 # --- self-brought blocks (自带IP) --------------------------------------------------------------------------
 
 
-def _self_brought_problems(actor: User, data: SelfBroughtData, keys: KeyRange,
+def _self_brought_problems(actor: User, data: SelfBroughtData, keys: KeyRange | None,
                            exclude: int | None) -> Iterator[CodedProblem]:
-    other = _overlapping(IpSelfBrought, keys, IpSelfBrought.unit_id == actor.id, exclude=exclude)
+    """Every problem; the overlap only with a range (`keys`)."""
+    other = _overlapping(IpSelfBrought, keys, IpSelfBrought.unit_id == actor.id, exclude=exclude) if keys else None
     if other is not None:
         yield "start", "2003", str(_l("The block overlaps your self-brought block %(range)s.",
                                       range=ipindex.range_text(other.start_key, other.end_key)))
@@ -534,7 +546,7 @@ def _fill_self_brought(record: IpSelfBrought, data: SelfBroughtData, keys: KeyRa
 
 def add_self_brought(actor: User, data: SelfBroughtData) -> IpSelfBrought:
     require_reporter(actor)
-    keys = parse_range(data.start, data.end)
+    keys = range_and(data, list(_self_brought_problems(actor, data, None, None)))
     _lock_unit(actor)
     _raise(_self_brought_problems(actor, data, keys, None))
     record = IpSelfBrought(unit_id=actor.id)
@@ -549,7 +561,7 @@ def change_self_brought(actor: User, record: IpSelfBrought | None, data: SelfBro
     require_reporter(actor)
     _own(actor, record)
     assert record is not None
-    keys = parse_range(data.start, data.end)
+    keys = range_and(data, list(_self_brought_problems(actor, data, None, record.id)))
     _lock_unit(actor)
     _raise(_self_brought_problems(actor, data, keys, record.id))
     before = ipindex.range_text(record.start_key, record.end_key)
