@@ -50,6 +50,8 @@ bench: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/python bench/public_lookup.py
 	$(BIN)/python bench/imports.py
 	$(BIN)/python bench/console_search.py
+	$(BIN)/python bench/ip_reports.py
+	$(BIN)/python bench/domain_reports.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -21,10 +21,13 @@ from werkzeug.wrappers import Response
 import audit
 import certificates
 import demo
+import demo_ip
 import importer
+import ip_import
 import notify
 import public_site
 import security
+import validators
 import workflow
 from admin_views import init_admin
 from admin_views.base import local_time
@@ -32,8 +35,24 @@ from admin_views.labels import ROLE_LABELS, action_label
 from auth import bp as auth_bp
 from config import BASE_DIR, from_environment, load_or_create_secret_key
 from extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
-from models import ApplicationState, Certificate, CertificateStatus, Entity, Role, User
-from seed_data import seed_code_tables
+from models import (
+    ApplicationState,
+    Certificate,
+    CertificateStatus,
+    Domain,
+    DomainReport,
+    DomainStatus,
+    Entity,
+    JobState,
+    Role,
+    User,
+    Website,
+)
+from seed_data import seed_code_tables, seed_divisions
+from workflow import domain_imports, domain_reconcile, ip_findings, ip_imports, ip_lookup
+from workflow.checks import domain_verdict, reports_of
+from workflow.domains import DATA_FIELDS
+from workflow.registrant import VERDICT_WORDS
 
 MIGRATIONS_DIR = str(BASE_DIR / "migrations")
 
@@ -136,15 +155,47 @@ def ensure_first_miit_account() -> str | None:
     return None if configured else password
 
 
+def domain_check(name: str) -> dict[str, Any]:
+    """`flask domain-check`: every report of a domain (the live one first) and the verdict on each filed website
+    using it (`workflow.checks.domain_verdict` against its entity, the report that speaks for the domain)."""
+    reports = db.session.scalars(select(DomainReport).where(DomainReport.domain == name).order_by(
+        DomainReport.status == DomainStatus.DELETED, DomainReport.id.desc())).all()
+    speaking = reports_of([name]).get(name)
+    uses = db.session.execute(select(Website, Entity).join(Domain, Domain.website_id == Website.id)
+                              .join(Entity, Website.entity_id == Entity.id)
+                              .where(Domain.name == name, Domain.live).order_by(Website.id)).all()
+    return {"domain": name, "display": validators.display_domain(name),
+            "reports": [_report_json(report) for report in reports],
+            "websites": [_verdict_json(website, entity, domain_verdict(entity, name, speaking))
+                         for website, entity in uses]}
+
+
+def _report_json(report: DomainReport) -> dict[str, Any]:
+    return {"id": report.id, "registrar": report.registrar.username,
+            "registrar_organisation": report.registrar.organisation, "status": report.status.value,
+            **{key: getattr(report, key) for key in DATA_FIELDS if key != "status"},
+            "registered_on": report.registered_on.isoformat(), "expires_on": report.expires_on.isoformat(),
+            "name_servers": report.name_servers.split(), "updated_at": report.updated_at.isoformat()}
+
+
+def _verdict_json(website: Website, entity: Entity, check: Any) -> dict[str, Any]:
+    return {"website_number": website.number, "website": website.name, "website_status": website.status.value,
+            "filing_number": entity.number, "unit_name": entity.unit_name,
+            "certificate_number": entity.certificate_number, "verdict": check.verdict.value,
+            "verdict_words": str(VERDICT_WORDS[check.verdict]), "blocking": check.blocking,
+            "report_id": check.report.id if check.report is not None else None}
+
+
 def register_cli(app: Flask) -> None:
     @app.cli.command("init")
     def init_command() -> None:
         """Create or upgrade the database, seed the code tables and the first MIIT account."""
         upgrade(directory=MIGRATIONS_DIR)
         added = seed_code_tables()
+        divisions = seed_divisions()
         generated = ensure_first_miit_account()
         db.session.commit()
-        click.echo(f"database ready; {added} code-table values added")
+        click.echo(f"database ready; {added} code-table values added, {divisions} cities and counties added")
         if generated:
             click.echo("=" * 60)
             click.echo(f"first MIIT account: {app.config['MIIT_ADMIN_USERNAME']}")
@@ -182,13 +233,15 @@ def register_cli(app: Flask) -> None:
     @click.option("--interval", default=2.0, show_default=True, help="Seconds between passes.")
     def outbox_run(once: bool, interval: float) -> None:
         """The worker: deliver queued e-mail and SMS (retrying failures with back-off), run queued imports,
-        queue the bureaus' daily deadline reminders and delete spent throttle and captcha rows.
+        queue the bureaus' daily deadline reminders, delete spent throttle and captcha rows, and recompute the
+        IP audit findings when the reports changed or IP_FINDINGS_INTERVAL_MINUTES passed.
         It outlives any failure of one pass (logged; the next pass tries again): mail never waits on an import."""
         while True:
             counts: dict[str, Any] = {}
             for name, step in (("outbox", notify.deliver_due), ("imports", workflow.run_import_jobs),
                                ("reminders", workflow.send_deadline_reminders),
-                               ("purged", security.purge_spent_guards)):
+                               ("purged", security.purge_spent_guards), ("ip_findings", ip_findings.run_if_due),
+                               ("domain_checks", domain_reconcile.reconcile_domain_changes)):
                 try:
                     counts[name] = step()
                 except Exception:  # e.g. the database unreachable for a moment
@@ -199,6 +252,60 @@ def register_cli(app: Flask) -> None:
                 click.echo(json.dumps(counts))
                 return
             time.sleep(interval)
+
+    @app.cli.command("domain-reconcile")
+    @click.option("--all", "every_filing", is_flag=True,
+                  help="Check every filed domain (once, for the filings approved before the check existed).")
+    def domain_reconcile_command(every_filing: bool) -> None:
+        """The registrant check after approval: the queued report changes (or every filed domain), 域名核验异常
+        flags opened and resolved, owners and ISPs e-mailed; prints the figures."""
+        figures = (domain_reconcile.flag_all_filings() if every_filing
+                   else domain_reconcile.reconcile_domain_changes())
+        click.echo(json.dumps(figures))
+
+    @app.cli.command("domain-import")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--as", "username", required=True, help="The registrar (domain_reporter) reporting the domains.")
+    def domain_import_command(file: str, username: str) -> None:
+        """Import a filled domain template at once, as the worker does (all rows or none): a JSON summary, then
+        each error as row, column, value, result code and message (tab-separated); exit 1 if anything was wrong."""
+        actor = db.session.scalar(select(User).where(User.username == username))
+        if actor is None:
+            raise click.ClickException(f"no account named {username}")
+        try:
+            with open(file, "rb") as stream:
+                job = domain_imports.queue_domain_import(actor, Path(file).name, stream)
+            db.session.commit()
+        except workflow.WorkflowError as error:
+            db.session.rollback()
+            raise click.ClickException(f"{username}: {error.message}") from error
+        domain_imports.run_domain_import(job)
+        errors = json.loads(job.errors)
+        click.echo(json.dumps({"rows": job.total_rows, "imported": job.imported, "errors": job.error_count},
+                              ensure_ascii=False))
+        for error in errors:
+            click.echo("\t".join(str(error.get(key) or "") for key in ("row", "column", "value", "code", "message")))
+        if job.error_count > len(errors):
+            click.echo(f"… {job.error_count - len(errors)} more, all in the marked file "
+                       f"{workflow.imports.jobs_dir() / job.annotated_name}")
+        if job.state != JobState.DONE:
+            sys.exit(1)
+
+    @app.cli.command("domain-check")
+    @click.argument("domain")
+    def domain_check_command(domain: str) -> None:
+        """Print as JSON the reports of a domain and, for each filed website using it, the registrant check's
+        verdict against its entity; exit 1 for a name that is not a domain."""
+        try:
+            name = validators.normalise_domain(domain)
+        except ValueError as error:
+            raise click.ClickException(f"not a domain name: {domain} ({error})") from error
+        click.echo(json.dumps(domain_check(name), ensure_ascii=False, indent=2))
+
+    @app.cli.command("ip-findings")
+    def ip_findings_command() -> None:
+        """Recompute the IP audit findings (核查结果) now; print the counts per kind and the seconds taken."""
+        click.echo(json.dumps(ip_findings.recompute_findings()))
 
     @app.cli.group("deadlines")
     def deadlines_group() -> None:
@@ -235,17 +342,73 @@ def register_cli(app: Flask) -> None:
         if job.imported == 0:
             sys.exit(1)
 
+    @app.cli.command("ip-import-template")
+    @click.argument("out", type=click.Path(dir_okay=False, writable=True))
+    def ip_import_template_command(out: str) -> None:
+        """Write IP地址备案导入模板.xlsx (the same file as the console's)."""
+        Path(out).write_bytes(ip_import.template_bytes())
+        click.echo(f"template written to {out}")
+
+    @app.cli.command("ip-import")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--as", "username", required=True, help="The IP reporting unit whose records the file holds.")
+    def ip_import_command(file: str, username: str) -> None:
+        """Import a filled IP template as the console does, at once: a JSON summary, then each error as
+        sheet, row, column, value, result code and message (tab-separated); exit 1 if anything was wrong."""
+        actor = db.session.scalar(select(User).where(User.username == username))
+        try:
+            with open(file, "rb") as stream:
+                job = ip_imports.queue_ip_import(actor, Path(file).name, stream)
+            db.session.commit()
+        except workflow.WorkflowError as error:
+            db.session.rollback()
+            raise click.ClickException(f"{username} is not an active IP reporting unit") from error
+        ip_imports.run_ip_import(job)
+        errors = json.loads(job.errors)
+        click.echo(json.dumps({"rows": job.total_rows, "imported": job.imported, "errors": job.error_count},
+                              ensure_ascii=False))
+        for error in errors:
+            click.echo("\t".join(str(error.get(key) or "") for key in ("sheet", "row", "column", "value", "code",
+                                                                       "message")))
+        if job.error_count > len(errors):
+            click.echo(f"… {job.error_count - len(errors)} more: the console's job page offers the marked file")
+        if job.state != JobState.DONE:
+            sys.exit(1)
+
+    @app.cli.command("ip-whois")
+    @click.argument("address")
+    def ip_whois_command(address: str) -> None:
+        """Print, as JSON, the records holding an address: the reported block, the allocations and blocks
+        down the chain, the user unit (and a self-brought block)."""
+        try:
+            chain = ip_lookup.holder_chain(address)
+        except ValueError as error:
+            raise click.ClickException(f"not an IPv4 or IPv6 address: {address}") from error
+        click.echo(json.dumps([step.as_dict() for step in chain], ensure_ascii=False, indent=2))
+
     @app.cli.command("seed-demo")
-    @click.option("--filings", default=1000, show_default=True, help="How many filings to add.")
+    @click.option("--filings", type=int, default=None, help="How many filings to add (default 1000; 0 with "
+                  "--ip-blocks).")
+    @click.option("--ip-blocks", type=click.IntRange(min=0), default=0,
+                  help="How many IP allocation records to add, with their blocks (demo_ipr_* reporting units).")
     @click.option("--password", envvar="DEMO_PASSWORD", default="Demo-pass-2026", show_default=True,
-                  help="Password of the demo accounts it creates (demo_isp_*, demo_bureau_*, demo_news).")
+                  help="Password of the demo accounts it creates (demo_isp_*, demo_bureau_*, demo_news, demo_ipr_*).")
     @click.option("--state", type=click.Choice([s.value for s in ApplicationState]), default=None,
                   help="Only this state (default: a realistic mix).")
     @click.option("--province", default=None, help="Only this province (GB/T 2260 code; default: all).")
-    def seed_demo_command(filings: int, password: str, state: str | None, province: str | None) -> None:
-        """Realistic filings in every province, ISP and state (approved ones signed)."""
+    def seed_demo_command(filings: int | None, ip_blocks: int, password: str, state: str | None,
+                          province: str | None) -> None:
+        """Realistic filings in every province, ISP and state (approved ones signed); with --ip-blocks, a
+        hierarchy of IP reports (registry blocks → carriers → re-allocations → user units, IPv4 and IPv6)."""
         started = time.perf_counter()
-        summary = demo.seed(filings, password, ApplicationState(state) if state else None, province)
+        summary: dict[str, object] = {}
+        if filings or (filings is None and not ip_blocks):
+            summary = demo.seed(filings or 1000, password, ApplicationState(state) if state else None, province)
+        if ip_blocks:
+            try:
+                summary["ip"] = demo_ip.seed(ip_blocks, password)
+            except ValueError as error:
+                raise click.ClickException(str(error)) from error
         summary["seconds"] = round(time.perf_counter() - started, 1)
         click.echo(json.dumps(summary, ensure_ascii=False))
 

@@ -13,7 +13,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -32,6 +32,7 @@ from models import (
     Certificate,
     CertificateStatus,
     Domain,
+    DomainReport,
     Entity,
     FilingStatus,
     IspVerification,
@@ -53,12 +54,21 @@ TRADES = ("科技", "信息技术", "网络", "文化传媒", "电子商务", "�
 #: share of filings in each state: mostly approved, the rest spread over the queues
 STATES = [ApplicationState.APPROVED] * 7 + [ApplicationState.BUREAU_REVIEW, ApplicationState.ISP_REVIEW,
                                               ApplicationState.DRAFT]
+#: the demo registrars (issue 14): a national one and two provincial ones, each reporting a third of the domains
+REGISTRARS = (("demo_registrar_1", None, "演示一号域名注册服务有限公司"),
+              ("demo_registrar_2", "110000", "演示二号网络域名注册有限公司"),
+              ("demo_registrar_3", "440000", "演示三号互联网域名服务有限公司"))
+#: the registrant check's mix, per 100 filings (i * 7919 % 100 visits every residue once per 100 filings):
+#: reported to someone else, not reported, expiring within 3 months; the rest consistent, one in ten of them
+#: registered to the entity's responsible person
+MISMATCHED, MISSING, EXPIRING = range(0, 3), range(3, 5), range(5, 7)
 
 
 @dataclass
 class Staff:
     isps: dict[str, list[int]]  # province code → ISP user ids
     created: list[str]
+    registrars: list[tuple[int, str]]  # (user id, organisation) of the demo registrars
 
 
 def credit_code(n: int) -> str:
@@ -79,10 +89,12 @@ def ensure_staff(password: str) -> Staff:
     accounts = [(f"demo_isp_{p.code[:2]}_{i}", Role.ISP, p, f"{p.name[:2]}第{i}数据中心有限公司")
                 for p in provinces for i in (1, 2)]
     accounts += [(f"demo_bureau_{p.code[:2]}", Role.BUREAU, p, f"{p.name}通信管理局") for p in provinces]
+    accounts += [(username, Role.DOMAIN_REPORTER, db.session.get(Province, code) if code else None, organisation)
+                 for username, code, organisation in REGISTRARS]
     for username, role, province, organisation in accounts:
         if username not in existing:
             workflow.create_user(None, workflow.UserData(
-                username=username, role=role, password=password, province_code=province.code,
+                username=username, role=role, password=password, province_code=province.code if province else None,
                 organisation=organisation, contact_name="演示联系人", mobile="13800000000",
                 email=f"{username}@demo.example.cn"))
             created.append(username)
@@ -96,7 +108,9 @@ def ensure_staff(password: str) -> Staff:
     for user_id, province_code in db.session.execute(select(User.id, User.province_code).where(
             User.role == Role.ISP, User.username.like("demo_isp_%"))):
         isps.setdefault(province_code, []).append(user_id)
-    return Staff(isps=isps, created=created)
+    registrars = list(db.session.execute(select(User.id, User.organisation).where(
+        User.username.in_([username for username, _code, _name in REGISTRARS])).order_by(User.username)).all())
+    return Staff(isps=isps, created=created, registrars=[(user_id, name) for user_id, name in registrars])
 
 
 def _next_id(model: type) -> int:
@@ -111,7 +125,7 @@ def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: cer
     for first in range(start, start + n, BATCH):
         batch: dict[str, list[dict]] = {name: [] for name in (
             "entities", "websites", "domains", "accesses", "applications", "verifications", "preapprovals",
-            "certificates", "access_ranges")}
+            "certificates", "access_ranges", "domain_reports")}
         for i in range(first, min(start + n, first + BATCH)):
             province = provinces[i % len(provinces)]
             state = states[rng.randrange(len(states))]
@@ -141,8 +155,9 @@ def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: cer
                 "responsible_mobile": "13900000000", "bbs": False, "bbs_sections": "",
                 "status": FilingStatus.ACTIVE if approved else FilingStatus.DRAFT,
                 "number": website_number(number, 1) if approved else None, "approved_at": when if approved else None})
-            batch["domains"] += [{"website_id": website_id, "name": f"www.{domain}", "live": True},
-                                 {"website_id": website_id, "name": domain, "live": True}]
+            batch["domains"] += [{"website_id": website_id, "name": name, "live": True, "registered": domain}
+                                 for name in (f"www.{domain}", domain)]
+            batch["domain_reports"] += _domain_reports(i, batch["entities"][-1], staff.registrars[i % 3], now)
             access_id, address = ids["access"] + i - start, f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
             batch["accesses"].append({"id": access_id, "website_id": website_id, "isp_id": isp_id, "method": "2",
                                       "server_province_code": province.code, "ip_ranges": f"{address}-{address}",
@@ -179,6 +194,39 @@ def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: cer
         yield batch
 
 
+def _domain_reports(i: int, entity: dict, registrar: tuple[int, str], now: datetime) -> list[dict]:
+    """The report of a demo filing's registered domain (which covers its www. name too), in the mix of
+    MISMATCHED, MISSING and EXPIRING."""
+    bucket = i * 7919 % 100
+    if bucket in MISSING:
+        return []
+    today = now.date()
+    registered = today - timedelta(days=30 + i * 7 % 2000)
+    expires = today + timedelta(days=10 + i % 80 if bucket in EXPIRING else 120 + i * 13 % 3000)
+    if bucket in MISMATCHED:
+        name, number, kind = f"{entity['unit_name'][:2]}另一家网络有限公司", credit_code(i + 50_000_000), "1"
+    elif bucket % 10 == 9:
+        name, number, kind = entity["responsible_name"], entity["responsible_id_number"], "16"
+    else:
+        name, number, kind = entity["unit_name"], entity["certificate_number"], "1"
+    return [_report(f"demo{i}.cn", registrar, name, number, kind, entity, registered, expires, now)]
+
+
+def _report(domain: str, registrar: tuple[int, str], name: str, number: str, kind: str, entity: dict,
+            registered: date, expires: date, now: datetime) -> dict:
+    return {"registrar_id": registrar[0], "domain": domain, "domain_type": "2", "registered_on": registered,
+            "expires_on": expires, "registrar_name": registrar[1], "name_servers": "ns1.demodns.cn\nns2.demodns.cn",
+            "status": "normal", "registrant_name": name, "registrant_organisation": entity["unit_name"],
+            "registrant_certificate_type": kind, "registrant_certificate_number": number,
+            "registrant_address": entity["address"], "registrant_province_code": entity["province_code"],
+            "registrant_city": "", "registrant_email": entity["responsible_email"], "registrant_phone": "010-12345678",
+            "admin_name": entity["responsible_name"], "admin_organisation": entity["unit_name"],
+            "admin_certificate_type": "", "admin_certificate_number": "", "admin_address": entity["address"],
+            "admin_province_code": entity["province_code"], "admin_city": "",
+            "admin_email": entity["responsible_email"], "admin_phone": entity["responsible_mobile"], "payer_name": "",
+            "created_at": now, "updated_at": now}
+
+
 def _submission(state: ApplicationState, when: datetime, now: datetime, i: int) -> dict[str, datetime | None]:
     """Submitted 0–30 days before the decision; the bureau's queue entered within the last 35 days, so that
     its deadlines (deadlines.py) spread from overdue to 20 working days ahead."""
@@ -194,7 +242,7 @@ def _submission(state: ApplicationState, when: datetime, now: datetime, i: int) 
 
 TABLES = {"entities": Entity, "websites": Website, "domains": Domain, "accesses": Access,
           "applications": Application, "verifications": IspVerification, "preapprovals": PreapprovalItem,
-          "certificates": Certificate, "access_ranges": AccessRange}
+          "certificates": Certificate, "access_ranges": AccessRange, "domain_reports": DomainReport}
 
 
 def seed(filings: int, password: str, state: ApplicationState | None = None,
@@ -214,10 +262,12 @@ def seed(filings: int, password: str, state: ApplicationState | None = None,
            "access": _next_id(Access)}
     start = ids["entity"]  # also makes names, domains and credit codes unique across runs
     ring = certificates.keyring()
+    reported = 0
     for batch in _rows(filings, start, provinces, staff, ring, ids, seq, year, [state] if state else STATES):
         for name, rows in batch.items():
             if rows:
                 db.session.execute(TABLES[name].__table__.insert(), rows)
+        reported += len(batch["domain_reports"])
         db.session.commit()
     for province in provinces:
         counter = db.session.scalar(select(NumberCounter).where(
@@ -231,4 +281,6 @@ def seed(filings: int, password: str, state: ApplicationState | None = None,
     audit.record("demo.seeded", object_type="demo", changes={"filings": filings}, actor_username="cli")
     db.session.commit()
     return {"filings": filings, "accounts_created": len(staff.created), "approved_share": "70%",
+            "domain_reports": reported, "registrant_check": "93% consistent, 3% mismatched, 2% unreported, "
+                                                            "2% expiring within 3 months",
             "counters": json.dumps({p.abbr: seq[p.code] for p in provinces[:3]}, ensure_ascii=False)}

@@ -19,7 +19,11 @@ from models import (
     ApplicationKind,
     ApplicationState,
     AuditEvent,
+    Domain,
+    DomainFlag,
+    DomainReport,
     Entity,
+    IpFinding,
     Notice,
     PreapprovalItem,
     RequestState,
@@ -57,6 +61,14 @@ class Action(enum.StrEnum):
     REVOCATION_REQUEST = "revocation.request"
     REVOCATION_PROCESS = "revocation.process"
     FILING_IMPORT = "filing.import"  # an ISP with the import right, or a bureau (FAQ 45, 47)
+    IP_REPORT = "ip.report"  # an IP reporting unit: its own blocks, allocations, self-brought blocks (SPEC §11)
+    IP_LIST = "ip.list"  # the reporters' records, read only: a bureau its province's, MIIT all
+    IP_LOOKUP = "ip.lookup"  # 地址查询: who holds an address
+    IP_FINDINGS = "ip.findings"  # 核查结果: a reporter its own, a bureau its province's, MIIT all
+    IP_STATISTICS = "ip.statistics"
+    DOMAIN_REPORT = "domain.report"  # a registrar (domain_reporter): its own domain reports (SPEC §11)
+    DOMAIN_LIST = "domain.list"  # the registrars' reports, read only: a bureau its province's, MIIT all
+    DOMAIN_FLAGS = "domain.flags"  # 域名核验异常: a bureau its province's, MIIT all
 
 
 _EVERY_ROLE = frozenset({Action.DASHBOARD, Action.CODE_LIST})
@@ -64,22 +76,27 @@ _USER_ADMIN = frozenset({
     Action.USER_LIST, Action.USER_CREATE, Action.USER_EDIT, Action.USER_STATUS,
     Action.USER_RESET_PASSWORD, Action.USER_EXPORT, Action.AUDIT_LIST, Action.AUDIT_EXPORT,
 })
+#: the IP reports as the bureaus (their province) and MIIT (the nation) oversee them
+_IP_OVERSIGHT = frozenset({Action.IP_LIST, Action.IP_LOOKUP, Action.IP_FINDINGS, Action.IP_STATISTICS})
+#: the domain reports and the registrant check's flags, as the bureaus (their province) and MIIT oversee them
+_DOMAIN_OVERSIGHT = frozenset({Action.DOMAIN_LIST, Action.DOMAIN_FLAGS})
 
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.MIIT: _EVERY_ROLE | _USER_ADMIN | {Action.CODE_EDIT, Action.OUTBOX_LIST, Action.OUTBOX_RETRY,
                                            Action.FILING_LIST, Action.NOTICE_MANAGE, Action.FILING_REVOKE,
-                                           Action.REVOCATION_PROCESS},
+                                           Action.REVOCATION_PROCESS, *_IP_OVERSIGHT, *_DOMAIN_OVERSIGHT},
     Role.BUREAU: _EVERY_ROLE | _USER_ADMIN | {Action.USER_GRANT_IMPORT, Action.FILING_AUDIT, Action.FILING_LIST,
                                              Action.NOTICE_MANAGE, Action.FILING_REVOKE, Action.REVOCATION_REQUEST,
-                                             Action.REVOCATION_PROCESS, Action.FILING_IMPORT},
+                                             Action.REVOCATION_PROCESS, Action.FILING_IMPORT, *_IP_OVERSIGHT,
+                                             *_DOMAIN_OVERSIGHT},
     Role.ICP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.REVOCATION_REQUEST},
     Role.ISP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.FILING_VERIFY, Action.FILING_CHANGE,
                              Action.REVOCATION_REQUEST, Action.FILING_IMPORT},
-    Role.IP_REPORTER: _EVERY_ROLE,
-    Role.DOMAIN_REPORTER: _EVERY_ROLE,
+    Role.IP_REPORTER: _EVERY_ROLE | {Action.IP_REPORT, Action.IP_FINDINGS},
+    Role.DOMAIN_REPORTER: _EVERY_ROLE | {Action.DOMAIN_REPORT},
     Role.PREAPPROVAL: _EVERY_ROLE | {Action.PREAPPROVAL_REVIEW},
     Role.CONTENT_ADMIN: _EVERY_ROLE | {Action.BLACKLIST_MANAGE},
-    Role.SPECIAL_QUERY: _EVERY_ROLE | {Action.FILING_LIST},
+    Role.SPECIAL_QUERY: _EVERY_ROLE | {Action.FILING_LIST, Action.IP_LOOKUP},
 }
 
 #: FAQ 29–30: MIIT creates every staff role; bureaus create the roles below them, in their province.
@@ -283,3 +300,56 @@ def revocation_queue_scope(actor: Any) -> ColumnElement[bool]:
 def may_import(actor: Any) -> bool:
     """FAQ 45, 47: a bureau (rows of its province only), or an ISP to which its bureau gave the import right."""
     return can(actor, Action.FILING_IMPORT) and (actor.role == Role.BUREAU or bool(actor.can_import))
+
+
+def ip_unit_scope(actor: Any) -> ColumnElement[bool]:
+    """The IP reporting units (as `User` rows) whose reports an actor sees: itself, its province's, all."""
+    if can(actor, Action.IP_REPORT):
+        return User.id == actor.id
+    if not can(actor, Action.IP_LIST):
+        return false()
+    reporters = User.role == Role.IP_REPORTER
+    return reporters if actor.role == Role.MIIT else and_(reporters, User.province_code == actor.province_code)
+
+
+def ip_record_scope(actor: Any, model: Any) -> ColumnElement[bool]:
+    """The blocks, allocations or self-brought blocks (`model`) an actor sees: a reporter its own, a bureau
+    those of its province's units, MIIT all (index ix_<table>_unit_start)."""
+    if can(actor, Action.IP_REPORT):
+        return model.unit_id == actor.id
+    if not can(actor, Action.IP_LIST):
+        return false()
+    return true() if actor.role == Role.MIIT else model.unit_id.in_(select(User.id).where(ip_unit_scope(actor)))
+
+
+def ip_finding_scope(actor: Any) -> ColumnElement[bool]:
+    """核查结果 (`models.IpFinding`): a reporter its own, a bureau its province's, MIIT all."""
+    if not can(actor, Action.IP_FINDINGS):
+        return false()
+    if actor.role == Role.IP_REPORTER:
+        return IpFinding.unit_id == actor.id
+    return true() if actor.role == Role.MIIT else IpFinding.province_code == actor.province_code
+
+
+def domain_report_scope(actor: Any) -> ColumnElement[bool]:
+    """The domain reports an actor sees: a registrar its own; a bureau those of its province's registrars and
+    those of the domains filed in its province (a national registrar's report of a local website; the province's
+    domains read once per query through ix_entities_province_approved, ix_websites_entity_id, ix_domains_website_id);
+    MIIT all."""
+    if can(actor, Action.DOMAIN_REPORT):
+        return DomainReport.registrar_id == actor.id
+    if not can(actor, Action.DOMAIN_LIST):
+        return false()
+    if actor.role == Role.MIIT:
+        return true()
+    registrars = select(User.id).where(User.role == Role.DOMAIN_REPORTER, User.province_code == actor.province_code)
+    filed_here = (select(Domain.name).join(Website, Domain.website_id == Website.id)
+                  .join(Entity, Website.entity_id == Entity.id).where(Entity.province_code == actor.province_code))
+    return or_(DomainReport.registrar_id.in_(registrars), DomainReport.domain.in_(filed_here))
+
+
+def domain_flag_scope(actor: Any) -> ColumnElement[bool]:
+    """域名核验异常 (`models.DomainFlag`): a bureau its province's, MIIT all (index ix_domain_flags_province)."""
+    if not can(actor, Action.DOMAIN_FLAGS):
+        return false()
+    return true() if actor.role == Role.MIIT else DomainFlag.province_code == actor.province_code

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask_babel import lazy_gettext as _l
+from publicsuffixlist import PublicSuffixList
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -176,6 +177,22 @@ def normalise_domain(value: str) -> str:
 #: the one separator rule of domain lists: one per line in every form; commas, 、 and semicolons (half or
 #: full width) are tolerated in pasted text and in the import template's cell
 DOMAIN_SEPARATORS = re.compile(r"[\s,，、;；]+")
+
+
+@cache
+def _suffixes() -> PublicSuffixList:
+    return PublicSuffixList(only_icann=True)
+
+
+def registered_domain(name: str) -> str:
+    """The domain a registrar registers for a normalised host name — `example.cn` for `www.example.cn`,
+    `example.com.cn` for `a.example.com.cn` (the ICANN part of the Public Suffix List, bundled with
+    publicsuffixlist) — or the name itself when it is a public suffix or an IP address (FAQ 7)."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return _suffixes().privatesuffix(name) or name
+    return name
 
 
 def split_domains(text: str) -> list[str]:

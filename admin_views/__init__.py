@@ -16,6 +16,8 @@ from admin_views.audit import AuditEventView
 from admin_views.blacklist import BlacklistView
 from admin_views.codes import CodeItemView, ProvinceView
 from admin_views.dashboard import DashboardView
+from admin_views.domain_files import DomainFilesView
+from admin_views.domains import DomainFlagView, DomainReportOverview, DomainReportView
 from admin_views.filings import (
     ApplicationView,
     BureauQueueView,
@@ -24,6 +26,16 @@ from admin_views.filings import (
     PreapprovalQueueView,
 )
 from admin_views.imports import ImportView
+from admin_views.ip_files import IpFilesView
+from admin_views.ip_pages import IpFindingView, IpLookupView, IpStatisticsView, IpUnitView
+from admin_views.ip_records import (
+    AllocationOverview,
+    AllocationView,
+    BlockOverview,
+    BlockView,
+    SelfBroughtOverview,
+    SelfBroughtView,
+)
 from admin_views.lifecycle import DirectRevocationView, NewAccessView, RevocationQueueView, RevocationRequestView
 from admin_views.notices import NoticeView
 from admin_views.outbox import OutboxView
@@ -38,7 +50,13 @@ from models import (
     AuditEvent,
     BlacklistEntry,
     CodeItem,
+    DomainFlag,
+    DomainReport,
     Entity,
+    IpAllocation,
+    IpBlock,
+    IpFinding,
+    IpSelfBrought,
     Notice,
     OutboxMessage,
     PreapprovalItem,
@@ -56,6 +74,8 @@ FILINGS = _l("ICP filing business")
 CONTENT = _l("Special content")
 INFORMATION = _l("Information")
 REVOCATION = _l("Revocation")
+IP_REPORTS = _l("IP address reporting")
+DOMAIN_REPORTS = _l("Domain reporting")
 
 
 #: Flask-Admin's own templates, reachable as `flask_admin/admin/...` by the overrides in templates/admin/ that
@@ -99,6 +119,8 @@ def init_admin(app: Flask) -> Admin:
                                          endpoint="revocation_requests", category=REVOCATION))
     admin.add_view(DirectRevocationView(name=_l("Revoke by number"), endpoint="direct_revocation",
                                         url="/admin/revoke", category=REVOCATION))
+    _add_ip_views(admin)
+    _add_domain_views(admin)
     admin.add_view(NoticeView(Notice, db, name=_l("Notices"), endpoint="notices", category=INFORMATION))
     admin.add_view(BlacklistView(BlacklistEntry, db, name=_l("Blacklist"), endpoint="blacklist", category=CONTENT))
     admin.add_view(UserView(User, db, role_group=FILING_ROLES, name=_l("Filing users"),
@@ -118,3 +140,34 @@ def init_admin(app: Flask) -> Admin:
                                 category=ACCOUNT))
     admin.add_view(OutboxView(OutboxMessage, db, name=_l("Message outbox"), endpoint="outbox", category=SYSTEM))
     return admin
+
+
+def _add_ip_views(admin: Admin) -> None:
+    """IP地址备案: a reporting unit's own records; the bureaus' and MIIT's read-only lists; lookup, findings."""
+    admin.add_view(IpUnitView(User, db, name=_l("IP reporting units"), endpoint="ip_units", category=IP_REPORTS))
+    for view, endpoint in ((BlockView, "ip_blocks"), (BlockOverview, "ip_all_blocks")):
+        admin.add_view(view(IpBlock, db, name=_l("Source blocks"), endpoint=endpoint, category=IP_REPORTS))
+    for view, endpoint in ((AllocationView, "ip_allocations"), (AllocationOverview, "ip_all_allocations")):
+        admin.add_view(view(IpAllocation, db, name=_l("Allocations"), endpoint=endpoint, category=IP_REPORTS))
+    for view, endpoint in ((SelfBroughtView, "ip_self_brought"), (SelfBroughtOverview, "ip_all_self_brought")):
+        admin.add_view(view(IpSelfBrought, db, name=_l("Self-brought IP"), endpoint=endpoint, category=IP_REPORTS))
+    admin.add_view(IpLookupView(name=_l("Address lookup"), endpoint="ip_lookup", url="/admin/ip-lookup",
+                                category=IP_REPORTS))
+    admin.add_view(IpFilesView(name=_l("IP import and export"), endpoint="ip_files", url="/admin/ip-files",
+                               category=IP_REPORTS))
+    admin.add_view(IpFindingView(IpFinding, db, name=_l("Audit findings"), endpoint="ip_findings",
+                                 category=IP_REPORTS))
+    admin.add_view(IpStatisticsView(name=_l("IP address statistics"), endpoint="ip_statistics",
+                                    url="/admin/ip-statistics", category=IP_REPORTS))
+
+
+def _add_domain_views(admin: Admin) -> None:
+    """域名报备: a registrar's own reports; the bureaus' and MIIT's read-only list and 域名核验异常."""
+    admin.add_view(DomainReportView(DomainReport, db, name=_l("My domain reports"), endpoint="domain_reports",
+                                    category=DOMAIN_REPORTS))
+    admin.add_view(DomainReportOverview(DomainReport, db, name=_l("Domain reports"), endpoint="domain_overview",
+                                        category=DOMAIN_REPORTS))
+    admin.add_view(DomainFlagView(DomainFlag, db, name=_l("Domain check findings"), endpoint="domain_flags",
+                                  category=DOMAIN_REPORTS))
+    admin.add_view(DomainFilesView(name=_l("Domain import and export"), endpoint="domain_files",
+                                   url="/admin/domain-files", category=DOMAIN_REPORTS))

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Integer, and_, cast, func, select, text
 import deadlines
 import permissions
 from admin_views.base import RoleIndexView
+from admin_views.domains import domain_cards
 from admin_views.labels import ROLE_LABELS
 from extensions import db
 from models import (
@@ -24,6 +25,10 @@ from models import (
     AuditEvent,
     Entity,
     FilingStatus,
+    IpAllocation,
+    IpBlock,
+    IpFinding,
+    IpSelfBrought,
     IspVerification,
     MessageStatus,
     OutboxMessage,
@@ -128,7 +133,24 @@ def cards_for(user: User) -> list[Card]:
     if permissions.can(user, Action.AUDIT_LIST):
         cards.append(Card(str(_l("Audit events today")), _audit_today(),
                           url_for("audit_log.index_view")))
-    return cards
+    return cards + _ip_cards(user) + [Card(*card) for card in domain_cards(user)]
+
+
+def _ip_cards(user: User) -> list[Card]:
+    """IP地址备案: a reporting unit's records and findings; the units and findings a bureau or MIIT oversees."""
+    findings = Card(str(_l("Audit findings")), _count(IpFinding, permissions.ip_finding_scope(user)),
+                    url_for("ip_findings.index_view"))
+    if permissions.can(user, Action.IP_REPORT):
+        return [Card(str(_l("Source blocks")), _count(IpBlock, IpBlock.unit_id == user.id),
+                     url_for("ip_blocks.index_view")),
+                Card(str(_l("Allocations")), _count(IpAllocation, IpAllocation.unit_id == user.id),
+                     url_for("ip_allocations.index_view")),
+                Card(str(_l("Self-brought IP")), _count(IpSelfBrought, IpSelfBrought.unit_id == user.id),
+                     url_for("ip_self_brought.index_view")), findings]
+    if permissions.can(user, Action.IP_LIST):
+        return [Card(str(_l("IP reporting units")), _count(User, permissions.ip_unit_scope(user)),
+                     url_for("ip_units.index_view")), findings]
+    return []
 
 
 # --- statistics for MIIT (the nation) and a bureau (its province) --------------------------------------

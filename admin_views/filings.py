@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from flask import abort, flash, redirect, request
@@ -27,6 +28,7 @@ import permissions
 import workflow
 from admin_views.base import PageRowAction, PostRowAction, SecureModelView, commit_change, posted
 from admin_views.deadlines import deadline_cell
+from admin_views.domain_verdicts import application_verdicts, verdict_panel
 from admin_views.labels import PROVINCE_NAMES, code_name, label
 from admin_views.lifecycle import AfterApprovalPages, describe_proposal
 from admin_views.search import (
@@ -55,11 +57,14 @@ from models import (
     PreapprovalItem,
     ReviewState,
     Role,
+    User,
     Website,
     code_values,
 )
 from permissions import Action
 from validators import display_domain
+from workflow import registrant
+from workflow.ip_lookup import Coverage, access_coverage, reporting_units_of_isp
 
 STATE_LABELS = {ApplicationState.DRAFT: _l("Draft / returned"), ApplicationState.ISP_REVIEW: _l("ISP review"),
                 ApplicationState.BUREAU_REVIEW: _l("Bureau review"), ApplicationState.APPROVED: _l("Approved"),
@@ -77,6 +82,44 @@ REVIEW_LABELS = {ReviewState.PENDING: _l("Pending"), ReviewState.CONFIRMED: _l("
 REJECT_FIELDS = {"unit_name": _l("Unit name"), "certificate_number": _l("Certificate number"),
                  "responsible": _l("Responsible person"), "websites": _l("Websites and domains"),
                  "access": _l("Access"), "other": _l("Other")}
+
+
+@dataclass(frozen=True)
+class AccessCoverage:
+    """One access of an application: for each filed range, the reported block holding it (code 1063 if none)."""
+
+    website: str
+    isp: User
+    ranges: list[Coverage]
+    has_units: bool  # whether the ISP has any IP reporting unit
+
+
+def _accesses(application: Application) -> Iterator[tuple[str, int, str]]:
+    """(website, ISP id, ranges "start-end" per line) of the live accesses of the filing's websites, and the
+    access a new-access application asks for."""
+    sites = {website.id: website for website in application.entity.websites}
+    for website in sites.values():
+        for access in website.accesses:
+            if access.live:
+                yield website.name, access.isp_id, access.ip_ranges
+    proposal = workflow.proposal_of(application)
+    if "access" in proposal and (site := sites.get(proposal.get("website_id"))) is not None:
+        asked = proposal["access"]
+        yield site.name, asked["isp_id"], "\n".join(f"{start}-{end}" for start, end in asked["ip_ranges"])
+
+
+def access_coverage_of(application: Application, viewer: User) -> list[AccessCoverage]:
+    """Whether each access range lies in blocks reported for its ISP: for the bureau and MIIT every access,
+    for an ISP its own (its verification); nobody else."""
+    if viewer.role not in (Role.ISP, Role.BUREAU, Role.MIIT):
+        return []
+    found = []
+    for website, isp_id, ranges in _accesses(application):
+        if viewer.role == Role.ISP and isp_id != viewer.id:
+            continue
+        found.append(AccessCoverage(website, db.session.get(User, isp_id), access_coverage(isp_id, ranges),
+                                    bool(reporting_units_of_isp(isp_id))))
+    return found
 
 
 def _progress(application: Application) -> str:
@@ -207,7 +250,9 @@ class ApplicationView(ApplicationSearch, SecureModelView):
                 _l("Application %(id)s approved.", id=application.id)):
             return redirect(self._back())
         return self.render("admin/approve_form.html", application=application, form=FlaskForm(),
-                           blockers=workflow.approval_blockers(application))
+                           blockers=workflow.approval_blockers(application),
+                           coverage=access_coverage_of(application, current_user),
+                           verdicts=application_verdicts(application))
 
     # --- 自动审核 (batch), and an ISP's batch verification ------------------------------------------------
     def is_action_allowed(self, name: str) -> bool:
@@ -225,8 +270,10 @@ class ApplicationView(ApplicationSearch, SecureModelView):
                 lambda: workflow.batch_isp_verify(current_user, applications),
                 _l("%(count)s applications verified.", count=len(applications))):
             return redirect(self._back())
+        checks = _batch_checks(applications)
         return self.render("admin/batch_approve.html", applications=applications, form=FlaskForm(),
-                           ids=",".join(str(a.id) for a in applications), blockers={},
+                           ids=",".join(str(a.id) for a in applications), verdicts=_panels(checks),
+                           blockers={key: registrant.blocker_messages(found) for key, found in checks.items()},
                            title=_l("Batch verify"), button=_l("Verify all of them"),
                            intro=_l("You confirm that you provide access to the websites of these %(count)s "
                                     "applications.", count=len(applications)))
@@ -248,9 +295,10 @@ class ApplicationView(ApplicationSearch, SecureModelView):
                 lambda: workflow.batch_approve(current_user, applications),
                 _l("%(count)s applications approved.", count=len(applications))):
             return redirect(self._back())
+        checks = _batch_checks(applications)
         return self.render("admin/batch_approve.html", applications=applications, form=FlaskForm(),
-                           ids=",".join(str(a.id) for a in applications),
-                           blockers={a.id: workflow.approval_blockers(a) for a in applications})
+                           ids=",".join(str(a.id) for a in applications), verdicts=_panels(checks),
+                           blockers={a.id: workflow.approval_blockers(a, checks=checks[a.id]) for a in applications})
 
     def render(self, template: str, **kwargs: Any) -> str:
         if template == self.details_template and "model" in kwargs:
@@ -262,8 +310,21 @@ class ApplicationView(ApplicationSearch, SecureModelView):
                           proposal=describe_proposal(model), kind_labels=KIND_LABELS,
                           may_edit=permissions.may_edit_application(current_user, model),
                           may_see_entity=permissions.may_see_entity(current_user, model.entity),
+                          coverage=access_coverage_of(model, current_user),
+                          verdicts=application_verdicts(model)
+                          if permissions.may_see_entity(current_user, model.entity) else None,
                           review_labels=REVIEW_LABELS, state_labels=STATE_LABELS)
         return super().render(template, **kwargs)
+
+
+def _batch_checks(applications: list[Application]) -> dict[int, list[registrant.DomainCheck]]:
+    """The registrant check of each application of a batch page (the reports read in a few queries)."""
+    reports = registrant.preload_reports(applications)
+    return {a.id: registrant.application_checks(a, reports) for a in applications}
+
+
+def _panels(checks: dict[int, list[registrant.DomainCheck]]) -> dict[int, dict[str, Any]]:
+    return {key: verdict_panel(found) for key, found in checks.items()}
 
 
 class BureauQueueView(ApplicationView):

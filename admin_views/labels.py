@@ -40,6 +40,7 @@ CODE_TABLE_LABELS = {
     CodeTable.IP_ALLOCATION_METHOD: _l("IP address allocation method"),
     CodeTable.IP_USAGE_METHOD: _l("IP address usage method"),
     CodeTable.IP_REGISTRY: _l("Internet address registry"),
+    CodeTable.DOMAIN_TYPE: _l("Domain type"),
 }
 
 
@@ -121,6 +122,19 @@ ACTION_LABELS = {
     "notice.withdraw": _l("Notice withdrawn"),
     "notice.delete": _l("Notice deleted"),
     "notice.attachment_removed": _l("Attachment removed"),
+    "ip.block.added": _l("IP source block reported"),
+    "ip.block.changed": _l("IP source block changed"),
+    "ip.block.deleted": _l("IP source block deleted"),
+    "ip.allocation.added": _l("IP allocation reported"),
+    "ip.allocation.changed": _l("IP allocation changed"),
+    "ip.allocation.deleted": _l("IP allocation deleted"),
+    "ip.self_brought.added": _l("Self-brought IP block reported"),
+    "ip.self_brought.changed": _l("Self-brought IP block changed"),
+    "ip.self_brought.deleted": _l("Self-brought IP block deleted"),
+    "ip.lookup": _l("IP address looked up"),
+    "domain.reported": _l("Domain reported"),
+    "domain.changed": _l("Domain report changed"),
+    "domain.deleted": _l("Domain report deleted"),
 }
 
 #: the kinds of record an audit event is about (`object_type`, and the views' `audit_object`)
@@ -139,6 +153,15 @@ OBJECT_TYPE_LABELS = {
     "outbox_message": _l("Message"),
     "audit_event": _l("Audit event"),
     "demo": _l("Demo data"),
+    "ip_block": _l("IP source block"),
+    "ip_allocation": _l("IP allocation"),
+    "ip_self_brought": _l("Self-brought IP block"),
+    "ip_address": _l("IP address"),
+    "ip_finding": _l("Audit findings"),
+    "domain_report": _l("Domain report"),
+    "domain_flag": _l("Domain check finding"),
+    "domain_reports": _l("Domain reports"),  # the export of the domain reports (workflow.domain_imports)
+    "ip_reports": _l("IP address reports"),  # the export of the IP reports (workflow.ip_imports)
 }
 
 #: what the console's generic create / edit / delete record (`<audit_object>.<verb>`, admin_views/base.py)

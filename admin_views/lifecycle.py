@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 import permissions
 import workflow
 from admin_views.base import PageRowAction, PostRowAction, RoleView, SecureModelView, commit_change, posted
+from admin_views.domain_verdicts import flash_verdicts
 from admin_views.labels import PROVINCE_NAMES, label
 from extensions import db
 from models import (
@@ -175,9 +176,11 @@ class AfterApprovalPages:
             }
             if kind not in runs or (kind in ("add_domains", "edit_website") and website is None):
                 abort(400)
-            errors = _change_errors(runs[kind])
+            sent: dict[str, Application] = {}
+            errors = _change_errors(lambda: sent.update(application=runs[kind]()))
             if errors is None:
                 flash(_l("The change was sent to the bureau for audit."), "success")
+                flash_verdicts(sent["application"])
                 return redirect(self._back())
         return self._page("admin/lifecycle/change.html", entity, posted_kind=kind, errors=errors or {},
                           services=code_values(CodeTable.SERVICE_CONTENT),
@@ -250,6 +253,7 @@ class NewAccessView(RoleView):
     @expose("/", methods=("GET", "POST"))
     def index(self) -> Any:
         number, website = request.values.get("number", "").strip(), None
+        sent: dict[str, Application] = {}
         if number:
             try:
                 _entity, website = workflow.find_by_number(number)
@@ -264,9 +268,10 @@ class NewAccessView(RoleView):
                               _l("The registry sent an access authorisation code to the filing's responsible "
                                  "person; ask the owner for it."))
             elif request.form.get("confirm") and commit_change(
-                    lambda: workflow.add_access(current_user, website, _access_data(current_user.id),
-                                                request.form.get("code", "")),
+                    lambda: sent.update(application=workflow.add_access(
+                        current_user, website, _access_data(current_user.id), request.form.get("code", ""))),
                     _l("The new access was sent to the bureau for audit.")):
+                flash_verdicts(sent["application"])
                 return redirect(self.get_url(".index"))
         return self.render("admin/lifecycle/new_access.html", number=number,
                            website=website, form=FlaskForm(), methods=code_values(CodeTable.ACCESS_METHOD),

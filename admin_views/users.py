@@ -40,6 +40,9 @@ class UserEditForm(FlaskForm):
     contact_name = StringField(_l("Contact name"), [InputRequired(), Length(max=64)])
     mobile = StringField(_l("Mobile"), [InputRequired(), Length(max=20)])
     email = StringField(_l("E-mail"), [InputRequired(), Length(max=254)])
+    isp_account = SelectField(_l("Access-provider account"), choices=[], default="", validate_choice=False,
+                              description=_l("IP reporting units only: the ISP whose filed access ranges the unit's "
+                                             "reported blocks must cover."))
 
 
 class UserForm(_AccountFields, UserEditForm):
@@ -53,6 +56,15 @@ def _province_choices(actor: User) -> list[tuple[str, str]]:
     return [("", str(_l("— none (national) —")))] * (actor.role == Role.MIIT) + [
         (code, name) for code, name in db.session.execute(query)
     ]
+
+
+def _isp_choices(actor: User) -> list[tuple[str, str]]:
+    """The access providers an IP reporting unit may be given: those of the bureau's province, all for MIIT."""
+    query = select(User.username, User.organisation).where(User.role == Role.ISP).order_by(User.username)
+    if actor.role != Role.MIIT:
+        query = query.where(User.province_code == actor.province_code)
+    rows = db.session.execute(query)
+    return [("", "—"), *((name, f"{organisation or name}（{name}）") for name, organisation in rows)]
 
 
 def _category_choices() -> list[tuple[str, str]]:
@@ -78,7 +90,7 @@ class UserView(SecureModelView):
     column_list = ("username", "role", "province", "organisation", "contact_name", "status",
                    "can_import", "created_at")
     column_details_list = ("username", "role", "province", "organisation", "contact_name",
-                           "mobile", "email", "status", "can_import", "preapproval_category",
+                           "mobile", "email", "status", "can_import", "preapproval_category", "isp_account",
                            "created_by", "created_at", "last_login_at")
     column_export_list = column_details_list
     column_sortable_list = ("username", "created_at")
@@ -88,6 +100,7 @@ class UserView(SecureModelView):
         "organisation": _l("Organisation"), "contact_name": _l("Contact name"),
         "mobile": _l("Mobile"), "email": _l("E-mail"), "status": _l("Status"),
         "can_import": _l("Import right"), "preapproval_category": _l("Pre-approval category"),
+        "isp_account": _l("Access-provider account"),
         "created_by": _l("Created by"), "created_at": _l("Created at"),
         "last_login_at": _l("Last sign-in"),
     }
@@ -153,6 +166,10 @@ class UserView(SecureModelView):
             form.preapproval_category.choices = _category_choices()
         else:
             del form["preapproval_category"]
+        if Role.IP_REPORTER in self.role_group:
+            form.isp_account.choices = _isp_choices(current_user)
+        else:
+            del form["isp_account"]
         return form
 
     def create_form(self, obj: Any = None) -> Any:
@@ -166,7 +183,10 @@ class UserView(SecureModelView):
     def edit_form(self, obj: Any = None) -> Any:
         if obj is None or not self.is_row_action_allowed("edit", obj):
             abort(404)
-        return self._fill_choices(super().edit_form(obj))
+        form = self._fill_choices(super().edit_form(obj))
+        if obj.role != Role.IP_REPORTER and "isp_account" in form:
+            del form["isp_account"]
+        return form
 
     def validate_form(self, form: Any) -> bool:
         """The account forms: the form's own validators and every rule of the workflow at once, each error
@@ -181,12 +201,12 @@ class UserView(SecureModelView):
             workflow.check_new_user(current_user, self._user_data(form, role and Role(role), form.username.data))
         else:
             target = self.get_one(request.args.get("id", ""))
-            workflow.check_user_profile(self._user_data(form, target.role, target.username))
+            workflow.check_user_profile(self._user_data(form, target.role, target.username), current_user)
 
     def _user_data(self, form: Any, role: Role | None, username: str) -> workflow.UserData:
         fields = {name: form[name].data for name in (
             "password", "province_code", "organisation", "contact_name", "mobile", "email",
-            "preapproval_category", "can_import") if name in form}
+            "preapproval_category", "can_import", "isp_account") if name in form}
         return workflow.UserData(username=username, role=role, **fields)
 
     def create_model(self, form: Any) -> Any:

@@ -22,6 +22,7 @@ from wtforms.validators import InputRequired, Length, Optional
 import permissions
 import workflow
 from admin_views.base import RoleView
+from admin_views.domain_verdicts import verdict_panel
 from admin_views.labels import PROVINCE_NAMES, code_name
 from extensions import db
 from forms import Chosen, validate_with
@@ -37,6 +38,7 @@ from models import (
 )
 from permissions import Action
 from validators import display_domain, split_domains
+from workflow.checks import domain_checks
 
 ENTITY_FIELDS = ("province_code", "unit_name", "unit_nature", "certificate_type", "certificate_number", "address",
                  "responsible_name", "responsible_id_number", "responsible_mobile", "responsible_email", "commercial")
@@ -299,7 +301,15 @@ class FilingWizardView(RoleView):
     def preview(self) -> Any:
         data = self._data()
         return self._page("preview", form=FlaskForm(), entity_rows=entity_rows(data["entity"]),
-                          website_sections=[website_section(w) for w in data["websites"]])
+                          website_sections=[website_section(w) for w in data["websites"]],
+                          verdicts=self._verdicts(data))
+
+    def _verdicts(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """The registrant check of the draft's domains (issue 14), before anything is saved."""
+        if not data["entity"]:
+            return None
+        names = [name for website in data["websites"] for name in website["domains"]]
+        return verdict_panel(domain_checks(_entity_data(data["entity"]), names))
 
     @expose("/submit/", methods=("POST",))
     def submit(self) -> Response:

@@ -51,8 +51,9 @@ MANAGEMENT_ROLES = (
     Role.CONTENT_ADMIN,
     Role.SPECIAL_QUERY,
 )
-#: roles whose accounts must belong to one province (others: optional, MIIT: none)
-PROVINCIAL_ROLES = frozenset({Role.BUREAU, Role.ISP, Role.IP_REPORTER, Role.DOMAIN_REPORTER})
+#: roles whose accounts must belong to one province (others: optional, MIIT: none); a registrar
+#: (domain_reporter) is national when MIIT creates it, of the bureau's province when a bureau does (issue 14)
+PROVINCIAL_ROLES = frozenset({Role.BUREAU, Role.ISP, Role.IP_REPORTER})
 
 
 class UserStatus(enum.StrEnum):
@@ -466,12 +467,15 @@ class Domain(db.Model):
               postgresql_where=text("live")),
         Index("ix_domains_name", "name"),
         Index("ix_domains_website_id", "website_id"),
+        Index("ix_domains_registered", "registered"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     website_id: Mapped[int] = mapped_column(ForeignKey("websites.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(253))
     live: Mapped[bool] = mapped_column(Boolean, default=True)  # false once its website is cancelled/revoked
+    #: the registered domain it lies under (`validators.registered_domain`): what a registrar reports (issue 14)
+    registered: Mapped[str] = mapped_column(String(253), default="")
 
     website: Mapped[Website] = relationship(back_populates="domains")
 

@@ -52,6 +52,11 @@ class DomainReport(db.Model):
         Index("ix_domain_reports_registrant_name", "registrant_name"),
         Index("ix_domain_reports_registrant_certificate", "registrant_certificate_number"),
         Index("ix_domain_reports_expires", "expires_on"),
+        # the console's prefix search (LIKE 'x%') on PostgreSQL
+        Index("ix_domain_reports_domain_pattern", "domain",
+              postgresql_ops={"domain": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
+        Index("ix_domain_reports_registrant_pattern", "registrant_name",
+              postgresql_ops={"registrant_name": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

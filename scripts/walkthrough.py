@@ -17,6 +17,8 @@ import re
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
+from datetime import date, timedelta
 from email import policy
 from pathlib import Path
 
@@ -42,7 +44,9 @@ from models import (
     ReviewState,
     User,
 )
-from seed_data import seed_code_tables
+from seed_data import seed_code_tables, seed_divisions
+from tests.filing_factories import credit_code
+from workflow import domain_reconcile, registrant
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -68,6 +72,7 @@ class Registry:
 
             upgrade(directory=MIGRATIONS_DIR)
             seed_code_tables()
+            seed_divisions()
             ensure_first_miit_account()
             db.session.commit()
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
@@ -216,6 +221,67 @@ def owner_journey(page: Page, registry: Registry, out: Path) -> None:
     sign_out(page)
 
 
+def keep_only_those_that_can(page: Page) -> None:
+    """On a batch page: leave out the applications the registrant check (or anything else) stops, if any."""
+    keep = page.locator("a:has-text('只保留可以办理的')")
+    if keep.count():
+        keep.click()
+        expect(page.locator("a:has-text('只保留可以办理的')")).to_have_count(0)
+
+
+REGISTRAR_PASSWORD = "Registrar-2026"
+
+
+def report_domain(page: Page, base: str, domain: str, registrant_name: str, number: str,
+                  screenshot: Path | None = None) -> None:
+    """The registrar (signed in) reports a domain through the console's form."""
+    page.goto(f"{base}/admin/domain_reports/new/")
+    page.fill("#domain", domain)
+    page.select_option("#domain_type", "3" if not domain.isascii() else "2")
+    page.fill("#registered_on", str(date.today() - timedelta(days=200)))
+    page.fill("#expires_on", str(date.today() + timedelta(days=3 * 365)))
+    page.fill("#registrar_name", "中国某域名注册服务有限公司")
+    page.fill("#name_servers", "ns1.cndns.example.cn\nns2.cndns.example.cn")
+    fill_registrant(page, registrant_name, number)
+    contact = {"admin_name": "郑十", "admin_email": "hostmaster@cndns.example.cn", "admin_phone": "13820000021"}
+    for name, value in contact.items():
+        page.fill(f"#{name}", value)
+    if screenshot:
+        page.screenshot(path=screenshot, full_page=True)
+    page.click("input[type=submit][value='保存']")
+    expect(page.locator(".alert-success")).to_be_visible()
+
+
+def fill_registrant(page: Page, name: str, number: str) -> None:
+    page.fill("#registrant_name", name)
+    page.fill("#registrant_organisation", name)
+    page.select_option("#registrant_certificate_type", "1")
+    page.fill("#registrant_certificate_number", number)
+    page.select_option("#registrant_province_code", "120000")
+    page.fill("#registrant_email", "dns@cndns.example.cn")
+    page.fill("#registrant_phone", "022-23456789")
+
+
+def registrar_journey(page: Page, base: str, out: Path) -> None:
+    """Issue 14: MIIT creates a national registrar (no province), which reports the domains the owner is about to
+    file, in the owner's name (264号: the registrant must be the filing entity), with the subdomain added later."""
+    sign_in(page, base, "miit", MIIT_PASSWORD)
+    page.goto(f"{base}/admin/filing_users/new/")
+    create_user(page, base, "filing_users", {
+        "username": "cn_registrar", "password": REGISTRAR_PASSWORD, "role": "domain_reporter", "province_code": "",
+        "organisation": "中国某域名注册服务有限公司", "contact_name": "郑经理", "mobile": "13820000020",
+        "email": "registrar@cndns.example.cn"}, import_right=False)
+    sign_out(page)
+    sign_in(page, base, "cn_registrar", REGISTRAR_PASSWORD)
+    page.screenshot(path=out / "80-registrar-dashboard.png", full_page=True)
+    for index, domain in enumerate(("zhouba.cn", "zhouba.com.cn")):  # registered domains (www. lies under them)
+        report_domain(page, base, domain, "天津周八科技有限公司", "91350100M000100Y43",
+                      out / "81-registrar-report-form.png" if index == 0 else None)
+    expect(page.locator("table.model-list")).to_contain_text("zhouba.com.cn")
+    page.screenshot(path=out / "82-registrar-reports.png", full_page=True)
+    sign_out(page)
+
+
 def filing_journey(page: Page, registry: Registry, out: Path) -> None:
     """Issue #4: the owner files through the wizard (a mistake first), the ISP verifies, the bureau
     batch-approves its queue (50 seeded applications and the owner's), the owner downloads bazs.cert."""
@@ -276,7 +342,9 @@ def filing_journey(page: Page, registry: Registry, out: Path) -> None:
         page.check("input.action-rowtoggle")
         page.evaluate("modelActions.execute('approve')")
         expect(page.locator("h4.console-title")).to_contain_text("自动审核")
-        page.screenshot(path=out / "27-batch-confirmation.png", full_page=True)
+        if not search:  # the first page of the queue: a few demo filings wait for their registrar
+            page.screenshot(path=out / "27-batch-confirmation.png", full_page=True)
+        keep_only_those_that_can(page)
         page.click("button:has-text('全部审核通过')")
         expect(page.locator(".alert-success")).to_contain_text("条申请")
     page.screenshot(path=out / "28-batch-approved.png", full_page=True)
@@ -472,9 +540,10 @@ def clerk_journey(page: Page, registry: Registry, out: Path) -> None:
     with registry.app.app_context():
         demo.seed(2000, DEMO_PASSWORD)
         demo.seed(30, DEMO_PASSWORD, state=ApplicationState.ISP_REVIEW, province_code="120000")
-        target = db.session.scalar(select(Application).where(
+        target = next(application for application in db.session.scalars(select(Application).where(
             Application.province_code == "120000", Application.state == ApplicationState.BUREAU_REVIEW)
-            .order_by(Application.id))
+            .order_by(Application.id)) if not any(check.blocking for check in registrant.application_checks(
+                application)))  # the demo's few mismatched or unreported domains wait for their registrar
         unit, domain = target.entity.unit_name, target.entity.websites[0].domains[0].name
         busiest = db.session.execute(select(User.username, func.count()).join(
             IspVerification, IspVerification.isp_id == User.id).where(
@@ -510,9 +579,259 @@ def clerk_journey(page: Page, registry: Registry, out: Path) -> None:
     page.evaluate("modelActions.execute('verify')")
     expect(page.locator("h4.console-title")).to_contain_text("批量核实")
     page.screenshot(path=out / "59-isp-batch-verify.png", full_page=True)
+    keep_only_those_that_can(page)
     page.click("button:has-text('全部核实')")
-    expect(page.locator(".alert-success")).to_contain_text("已核实 20 个申请")
+    expect(page.locator(".alert-success")).to_contain_text(re.compile(r"已核实 \d+ 个申请"))
     page.screenshot(path=out / "60-isp-verified-20.png", full_page=True)
+    sign_out(page)
+
+
+def fill_user_unit(page: Page, name: str) -> None:
+    """The user-unit fields of an allocation (分配方式 1); the city menu follows the province."""
+    page.select_option("#usage", "1")
+    page.fill("#allocated_on", "2026-01-05")
+    page.fill("#user_name", name)
+    page.select_option("#user_nature", "4")
+    page.select_option("#province_code", "120000")
+    page.wait_for_selector("#city_code option[value='120100']", state="attached")
+    page.select_option("#city_code", "120100")
+    page.wait_for_selector("#county_code option[value='120101']", state="attached")
+    page.select_option("#county_code", "120101")
+    for field, value in {"address": "天津市和平区南京路1号", "contact_name": "孙七", "contact_phone": "022-23456789",
+                         "contact_email": "ip@user.example.cn"}.items():
+        page.fill(f"#{field}", value)
+
+
+def add_allocation(page: Page, base: str, start: str, end: str, method: str, fill: Callable[[], None]) -> None:
+    page.goto(f"{base}/admin/ip_allocations/new/")
+    page.fill("#start", start)
+    page.fill("#end", end)
+    page.select_option("#method", method)
+    fill()
+
+
+def ip_journey(page: Page, registry: Registry, out: Path) -> None:
+    """Issue 13: the bureau creates two IP reporters (the first with its access provider); the first reports a
+    block, allocates a part to a user unit, re-allocates another to the second, which allocates further; the first
+    tries an overlapping block and reads the refusal; a clerk looks an address up and sees the chain."""
+    base = registry.base
+    sign_in(page, base, "tj_bureau", "Tianjin-2026")
+    page.goto(f"{base}/admin/filing_users/new/")
+    for username, organisation, mobile in (("tj_ip_telecom", "天津某电信运营商", "13820000011"),
+                                           ("tj_ip_idc", "天津某数据中心服务商", "13820000012")):
+        page.goto(f"{base}/admin/filing_users/new/")
+        for name, value in {"username": username, "password": "Ip-pass-2026", "organisation": organisation,
+                            "contact_name": "钱经理", "mobile": mobile, "email": f"{username}@tj.example.cn"}.items():
+            page.fill(f"#{name}", value)
+        page.select_option("#role", "ip_reporter")
+        page.select_option("#province_code", "120000")
+        if username == "tj_ip_telecom":
+            page.select_option("#isp_account", "tj_isp")
+            page.screenshot(path=out / "61-bureau-new-ip-reporter.png", full_page=True)
+        page.click("input[type=submit][value='保存']")
+        expect(page.locator(".alert-success")).to_be_visible()
+    sign_out(page)
+    sign_in(page, base, "tj_ip_telecom", "Ip-pass-2026")
+    page.goto(f"{base}/admin/ip_blocks/new/")
+    page.fill("#start", "203.0.113.0")
+    page.fill("#end", "203.0.113.255")
+    page.select_option("#registry_code", "APNIC")
+    page.fill("#remark", "天津城域网")
+    page.screenshot(path=out / "62-reporter-new-block.png", full_page=True)
+    page.click("input[type=submit][value='保存']")
+    expect(page.locator("table.model-list")).to_contain_text("203.0.113.0/24")
+    add_allocation(page, base, "203.0.113.0", "203.0.113.15", "1", lambda: fill_user_unit(page, "天津某科技有限公司"))
+    page.screenshot(path=out / "63-reporter-allocation-form.png", full_page=True)
+    page.click("input[type=submit][value='保存']")
+    expect(page.locator("table.model-list")).to_contain_text("天津某科技有限公司")
+    add_allocation(page, base, "203.0.113.64", "203.0.113.127", "2",
+                   lambda: page.fill("#target_unit", "tj_ip_idc"))
+    expect(page.locator("#user_name")).to_be_hidden()  # 再分配 asks only for the receiving unit
+    page.screenshot(path=out / "64-reporter-reallocation-form.png", full_page=True)
+    page.click("input[type=submit][value='保存']")
+    expect(page.locator("table.model-list")).to_contain_text("天津某数据中心服务商")
+    page.goto(f"{base}/admin/ip_blocks/new/")
+    page.fill("#start", "203.0.113.128")
+    page.fill("#end", "203.0.114.127")
+    page.select_option("#registry_code", "APNIC")
+    page.click("input[type=submit][value='保存']")
+    expect(page.locator(".invalid-feedback").first).to_contain_text("结果代码 2003")
+    page.screenshot(path=out / "65-reporter-overlap-refused.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "tj_ip_idc", "Ip-pass-2026")
+    page.goto(f"{base}/admin/ip_blocks/")
+    expect(page.locator("table.model-list")).to_contain_text("由 天津某电信运营商（tj_ip_telecom） 再分配")
+    page.screenshot(path=out / "66-second-reporter-received-block.png", full_page=True)
+    add_allocation(page, base, "203.0.113.64", "203.0.113.79", "1",
+                   lambda: fill_user_unit(page, "天津下游网络有限公司"))
+    page.click("input[type=submit][value='保存']")
+    expect(page.locator("table.model-list")).to_contain_text("天津下游网络有限公司")
+    sign_out(page)
+    sign_in(page, base, "tj_ip_telecom", "Ip-pass-2026")
+    page.goto(f"{base}/admin/ip_blocks/")
+    page.click("a:has-text('树状图')")
+    expect(page.locator("body")).to_contain_text("天津下游网络有限公司")
+    page.screenshot(path=out / "67-reporter-block-tree.png", full_page=True)
+    page.goto(f"{base}/admin/ip_allocations/?search=203.0.113.70")
+    page.screenshot(path=out / "68-reporter-search-by-address.png", full_page=True)
+    page.goto(f"{base}/admin/")
+    page.screenshot(path=out / "69-reporter-dashboard.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "tj_bureau", "Tianjin-2026")
+    page.goto(f"{base}/admin/ip-lookup/")
+    page.fill("#address", "203.0.113.70")
+    page.click("button:has-text('查询')")
+    expect(page.locator(".alert-success")).to_contain_text("天津下游网络有限公司")
+    page.screenshot(path=out / "70-clerk-address-lookup.png", full_page=True)
+    page.goto(f"{base}/admin/ip_units/")
+    page.screenshot(path=out / "71-bureau-ip-units.png", full_page=True)
+    page.goto(f"{base}/admin/ip-statistics/")
+    page.screenshot(path=out / "72-bureau-ip-statistics.png", full_page=True)
+    sign_out(page)
+
+
+WUJIU = {"unit_name": "天津吴九网络科技有限公司", "certificate_number": credit_code(8801),
+         "address": "天津市南开区某路9号", "responsible_name": "吴九", "responsible_id_number": "11010519491231002X",
+         "responsible_mobile": "13611112222", "responsible_email": "zhou@example.cn"}
+
+
+def file_wujiu(page: Page, base: str, out: Path) -> None:
+    """The owner files a second unit's website through the wizard; the preview checks its domains."""
+    sign_in(page, base, "zhousite", "Recovered-pass-9")
+    page.goto(f"{base}/admin/filing/")
+    page.select_option("#province_code", "120000")
+    page.select_option("#unit_nature", "4")
+    page.select_option("#certificate_type", "1")
+    for name, value in WUJIU.items():
+        page.fill(f"#{name}", value)
+    page.click("button:has-text('下一步')")
+    for name, value in {"name": "吴九网络", "domains": "www.wujiu.cn\nwujiu.cn", "home_url": "http://www.wujiu.cn/"}.items():
+        page.fill(f"#{name}", value)
+    page.click("button:has-text('保存网站')")
+    expect(page.locator(".alert-success")).to_be_visible()
+    page.goto(f"{base}/admin/filing/access/?q=数据中心")
+    page.select_option("#isp_id", label="天津某数据中心有限公司")
+    page.select_option("#method", "2")
+    page.select_option("#server_province_code", "120000")
+    page.fill("#ip_start", "203.0.113.30")
+    page.fill("#ip_end", "203.0.113.40")
+    page.click("button:has-text('添加')")
+    page.goto(f"{base}/admin/filing/preview/")
+    expect(page.locator(".domain-verdicts")).to_contain_text("未报备")
+    page.screenshot(path=out / "83-wizard-preview-unreported.png", full_page=True)
+    page.click("button:has-text('提交')")
+    expect(page.locator(".alert-success")).to_contain_text("已提交")
+    sign_out(page)
+
+
+def correct_registrant(page: Page, base: str, domain: str) -> None:
+    """The registrar opens its report of the domain and gives the filing entity as the registrant."""
+    page.goto(f"{base}/admin/domain_reports/?search={domain}")
+    page.click(f"tr:has(td.col-domain:text-is('{domain}')) a[href*='/edit/']")
+    fill_registrant(page, WUJIU["unit_name"], WUJIU["certificate_number"])
+    page.click("input[type=submit][value='保存']")
+    expect(page.locator(".alert-success")).to_be_visible()
+
+
+def domain_journey(page: Page, registry: Registry, out: Path) -> None:
+    """Issue 14, as the issue tells it (DOMAIN_REGISTRANT_CHECK = block, the default): the owner files a website;
+    the registrar reports its domains in another unit's name; the ISP and the bureau see 不一致 and the ISP cannot
+    verify; the registrar corrects the registrant; the ISP verifies, the bureau approves. Then an added domain
+    nobody reported stops the bureau until the registrar reports it; a deleted report shows in 域名核验异常."""
+    base = registry.base
+    assert registry.app.config["DOMAIN_REGISTRANT_CHECK"] == "block"
+    file_wujiu(page, base, out)
+    sign_in(page, base, "cn_registrar", REGISTRAR_PASSWORD)
+    for domain in ("wujiu.cn",):
+        report_domain(page, base, domain, "天津吴九贸易有限公司", credit_code(8802))
+    page.screenshot(path=out / "84-registrar-reports-other-registrant.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "tj_isp", "Isp-pass-2026")
+    page.goto(f"{base}/admin/isp_queue/?search=天津吴九")
+    page.click("tr:has-text('天津吴九网络科技有限公司') a .fa-eye >> xpath=..")
+    expect(page.locator(".domain-verdicts")).to_contain_text("不一致")
+    page.screenshot(path=out / "85-isp-sees-inconsistent.png", full_page=True)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(".application-actions button:has-text('核实')")
+    expect(page.locator(".alert-danger")).to_contain_text("不一致")
+    page.screenshot(path=out / "86-isp-cannot-verify.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "tj_bureau", "Tianjin-2026")
+    page.goto(f"{base}/admin/applications/?search=天津吴九")
+    page.click("tr:has-text('天津吴九网络科技有限公司') a .fa-eye >> xpath=..")
+    expect(page.locator(".domain-verdicts")).to_contain_text("不一致")
+    page.screenshot(path=out / "87-bureau-sees-inconsistent.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "cn_registrar", REGISTRAR_PASSWORD)
+    for domain in ("wujiu.cn",):
+        correct_registrant(page, base, domain)
+    page.goto(f"{base}/admin/domain_reports/?search={WUJIU['unit_name'][:4]}")
+    page.screenshot(path=out / "88-registrar-corrected.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "tj_isp", "Isp-pass-2026")
+    page.goto(f"{base}/admin/isp_queue/?search=天津吴九")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("tr:has-text('天津吴九网络科技有限公司') form.row-action button:has-text('核实')")
+    expect(page.locator(".alert-success")).to_be_visible()
+    sign_out(page)
+    sign_in(page, base, "tj_bureau", "Tianjin-2026")
+    page.goto(f"{base}/admin/bureau_queue/?search=天津吴九")
+    page.click("tr:has-text('天津吴九网络科技有限公司') a:has-text('审核通过')")
+    expect(page.locator(".domain-verdicts")).to_contain_text("一致")
+    page.screenshot(path=out / "89-bureau-approve-consistent.png", full_page=True)
+    page.click("button:has-text('审核通过')")
+    expect(page.locator(".alert-success")).to_be_visible()
+    sign_out(page)
+    added_domain_waits_for_its_registrar(page, registry, out)
+
+
+def added_domain_waits_for_its_registrar(page: Page, registry: Registry, out: Path) -> None:
+    """The ISP adds wujiu.com.cn (another registered domain; nobody reported it): told at once; the bureau's
+    approval waits until the registrar
+    reports it; then the registrar deletes the report by domain and 域名核验异常 shows the website."""
+    base = registry.base
+    sign_in(page, base, "tj_isp", "Isp-pass-2026")
+    page.goto(f"{base}/admin/filings/?search=天津吴九")
+    page.click("tr:has-text('天津吴九网络科技有限公司') a:has-text('变更')")
+    page.fill("form:has(input[value=add_domains]) textarea[name=domains]", "wujiu.com.cn")
+    page.click("form:has(input[value=add_domains]) button")
+    expect(page.locator(".alert-warning").first).to_contain_text("wujiu.com.cn")
+    page.screenshot(path=out / "90-isp-change-told-unreported.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "tj_bureau", "Tianjin-2026")
+    page.goto(f"{base}/admin/bureau_queue/?search=天津吴九")
+    page.click("tr:has-text('天津吴九网络科技有限公司') a:has-text('审核通过')")
+    expect(page.locator(".alert-warning").first).to_contain_text("wujiu.com.cn")
+    expect(page.locator("button:has-text('审核通过')")).to_be_disabled()
+    page.screenshot(path=out / "91-bureau-cannot-approve.png", full_page=True)
+    sign_out(page)
+    sign_in(page, base, "cn_registrar", REGISTRAR_PASSWORD)
+    report_domain(page, base, "wujiu.com.cn", WUJIU["unit_name"], WUJIU["certificate_number"])
+    sign_out(page)
+    sign_in(page, base, "tj_bureau", "Tianjin-2026")
+    page.goto(f"{base}/admin/bureau_queue/?search=天津吴九")
+    page.click("tr:has-text('天津吴九网络科技有限公司') a:has-text('审核通过')")
+    page.click("button:has-text('审核通过')")
+    expect(page.locator(".alert-success")).to_be_visible()
+    sign_out(page)
+    sign_in(page, base, "cn_registrar", REGISTRAR_PASSWORD)
+    page.goto(f"{base}/admin/domain_reports/delete-by-domain/")
+    page.fill("#domain", "WUJIU.com.cn")
+    page.screenshot(path=out / "92-registrar-delete-by-domain.png", full_page=True)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button:has-text('删除')")
+    expect(page.locator(".alert-success")).to_contain_text("wujiu.com.cn")
+    sign_out(page)
+    with registry.app.app_context():  # what the worker does every few seconds
+        domain_reconcile.reconcile_domain_changes()
+    sign_in(page, base, "tj_bureau", "Tianjin-2026")
+    page.goto(f"{base}/admin/domain_flags/")
+    expect(page.locator("table.model-list")).to_contain_text("wujiu.com.cn")
+    page.screenshot(path=out / "93-bureau-domain-flags.png", full_page=True)
+    page.goto(f"{base}/admin/domain_overview/")
+    page.screenshot(path=out / "94-bureau-domain-reports.png", full_page=True)
+    page.goto(f"{base}/admin/")
+    page.screenshot(path=out / "95-bureau-dashboard-flags.png", full_page=True)
     sign_out(page)
 
 
@@ -525,6 +844,7 @@ def main(out: Path) -> None:
         page = browser.new_page(viewport={"width": 1366, "height": 860}, locale="zh-CN")
         staff_journey(page, registry.base, out)
         owner_journey(page, registry, out)
+        registrar_journey(page, registry.base, out)
         filing_journey(page, registry, out)
         sign_out(page)
         public_journey(page, registry, out)
@@ -532,6 +852,8 @@ def main(out: Path) -> None:
         after_approval_journey(page, registry, out)
         import_journey(page, registry, out)
         clerk_journey(page, registry, out)
+        ip_journey(page, registry, out)
+        domain_journey(page, registry, out)
         browser.close()
     registry.server.shutdown()
     print(f"walkthrough passed; screenshots in {out}")

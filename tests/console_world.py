@@ -16,15 +16,32 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.routing import Rule
 
+import ipindex
 import workflow
 from extensions import db
-from models import BlacklistEntry, Notice, NoticeAttachment, PreapprovalItem, RevocationRequest, Role
+from models import (
+    Application,
+    BlacklistEntry,
+    DomainFlag,
+    Entity,
+    FindingKind,
+    IpFinding,
+    Notice,
+    NoticeAttachment,
+    PreapprovalItem,
+    RevocationRequest,
+    Role,
+    Verdict,
+)
 from tests.accounts_helpers import deliver, eml_bodies
-from tests.filing_factories import entity_data, filed_by_isp, website_data
+from tests.domain_factories import report
+from tests.filing_factories import credit_code, entity_data, filed_by_isp, website_data
 from tests.helpers import TIANJIN, make_user, post, user_named, with_captcha
+from tests.ip_factories import allocation, block, reporter, self_brought
 from tests.test_filing_console import ENTITY
 from tests.test_lifecycle import approved_filing
 from tests.test_notices import PDF
+from workflow import domain_imports, ip_imports
 
 SKIPPED_PREFIXES = ("/static/", "/admin/static/")
 
@@ -33,6 +50,10 @@ VIEW_RECORDS = {
     "filings": "entity", "applications": "bureau_application", "bureau_queue": "bureau_application",
     "isp_queue": "isp_application", "preapproval_queue": "preapproval_item", "revocation_queue": "revocation_request",
     "revocation_requests": "revocation_request", "blacklist": "blacklist", "notices": "notice",
+    "ip_blocks": "ip_block", "ip_all_blocks": "ip_block", "ip_allocations": "ip_allocation",
+    "ip_all_allocations": "ip_allocation", "ip_self_brought": "ip_self_brought",
+    "ip_all_self_brought": "ip_self_brought", "ip_findings": "ip_finding",
+    "domain_reports": "domain_report", "domain_overview": "domain_report", "domain_flags": "domain_flag",
 }
 
 
@@ -87,6 +108,8 @@ def build_world(app: Flask, users: dict[str, str], as_user) -> World:
         world.ids["notice"] = db.session.scalar(select(Notice.id))
         world.ids["attachment"] = db.session.scalar(select(NoticeAttachment.id))
         world.ids["preapproval_item"] = db.session.scalar(select(PreapprovalItem.id))
+    _ip_records(app, people, world)
+    _domain_records(app, people, world)
     post(as_user("bureau"), "/admin/notices/row-action/publish/", {"id": world.ids["notice"]})
     with app.app_context():
         assert db.session.get(Notice, world.ids["notice"]).published
@@ -95,6 +118,47 @@ def build_world(app: Flask, users: dict[str, str], as_user) -> World:
                         number=world.values["entity_number"], token="not-a-real-token",
                         purpose="change_mobile")
     return world
+
+
+def _ip_records(app: Flask, people: dict[str, str], world: World) -> None:
+    """The fixture IP reporter's block, an allocation and a re-allocation to a second unit, a self-brought block and
+    a finding (issue 13)."""
+    with app.app_context():
+        unit = user_named(people["ip_reporter"])
+        reporter("tj_ipreport2", organisation="天津第二数据中心")
+        world.ids["ip_block"] = block(unit, "203.0.113.0", "203.0.113.255").id
+        world.ids["ip_allocation"] = allocation(unit, "203.0.113.0", "203.0.113.15").id
+        allocation(unit, "203.0.113.64", "203.0.113.127", method="2", target_unit="tj_ipreport2")
+        world.ids["ip_self_brought"] = self_brought(unit, "192.0.2.0", "192.0.2.255", source_name="某客户").id
+        finding = IpFinding(kind=FindingKind.CONFLICT, code="2056", unit_id=unit.id, province_code=TIANJIN,
+                            record_kind="block", record_id=world.ids["ip_block"], detail="与其他单位的来源地址段重叠",
+                            family=4, start_key=ipindex.hex_key(ipindex.address_key("203.0.113.0")),
+                            end_key=ipindex.hex_key(ipindex.address_key("203.0.113.255")))
+        db.session.add(finding)
+        db.session.commit()
+        world.ids["ip_finding"] = finding.id
+        job = ip_imports.queue_ip_import(unit, "IP地址.xlsx", io.BytesIO(b"not a workbook"))  # its page lists it
+        db.session.commit()
+        ip_imports.run_ip_import(job)
+
+
+def _domain_records(app: Flask, people: dict[str, str], world: World) -> None:
+    """The fixture registrar's reports of the bureau's pending application's domains (one consistent, one not) and
+    a 域名核验异常 on the approved filing's website (issue 14)."""
+    with app.app_context():
+        unit, application = user_named(people["domain_reporter"]), db.session.get(Application,
+                                                                                  world.ids["bureau_application"])
+        world.ids["domain_report"] = report(unit, "site32.cn", application.entity.certificate_number).id
+        report(unit, "site32.cn", credit_code(33), registrant_name="另一家公司")
+        website = db.session.get(Entity, world.ids["entity"]).websites[0]
+        flag = DomainFlag(website_id=website.id, province_code=TIANJIN, domain=website.domains[0].name,
+                          verdict=Verdict.INCONSISTENT, detail="注册人变更")
+        db.session.add(flag)
+        db.session.commit()
+        world.ids["domain_flag"] = flag.id
+        job = domain_imports.queue_domain_import(unit, "域名.xlsx", io.BytesIO(b"not a workbook"))  # its page lists it
+        db.session.commit()
+        domain_imports.run_domain_import(job)
 
 
 def url_for_rule(rule: Rule, world: World) -> str:

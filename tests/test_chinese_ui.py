@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ALLOWED_WORDS = {
     # the issue's own allow-list: the registry's vocabulary (津ICP备…号, ISP, IP addresses, URLs)
     "ICP", "ISP", "IP", "IPv", "URL",
+    # abbreviations inside code-table names (互联网数据中心（IDC）, 内容分发网络（CDN）, 欧洲网络协调中心（RIPE NCC）)
+    "IDC", "CDN", "NCC",
     # the language switch names the other language in that language, so that its readers find it
     "English",
     # file formats as the files are called, and the extensions of file names (备案导入模板.xlsx, bazs.cert)

@@ -39,6 +39,10 @@ MATRIX: dict[str, set[str]] = {
     "/admin/filings/export/xlsx/": {"icp", "isp", "bureau", "miit", "special_query"},
     "/admin/blacklist/": {"content_admin"},
     "/admin/blacklist/new/": {"content_admin"},
+    "/admin/domain_reports/": {"domain_reporter"},
+    "/admin/domain_reports/new/": {"domain_reporter"},
+    "/admin/domain_overview/": {"bureau", "miit"},
+    "/admin/domain_flags/": {"bureau", "miit"},
 }
 
 

@@ -45,9 +45,8 @@ def test_filings_approved_before_the_check_are_flagged_once_and_not_revoked(appr
     db.session.execute(delete(DomainChange))  # as if approved before the check: nothing queued
     db.session.commit()
     figures = flag_all_filings()
-    assert figures["flagged"] == 4 and figures["emails"] == 4  # 2 websites × (owner, ISP)
-    assert open_flags() == {name: Verdict.UNREPORTED for name in
-                            ("site51.cn", "www.site51.cn", "site52.cn", "www.site52.cn")}
+    assert figures["flagged"] == 2 and figures["emails"] == 4  # 2 websites (www. and bare: one registration) × 2
+    assert open_flags() == {"site51.cn": Verdict.UNREPORTED, "site52.cn": Verdict.UNREPORTED}
     assert {recipient for recipient, _subject in emails()} == {"owner51@example.cn", "owner52@example.cn",
                                                                f"{users['isp']}@example.cn"}
     again = flag_all_filings()
@@ -59,25 +58,25 @@ def test_a_changed_report_flags_exactly_the_websites_using_it_and_a_correction_r
     one = registrar("reg_reconcile")
     certificate = approved[51].certificate_number
     reconcile_domain_changes()  # the approvals' own flags (approved under warn, unreported)
-    made = report(one, "www.site51.cn", certificate)
+    made = report(one, "site51.cn", certificate)
     assert reconcile_domain_changes()["resolved"] == 1  # consistent now
-    domains.change_report(one, made, report_data("www.site51.cn", "91110000000000000X", registrant_name="别人"))
+    domains.change_report(one, made, report_data("site51.cn", "91110000000000000X", registrant_name="别人"))
     db.session.commit()
     figures = reconcile_domain_changes()
     assert figures["flagged"] == 1 and figures["emails"] == 2
-    assert open_flags()["www.site51.cn"] == Verdict.INCONSISTENT
-    flag = db.session.scalars(select(DomainFlag).where(DomainFlag.domain == "www.site51.cn",
+    assert open_flags()["site51.cn"] == Verdict.INCONSISTENT
+    flag = db.session.scalars(select(DomainFlag).where(DomainFlag.domain == "site51.cn",
                                                        DomainFlag.resolved_at.is_(None))).one()
     assert "注册人变更" in flag.detail and "别人" in flag.detail
     # another change that still fails: the flag follows, nobody is e-mailed again
     domains.delete_report(one, db.session.get(DomainReport, made.id))
     db.session.commit()
     assert reconcile_domain_changes()["emails"] == 0
-    assert open_flags()["www.site51.cn"] == Verdict.DELETED
+    assert open_flags()["site51.cn"] == Verdict.DELETED
     # reported again, correctly: resolved
-    report(one, "www.site51.cn", certificate)
+    report(one, "site51.cn", certificate)
     assert reconcile_domain_changes()["resolved"] == 1
-    assert "www.site51.cn" not in open_flags() and len(open_flags()) == 3  # the others stay unreported
+    assert open_flags() == {"site52.cn": Verdict.UNREPORTED}  # the other stays unreported
     assert db.session.scalar(select(DomainChange.id).where(DomainChange.processed_at.is_(None))) is None
 
 
@@ -96,5 +95,5 @@ def test_a_passed_expiry_is_queued_once_and_flags_the_website(approved) -> None:
 
 
 def test_an_approval_under_warn_with_failing_domains_is_flagged_by_the_worker(approved) -> None:
-    assert reconcile_domain_changes()["flagged"] == 4  # the fixture's two approvals queued their four domains
-    assert set(open_flags()) == {"site51.cn", "www.site51.cn", "site52.cn", "www.site52.cn"}
+    assert reconcile_domain_changes()["flagged"] == 2  # the fixture's two approvals queued their domains
+    assert set(open_flags()) == {"site51.cn", "site52.cn"}

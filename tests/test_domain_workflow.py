@@ -104,6 +104,15 @@ def test_a_registrar_changes_and_deletes_only_its_own_3037(registrars) -> None:
     assert db.session.get(DomainReport, made.id).registrant_name == "张三"
 
 
+def test_a_registrar_reports_the_registered_domain_not_a_name_under_it(registrars) -> None:
+    one, _two = registrars
+    with pytest.raises(domains.DomainError) as excinfo:
+        domains.add_report(one, report_data("www.example.com.cn", CERT))
+    db.session.rollback()
+    assert "example.com.cn" in excinfo.value.message
+    report(one, "example.com.cn", CERT)  # under a public suffix of two labels
+
+
 def test_an_idn_reported_in_unicode_is_stored_as_punycode(registrars) -> None:
     one, _two = registrars
     made = report(one, "中文网站.中国", CERT)
@@ -167,6 +176,9 @@ def test_verdict_ignores_case_and_trailing_dot_of_the_filed_name(registrars) -> 
     organisation = entity_data(3, certificate_number=CERT)
     assert domain_verdict(organisation, "mixed.cn", db.session.scalars(select(DomainReport)).one()).verdict == \
         Verdict.CONSISTENT
+    # the filed names under it share its verdict, checked once
+    assert [(check.domain, check.verdict) for check in domain_checks(
+        organisation, ["www.mixed.cn", "mixed.cn", "m.mixed.cn", "203.0.113.9"])] == [("mixed.cn", Verdict.CONSISTENT)]
 
 
 # --- the policies ---------------------------------------------------------------------------------------------
@@ -186,15 +198,14 @@ def test_block_policy_stops_approval_until_the_registrar_corrects_the_registrant
     app.config["DOMAIN_REGISTRANT_CHECK"] = "block"
     application = _pending_filing(users["isp"], 41, CERT)
     bureau = user_named(users["bureau"])
-    blockers = workflow.approval_blockers(application)
-    assert len(blockers) == 2 and all("policy41.cn" in message for message in blockers)  # www. and bare, unreported
+    # www.policy41.cn and policy41.cn are one registration: one blocker
+    assert workflow.approval_blockers(application) == ["域名 policy41.cn：未报备（域名注册人核验）。"]
     with pytest.raises(workflow.WorkflowError):
         workflow.approve(bureau, application)
     db.session.rollback()
-    wrong = report(one, "www.policy41.cn", "91110000000000000X", registrant_name="别的公司")
-    report(one, "policy41.cn", CERT)
-    assert len(workflow.approval_blockers(db.session.get(Application, application.id))) == 1
-    domains.change_report(one, wrong, report_data("www.policy41.cn", CERT))
+    wrong = report(one, "policy41.cn", "91110000000000000X", registrant_name="别的公司")
+    assert "不一致" in workflow.approval_blockers(db.session.get(Application, application.id))[0]
+    domains.change_report(one, wrong, report_data("policy41.cn", CERT))
     db.session.commit()
     application = db.session.get(Application, application.id)
     assert workflow.approval_blockers(application) == []
@@ -216,7 +227,6 @@ def test_block_policy_stops_the_isp_verification(app, users, registrars) -> None
         workflow.isp_verify(isp, application)
     db.session.rollback()
     assert "policy42.cn" in excinfo.value.message
-    report(one, "www.policy42.cn", CERT)
     report(one, "policy42.cn", CERT)
     workflow.isp_verify(isp, db.session.get(Application, application.id))
     db.session.commit()
@@ -226,11 +236,11 @@ def test_block_policy_stops_the_isp_verification(app, users, registrars) -> None
 def test_warn_policy_approves_and_audits_the_verdicts(app, users, registrars) -> None:
     one, _two = registrars
     app.config["DOMAIN_REGISTRANT_CHECK"] = "warn"
-    report(one, "www.site43.cn", "91110000000000000X", registrant_name="别的公司")
+    report(one, "site43.cn", "91110000000000000X", registrant_name="别的公司")
     application = filed_by_isp(user_named(users["isp"]), 43)
     db.session.commit()
     assert workflow.approval_blockers(application) == []
     workflow.batch_approve(user_named(users["bureau"]), [application])
     db.session.commit()
     event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "application.approved")).one()
-    assert '"www.site43.cn":"inconsistent"' in event.changes and '"site43.cn":"unreported"' in event.changes
+    assert '"domains":{"site43.cn":"inconsistent"}' in event.changes

@@ -45,6 +45,7 @@ from validators import (
     mobile_error,
     normalise_domain,
     parse_ip_range,
+    registered_domain,
 )
 from workflow.errors import Problem, WorkflowError, raise_problems
 
@@ -264,7 +265,7 @@ def website_row(entity: Entity, website: WebsiteData, names: list[str]) -> Websi
                   service_content=website.service_content, languages=website.languages,
                   responsible_name=website.responsible_name, responsible_mobile=website.responsible_mobile,
                   bbs=website.bbs, bbs_sections=website.bbs_sections, status=FilingStatus.DRAFT)
-    row.domains = [Domain(name=name, live=True) for name in names]
+    row.domains = [domain_row(name) for name in names]
     row.preapprovals = [PreapprovalItem(category=c, document_number=d.strip(), state=ReviewState.PENDING)
                         for c, d in website.preapprovals]
     row.accesses = [access_row(a) for a in website.accesses]
@@ -318,6 +319,11 @@ def registrant_is_entity(report: DomainReport, entity: Entity | EntityData) -> b
                                                                     entity.responsible_id_number)
 
 
+def domain_row(name: str) -> Domain:
+    """A filed domain, with the registered domain it lies under (what the registrant check looks up)."""
+    return Domain(name=name, live=True, registered=registered_domain(name))
+
+
 def domain_verdict(entity: Entity | EntityData, domain: str, report: DomainReport | None,
                    today: date | None = None) -> DomainCheck:
     """The one verdict function: 一致 / 即将到期 / 不一致 / 未报备 / 已过期 / 已删除."""
@@ -344,9 +350,15 @@ def is_registrable(name: str) -> bool:
     return False
 
 
+def registered_names(domains: Sequence[str]) -> list[str]:
+    """The registered domains a filing's names lie under (`www.example.cn` → `example.cn`), once each, in
+    order; bare addresses skipped."""
+    return list(dict.fromkeys(registered_domain(name) for name in domains if is_registrable(name)))
+
+
 def domain_checks(entity: Entity | EntityData, domains: Sequence[str],
                   reports: dict[str, DomainReport] | None = None) -> list[DomainCheck]:
-    """The verdicts on a filing's domains (bare addresses skipped); `reports` preloaded for a batch."""
-    names = [name for name in domains if is_registrable(name)]
+    """The verdicts on the registered domains of a filing's names; `reports` preloaded for a batch."""
+    names = registered_names(domains)
     reports = reports_of(names) if reports is None else reports
     return [domain_verdict(entity, name, reports.get(name)) for name in names]

@@ -73,12 +73,14 @@ def queue_passed_expiries(today: date | None = None) -> int:
     return len(domains)
 
 
-def _live_uses(names: Sequence[str]) -> list[tuple[Domain, Website, Entity]]:
-    """The live websites filing these domains."""
-    return list(db.session.execute(
-        select(Domain, Website, Entity).join(Website, Domain.website_id == Website.id)
+def _live_uses(names: Sequence[str]) -> list[tuple[str, Website, Entity]]:
+    """The live websites filing a name under these registered domains: (registered domain, website, entity),
+    once per website and registered domain (`www.example.cn` and `example.cn` are one registration)."""
+    rows = db.session.execute(
+        select(Domain.registered, Website, Entity).join(Website, Domain.website_id == Website.id)
         .join(Entity, Website.entity_id == Entity.id)
-        .where(Domain.name.in_(names), Domain.live, Website.status.in_(LIVE_STATUSES))).tuples())
+        .where(Domain.registered.in_(names), Domain.live, Website.status.in_(LIVE_STATUSES))).tuples()
+    return list({(name, website.id): (name, website, entity) for name, website, entity in rows}.values())
 
 
 def _open_flags(pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], DomainFlag]:
@@ -96,21 +98,21 @@ def check_domains(names: Sequence[str], why: dict[str, str], tally: Tally) -> No
     """Re-check the live websites using these domains; open, update or resolve their flags."""
     uses = _live_uses(names)
     reports = reports_of(names)
-    flags = _open_flags((website.id, domain.name) for domain, website, _entity in uses)
+    flags = _open_flags((website.id, name) for name, website, _entity in uses)
     now = utcnow()
     tally.websites += len(uses)
-    for domain, website, entity in uses:
-        check = domain_verdict(entity, domain.name, reports.get(domain.name))
-        flag = flags.get((website.id, domain.name))
+    for name, website, entity in uses:
+        check = domain_verdict(entity, name, reports.get(name))
+        flag = flags.get((website.id, name))
         if check.blocking and flag is None:
-            flag = DomainFlag(website_id=website.id, province_code=entity.province_code, domain=domain.name,
-                              verdict=check.verdict, detail=_detail(why.get(domain.name, "filed"), check.report),
+            flag = DomainFlag(website_id=website.id, province_code=entity.province_code, domain=name,
+                              verdict=check.verdict, detail=_detail(why.get(name, "filed"), check.report),
                               since=now)
             db.session.add(flag)
             tally.flagged += 1
             tally.new_flags.append(flag)
         elif check.blocking and flag is not None and flag.verdict != check.verdict:
-            flag.verdict, flag.detail = check.verdict, _detail(why.get(domain.name, "filed"), check.report)
+            flag.verdict, flag.detail = check.verdict, _detail(why.get(name, "filed"), check.report)
         elif not check.blocking and flag is not None:
             flag.resolved_at = now
             tally.resolved += 1
@@ -197,7 +199,7 @@ def flag_all_filings() -> dict[str, Any]:
     the registrant check existed. Keyset batches over the domains, each committed."""
     started, tally, last_id = monotonic(), Tally(), 0
     while True:
-        rows = list(db.session.execute(select(Domain.id, Domain.name).where(Domain.id > last_id, Domain.live)
+        rows = list(db.session.execute(select(Domain.id, Domain.registered).where(Domain.id > last_id, Domain.live)
                                        .order_by(Domain.id).limit(BATCH)))
         if not rows:
             break

@@ -5,7 +5,7 @@ code. Each change queues the domain for the reconciliation (`DomainChange`), whi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
 
@@ -85,11 +85,16 @@ def require_registrar(actor: User) -> None:
 
 
 def normalised(domain: str) -> str:
-    """The domain as filings store it; DomainError if it is not a domain name."""
+    """The domain as filings store it; DomainError if it is not a registered domain (a registrar reports
+    `example.cn`, which covers the filed `www.example.cn`)."""
     try:
-        return validators.normalise_domain(domain)
+        name = validators.normalise_domain(domain)
     except ValueError as error:
         raise DomainError([("domain", "", str(error))]) from None
+    if (registered := validators.registered_domain(name)) != name:
+        raise DomainError([("domain", "", _l("Report the registered domain %(registered)s, not a name under it.",
+                                             registered=validators.display_domain(registered)))])
+    return name
 
 
 def _code_exists(table: CodeTable, code: str) -> bool:
@@ -97,27 +102,32 @@ def _code_exists(table: CodeTable, code: str) -> bool:
                                                         CodeItem.active)).first() is not None
 
 
-def _contact_problems(data: ReportData, prefix: str) -> Iterator[CodedProblem]:
+#: whether a code exists in a code table (an import passes a memoised one: a query per distinct value)
+CodeCheck = Callable[[CodeTable, str], bool]
+
+
+def _contact_problems(data: ReportData, prefix: str, code_exists: CodeCheck) -> Iterator[CodedProblem]:
     email, phone = getattr(data, f"{prefix}_email"), getattr(data, f"{prefix}_phone")
     if email and (message := validators.email_error(email.strip())):
         yield f"{prefix}_email", "3013", message
     if phone and (message := validators.phone_error(phone)):
         yield f"{prefix}_phone", "3015", message
     certificate_type = getattr(data, f"{prefix}_certificate_type")
-    if certificate_type and not _code_exists(CodeTable.CERTIFICATE_TYPE, certificate_type):
+    if certificate_type and not code_exists(CodeTable.CERTIFICATE_TYPE, certificate_type):
         yield f"{prefix}_certificate_type", "", str(_l("Unknown certificate type."))
     province = getattr(data, f"{prefix}_province_code")
     if province and db.session.get(Province, province) is None:
         yield f"{prefix}_province_code", "", str(_l("Unknown province."))
 
 
-def report_problems(data: ReportData, today: date | None = None) -> Iterator[CodedProblem]:
+def report_problems(data: ReportData, today: date | None = None,
+                    code_exists: CodeCheck = _code_exists) -> Iterator[CodedProblem]:
     """Every problem of the report's own fields (not yet those that need the other reports)."""
     today = today or date.today()
     for name in REQUIRED:
         if getattr(data, name) in ("", None):
             yield name, "", str(_l("This field is required."))
-    if data.domain_type and not _code_exists(CodeTable.DOMAIN_TYPE, data.domain_type):
+    if data.domain_type and not code_exists(CodeTable.DOMAIN_TYPE, data.domain_type):
         yield "domain_type", "", str(_l("Unknown domain type."))
     if data.registered_on and data.registered_on > today:
         yield "registered_on", "3035", str(_l("The registration date must not be in the future."))
@@ -128,7 +138,7 @@ def report_problems(data: ReportData, today: date | None = None) -> Iterator[Cod
     if data.status not in SETTABLE_STATUSES:
         yield "status", "", str(_l("Choose the domain's status."))
     for prefix in ("registrant", "admin"):
-        yield from _contact_problems(data, prefix)
+        yield from _contact_problems(data, prefix, code_exists)
 
 
 def _live_report(domain: str, exclude: int | None = None) -> DomainReport | None:
@@ -138,8 +148,18 @@ def _live_report(domain: str, exclude: int | None = None) -> DomainReport | None
     return db.session.execute(query).scalar_one_or_none()
 
 
+def live_reports(domains: Sequence[str]) -> list[DomainReport]:
+    """The live reports of these domains, in one query (an import asks a few hundred at a time)."""
+    return list(db.session.scalars(select(DomainReport).where(DomainReport.domain.in_(domains),
+                                                              DomainReport.status != DomainStatus.DELETED)))
+
+
 def _taken_problem(actor: User, domain: str, exclude: int | None = None) -> CodedProblem | None:
-    holder = _live_report(domain, exclude)
+    return holder_problem(actor, domain, _live_report(domain, exclude))
+
+
+def holder_problem(actor: User, domain: str, holder: DomainReport | None) -> CodedProblem | None:
+    """One live report per domain: what is wrong with the actor reporting `domain` while `holder` is live."""
     if holder is None:
         return None
     if holder.registrar_id == actor.id:

@@ -20,7 +20,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -54,7 +54,9 @@ from models import (
     Website,
     utcnow,
 )
+from permissions import Action
 from rawsql import BulkInsert
+from validators import registered_domain
 from workflow.errors import NotFound, WorkflowError
 
 PROGRESS_EVERY = 5000
@@ -128,9 +130,15 @@ def jobs_dir() -> Path:
     return folder
 
 
-def queue_import(actor: User, filename: str, stream: IO[bytes]) -> ImportJob:
+#: who may queue a job of each kind (ImportJob.kind): filings, IP reports (`workflow.ip_imports`) or domain
+#: reports (`workflow.domain_imports`)
+MAY_QUEUE = {"filings": permissions.may_import, "ip": lambda actor: permissions.can(actor, Action.IP_REPORT),
+             "domains": lambda actor: permissions.can(actor, Action.DOMAIN_REPORT)}
+
+
+def queue_import(actor: User, filename: str, stream: IO[bytes], kind: str = "filings") -> ImportJob:
     """Store the upload (outside the web root, generated name) and queue it for the worker."""
-    if not permissions.may_import(actor):
+    if not MAY_QUEUE[kind](actor):
         raise NotFound()
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     data = stream.read(limit + 1)
@@ -141,7 +149,7 @@ def queue_import(actor: User, filename: str, stream: IO[bytes]) -> ImportJob:
     stored = uuid.uuid4().hex
     (jobs_dir() / stored).write_bytes(data)
     job = ImportJob(user_id=actor.id, filename=filename[-255:] or "import.xlsx", stored_name=stored,
-                    sha256=hashlib.sha256(data).hexdigest(), size=len(data), state=JobState.QUEUED)
+                    sha256=hashlib.sha256(data).hexdigest(), size=len(data), state=JobState.QUEUED, kind=kind)
     db.session.add(job)
     db.session.flush()
     audit.record("import.queued", object_type="import", object_id=job.id, actor=actor,
@@ -177,6 +185,14 @@ def run_import_jobs(limit: int = 3) -> int:
             job = db.session.get(ImportJob, job_id)
             if job.attempts > MAX_ATTEMPTS:
                 _fail(job_id, "导入多次中断（处理进程异常退出），已停止；请检查文件后重新上传。")
+            elif job.kind == "ip":
+                from workflow.ip_imports import run_ip_import  # it builds on this module
+
+                run_ip_import(job)
+            elif job.kind == "domains":
+                from workflow.domain_imports import run_domain_import  # it builds on this module
+
+                run_domain_import(job)
             else:
                 run_import(job)
         except Exception as error:  # one job, whatever happens in it, never stops the worker
@@ -214,7 +230,7 @@ def _progress(job: ImportJob, **values: Any) -> None:
 def _finish(job: ImportJob, actor: User | None, state: JobState, errors: Iterable[importer.CellError] = ()) -> None:
     """In the caller's write transaction: the outcome, the first PAGE_ERRORS errors and how many in all."""
     listed = [error.as_dict() for error in itertools.islice(errors, PAGE_ERRORS)]
-    count = len(errors) if isinstance(errors, (list, importer.ErrorLog)) else len(listed)
+    count = len(errors) if isinstance(errors, Sized) else len(listed)
     job.state, job.finished_at, job.lease_until, job.staging = state, utcnow(), None, False
     job.errors, job.error_count = json.dumps(listed, ensure_ascii=False), count
     audit.record("import.done" if state == JobState.DONE else "import.refused", object_type="import",
@@ -387,7 +403,7 @@ class _Staging:
                           Website.import_job_id == job_id)
         taken = {owner: iter(ids) for owner, ids in created.items()}
         sites = [(next(taken[owner]), owner, w) for owner, w in zip(owners, chunk, strict=True)]
-        _insert(Domain, ({"website_id": wid, "name": name, "live": True}
+        _insert(Domain, ({"website_id": wid, "name": name, "live": True, "registered": registered_domain(name)}
                          for wid, _o, w in sites for name in w.domains))
         _insert(PreapprovalItem, ({"website_id": wid, "category": c, "document_number": d,
                                    "state": ReviewState.PENDING, "reason": "", "reviewer_id": None,

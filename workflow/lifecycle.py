@@ -26,7 +26,6 @@ from models import (
     CertificateStatus,
     DisclosureEntry,
     DisclosureKind,
-    Domain,
     Entity,
     FilingStatus,
     IspVerification,
@@ -49,6 +48,7 @@ from workflow.checks import (
     access_row,
     check_accesses,
     check_website,
+    domain_row,
     require_live,
     website_problems,
     website_row,
@@ -306,7 +306,7 @@ def _apply_change(entity: Entity, proposal: dict[str, Any]) -> None:
         return
     website = _website_of(entity, proposal["website_id"])
     if proposal["type"] == "add_domains":
-        website.domains.extend(Domain(name=name, live=True) for name in proposal["domains"])
+        website.domains.extend(domain_row(name) for name in proposal["domains"])
     else:
         website.name, website.home_url = proposal["name"], proposal["home_url"]
         website.service_content = proposal["service_content"]

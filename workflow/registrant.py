@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 import validators
 from extensions import db
 from models import Application, ApplicationKind, DomainChange, DomainReport, Entity, FilingStatus, Verdict
-from workflow.checks import DomainCheck, EntityData, domain_checks, reports_of
+from workflow.checks import DomainCheck, EntityData, domain_checks, registered_names, reports_of
 from workflow.lifecycle import UNBLOCKED_KINDS, proposal_of
 
 VERDICT_WORDS = {
@@ -68,8 +68,9 @@ def application_checks(application: Application, reports: dict[str, DomainReport
 
 def preload_reports(applications: Sequence[Application]) -> dict[str, DomainReport]:
     """The reports of every domain of a batch, in a few queries."""
-    return reports_of([name for application in applications if application.kind not in UNBLOCKED_KINDS
-                       for name in filed_domains(application)[1]])
+    return reports_of(registered_names([name for application in applications
+                                        if application.kind not in UNBLOCKED_KINDS
+                                        for name in filed_domains(application)[1]]))
 
 
 def blocker_messages(checks: Sequence[DomainCheck]) -> list[str]:

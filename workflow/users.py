@@ -68,10 +68,11 @@ class UserData:
     email: str = ""
     preapproval_category: str | None = None
     can_import: bool = False
+    isp_account: str = ""  # an IP reporting unit's access-provider (ISP) account, by name: the ranges it reports
 
     def __post_init__(self) -> None:
         """Form input arrives as None when a field is absent: normalise to stripped text."""
-        for name in ("username", "organisation", "contact_name", "mobile", "email"):
+        for name in ("username", "organisation", "contact_name", "mobile", "email", "isp_account"):
             setattr(self, name, (getattr(self, name) or "").strip())
         self.password = self.password or ""
         self.province_code = self.province_code or None
@@ -79,9 +80,28 @@ class UserData:
         self.can_import = bool(self.can_import)
 
 
-def check_user_profile(data: UserData) -> None:
+def check_user_profile(data: UserData, actor: User | None = None) -> None:
     """Field rules shared by creation and editing; raises WorkflowErrors naming every field in error."""
-    raise_problems(_profile_problems(data))
+    raise_problems([*_profile_problems(data), *_isp_account_problems(actor, data)])
+
+
+def _isp_account(data: UserData) -> User | None:
+    if not data.isp_account:
+        return None
+    return db.session.scalar(select(User).where(User.username == data.isp_account, User.role == Role.ISP))
+
+
+def _isp_account_problems(actor: User | None, data: UserData) -> Iterator[Problem]:
+    """An IP reporting unit's access provider: an ISP account, of the bureau's own province."""
+    if not data.isp_account:
+        return
+    isp = _isp_account(data)
+    if data.role != Role.IP_REPORTER:
+        yield "isp_account", _l("Only an IP reporting unit has an access-provider account.")
+    elif isp is None:
+        yield "isp_account", _l("No access-provider (ISP) account has this name.")
+    elif actor is not None and actor.role != Role.MIIT and isp.province_code != actor.province_code:
+        yield "isp_account", _l("Choose an access provider of your province.")
 
 
 def _profile_problems(data: UserData) -> Iterator[Problem]:
@@ -131,6 +151,7 @@ def _insert_user(actor: User | None, data: UserData, status: UserStatus, action:
         email=data.email,
         preapproval_category=data.preapproval_category,
         can_import=data.can_import,
+        isp_account_id=isp.id if (isp := _isp_account(data)) is not None else None,
         status=status,
         created_by_id=actor.id if actor else None,
     )
@@ -171,6 +192,7 @@ def _new_user_problems(actor: User | None, data: UserData) -> Iterator[Problem]:
     elif data.role == Role.ICP and actor is not None:
         yield "role", _l("ICP accounts are created by self-registration.")
     yield from _new_account_problems(data)
+    yield from _isp_account_problems(actor, data)
     if data.can_import and (data.role != Role.ISP or (actor is not None and actor.role != Role.BUREAU)):
         yield "can_import", _l("Only a bureau grants the import right, and only to ISPs.")
     if actor is not None and data.role != Role.ICP and STAFF_NAME_MARK not in data.username \
@@ -194,13 +216,16 @@ def update_user(actor: User, target: User, data: UserData) -> User:
     data.role, data.username = target.role, target.username
     if not permissions.in_actor_province(actor, data.province_code):
         raise WorkflowError(_l("You may not move an account outside your province."), "province_code")
-    check_user_profile(data)
+    check_user_profile(data, actor)
     changes = {}
     for name in _EDITABLE_FIELDS:
         new = getattr(data, name)
         if getattr(target, name) != new:
             changes[name] = [getattr(target, name), new]
             setattr(target, name, new)
+    if target.role == Role.IP_REPORTER and target.isp_account != (isp := _isp_account(data)):
+        changes["isp_account"] = [str(target.isp_account or ""), data.isp_account]
+        target.isp_account = isp
     if not changes:
         return target
     audit.record("user.edit", object_type="user", object_id=target.id, changes=changes,

@@ -9,6 +9,8 @@ Create Date: 2026-11-29 16:00:00
 from alembic import op
 import sqlalchemy as sa
 
+import validators  # pure, no database: safe to use in a migration
+
 
 # revision identifiers, used by Alembic.
 revision = 'b14e0001d0a1'
@@ -22,6 +24,8 @@ OLD_TABLES = ('unit_nature', 'certificate_type', 'service_content', 'preapproval
 NEW_TABLES = OLD_TABLES + ('domain_type',)
 LIVE_REPORT = "status != 'deleted'"
 OPEN_FLAG = "resolved_at IS NULL"
+#: prefix search (LIKE 'x%') on PostgreSQL needs varchar_pattern_ops
+PATTERNS = [('ix_domain_reports_domain_pattern', 'domain'), ('ix_domain_reports_registrant_pattern', 'registrant_name')]
 CONTACT = [('name', 128), ('organisation', 128), ('certificate_type', 16), ('certificate_number', 64),
            ('address', 255), ('province_code', 6), ('city', 64), ('email', 254), ('phone', 32)]
 
@@ -35,7 +39,24 @@ def _contact(prefix: str) -> list[sa.Column]:
             for name, length in CONTACT]
 
 
+def _fill_registered() -> None:
+    """Each filed domain's registered domain, in batches (keyset by id)."""
+    bind, last = op.get_bind(), 0
+    while True:
+        rows = bind.execute(sa.text("SELECT id, name FROM domains WHERE id > :last ORDER BY id LIMIT 5000"),
+                            {"last": last}).all()
+        if not rows:
+            return
+        bind.execute(sa.text("UPDATE domains SET registered = :registered WHERE id = :id"),
+                     [{"id": row_id, "registered": validators.registered_domain(name)} for row_id, name in rows])
+        last = rows[-1][0]
+
+
 def upgrade():
+    with op.batch_alter_table('domains', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('registered', sa.String(length=253), nullable=False, server_default=''))
+    _fill_registered()
+    op.create_index('ix_domains_registered', 'domains', ['registered'])
     with op.batch_alter_table('code_items', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_code_items_code_table'), type_='check')
         batch_op.create_check_constraint('code_table', _table_check(NEW_TABLES))
@@ -65,6 +86,9 @@ def upgrade():
     op.create_index('ix_domain_reports_registrant_name', 'domain_reports', ['registrant_name'])
     op.create_index('ix_domain_reports_registrant_certificate', 'domain_reports', ['registrant_certificate_number'])
     op.create_index('ix_domain_reports_expires', 'domain_reports', ['expires_on'])
+    if op.get_bind().dialect.name == 'postgresql':
+        for name, column in PATTERNS:
+            op.create_index(name, 'domain_reports', [column], postgresql_ops={column: 'varchar_pattern_ops'})
 
     op.create_table('domain_flags',
     sa.Column('id', BigId, autoincrement=True, nullable=False),
@@ -96,7 +120,7 @@ def upgrade():
     op.create_index('ix_domain_changes_domain', 'domain_changes', ['domain', 'what'])
     # the filings approved before the check existed: every live filed domain queued once, for the worker to flag
     now = "timezone('utc', now())" if op.get_bind().dialect.name == 'postgresql' else "CURRENT_TIMESTAMP"
-    op.execute(f"INSERT INTO domain_changes (domain, what, at) SELECT DISTINCT domains.name, 'filed', {now} "
+    op.execute(f"INSERT INTO domain_changes (domain, what, at) SELECT DISTINCT domains.registered, 'filed', {now} "
                "FROM domains JOIN websites ON websites.id = domains.website_id "
                "WHERE domains.live AND websites.status IN ('active', 'no_access')")
 
@@ -108,6 +132,9 @@ def downgrade():
     for name in ('ix_domain_flags_domain', 'ix_domain_flags_province', 'uq_domain_flags_open'):
         op.drop_index(name, table_name='domain_flags')
     op.drop_table('domain_flags')
+    if op.get_bind().dialect.name == 'postgresql':
+        for name, _column in PATTERNS:
+            op.drop_index(name, table_name='domain_reports')
     for name in ('ix_domain_reports_expires', 'ix_domain_reports_registrant_certificate',
                  'ix_domain_reports_registrant_name', 'ix_domain_reports_registrar', 'ix_domain_reports_domain',
                  'uq_domain_reports_live_domain'):
@@ -117,3 +144,6 @@ def downgrade():
     with op.batch_alter_table('code_items', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_code_items_code_table'), type_='check')
         batch_op.create_check_constraint('code_table', _table_check(OLD_TABLES))
+    op.drop_index('ix_domains_registered', table_name='domains')
+    with op.batch_alter_table('domains', schema=None) as batch_op:
+        batch_op.drop_column('registered')
