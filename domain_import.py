@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import io
 import pickle
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -199,41 +198,6 @@ def parse_row(number: int, cells: list[str], codes: Codes) -> tuple[ReportData, 
     return ReportData(**data), unreadable
 
 
-class ErrorLog:
-    """Every error of a file in a private temporary SQLite database on disk (a file wrong in every cell has
-    millions), read back in (row, column) order."""
-
-    BATCH = 10_000
-    VALUE_CHARS = 200  # a cell may hold 32,767 characters; the list shows the start
-
-    def __init__(self) -> None:
-        self._db = sqlite3.connect("")  # "": a temporary database, removed when closed
-        self._db.execute("CREATE TABLE errors (row INTEGER, col INTEGER, value TEXT, code TEXT, message TEXT)")
-        self._pending: list[tuple[int, int, str, str, str]] = []
-        self.count = 0
-
-    def append(self, error: CellError) -> None:
-        self._pending.append((error.row, error.column, error.value[:self.VALUE_CHARS], error.code, error.message))
-        self.count += 1
-        if len(self._pending) >= self.BATCH:
-            self._flush()
-
-    def _flush(self) -> None:
-        self._db.executemany("INSERT INTO errors VALUES (?, ?, ?, ?, ?)", self._pending)
-        self._pending = []
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self) -> Iterator[CellError]:
-        self._flush()
-        for row in self._db.execute("SELECT row, col, value, code, message FROM errors ORDER BY row, col, rowid"):
-            yield CellError(*row)
-
-    def close(self) -> None:
-        self._db.close()
-
-
 # --- checking: the workflow's rules on every row ------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -256,7 +220,7 @@ class RowChecker:
     def __init__(self, actor: User, prepare: Callable[[Checked], Any]) -> None:
         self.actor, self.today = actor, date.today()  # one day for the whole file
         self.codes = Codes()
-        self.errors = ErrorLog()
+        self.errors = importer.ErrorLog(CellError)
         self.domains: dict[str, int] = {}  # normalised domain → the row of its first use
         self.count = 0
         self._code_exists = functools.cache(domains._code_exists)

@@ -20,8 +20,9 @@ import tempfile
 import zipfile
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -560,35 +561,45 @@ class CellError:
 
 class ErrorLog:
     """Every error of a file, kept in a private temporary SQLite database on disk rather than in memory (a
-    200,000-row file wrong in every cell has four million), and read back in (row, column) order."""
+    200,000-row file wrong in every cell has four million), and read back in (rank, row, column) order.
+
+    The errors are any dataclass with `row`, `column` and `value` (the filings' `CellError`, the IP and domain
+    sheets' own with a result code); `rank` orders them before the row (the IP file: its sheet)."""
 
     BATCH = 10_000
     VALUE_CHARS = 200  # a cell may hold 32,767 characters; the list shows the start
 
-    def __init__(self) -> None:
+    def __init__(self, kind: type = CellError, rank: Callable[[Any], int] | None = None) -> None:
+        self._kind, self._rank = kind, rank or (lambda _error: 0)
+        self._fields = [item.name for item in dataclass_fields(kind)]
+        columns = ", ".join(f'"{name}"' for name in self._fields)
         self._db = sqlite3.connect("")  # "": a temporary database, removed when closed
-        self._db.execute("CREATE TABLE errors (row INTEGER, col INTEGER, value TEXT, message TEXT)")
-        self._pending: list[tuple[int, int, str, str]] = []
+        self._db.execute(f"CREATE TABLE errors (rank INTEGER, {columns})")
+        self._insert = f"INSERT INTO errors VALUES (?, {', '.join('?' for _name in self._fields)})"
+        self._select = f'SELECT {columns} FROM errors ORDER BY rank, "row", "column", rowid'
+        self._pending: list[tuple[Any, ...]] = []
         self.count = 0
 
-    def append(self, error: CellError) -> None:
-        self._pending.append((error.row, error.column, error.value[:self.VALUE_CHARS], error.message))
+    def append(self, error: Any) -> None:
+        values = [getattr(error, name) for name in self._fields]
+        values[self._fields.index("value")] = error.value[:self.VALUE_CHARS]
+        self._pending.append((self._rank(error), *values))
         self.count += 1
         if len(self._pending) >= self.BATCH:
             self._flush()
 
     def _flush(self) -> None:
-        self._db.executemany("INSERT INTO errors VALUES (?, ?, ?, ?)", self._pending)
+        self._db.executemany(self._insert, self._pending)
         self._pending = []
 
     def __len__(self) -> int:
         return self.count
 
-    def __iter__(self) -> Iterator[CellError]:
-        """In (row, column) order, then in the order found."""
+    def __iter__(self) -> Iterator[Any]:
+        """In (rank, row, column) order, then in the order found."""
         self._flush()
-        for row in self._db.execute("SELECT row, col, value, message FROM errors ORDER BY row, col, rowid"):
-            yield CellError(*row)
+        for row in self._db.execute(self._select):
+            yield self._kind(*row)
 
     def close(self) -> None:
         self._db.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import re
-import sqlite3
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -367,33 +366,10 @@ def row_values(sheet: Sheet, record: Any, codes: Codes | None = None) -> list[ob
 
 # --- errors: kept on disk, read back in (sheet, row, column) order ----------------------------------------
 
-class ErrorLog:
-    """Every error of a file in a private temporary SQLite database (a file wrong in every cell has millions)."""
-
-    VALUE_CHARS = 200
-
-    def __init__(self) -> None:
-        self._db = sqlite3.connect("")  # "": a temporary database on disk, removed when closed
-        self._db.execute("CREATE TABLE errors (sheet INTEGER, row INTEGER, col INTEGER, value TEXT, code TEXT, "
-                         "message TEXT)")
-        self.count = 0
-
-    def append(self, error: CellError) -> None:
-        order = next((index for index, sheet in enumerate(SHEETS) if sheet.kind == error.sheet), -1)
-        self._db.execute("INSERT INTO errors VALUES (?, ?, ?, ?, ?, ?)", (
-            order, error.row, error.column, error.value[:self.VALUE_CHARS], error.code, error.message))
-        self.count += 1
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self) -> Iterator[CellError]:
-        for order, row, column, value, code, message in self._db.execute(
-                "SELECT sheet, row, col, value, code, message FROM errors ORDER BY sheet, row, col, rowid"):
-            yield CellError(SHEETS[order].kind if order >= 0 else "", row, column, value, code, message)
-
-    def close(self) -> None:
-        self._db.close()
+def error_log() -> importer.ErrorLog:
+    """The file's errors, on disk, read back in (sheet, row, column) order."""
+    order = {sheet.kind: index for index, sheet in enumerate(SHEETS)}
+    return importer.ErrorLog(CellError, rank=lambda error: order.get(error.sheet, -1))
 
 
 # --- files written: the marked upload, the export -----------------------------------------------------------

@@ -143,13 +143,13 @@ def _ip_records(app: Flask, people: dict[str, str], world: World) -> None:
 
 
 def _domain_records(app: Flask, people: dict[str, str], world: World) -> None:
-    """The fixture registrar's reports of the bureau's pending application's domains (one consistent, one not) and
+    """The fixture registrar's report of the bureau's pending application's registered domain, another report, and
     a 域名核验异常 on the approved filing's website (issue 14)."""
     with app.app_context():
         unit, application = user_named(people["domain_reporter"]), db.session.get(Application,
                                                                                   world.ids["bureau_application"])
         world.ids["domain_report"] = report(unit, "site32.cn", application.entity.certificate_number).id
-        report(unit, "site32.cn", credit_code(33), registrant_name="另一家公司")
+        report(unit, "other32.cn", credit_code(33), registrant_name="另一家公司")
         website = db.session.get(Entity, world.ids["entity"]).websites[0]
         flag = DomainFlag(website_id=website.id, province_code=TIANJIN, domain=website.domains[0].name,
                           verdict=Verdict.INCONSISTENT, detail="注册人变更")

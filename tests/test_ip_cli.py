@@ -139,23 +139,23 @@ def test_seed_demo_records_pass_the_workflows_checks(app, seeded) -> None:
             record = db.session.get(IpAllocation, allocation_id)
             unit = db.session.get(User, record.unit_id)
             keys = ip.KeyRange(record.family, int(record.start_key, 16), int(record.end_key, 16))
-            assert ip._allocation_overlap(unit, keys, exclude=record.id) is None
+            assert ip.allocation_overlap(unit, keys, exclude=record.id) is None
             assert ip._last_at_or_before(IpBlock, keys.start_key, IpBlock.unit_id == unit.id).id == record.block_id
             data = ip.AllocationData(method=record.method, target_unit=record.target_unit.username
                                      if record.target_unit else "",
                                      **{name: getattr(record, name) or "" for name in ip.USER_UNIT_FIELDS
                                         if name not in ("allocated_on", "redirect_server")},
                                      allocated_on=record.allocated_on, redirect_server=record.redirect_server)
-            assert list(ip._method_problems(unit, data)) == [], (record.id, record.method)
+            assert list(ip.method_problems(unit, data)) == [], (record.id, record.method)
         for record in db.session.scalars(select(IpBlock).where(IpBlock.derived.is_(False))).all():
             keys = ip.KeyRange(record.family, int(record.start_key, 16), int(record.end_key, 16))
-            assert ip._block_overlap_problem(record.unit, keys, exclude=record.id) is None
+            assert ip.block_overlap_problem(record.unit, keys, exclude=record.id) is None
         for record in db.session.scalars(select(IpSelfBrought)).all():
             data = ip.SelfBroughtData(source_name=record.source_name, **{
                 name: getattr(record, name) or "" for name in ip.USER_UNIT_FIELDS
                 if name not in ("allocated_on", "redirect_server")}, allocated_on=record.allocated_on)
             keys = ip.KeyRange(record.family, int(record.start_key, 16), int(record.end_key, 16))
-            assert list(ip._self_brought_problems(record.unit, data, keys, record.id)) == []
+            assert list(ip.self_brought_problems(record.unit, data, keys, record.id)) == []
 
 
 def test_seed_demo_chains_reach_from_the_registry_to_the_user_unit(app, seeded) -> None:

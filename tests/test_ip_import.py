@@ -184,7 +184,7 @@ def test_any_error_writes_nothing_and_lists_each_with_row_column_value_and_code(
 
 def test_the_split_code_checks_say_what_the_workflow_says(app, units) -> None:
     """The import checks a user unit in two halves (the codes once per combination); on rows right and wrong in
-    every field, the problems are exactly those of `workflow.ip._method_problems`."""
+    every field, the problems are exactly those of `workflow.ip.method_problems`."""
     with app.app_context():
         unit = user_named(units["unit"])
         checker = ip_imports.Checker(unit)
@@ -198,7 +198,7 @@ def test_the_split_code_checks_say_what_the_workflow_says(app, units) -> None:
         for changes in variants:
             data = dataclasses.replace(base, **changes)
             keys = ip.parse_range(data.start, data.end)
-            assert sorted(checker._allocation_problems(data, keys)) == sorted(ip._method_problems(unit, data)), changes
+            assert sorted(checker._allocation_problems(data, keys)) == sorted(ip.method_problems(unit, data)), changes
         checker.close()
 
 

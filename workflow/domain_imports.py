@@ -161,7 +161,7 @@ def _fail(job: ImportJob, actor: User | None, errors: list[CellError]) -> Import
     return job
 
 
-def _refuse(job: ImportJob, actor: User, path: Path, errors: domain_import.ErrorLog) -> ImportJob:
+def _refuse(job: ImportJob, actor: User, path: Path, errors: importer.ErrorLog) -> ImportJob:
     """Every error listed (the first PAGE_ERRORS on the page), and the file back with all of them marked."""
     if any(error.row for error in errors):
         job.annotated_name = f"{job.stored_name}-marked.xlsx"

@@ -169,7 +169,7 @@ def reporting_unit(username: str) -> User | None:
     return unit if unit is not None and unit.role == Role.IP_REPORTER and unit.status == UserStatus.ACTIVE else None
 
 
-def _lock_unit(actor: User) -> None:
+def lock_unit(actor: User) -> None:
     """Serialise one unit's writes on PostgreSQL (SQLite's write transactions are serial already)."""
     db.session.execute(select(User.id).where(User.id == actor.id).with_for_update())
 
@@ -247,7 +247,7 @@ def _set_user_unit(record: IpAllocation | IpSelfBrought, data: UserUnitData) -> 
                 if name not in ("province_code", "city_code", "county_code") else (value or None))
 
 
-def _set_range(record: Any, keys: KeyRange) -> None:
+def set_range(record: Any, keys: KeyRange) -> None:
     record.family, record.start_key, record.end_key = keys.family, keys.start_key, keys.end_key
 
 
@@ -273,7 +273,7 @@ def _ranges_of(records: list[Any]) -> list[str]:
 # --- source blocks (来源信息) -------------------------------------------------------------------------------
 
 
-def _block_origin_problems(actor: User, data: BlockData) -> Iterator[CodedProblem]:
+def block_origin_problems(actor: User, data: BlockData) -> Iterator[CodedProblem]:
     if data.origin == IpOrigin.REGISTRY:
         if not data.registry_code:
             yield "registry_code", "", str(_l("Choose the Internet registry the block came from."))
@@ -290,7 +290,7 @@ def _block_origin_problems(actor: User, data: BlockData) -> Iterator[CodedProble
         yield "origin", "", str(_l("Choose where the block came from."))
 
 
-def _block_overlap_problem(actor: User, keys: KeyRange, exclude: int | None = None) -> CodedProblem | None:
+def block_overlap_problem(actor: User, keys: KeyRange, exclude: int | None = None) -> CodedProblem | None:
     other = _overlapping(IpBlock, keys, IpBlock.derived.is_(False), exclude=exclude)
     if other is None:
         return None
@@ -314,18 +314,18 @@ def _flush_block(block: IpBlock) -> None:
 
 def add_block(actor: User, data: BlockData) -> IpBlock:
     require_reporter(actor)
-    problems = list(_block_origin_problems(actor, data))
+    problems = list(block_origin_problems(actor, data))
     keys = range_and(data, problems)
-    _raise([*problems, *(problem for problem in [_block_overlap_problem(actor, keys)] if problem)])
+    _raise([*problems, *(problem for problem in [block_overlap_problem(actor, keys)] if problem)])
     block = IpBlock(unit_id=actor.id, origin=IpOrigin(data.origin), derived=False, remark=data.remark.strip())
-    _set_block_origin(block, data)
-    _set_range(block, keys)
+    set_block_origin(block, data)
+    set_range(block, keys)
     _flush_block(block)
     _record("ip.block.added", actor, "ip_block", block, origin=str(block.origin))
     return block
 
 
-def _set_block_origin(block: IpBlock, data: BlockData) -> None:
+def set_block_origin(block: IpBlock, data: BlockData) -> None:
     block.origin = IpOrigin(data.origin)
     block.registry_code = data.registry_code if block.origin == IpOrigin.REGISTRY else None
     source = reporting_unit(data.source_unit) if block.origin == IpOrigin.UNIT else None
@@ -365,14 +365,14 @@ def _editable_block(actor: User, block: IpBlock | None) -> IpBlock:
 
 def change_block(actor: User, block: IpBlock | None, data: BlockData) -> IpBlock:
     block = _editable_block(actor, block)
-    problems = list(_block_origin_problems(actor, data))
+    problems = list(block_origin_problems(actor, data))
     keys = range_and(data, problems)
-    _raise([*problems, *(problem for problem in [_block_overlap_problem(actor, keys, exclude=block.id),
+    _raise([*problems, *(problem for problem in [block_overlap_problem(actor, keys, exclude=block.id),
                                                  _holding_problem(block, keys)] if problem)])
     before = ipindex.range_text(block.start_key, block.end_key)
-    _set_block_origin(block, data)
+    set_block_origin(block, data)
     block.remark = data.remark.strip()
-    _set_range(block, keys)
+    set_range(block, keys)
     _flush_block(block)
     _record("ip.block.changed", actor, "ip_block", block, before=before)
     return block
@@ -389,7 +389,7 @@ def delete_block(actor: User, block: IpBlock | None) -> None:
 # --- allocations (分配及使用信息) ----------------------------------------------------------------------------
 
 
-def _method_problems(actor: User, data: AllocationData) -> Iterator[CodedProblem]:
+def method_problems(actor: User, data: AllocationData) -> Iterator[CodedProblem]:
     if data.method not in set(AllocationMethod):
         yield "method", "", str(_l("Choose the allocation method."))
         return
@@ -407,7 +407,7 @@ def _method_problems(actor: User, data: AllocationData) -> Iterator[CodedProblem
         yield "target_unit", "2048", str(_l("No IP reporting unit has this account name."))
 
 
-def _source_block(actor: User, keys: KeyRange) -> IpBlock:
+def source_block(actor: User, keys: KeyRange) -> IpBlock:
     block = _last_at_or_before(IpBlock, keys.start_key, IpBlock.unit_id == actor.id)
     if block is None or not _inside(keys, block):
         raise IpError([("start", "2005", _l("The allocation must lie wholly inside one of your source blocks."))])
@@ -415,7 +415,7 @@ def _source_block(actor: User, keys: KeyRange) -> IpBlock:
     return block
 
 
-def _allocation_overlap(actor: User, keys: KeyRange, exclude: int | None = None) -> CodedProblem | None:
+def allocation_overlap(actor: User, keys: KeyRange, exclude: int | None = None) -> CodedProblem | None:
     other = _overlapping(IpAllocation, keys, IpAllocation.unit_id == actor.id, exclude=exclude)
     if other is None:
         return None
@@ -424,20 +424,20 @@ def _allocation_overlap(actor: User, keys: KeyRange, exclude: int | None = None)
 
 
 def _checked_allocation(actor: User, data: AllocationData, exclude: int | None = None) -> tuple[KeyRange, IpBlock]:
-    problems = list(_method_problems(actor, data))
+    problems = list(method_problems(actor, data))
     keys = range_and(data, problems)
-    _lock_unit(actor)
+    lock_unit(actor)
     try:
-        block = _source_block(actor, keys)
+        block = source_block(actor, keys)
     except IpError as error:
         raise IpError([*error.coded, *problems]) from None
-    _raise([*(problem for problem in [_allocation_overlap(actor, keys, exclude)] if problem), *problems])
+    _raise([*(problem for problem in [allocation_overlap(actor, keys, exclude)] if problem), *problems])
     return keys, block
 
 
-def _fill_allocation(allocation: IpAllocation, data: AllocationData, keys: KeyRange, block: IpBlock) -> None:
+def fill_allocation(allocation: IpAllocation, data: AllocationData, keys: KeyRange, block: IpBlock) -> None:
     target = reporting_unit(data.target_unit) if data.method == AllocationMethod.REALLOCATED else None
-    _set_range(allocation, keys)
+    set_range(allocation, keys)
     allocation.block_id, allocation.method = block.id, data.method
     allocation.target_unit_id = target.id if target is not None else None
     _set_user_unit(allocation, data if data.method != AllocationMethod.REALLOCATED else UserUnitData(
@@ -448,16 +448,16 @@ def add_allocation(actor: User, data: AllocationData) -> IpAllocation:
     require_reporter(actor)
     keys, block = _checked_allocation(actor, data)
     allocation = IpAllocation(unit_id=actor.id)
-    _fill_allocation(allocation, data, keys, block)
+    fill_allocation(allocation, data, keys, block)
     db.session.add(allocation)
     db.session.flush()
     if allocation.target_unit_id is not None:
-        _add_received_block(actor, allocation)
+        add_received_block(actor, allocation)
     _record("ip.allocation.added", actor, "ip_allocation", allocation, method=allocation.method)
     return allocation
 
 
-def _add_received_block(actor: User, allocation: IpAllocation) -> None:
+def add_received_block(actor: User, allocation: IpAllocation) -> None:
     """再分配: the receiving unit holds the range as a source block of its own."""
     received = IpBlock(unit_id=allocation.target_unit_id, origin=IpOrigin.ALLOCATION, derived=True,
                        source_unit_id=actor.id, allocation_id=allocation.id, remark="")
@@ -492,14 +492,14 @@ def change_allocation(actor: User, allocation: IpAllocation | None, data: Alloca
     _raise(problem for problem in [_received_problem(allocation, keys if keeps_receiver else None)] if problem)
     before = ipindex.range_text(allocation.start_key, allocation.end_key)
     received = _received_block(allocation)
-    _fill_allocation(allocation, data, keys, block)
+    fill_allocation(allocation, data, keys, block)
     if received is not None and keeps_receiver:
-        _set_range(received, keys)
+        set_range(received, keys)
     elif received is not None:
         db.session.delete(received)
     db.session.flush()
     if allocation.target_unit_id is not None and (received is None or not keeps_receiver):
-        _add_received_block(actor, allocation)
+        add_received_block(actor, allocation)
     _record("ip.allocation.changed", actor, "ip_allocation", allocation, before=before, method=allocation.method)
     return allocation
 
@@ -508,7 +508,7 @@ def delete_allocation(actor: User, allocation: IpAllocation | None) -> None:
     require_reporter(actor)
     _own(actor, allocation)
     assert allocation is not None
-    _lock_unit(actor)
+    lock_unit(actor)
     _raise(problem for problem in [_received_problem(allocation, None)] if problem)
     _record("ip.allocation.deleted", actor, "ip_allocation", allocation, method=allocation.method)
     db.session.execute(delete(IpBlock).where(IpBlock.allocation_id == allocation.id))
@@ -519,7 +519,7 @@ def delete_allocation(actor: User, allocation: IpAllocation | None) -> None:
 # --- self-brought blocks (自带IP) --------------------------------------------------------------------------
 
 
-def _self_brought_problems(actor: User, data: SelfBroughtData, keys: KeyRange | None,
+def self_brought_problems(actor: User, data: SelfBroughtData, keys: KeyRange | None,
                            exclude: int | None) -> Iterator[CodedProblem]:
     """Every problem; the overlap only with a range (`keys`)."""
     other = _overlapping(IpSelfBrought, keys, IpSelfBrought.unit_id == actor.id, exclude=exclude) if keys else None
@@ -536,9 +536,9 @@ def _self_brought_problems(actor: User, data: SelfBroughtData, keys: KeyRange | 
     yield from user_unit_problems(data, ALLOCATED_REQUIRED)
 
 
-def _fill_self_brought(record: IpSelfBrought, data: SelfBroughtData, keys: KeyRange) -> None:
+def fill_self_brought(record: IpSelfBrought, data: SelfBroughtData, keys: KeyRange) -> None:
     source = reporting_unit(data.source_unit) if data.source_unit.strip() else None
-    _set_range(record, keys)
+    set_range(record, keys)
     record.source_unit_id = source.id if source is not None else None
     record.source_name = data.source_name.strip()
     _set_user_unit(record, data)
@@ -546,11 +546,11 @@ def _fill_self_brought(record: IpSelfBrought, data: SelfBroughtData, keys: KeyRa
 
 def add_self_brought(actor: User, data: SelfBroughtData) -> IpSelfBrought:
     require_reporter(actor)
-    keys = range_and(data, list(_self_brought_problems(actor, data, None, None)))
-    _lock_unit(actor)
-    _raise(_self_brought_problems(actor, data, keys, None))
+    keys = range_and(data, list(self_brought_problems(actor, data, None, None)))
+    lock_unit(actor)
+    _raise(self_brought_problems(actor, data, keys, None))
     record = IpSelfBrought(unit_id=actor.id)
-    _fill_self_brought(record, data, keys)
+    fill_self_brought(record, data, keys)
     db.session.add(record)
     db.session.flush()
     _record("ip.self_brought.added", actor, "ip_self_brought", record)
@@ -561,11 +561,11 @@ def change_self_brought(actor: User, record: IpSelfBrought | None, data: SelfBro
     require_reporter(actor)
     _own(actor, record)
     assert record is not None
-    keys = range_and(data, list(_self_brought_problems(actor, data, None, record.id)))
-    _lock_unit(actor)
-    _raise(_self_brought_problems(actor, data, keys, record.id))
+    keys = range_and(data, list(self_brought_problems(actor, data, None, record.id)))
+    lock_unit(actor)
+    _raise(self_brought_problems(actor, data, keys, record.id))
     before = ipindex.range_text(record.start_key, record.end_key)
-    _fill_self_brought(record, data, keys)
+    fill_self_brought(record, data, keys)
     db.session.flush()
     _record("ip.self_brought.changed", actor, "ip_self_brought", record, before=before)
     return record

@@ -64,7 +64,7 @@ SPILL_EVERY = 5000
 AUDIT_CHUNK = 10_000  # audit events per transaction after the import
 ATTEMPTS = 3  # checks run again when a change was recorded meanwhile; then the job fails asking to retry
 CODE_FIELDS = ("user_nature", "user_category", "user_industry", "province_code", "city_code", "county_code")
-#: the user-unit fields each allocation method requires, as `workflow.ip._method_problems` requires them
+#: the user-unit fields each allocation method requires, as `workflow.ip.method_problems` requires them
 REQUIRED = {AllocationMethod.ALLOCATED: ip.ALLOCATED_REQUIRED, AllocationMethod.SELF_USE: ip.SELF_USE_REQUIRED,
             AllocationMethod.RESERVED: ()}
 CHANGED = "检查期间IP地址备案记录一再发生变化，已检查 {n} 次仍未能导入，未导入任何数据；请稍后重新上传。"
@@ -127,7 +127,7 @@ class Checker:
     def __init__(self, actor: User) -> None:
         self.actor = actor
         self.codes = Codes()
-        self.errors = ip_import.ErrorLog()
+        self.errors = ip_import.error_log()
         self.file = {sheet.kind: Intervals() for sheet in SHEETS}
         self.unit_blocks = Intervals()  # the unit's source blocks in the database, with their ids
         self.block_ids: dict[tuple[int, int], int] = {}
@@ -160,7 +160,7 @@ class Checker:
         self.counts[sheet.kind] += 1
         self.file[sheet.kind].add(keys, number)
         problems = {"block": self._block_problems, "allocation": self._allocation_problems,
-                    "self_brought": self._self_brought_problems}[sheet.kind](data, keys)
+                    "self_brought": self.self_brought_problems}[sheet.kind](data, keys)
         self._report(sheet, number, cells, problems, skip)
         if sheet.kind == "allocation":
             self._place(sheet, Checked(sheet.kind, number, data, keys))
@@ -177,20 +177,20 @@ class Checker:
             self.errors.append(CellError(sheet.kind, number, column, value, code, message))
 
     def _block_problems(self, data: ip.BlockData, keys: ip.KeyRange) -> list[ip.CodedProblem]:
-        problems = list(ip._block_origin_problems(self.actor, data))
-        overlap = ip._block_overlap_problem(self.actor, keys)
+        problems = list(ip.block_origin_problems(self.actor, data))
+        overlap = ip.block_overlap_problem(self.actor, keys)
         return [*problems, *([overlap] if overlap else [])]
 
-    def _self_brought_problems(self, data: ip.SelfBroughtData, keys: ip.KeyRange) -> list[ip.CodedProblem]:
-        return list(ip._self_brought_problems(self.actor, data, keys, None))
+    def self_brought_problems(self, data: ip.SelfBroughtData, keys: ip.KeyRange) -> list[ip.CodedProblem]:
+        return list(ip.self_brought_problems(self.actor, data, keys, None))
 
     def _allocation_problems(self, data: ip.AllocationData, keys: ip.KeyRange) -> list[ip.CodedProblem]:
-        """The method's rules, as `workflow.ip._method_problems` applies them: for a method with a user unit,
+        """The method's rules, as `workflow.ip.method_problems` applies them: for a method with a user unit,
         `user_unit_problems` in two halves whose problems together are the whole call's — the code-table fields
         (checked once per combination of codes) and the others (no query)."""
         required = REQUIRED.get(data.method)
         if required is None:  # 再分配 (the receiving unit), or no method: no user unit to check
-            return list(ip._method_problems(self.actor, data))
+            return list(ip.method_problems(self.actor, data))
         codes = tuple(getattr(data, name) for name in CODE_FIELDS)
         if (data.method, *codes) not in self.code_problems:
             self.code_problems[data.method, *codes] = list(ip.user_unit_problems(
@@ -224,7 +224,7 @@ class Checker:
             self.used_blocks.add(row.block)
         else:
             try:  # the workflow says why (and finds a block reported since the unit's were read)
-                row.block = ip._source_block(self.actor, row.keys).id
+                row.block = ip.source_block(self.actor, row.keys).id
                 self.used_blocks.add(row.block)
             except ip.IpError as refused:
                 self._report(sheet, row.row, [row.data.start, row.data.end], refused.coded)
@@ -253,7 +253,7 @@ class Checker:
             if (current is not None and current[1] >= start) or (
                     following is not None and int(following[0], 16) <= end):
                 keys = ip.KeyRange(ipindex.family_of(start), start, end)
-                problem = ip._allocation_overlap(self.actor, keys)
+                problem = ip.allocation_overlap(self.actor, keys)
                 self._report(sheet, number, [ipindex.address_text(start)], [problem] if problem else [])
 
     # --- the rows kept for the import ---------------------------------------------------------------------
@@ -360,8 +360,8 @@ def _columns(model: Any, record: SimpleNamespace, stamp: datetime, **fixed: Any)
 
 
 class _Writer:
-    """The checked rows as multi-row inserts, filled by the workflow's own functions (`_set_block_origin`,
-    `_fill_allocation`, `_fill_self_brought`, `_add_received_block`)."""
+    """The checked rows as multi-row inserts, filled by the workflow's own functions (`set_block_origin`,
+    `fill_allocation`, `fill_self_brought`, `add_received_block`)."""
 
     def __init__(self, actor: User) -> None:
         self.actor, self.stamp = actor, utcnow()
@@ -384,8 +384,8 @@ class _Writer:
         records = []
         for row in rows:
             record = SimpleNamespace(remark=row.data.remark.strip())
-            ip._set_block_origin(record, row.data)
-            ip._set_range(record, row.keys)
+            ip.set_block_origin(record, row.data)
+            ip.set_range(record, row.keys)
             records.append(_columns(IpBlock, record, self.stamp, unit_id=self.actor.id, derived=False,
                                     allocation_id=None))
         _insert(IpBlock, records)
@@ -396,18 +396,18 @@ class _Writer:
         for row in rows:
             record = SimpleNamespace()
             block = row.block if isinstance(row.block, int) else self.file_blocks[row.block]
-            ip._fill_allocation(record, row.data, row.keys, SimpleNamespace(id=block))
+            ip.fill_allocation(record, row.data, row.keys, SimpleNamespace(id=block))
             records.append(_columns(IpAllocation, record, self.stamp, unit_id=self.actor.id))
             if record.target_unit_id is not None:
                 given.append(record)
         _insert(IpAllocation, records)
         ids = self._ids(IpAllocation, [record.start_key for record in given])
         for record in given:  # 再分配: the receiving unit's source block, made as the workflow makes it
-            ip._add_received_block(self.actor, SimpleNamespace(**vars(record), id=ids[record.start_key]))
+            ip.add_received_block(self.actor, SimpleNamespace(**vars(record), id=ids[record.start_key]))
 
     def _self_brought(self, row: Checked) -> dict[str, Any]:
         record = SimpleNamespace()
-        ip._fill_self_brought(record, row.data, row.keys)
+        ip.fill_self_brought(record, row.data, row.keys)
         return _columns(IpSelfBrought, record, self.stamp, unit_id=self.actor.id)
 
     def _ids(self, model: Any, starts: list[str], *where: Any) -> dict[str, int]:
@@ -437,7 +437,7 @@ def _commit(job: ImportJob, actor: User, checker: Checker) -> _Writer:
     with imports._writing():
         writer = _Writer(actor)
         ip.require_reporter(actor)
-        ip._lock_unit(actor)
+        ip.lock_unit(actor)
         used = sorted(checker.used_blocks)
         for first in range(0, len(used), 500):
             db.session.execute(select(IpBlock.id).where(IpBlock.id.in_(used[first:first + 500])).with_for_update())
@@ -493,7 +493,7 @@ def _fail(job: ImportJob, actor: User | None, errors: list[CellError]) -> Import
     return job
 
 
-def _refuse(job: ImportJob, actor: User, path: Path, errors: ip_import.ErrorLog) -> ImportJob:
+def _refuse(job: ImportJob, actor: User, path: Path, errors: importer.ErrorLog) -> ImportJob:
     """Every error listed (the first PAGE_ERRORS on the page), and the file back with all of them marked."""
     if any(error.row for error in errors):
         job.annotated_name = f"{job.stored_name}-marked.xlsx"
