@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import functools
 import io
-import pickle
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -37,7 +35,6 @@ from workflow.errors import CodedProblem
 TEMPLATE_NAME = "域名报备导入模板.xlsx"
 DATA_SHEET, GUIDE_SHEET, CODES_SHEET = "域名报备数据", "填写说明", "代码"
 TEMPLATE_ROWS = 10_000  # rows that get the dropdowns
-SPILL_EVERY = 5000
 LOOKUP_CHUNK = 500
 STATUS_NAMES = {DomainStatus.NORMAL: "正常", DomainStatus.SUSPENDED: "暂停解析", DomainStatus.EXPIRED: "已过期",
                 DomainStatus.DELETED: "已删除"}
@@ -228,8 +225,7 @@ class RowChecker:
         #: session's identity map, which keeps objects only weakly (else: a query per lookup, 0.3 ms each)
         self._provinces = db.session.scalars(select(Province)).all()
         self._prepare = prepare
-        self._spill = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the checker; see close()
-        self._pending: list[Any] = []
+        self.spill = importer.RowSpill(self.errors)
 
     def check(self, number: int, cells: list[str]) -> None:
         if not any(cells):
@@ -242,7 +238,7 @@ class RowChecker:
         self._report(number, cells, domains.report_problems(data, self.today, self._code_exists), skip)
         domain = self._domain(number, cells, data)
         if domain and not self.errors:  # once a row is wrong nothing is imported: no need to keep rows
-            self._keep(self._prepare(Checked(number, domain, data)))
+            self.spill.keep(self._prepare(Checked(number, domain, data)))
 
     def _domain(self, number: int, cells: list[str], data: ReportData) -> str:
         """The domain normalised as the workflow does it; "" when it cannot be (said already or now)."""
@@ -281,30 +277,14 @@ class RowChecker:
                 db.session.expunge(holder)
         if not self.count and not self.errors:
             self.errors.append(CellError(2, 0, "", "", "文件中没有数据行。"))
-        self._flush()
-
-    def _keep(self, row: Any) -> None:
-        self._pending.append(row)
-        if len(self._pending) >= SPILL_EVERY:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._pending and not self.errors:  # once a row is wrong nothing is imported: stop keeping rows
-            pickle.dump(self._pending, self._spill, protocol=pickle.HIGHEST_PROTOCOL)
-        self._pending = []
+        self.spill.flush()
 
     def rows(self) -> Iterator[list[Any]]:
-        """The checked rows again (as `prepare` made them), 5,000 at a time, in file order."""
-        self._flush()
-        self._spill.seek(0)
-        while True:
-            try:
-                yield pickle.load(self._spill)
-            except EOFError:
-                return
+        """The checked rows again, 5,000 at a time, in file order."""
+        return self.spill.chunks()
 
     def close(self) -> None:
-        self._spill.close()
+        self.spill.close()
         self.errors.close()
 
 

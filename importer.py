@@ -629,6 +629,39 @@ REQUIRED = tuple(column.key for column in COLUMNS if column.required)
 SPILL_EVERY = 5000
 
 
+class RowSpill:
+    """The rows that passed their checks, pickled to a temporary file SPILL_EVERY at a time and read back in file
+    order (a 200,000-row file is never all in memory) — none kept once the file has an error."""
+
+    def __init__(self, errors: ErrorLog) -> None:
+        self._errors = errors
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as its checker; see close()
+        self._pending: list[Any] = []
+
+    def keep(self, row: Any) -> None:
+        self._pending.append(row)
+        if len(self._pending) >= SPILL_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending and not len(self._errors):  # once a row is wrong nothing is imported: stop keeping rows
+            pickle.dump(self._pending, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._pending = []
+
+    def chunks(self) -> Iterator[list[Any]]:
+        """The kept rows again, SPILL_EVERY at a time, in file order."""
+        self.flush()
+        self._file.seek(0)
+        while True:
+            try:
+                yield pickle.load(self._file)
+            except EOFError:
+                return
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class RowChecker:
     """Every rule of the wizard that needs no database, per row; the registry's rules afterwards, in bulk.
 
@@ -647,8 +680,7 @@ class RowChecker:
         self.isp_rows: dict[str, list[int]] = {}  # ISP usernames named (a bureau's import) → rows
         self.errors = ErrorLog()
         self.isp_ids: dict[str, int] = {}
-        self._spill = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the checker; see close()
-        self._pending: list[ImportedWebsite] = []
+        self.spill = RowSpill(self.errors)
 
     @staticmethod
     def _lookup(source: str) -> dict[str, str]:
@@ -740,31 +772,18 @@ class RowChecker:
         isp = self.importer.username if self.importer.role == Role.ISP else values["isp_username"]
         if self.importer.role != Role.ISP:
             self.isp_rows.setdefault(isp, []).append(row)
-        self._pending.append(ImportedWebsite(
+        self.spill.keep(ImportedWebsite(
             row, values["certificate_number"], entity, values["website_name"], names, values["home_url"],
             coded["service_content"], coded["access_method"], coded["server_province"], ip_ranges, preapprovals,
             isp))
-        if len(self._pending) >= SPILL_EVERY:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._pending and not self.errors:  # once a row is wrong nothing is imported: stop keeping rows
-            pickle.dump(self._pending, self._spill, protocol=pickle.HIGHEST_PROTOCOL)
-        self._pending = []
 
     def close(self) -> None:
-        self._spill.close()
+        self.spill.close()
         self.errors.close()
 
     def websites(self) -> Iterator[list[ImportedWebsite]]:
         """The checked rows again, 5,000 at a time, in file order."""
-        self._flush()
-        self._spill.seek(0)
-        while True:
-            try:
-                yield pickle.load(self._spill)
-            except EOFError:
-                return
+        return self.spill.chunks()
 
     # --- the registry's rules, one query per chunk of values -----------------------------------------
     def check_registry(self) -> None:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import pickle
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
@@ -60,7 +58,6 @@ from workflow.ip_findings import mark_stale
 
 KIND = "ip"
 PROGRESS_EVERY = 5000
-SPILL_EVERY = 5000
 AUDIT_CHUNK = 10_000  # audit events per transaction after the import
 ATTEMPTS = 3  # checks run again when a change was recorded meanwhile; then the job fails asking to retry
 CODE_FIELDS = ("user_nature", "user_category", "user_industry", "province_code", "city_code", "county_code")
@@ -140,8 +137,7 @@ class Checker:
         self.blocks_read = False  # the file's blocks (the first sheet) are all read: sorted for the allocations
         self.code_problems: dict[tuple[str, ...], list[ip.CodedProblem]] = {}
         self.counts = {sheet.kind: 0 for sheet in SHEETS}
-        self._spill = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the checker; see close()
-        self._pending: list[Checked] = []
+        self.spill = importer.RowSpill(self.errors)
         self.started_after = db.session.scalar(select(AuditHead.last_event_id).where(AuditHead.id == 1)) or 0
 
     # --- one row -----------------------------------------------------------------------------------------
@@ -165,7 +161,7 @@ class Checker:
         if sheet.kind == "allocation":
             self._place(sheet, Checked(sheet.kind, number, data, keys))
         else:
-            self._keep(Checked(sheet.kind, number, data, keys))
+            self.spill.keep(Checked(sheet.kind, number, data, keys))
 
     def _report(self, sheet: Sheet, number: int, cells: list[str], problems: Iterable[ip.CodedProblem],
                 skip: frozenset[str] | set[str] = frozenset()) -> None:
@@ -209,7 +205,7 @@ class Checker:
                                              f"与本工作表第 {earlier[2]} 行的地址段 "
                                              f"{ipindex.range_text(earlier[0], earlier[1])} 重叠。"))
         self._database_overlaps()
-        self._flush()
+        self.spill.flush()
 
     def _place(self, sheet: Sheet, row: Checked) -> None:
         """The allocation's source block: one of the file's, or one of the unit's (else the workflow's 2005)."""
@@ -229,7 +225,7 @@ class Checker:
             except ip.IpError as refused:
                 self._report(sheet, row.row, [row.data.start, row.data.end], refused.coded)
                 return
-        self._keep(row)
+        self.spill.keep(row)
 
     def _database_overlaps(self) -> None:
         """The file's allocations against the unit's in one pass in address order (the unit's never overlap:
@@ -257,31 +253,16 @@ class Checker:
                 self._report(sheet, number, [ipindex.address_text(start)], [problem] if problem else [])
 
     # --- the rows kept for the import ---------------------------------------------------------------------
-    def _keep(self, row: Checked) -> None:
-        self._pending.append(row)
-        if len(self._pending) >= SPILL_EVERY:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._pending and not self.errors:  # once a row is wrong nothing is imported: stop keeping rows
-            pickle.dump(self._pending, self._spill, protocol=pickle.HIGHEST_PROTOCOL)
-        self._pending = []
-
-    def rows(self) -> Iterator[list[Checked]]:
-        self._flush()
-        self._spill.seek(0)
-        while True:
-            try:
-                yield pickle.load(self._spill)
-            except EOFError:
-                return
+    def rows(self) -> Iterator[list[Any]]:
+        """The checked rows again, 5,000 at a time, in file order."""
+        return self.spill.chunks()
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
     def close(self) -> None:
-        self._spill.close()
+        self.spill.close()
         self.errors.close()
 
 
