@@ -221,6 +221,12 @@ IP_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
 ZIP_MAGIC, OLE_MAGIC = b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
+def container_kind(path: Path) -> str:
+    """'xls' for an OLE file (legacy Excel), else 'xlsx' (for a file `check_container` already let through)."""
+    with path.open("rb") as handle:
+        return "xls" if handle.read(8).startswith(OLE_MAGIC) else "xlsx"
+
+
 def check_container(path: Path) -> str:
     """'xlsx' or 'xls' once the file passed the bounds (entries, declared sizes, ratio, DTDs);
     ImportRefused otherwise. Reads at most the declared sizes, which are bounded first."""
@@ -846,7 +852,7 @@ def write_annotated(path: Path, errors: Iterable[CellError], target: Path) -> No
     errors in (row, column) order (linear in both). Written by XlsxWriter in constant-memory mode, row by row
     (three times faster than openpyxl's write-only mode for 100,000 rows); every value as a string cell,
     formula-like text with Excel's quote prefix, so nothing in the file ever runs."""
-    header, rows, _count = read_rows(path, "xls" if path.open("rb").read(8).startswith(OLE_MAGIC) else "xlsx")
+    header, rows, _count = read_rows(path, container_kind(path))
     workbook = xlsxwriter.Workbook(str(target), {"constant_memory": True, "strings_to_formulas": False,
                                                  "strings_to_numbers": False, "strings_to_urls": False})
     sheet = workbook.add_worksheet(DATA_SHEET)

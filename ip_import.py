@@ -396,13 +396,14 @@ def _write_row(sheet: Any, styles: dict[tuple[bool, bool], Any], index: int, val
         sheet.write_string(index, column, text, styles[column + 1 in wrong, importer.is_formula_like(text)])
 
 
-def write_marked(path: Path, kind: str, errors: Iterable[CellError], target: Path) -> None:
+def write_marked(path: Path, errors: Iterable[CellError], target: Path) -> None:
     """The upload written back sheet by sheet, each wrong cell filled red (the first MAX_COMMENTS commented)
     and every message in a last column 错误说明: one pass over each sheet's rows beside one pass over the
     errors in (sheet, row, column) order."""
     pending = iter(errors)
     following = next(pending, None)
     workbook, styles = _workbook(target)
+    kind = importer.container_kind(path)
     titles = sheet_titles(path, kind)
     commented = 0
     for sheet in SHEETS:

@@ -125,25 +125,25 @@ def run_domain_import(job: ImportJob) -> ImportJob:
     path = imports.jobs_dir() / job.stored_name
     imports._progress(job, state=JobState.RUNNING, phase="reading", imported=0)
     if actor is None or not permissions.can(actor, Action.DOMAIN_REPORT):
-        return _fail(job, actor, [_file_error("无导入权限（只有域名注册服务机构可以报备域名）。", "3036")])
+        return imports.fail(job, actor, [_file_error("无导入权限（只有域名注册服务机构可以报备域名）。", "3036")])
     checker: RowChecker | None = None
     stamp = utcnow()  # the new reports' created_at: how the audit step finds them
     try:
         with imports._reading():
             checker = check_file(job, actor, path, stamp)
             if checker.errors:
-                return _refuse(job, actor, path, checker.errors)
+                return imports.refuse(job, actor, path, checker.errors, domain_import.write_marked)
         with imports._writing():
             before = db.session.scalar(select(func.max(DomainReport.id))) or 0
             job.imported = write_reports(actor, checker.rows())
             imports._finish(job, actor, JobState.DONE)
         audit_reports(actor, before, stamp, job.id)
     except importer.ImportRefused as refused:
-        return _fail(job, actor, [_file_error(refused.message)])
+        return imports.fail(job, actor, [_file_error(refused.message)])
     except domains.DomainError as refused:  # the registrar disabled meanwhile
-        return _fail(job, actor, [_file_error(message, code) for _field, code, message in refused.coded])
+        return imports.fail(job, actor, [_file_error(message, code) for _field, code, message in refused.coded])
     except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError):  # the bulk inserts are the driver's
-        return _fail(job, actor, [_file_error(RACED)])
+        return imports.fail(job, actor, [_file_error(RACED)])
     finally:
         if checker is not None:
             checker.close()
@@ -152,23 +152,6 @@ def run_domain_import(job: ImportJob) -> ImportJob:
 
 def _file_error(message: str, code: str = "") -> CellError:
     return CellError(0, 0, "", code, message)
-
-
-def _fail(job: ImportJob, actor: User | None, errors: list[CellError]) -> ImportJob:
-    db.session.rollback()
-    with imports._writing():
-        imports._finish(job, actor, JobState.FAILED, errors)
-    return job
-
-
-def _refuse(job: ImportJob, actor: User, path: Path, errors: importer.ErrorLog) -> ImportJob:
-    """Every error listed (the first PAGE_ERRORS on the page), and the file back with all of them marked."""
-    if any(error.row for error in errors):
-        job.annotated_name = f"{job.stored_name}-marked.xlsx"
-        domain_import.write_marked(path, errors, imports.jobs_dir() / job.annotated_name)
-    with imports._writing():
-        imports._finish(job, actor, JobState.FAILED, errors)
-    return job
 
 
 # --- export -----------------------------------------------------------------------------------------------

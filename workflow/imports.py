@@ -20,7 +20,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -254,7 +254,7 @@ def run_import(job: ImportJob) -> ImportJob:
         with _reading():
             checker = _check(job, actor, path)
             if checker.errors:
-                return _refuse(job, actor, path, checker.errors)
+                return refuse(job, actor, path, checker.errors)
         _stage(job, actor, checker)
         with _writing():  # the one small transaction that makes every staged row visible
             _finish(job, actor, JobState.DONE)
@@ -301,11 +301,25 @@ def _check_header(header: list[str]) -> None:
         raise importer.ImportRefused("第一行不是导入模板的表头；请下载最新的导入模板，在其中填写。")
 
 
-def _refuse(job: ImportJob, actor: User, path: Path, errors: importer.ErrorLog) -> ImportJob:
-    """Every error listed (the first PAGE_ERRORS on the page), and the file back with all of them marked."""
-    if any(error.row for error in itertools.islice(errors, 1)):
+#: writes the upload back with its wrong cells marked: (upload, errors, target)
+MarkFile = Callable[[Path, Iterable[Any], Path], None]
+
+
+def refuse(job: ImportJob, actor: User, path: Path, errors: importer.ErrorLog,
+           mark: MarkFile = importer.write_annotated) -> ImportJob:
+    """Every error listed (the first PAGE_ERRORS on the page), and the file back with all of them marked (by the
+    kind's `mark`: the filings', IP or domain sheets')."""
+    if any(error.row for error in errors):
         job.annotated_name = f"{job.stored_name}-marked.xlsx"
-        importer.write_annotated(path, errors, jobs_dir() / job.annotated_name)
+        mark(path, errors, jobs_dir() / job.annotated_name)
+    with _writing():
+        _finish(job, actor, JobState.FAILED, errors)
+    return job
+
+
+def fail(job: ImportJob, actor: User | None, errors: list[Any]) -> ImportJob:
+    """A job of another kind (IP, domains) refused as a whole: nothing it wrote is kept."""
+    db.session.rollback()
     with _writing():
         _finish(job, actor, JobState.FAILED, errors)
     return job

@@ -440,49 +440,31 @@ def run_ip_import(job: ImportJob) -> ImportJob:
     path = imports.jobs_dir() / job.stored_name
     imports._progress(job, state=JobState.RUNNING, phase="reading", imported=0)
     if actor is None or not may_import_ip(actor):
-        return _fail(job, actor, [_file_error("无导入权限。")])
+        return imports.fail(job, actor, [_file_error("无导入权限。")])
     for _attempt in range(ATTEMPTS):
         checker: Checker | None = None
         try:
             with imports._reading():
                 checker = _check(job, actor, path)
                 if checker.errors:
-                    return _refuse(job, actor, path, checker.errors)
+                    return imports.refuse(job, actor, path, checker.errors, ip_import.write_marked)
             writer = _commit(job, actor, checker)
             _audit_records(actor, writer)
             return job
         except (_Changed, IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError):
             continue  # a change recorded meanwhile, or a racing overlap refused by PostgreSQL: check again
         except importer.ImportRefused as refused:
-            return _fail(job, actor, [_file_error(refused.message)])
+            return imports.fail(job, actor, [_file_error(refused.message)])
         except WorkflowError as refused:  # the unit was disabled meanwhile
-            return _fail(job, actor, [_file_error(refused.message)])
+            return imports.fail(job, actor, [_file_error(refused.message)])
         finally:
             if checker is not None:
                 checker.close()
-    return _fail(job, actor, [_file_error(CHANGED.format(n=ATTEMPTS))])
+    return imports.fail(job, actor, [_file_error(CHANGED.format(n=ATTEMPTS))])
 
 
 def _file_error(message: str) -> CellError:
     return CellError("", 0, 0, "", "", message)
-
-
-def _fail(job: ImportJob, actor: User | None, errors: list[CellError]) -> ImportJob:
-    db.session.rollback()
-    with imports._writing():
-        imports._finish(job, actor, JobState.FAILED, errors)
-    return job
-
-
-def _refuse(job: ImportJob, actor: User, path: Path, errors: importer.ErrorLog) -> ImportJob:
-    """Every error listed (the first PAGE_ERRORS on the page), and the file back with all of them marked."""
-    if any(error.row for error in errors):
-        job.annotated_name = f"{job.stored_name}-marked.xlsx"
-        kind = "xls" if path.open("rb").read(8).startswith(importer.OLE_MAGIC) else "xlsx"
-        ip_import.write_marked(path, kind, errors, imports.jobs_dir() / job.annotated_name)
-    with imports._writing():
-        imports._finish(job, actor, JobState.FAILED, errors)
-    return job
 
 
 def _audit_records(actor: User, writer: _Writer) -> None:
