@@ -146,7 +146,7 @@ def test_code_tables_pages_api_and_download(client) -> None:
     from openpyxl import load_workbook
 
     names = [t["name"] for t in client.get("/api/v1/public/code-tables").get_json()["tables"]]
-    assert len(names) == 11 and "provinces" in names
+    assert len(names) == 13 and "provinces" in names and "domain_type" in names  # SPEC §10 + ip_registry, domain_type
     values = client.get("/api/v1/public/code-tables/access_method").get_json()["values"]
     assert [v["name"] for v in values] == ["专线", "主机托管", "虚拟主机", "其他"]
     assert "天津市" in client.get("/code-tables/provinces").get_data(as_text=True)
