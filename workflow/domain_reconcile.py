@@ -79,7 +79,7 @@ def _live_uses(names: Sequence[str]) -> list[tuple[str, Website, Entity]]:
     rows = db.session.execute(
         select(Domain.registered, Website, Entity).join(Website, Domain.website_id == Website.id)
         .join(Entity, Website.entity_id == Entity.id)
-        .where(Domain.registered.in_(names), Domain.live, Website.status.in_(LIVE_STATUSES))).tuples()
+        .where(Domain.registered.in_(names), Domain.live, Website.status.in_(LIVE_STATUSES)))
     return list({(name, website.id): (name, website, entity) for name, website, entity in rows}.values())
 
 
