@@ -47,6 +47,12 @@ def posted() -> bool:
     return request.method == "POST" and FlaskForm().validate_on_submit()
 
 
+def flash_refusal(error: WorkflowError) -> None:
+    """Every reason a change was refused (all the blocked domains, not only the first)."""
+    for message in dict.fromkeys(message for _field, message in error.errors):
+        flash(message, "error")
+
+
 def commit_change(run: Any, success: Any = None) -> bool:
     """Run a workflow change and commit it (flashing `success`); when refused, roll back and flash why."""
     try:
@@ -54,7 +60,7 @@ def commit_change(run: Any, success: Any = None) -> bool:
         db.session.commit()
     except WorkflowError as error:
         db.session.rollback()
-        flash(error.message, "error")
+        flash_refusal(error)
         return False
     if success is not None:
         flash(success, "success")
@@ -434,7 +440,7 @@ class SecureModelView(RoleAccessMixin, ModelView):
             db.session.commit()
         except WorkflowError as error:
             db.session.rollback()
-            flash(error.message, "error")
+            flash_refusal(error)
         else:
             flash(message, "success")
         return redirect(back)

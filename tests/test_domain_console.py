@@ -533,3 +533,22 @@ def test_a_national_registrar_reports(app) -> None:
     with app.app_context():
         national = make_user("cn_reg2", Role.DOMAIN_REPORTER)
         assert report(national, "national.cn", CERT).registrar_id == national.id
+
+
+def test_a_refused_verification_names_every_failing_domain(app, users, people, as_user) -> None:
+    """Two registered domains unreported: the ISP's 核实 on the application's page is refused naming both."""
+    app.config["DOMAIN_REGISTRANT_CHECK"] = "block"
+    with app.app_context():
+        owner, isp = user_named(users["icp"]), user_named(people["isp"])
+        application = workflow.save_filing_draft(owner, entity_data(931), [website_data(
+            "site931", [isp.id], domains=["site931.cn", "site931.net"], home_url="http://site931.cn/")])
+        workflow.submit_application(owner, application)
+        db.session.commit()
+        application_id = application.id
+    client = as_user("isp")
+    response = post(client, "/admin/applications/row-action/verify/", {"id": application_id},
+                    follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert "域名 site931.cn：未报备" in page and "域名 site931.net：未报备" in page
+    with app.app_context():
+        assert db.session.get(Application, application_id).state == ApplicationState.ISP_REVIEW
