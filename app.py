@@ -43,6 +43,7 @@ from models import (
     DomainReport,
     DomainStatus,
     Entity,
+    ImportJob,
     JobState,
     Role,
     User,
@@ -93,6 +94,21 @@ def _render_error(error: HTTPException) -> tuple[str, int]:
     if request.path.startswith("/api/"):  # the API answers in JSON, errors included
         return jsonify({"message": str(message)}), code
     return render_template("error.html", code=code, title=title, message=message), code
+
+
+def _echo_import_outcome(job: ImportJob, columns: tuple[str, ...]) -> None:
+    """An IP or domain import run from the command line: a JSON summary, each error's `columns` tab-separated,
+    where the rest are; exit 1 unless everything was imported."""
+    errors = json.loads(job.errors)
+    click.echo(json.dumps({"rows": job.total_rows, "imported": job.imported, "errors": job.error_count},
+                          ensure_ascii=False))
+    for error in errors:
+        click.echo("\t".join(str(error.get(key) or "") for key in columns))
+    if job.error_count > len(errors):
+        click.echo(f"… {job.error_count - len(errors)} more, all in the marked file "
+                   f"{workflow.imports.jobs_dir() / (job.annotated_name or '')}")
+    if job.state != JobState.DONE:
+        sys.exit(1)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -280,16 +296,7 @@ def register_cli(app: Flask) -> None:
             db.session.rollback()
             raise click.ClickException(f"{username}: {error.message}") from error
         domain_imports.run_domain_import(job)
-        errors = json.loads(job.errors)
-        click.echo(json.dumps({"rows": job.total_rows, "imported": job.imported, "errors": job.error_count},
-                              ensure_ascii=False))
-        for error in errors:
-            click.echo("\t".join(str(error.get(key) or "") for key in ("row", "column", "value", "code", "message")))
-        if job.error_count > len(errors):
-            click.echo(f"… {job.error_count - len(errors)} more, all in the marked file "
-                       f"{workflow.imports.jobs_dir() / job.annotated_name}")
-        if job.state != JobState.DONE:
-            sys.exit(1)
+        _echo_import_outcome(job, ("row", "column", "value", "code", "message"))
 
     @app.cli.command("domain-check")
     @click.argument("domain")
@@ -364,16 +371,7 @@ def register_cli(app: Flask) -> None:
             db.session.rollback()
             raise click.ClickException(f"{username} is not an active IP reporting unit") from error
         ip_imports.run_ip_import(job)
-        errors = json.loads(job.errors)
-        click.echo(json.dumps({"rows": job.total_rows, "imported": job.imported, "errors": job.error_count},
-                              ensure_ascii=False))
-        for error in errors:
-            click.echo("\t".join(str(error.get(key) or "") for key in ("sheet", "row", "column", "value", "code",
-                                                                       "message")))
-        if job.error_count > len(errors):
-            click.echo(f"… {job.error_count - len(errors)} more: the console's job page offers the marked file")
-        if job.state != JobState.DONE:
-            sys.exit(1)
+        _echo_import_outcome(job, ("sheet", "row", "column", "value", "code", "message"))
 
     @app.cli.command("ip-whois")
     @click.argument("address")
