@@ -127,12 +127,22 @@ def _detail(what: str, report: DomainReport | None) -> str:
            f"到期 {report.expires_on.isoformat()}"
 
 
-def _recipients(website_id: int, entity: Entity) -> set[str]:
-    owner = db.session.get(User, entity.owner_id) if entity.owner_id else None
-    emails = {owner.email if owner is not None and owner.email else entity.responsible_email}
-    emails |= set(db.session.scalars(select(User.email).join(Access, Access.isp_id == User.id).where(
-        Access.website_id == website_id, Access.live, User.email != "")))
-    return {email for email in emails if email}
+def _websites_and_recipients(website_ids: list[int]) -> dict[int, tuple[str, str, set[str]]]:
+    """For each website: its name, number and whom to e-mail (the owner's account, else the responsible person;
+    its live ISPs) — two queries per 1,000 websites, not two per website."""
+    found: dict[int, tuple[str, str, set[str]]] = {}
+    for start in range(0, len(website_ids), 1000):
+        chunk = website_ids[start:start + 1000]
+        for website_id, name, number, owner_email, responsible_email in db.session.execute(
+                select(Website.id, Website.name, Website.number, User.email, Entity.responsible_email)
+                .join(Entity, Website.entity_id == Entity.id).outerjoin(User, User.id == Entity.owner_id)
+                .where(Website.id.in_(chunk))):
+            found[website_id] = (name, number or "", {owner_email or responsible_email} - {"", None})
+        for website_id, email in db.session.execute(
+                select(Access.website_id, User.email).join(User, Access.isp_id == User.id)
+                .where(Access.website_id.in_(chunk), Access.live, User.email != "")):
+            found[website_id][2].add(email)
+    return found
 
 
 def notify_new_flags(flags: Sequence[DomainFlag]) -> int:
@@ -141,18 +151,18 @@ def notify_new_flags(flags: Sequence[DomainFlag]) -> int:
     for flag in flags:
         if flag.notified_at is None:
             by_website.setdefault(flag.website_id, []).append(flag)
+    websites = _websites_and_recipients(list(by_website))
     messages = []
     with force_locale("zh_Hans_CN"):
         for website_id, group in by_website.items():
-            website = db.session.get(Website, website_id)
+            name, number, recipients = websites[website_id]
             lines = [f"{validators.display_domain(flag.domain)}：{VERDICT_WORDS[flag.verdict]}（{flag.detail}）"
                      for flag in group]
             body = _("The registrant check of the website %(site)s (%(number)s) failed for these domains:\n%(lines)s"
                      "\nPlease have the registrar correct its report, or change the filing.",
-                     site=website.name, number=website.number or "", lines="\n".join(lines))
-            subject = _("Domain registrant check failed: %(site)s", site=website.name)
-            messages += [{"recipient": email, "subject": subject, "body": body}
-                         for email in sorted(_recipients(website_id, website.entity))]
+                     site=name, number=number, lines="\n".join(lines))
+            subject = _("Domain registrant check failed: %(site)s", site=name)
+            messages += [{"recipient": email, "subject": subject, "body": body} for email in sorted(recipients)]
     notify.queue_emails(messages)
     now = utcnow()
     ids = [flag.id for group in by_website.values() for flag in group]
