@@ -9,7 +9,7 @@ PORT ?= 5000
 PUBLIC_HOST := $(if $(filter 0.0.0.0 ::,$(HOST)),$(or $(firstword $(shell hostname -I 2>/dev/null)),127.0.0.1),$(HOST))
 PUBLIC_BASE_URL ?= http://$(PUBLIC_HOST):$(PORT)
 
-.PHONY: run test bench lint translations clean
+.PHONY: run test bench lint translations clean cluster cluster-stop cluster-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,8 @@ test: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+# BENCH_DATABASE_URL=postgresql+psycopg://… make bench: on that database, seeded once with 5,000,000 filings and
+# reused (bench/common.py); BENCH_SMALL_DATABASE_URL: the 1,000-filing one the console benchmarks compare with
 bench: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/filings.py
@@ -52,6 +54,16 @@ bench: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/python bench/console_search.py
 	$(BIN)/python bench/ip_reports.py
 	$(BIN)/python bench/domain_reports.py
+	$(BIN)/python bench/approval_contention.py
+
+cluster: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo  ## PostgreSQL, Redis, 2 nodes, nginx :8080, 2 workers
+	deploy/cluster.sh start
+
+cluster-stop:
+	deploy/cluster.sh stop
+
+cluster-test: $(VENV)/.dev  ## the multi-node test, against a running `make cluster`
+	CLUSTER_URL=http://127.0.0.1:$${CLUSTER_PORT:-8080} $(BIN)/python -m pytest -p no:cacheprovider tests/cluster
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -16,6 +16,7 @@ from flask_migrate import upgrade
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 import audit
@@ -24,17 +25,18 @@ import demo
 import demo_ip
 import importer
 import ip_import
-import notify
+import observability
 import public_site
 import security
 import validators
+import workers
 import workflow
 from admin_views import init_admin
 from admin_views.base import local_time
 from admin_views.labels import ROLE_LABELS, action_label
 from auth import bp as auth_bp
 from config import BASE_DIR, from_environment, load_or_create_secret_key
-from extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
+from extensions import babel, cache, configure_sqlite, csrf, db, login_manager, migrate
 from models import (
     ApplicationState,
     Certificate,
@@ -117,6 +119,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(settings["INSTANCE_PATH"]))
     app.config.update(settings)
     app.json.ensure_ascii = False  # Chinese stays readable in the JSON API
+    if hops := int(app.config.get("PROXY_FIX_X_FOR") or 0):  # behind nginx: the client's address, not nginx's
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     if app.config.get("CAPTCHA_FIXED_ANSWER") and not app.config.get("TESTING"):
         raise RuntimeError("CAPTCHA_FIXED_ANSWER is only allowed with TESTING")
     if not app.config.get("SECRET_KEY"):
@@ -134,6 +138,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     babel.init_app(app, locale_selector=select_locale,
                    default_translation_directories=str(BASE_DIR / "translations"))
     csrf.init_app(app)
+    certificates.init_app(app)  # refuses SIGNING_KEY_STORE=database without a valid SIGNING_KEY_KEK
+    cache.init_app(app)
+    observability.init_app(app)  # /healthz, /readyz, /metrics and the request timer
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(public_site.bp)
@@ -211,6 +218,7 @@ def register_cli(app: Flask) -> None:
         divisions = seed_divisions()
         generated = ensure_first_miit_account()
         db.session.commit()
+        certificates.keyring()  # the first signing key, made before any request could need it
         click.echo(f"database ready; {added} code-table values added, {divisions} cities and counties added")
         if generated:
             click.echo("=" * 60)
@@ -250,24 +258,13 @@ def register_cli(app: Flask) -> None:
     def outbox_run(once: bool, interval: float) -> None:
         """The worker: deliver queued e-mail and SMS (retrying failures with back-off), run queued imports,
         queue the bureaus' daily deadline reminders, delete spent throttle and captcha rows, and recompute the
-        IP audit findings when the reports changed or IP_FINDINGS_INTERVAL_MINUTES passed.
-        It outlives any failure of one pass (logged; the next pass tries again): mail never waits on an import."""
-        while True:
-            counts: dict[str, Any] = {}
-            for name, step in (("outbox", notify.deliver_due), ("imports", workflow.run_import_jobs),
-                               ("reminders", workflow.send_deadline_reminders),
-                               ("purged", security.purge_spent_guards), ("ip_findings", ip_findings.run_if_due),
-                               ("domain_checks", domain_reconcile.reconcile_domain_changes)):
-                try:
-                    counts[name] = step()
-                except Exception:  # e.g. the database unreachable for a moment
-                    db.session.rollback()
-                    app.logger.exception("worker: %s failed", name)
-                    counts[name] = "failed"
-            if once:
-                click.echo(json.dumps(counts))
-                return
-            time.sleep(interval)
+        IP audit findings when the reports changed or IP_FINDINGS_INTERVAL_MINUTES passed, reconcile the domain
+        report changes. It outlives any failure of one step (logged; the next pass tries again). Several workers
+        may run against one database: each job runs in one of them (workers.py); SIGTERM stops after the pass."""
+        if once:
+            click.echo(json.dumps(workers.run_pass()))
+        else:
+            workers.run_forever(interval)
 
     @app.cli.command("domain-reconcile")
     @click.option("--all", "every_filing", is_flag=True,
@@ -394,14 +391,17 @@ def register_cli(app: Flask) -> None:
     @click.option("--state", type=click.Choice([s.value for s in ApplicationState]), default=None,
                   help="Only this state (default: a realistic mix).")
     @click.option("--province", default=None, help="Only this province (GB/T 2260 code; default: all).")
+    @click.option("--workers", type=click.IntRange(min=1), default=None,
+                  help="Processes writing the filings (default: the cores + 1 on PostgreSQL, 1 on SQLite).")
     def seed_demo_command(filings: int | None, ip_blocks: int, password: str, state: str | None,
-                          province: str | None) -> None:
+                          province: str | None, workers: int | None) -> None:
         """Realistic filings in every province, ISP and state (approved ones signed); with --ip-blocks, a
         hierarchy of IP reports (registry blocks → carriers → re-allocations → user units, IPv4 and IPv6)."""
         started = time.perf_counter()
         summary: dict[str, object] = {}
         if filings or (filings is None and not ip_blocks):
-            summary = demo.seed(filings or 1000, password, ApplicationState(state) if state else None, province)
+            summary = demo.seed(filings or 1000, password, ApplicationState(state) if state else None, province,
+                                workers)
         if ip_blocks:
             try:
                 summary["ip"] = demo_ip.seed(ip_blocks, password)
@@ -430,12 +430,31 @@ def register_cli(app: Flask) -> None:
 
     @app.cli.group("keys")
     def keys_group() -> None:
-        """Certificate signing keys (instance/keys/)."""
+        """Certificate signing keys (SIGNING_KEY_STORE: instance/keys/ or the database)."""
 
     @keys_group.command("rotate")
     def keys_rotate() -> None:
-        """Add a new signing key; the old ones keep verifying what they signed."""
+        """Add a new signing key; the old ones keep verifying what they signed. Every node signs with it within
+        SIGNING_KEY_REFRESH_SECONDS."""
         click.echo(f"new signing key: {certificates.keyring().rotate()}")
+
+    @keys_group.command("list")
+    def keys_list() -> None:
+        """Every key of the store, oldest first: kid, created (UTC), retired, and which one signs."""
+        for key in certificates.keyring().listing():
+            retired = f"{key.retired_at:%Y-%m-%d %H:%M:%S}" if key.retired_at else "-"
+            click.echo(f"{key.kid}\t{key.created_at:%Y-%m-%d %H:%M:%S}\t{retired}\t{'current' if key.current else ''}")
+
+    @keys_group.command("import-local")
+    @click.option("--keep-local", is_flag=True, help="Leave the PEM files in instance/keys/ (plain text).")
+    def keys_import_local(keep_local: bool) -> None:
+        """Move instance/keys/*.pem into the database store, sealed with SIGNING_KEY_KEK (SIGNING_KEY_STORE=database):
+        certificates signed before the switch keep verifying."""
+        if app.config["SIGNING_KEY_STORE"] != "database":
+            raise click.ClickException("import-local moves keys into the database store: "
+                                       "set SIGNING_KEY_STORE=database")
+        kids = certificates.import_local_keys(remove=not keep_local)
+        click.echo(f"{len(kids)} signing keys in the database store; current: {certificates.keyring().current_kid()}")
 
     @app.cli.command("certificate")
     @click.argument("number")
@@ -453,11 +472,13 @@ def register_cli(app: Flask) -> None:
 
     @audit_group.command("verify")
     def audit_verify() -> None:
-        """Check the hash chain; name the first broken row."""
+        """Sequence the waiting events, then check the hash chain and every signed tree head; name the first
+        broken row."""
         report = audit.verify_chain()
         if report.intact:
             click.echo(f"audit chain intact: {report.checked} events")
             return
-        click.echo(f"audit chain BROKEN at event id {report.broken_id}: {report.reason} "
+        where = f"event id {report.broken_id}" if report.broken_id is not None else "a signed tree head"
+        click.echo(f"audit chain BROKEN at {where}: {report.reason} "
                    f"({report.checked} events before it are intact)", err=True)
         sys.exit(1)

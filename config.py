@@ -61,6 +61,8 @@ def from_environment() -> dict[str, object]:
         "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
         "LANGUAGES": {"zh_Hans_CN": "中文", "en": "English"},
         "PREFERRED_URL_SCHEME": os.environ.get("PREFERRED_URL_SCHEME", "http"),
+        # proxies in front of the app (nginx: 1) whose X-Forwarded-For / -Proto are trusted; 0: none (direct)
+        "PROXY_FIX_X_FOR": int(os.environ.get("PROXY_FIX_X_FOR", "0")),
         # links in e-mails start here, never with the request's Host header; other hosts get 400
         "PUBLIC_BASE_URL": public_base_url,
         "TRUSTED_HOSTS": trusted_hosts(public_base_url),
@@ -74,11 +76,31 @@ def from_environment() -> dict[str, object]:
         "FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION": _env_bool("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION", False),
         "EXPORT_MAX_ROWS": int(os.environ.get("EXPORT_MAX_ROWS", "2000000")),
         "PAGE_SIZE": 50,
+        # applications per transaction of a batch approval: other writers wait for one chunk at most
+        "BATCH_APPROVE_CHUNK": int(os.environ.get("BATCH_APPROVE_CHUNK", "500")),
         "API_RATE_LIMIT_PER_MINUTE": int(os.environ.get("API_RATE_LIMIT_PER_MINUTE", "600")),
-        # `memory://` counts per process; `redis://host:6379` (with the redis package) shares the counts
-        "RATE_LIMIT_STORAGE_URI": os.environ.get("RATE_LIMIT_STORAGE_URI", "memory://"),
+        # `memory://` counts per process; `redis://host:6379` shares the counts between processes and nodes
+        # (RATE_LIMIT_STORAGE_URI: the name before issue 15, still read)
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI",
+                                                os.environ.get("RATE_LIMIT_STORAGE_URI", "memory://")),
+        # statistics cached between requests (Flask-Caching): "SimpleCache" per process; "RedisCache" with
+        # CACHE_REDIS_URL shared by every node
+        "CACHE_TYPE": os.environ.get("CACHE_TYPE", "SimpleCache"),
+        "CACHE_REDIS_URL": os.environ.get("CACHE_REDIS_URL", ""),
+        "CACHE_KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "beian:"),
+        # files (attachments, import uploads, marked files): "local" (the instance folder: one machine) or
+        # "database" (tables stored_files / stored_file_chunks: every node)
+        "FILE_STORAGE": os.environ.get("FILE_STORAGE", "local"),
+        # the worker deletes the files of import jobs finished this many days ago
+        "IMPORT_FILES_KEEP_DAYS": int(os.environ.get("IMPORT_FILES_KEEP_DAYS", "30")),
         # the registry's own filing number, shown (linked) in the public footer
         "REGISTRY_FILING_NUMBER": os.environ.get("REGISTRY_FILING_NUMBER", "京ICP备04000001号"),
+        # certificate signing keys (issue 15): "local" — PEM files in INSTANCE_PATH/keys (one node); "database" —
+        # the signing_keys table, private keys sealed with SIGNING_KEY_KEK (32 random bytes, base64url); every
+        # process re-reads the current key this often, so a rotation reaches every node without a restart
+        "SIGNING_KEY_STORE": os.environ.get("SIGNING_KEY_STORE", "local"),
+        "SIGNING_KEY_KEK": os.environ.get("SIGNING_KEY_KEK"),
+        "SIGNING_KEY_REFRESH_SECONDS": float(os.environ.get("SIGNING_KEY_REFRESH_SECONDS", "30")),
         # notices (SPEC §9): attachments outside the web root; None → INSTANCE_PATH/attachments
         "ATTACHMENT_DIR": os.environ.get("ATTACHMENT_DIR"),
         # import (SPEC §8): bounds checked before a file is parsed
@@ -86,6 +108,12 @@ def from_environment() -> dict[str, object]:
         "IMPORT_MAX_UNCOMPRESSED_BYTES": int(os.environ.get("IMPORT_MAX_UNCOMPRESSED_BYTES", str(256 * 1024 * 1024))),
         # a running import job not renewed for this long belongs to a dead worker: another one takes it over
         "IMPORT_LEASE_SECONDS": int(os.environ.get("IMPORT_LEASE_SECONDS", "300")),
+        # a singleton worker step (reminders, IP findings, domain checks) runs in one worker at a time under a lease
+        # renewed every third of this while it runs; a dead worker's step is taken over after at most this long
+        "WORKER_LEASE_SECONDS": int(os.environ.get("WORKER_LEASE_SECONDS", "60")),
+        # /metrics answers these client networks (comma-separated CIDRs), or `Authorization: Bearer METRICS_TOKEN`
+        "METRICS_ALLOWED_NETWORKS": os.environ.get("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128"),
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),
         "ATTACHMENT_MAX_BYTES": int(os.environ.get("ATTACHMENT_MAX_BYTES", str(20 * 1024 * 1024))),
         # accounts (SPEC §2)
         "CODE_TTL_MINUTES": int(os.environ.get("CODE_TTL_MINUTES", "30")),

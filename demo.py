@@ -9,15 +9,17 @@ pre-approval authority) are created through the workflow, with the password give
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import random
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 import audit
+import bulkcopy
 import certificates
 import deadlines
 import ipindex
@@ -113,85 +115,135 @@ def ensure_staff(password: str) -> Staff:
     return Staff(isps=isps, created=created, registrars=[(user_id, name) for user_id, name in registrars])
 
 
-def _next_id(model: type) -> int:
-    return (db.session.scalar(select(func.max(model.id))) or 0) + 1
+def _reserve_ids(model: type, count: int) -> int:
+    """The first of `count` ids for rows inserted with explicit ids. On PostgreSQL the table's sequence is
+    moved past them first, so that the registry's own inserts (by the sequence), during the seed and after it,
+    never take one; SQLite gives the next rowid after the highest anyway."""
+    table = model.__table__.name
+    highest = db.session.scalar(select(func.max(model.id))) or 0
+    if db.engine.dialect.name != "postgresql":
+        return highest + 1
+    sequence = db.session.scalar(text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table})
+    last = db.session.scalar(text(f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence}"))
+    db.session.scalar(text("SELECT setval(:sequence, :last)"),
+                      {"sequence": sequence, "last": max(highest, last) + count})
+    return max(highest, last) + 1
 
 
-def _rows(n: int, start: int, provinces: list[Province], staff: Staff, ring: certificates.KeyRing,
-          ids: dict[str, int], seq: dict[str, int], year: int,
-          states: list[ApplicationState]) -> Iterator[dict[str, list[dict]]]:
-    rng = random.Random(start)
-    now = utcnow()
-    for first in range(start, start + n, BATCH):
-        batch: dict[str, list[dict]] = {name: [] for name in (
-            "entities", "websites", "domains", "accesses", "applications", "verifications", "preapprovals",
-            "certificates", "access_ranges", "domain_reports")}
-        for i in range(first, min(start + n, first + BATCH)):
-            province = provinces[i % len(provinces)]
-            state = states[rng.randrange(len(states))]
-            isp_id = rng.choice(staff.isps[province.code])
-            approved = state == ApplicationState.APPROVED
-            entity_id, website_id = ids["entity"] + i - start, ids["website"] + i - start
-            number = None
-            if approved:
-                seq[province.code] += 1
-                number = filing_number(province.abbr, year, seq[province.code])
-            brand = f"{province.name[:2]}{WORDS[i % len(WORDS)]}{TRADES[i % len(TRADES)]}"
-            name, site_name = f"{brand}有限公司{i}", f"{brand}{i}官网"
-            domain = f"demo{i}.cn"
-            when = now - timedelta(minutes=rng.randrange(0, 525_600))
-            batch["entities"].append({
-                "id": entity_id, "owner_id": None, "province_code": province.code, "unit_name": name,
-                "unit_nature": "4", "certificate_type": "1", "certificate_number": credit_code(i),
-                "address": f"{province.name}某区某路{i % 999 + 1}号", "responsible_name": "张三",
-                "responsible_id_number": "11010519491231002X", "responsible_mobile": "13900000000",
-                "responsible_email": f"owner{i}@demo.example.cn", "commercial": False,
-                "status": FilingStatus.ACTIVE if approved else FilingStatus.DRAFT, "number": number,
-                "licence_number": None, "website_seq": 1 if approved else 0,
-                "approved_at": when if approved else None, "created_at": when})
-            batch["websites"].append({
-                "id": website_id, "entity_id": entity_id, "name": site_name, "home_url": f"http://www.{domain}/",
-                "service_content": "2", "languages": "1", "responsible_name": "张三",
-                "responsible_mobile": "13900000000", "bbs": False, "bbs_sections": "",
-                "status": FilingStatus.ACTIVE if approved else FilingStatus.DRAFT,
-                "number": website_number(number, 1) if approved else None, "approved_at": when if approved else None})
-            batch["domains"] += [{"website_id": website_id, "name": name, "live": True, "registered": domain}
-                                 for name in (f"www.{domain}", domain)]
-            batch["domain_reports"] += _domain_reports(i, batch["entities"][-1], staff.registrars[i % 3], now)
-            access_id, address = ids["access"] + i - start, f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
-            batch["accesses"].append({"id": access_id, "website_id": website_id, "isp_id": isp_id, "method": "2",
-                                      "server_province_code": province.code, "ip_ranges": f"{address}-{address}",
-                                      "live": True})
-            if approved:  # indexed for the public lookup by IP, as the approval does
-                batch["access_ranges"] += [{"access_id": access_id, "bucket": bucket, "start_key": first,
-                                            "end_key": last} for bucket, first, last in ipindex.range_rows(address)]
-            application_id = ids["application"] + i - start
-            batch["applications"].append({
-                "id": application_id, "entity_id": entity_id, "province_code": province.code,
-                "kind": ApplicationKind.NEW_FILING, "state": state, "submitted_by_id": isp_id,
-                "decided_by_id": None, "decided_at": when if approved else None, "reasons": "{}",
-                **_submission(state, when, now, i)})
-            if state != ApplicationState.DRAFT:
-                batch["verifications"].append({
-                    "application_id": application_id, "isp_id": isp_id,
-                    "state": ReviewState.PENDING if state == ApplicationState.ISP_REVIEW else ReviewState.CONFIRMED,
-                    "reason": "", "at": None if state == ApplicationState.ISP_REVIEW else when})
-            if i % 50 == 0:
-                batch["preapprovals"].append({"website_id": website_id, "category": "1",
-                                              "document_number": f"新闻[{year}]{i}号",
-                                              "state": ReviewState.CONFIRMED if approved else ReviewState.PENDING,
-                                              "reason": "", "reviewer_id": None, "reviewed_at": None})
-            if approved:
-                certificate_id = str(uuid.uuid4())
-                payload = {"certificate_id": certificate_id, "kind": "filing", "entity_number": number,
-                           "licence_number": None, "unit_name": name, "province": province.name,
-                           "websites": [{"number": website_number(number, 1), "name": site_name,
-                                         "domains": [f"www.{domain}", domain], "home_url": f"http://www.{domain}/"}],
-                           "issuer": f"{province.name}通信管理局", "issued_at": when.strftime("%Y-%m-%d")}
-                batch["certificates"].append({"id": certificate_id, "entity_id": entity_id,
-                                              "kid": ring.current_kid(), "token": ring.sign(payload),
-                                              "status": CertificateStatus.CURRENT, "issued_at": when})
-        yield batch
+@dataclass(frozen=True)
+class ProvinceRef:
+    code: str
+    name: str
+    abbr: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every batch of a run shares. Batches are independent of each other (their random draws are seeded
+    by their first index, their filing numbers start where the batches before them end), so that worker
+    processes can write them in any order."""
+    start: int
+    provinces: list[ProvinceRef]
+    staff: Staff
+    ring: certificates.KeyRing
+    ids: dict[str, int]
+    year: int
+    states: list[ApplicationState]
+    now: datetime
+    filings: int
+
+
+def _batch_states(first: int, last: int, states: list[ApplicationState], rng: random.Random) -> list[ApplicationState]:
+    """The states of filings first..last-1: the first draws of the batch's generator, so that `seed` can count
+    each batch's approved filings (and so its filing numbers) without building its rows."""
+    return [states[rng.randrange(len(states))] for _ in range(first, last)]
+
+
+def _filed_at(plan: Plan, i: int) -> datetime:
+    """When filing i was made: over the last year, in the order of the filings (as numbers are given), so
+    that the indexes on dates grow at their ends as a registry's do, rather than each row landing on a random
+    page of them (at millions of rows most such pages are outside PostgreSQL's shared buffers)."""
+    return plan.now - timedelta(minutes=(plan.start + plan.filings - i) * 525_600 // plan.filings)
+
+
+def _certificate_id(i: int, rng: random.Random) -> str:
+    """A random UUID (version 4) whose first 32 bits are i, so that the primary key grows at its end (the
+    same reason as `_filed_at`)."""
+    return str(uuid.UUID(int=(i << 96) | rng.getrandbits(80), version=4))
+
+
+def _batch(plan: Plan, first: int, last: int, seq: dict[str, int]) -> dict[str, list[dict]]:
+    """The rows of filings first..last-1; `seq` holds each province's last filing number before them."""
+    rng = random.Random(first)
+    provinces, staff, ring, ids, year, start, now = (plan.provinces, plan.staff, plan.ring, plan.ids, plan.year,
+                                                     plan.start, plan.now)
+    seq = dict(seq)
+    batch: dict[str, list[dict]] = {name: [] for name in TABLES}
+    for i, state in zip(range(first, last), _batch_states(first, last, plan.states, rng), strict=True):
+        province = provinces[i % len(provinces)]
+        isp_id = rng.choice(staff.isps[province.code])
+        approved = state == ApplicationState.APPROVED
+        entity_id, website_id = ids["entity"] + i - start, ids["website"] + i - start
+        number = None
+        if approved:
+            seq[province.code] += 1
+            number = filing_number(province.abbr, year, seq[province.code])
+        brand = f"{province.name[:2]}{WORDS[i % len(WORDS)]}{TRADES[i % len(TRADES)]}"
+        name, site_name = f"{brand}有限公司{i}", f"{brand}{i}官网"
+        domain = f"demo{i}.cn"
+        when = _filed_at(plan, i)
+        batch["entities"].append({
+            "id": entity_id, "owner_id": None, "province_code": province.code, "unit_name": name,
+            "unit_nature": "4", "certificate_type": "1", "certificate_number": credit_code(i),
+            "address": f"{province.name}某区某路{i % 999 + 1}号", "responsible_name": "张三",
+            "responsible_id_number": "11010519491231002X", "responsible_mobile": "13900000000",
+            "responsible_email": f"owner{i}@demo.example.cn", "commercial": False,
+            "status": FilingStatus.ACTIVE if approved else FilingStatus.DRAFT, "number": number,
+            "licence_number": None, "website_seq": 1 if approved else 0,
+            "approved_at": when if approved else None, "created_at": when})
+        batch["websites"].append({
+            "id": website_id, "entity_id": entity_id, "name": site_name, "home_url": f"http://www.{domain}/",
+            "service_content": "2", "languages": "1", "responsible_name": "张三",
+            "responsible_mobile": "13900000000", "bbs": False, "bbs_sections": "",
+            "status": FilingStatus.ACTIVE if approved else FilingStatus.DRAFT,
+            "number": website_number(number, 1) if approved else None, "approved_at": when if approved else None})
+        batch["domains"] += [{"website_id": website_id, "name": name, "live": True, "registered": domain}
+                             for name in (f"www.{domain}", domain)]
+        batch["domain_reports"] += _domain_reports(i, batch["entities"][-1], staff.registrars[i % 3], now)
+        access_id, address = ids["access"] + i - start, f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+        batch["accesses"].append({"id": access_id, "website_id": website_id, "isp_id": isp_id, "method": "2",
+                                  "server_province_code": province.code, "ip_ranges": f"{address}-{address}",
+                                  "live": True})
+        if approved:  # indexed for the public lookup by IP, as the approval does
+            batch["access_ranges"] += [{"access_id": access_id, "bucket": bucket, "start_key": low, "end_key": high}
+                                       for bucket, low, high in ipindex.range_rows(address)]
+        application_id = ids["application"] + i - start
+        batch["applications"].append({
+            "id": application_id, "entity_id": entity_id, "province_code": province.code,
+            "kind": ApplicationKind.NEW_FILING, "state": state, "submitted_by_id": isp_id,
+            "decided_by_id": None, "decided_at": when if approved else None, "reasons": "{}",
+            **_submission(state, when, now, i)})
+        if state != ApplicationState.DRAFT:
+            batch["verifications"].append({
+                "application_id": application_id, "isp_id": isp_id,
+                "state": ReviewState.PENDING if state == ApplicationState.ISP_REVIEW else ReviewState.CONFIRMED,
+                "reason": "", "at": None if state == ApplicationState.ISP_REVIEW else when})
+        if i % 50 == 0:
+            batch["preapprovals"].append({"website_id": website_id, "category": "1",
+                                          "document_number": f"新闻[{year}]{i}号",
+                                          "state": ReviewState.CONFIRMED if approved else ReviewState.PENDING,
+                                          "reason": "", "reviewer_id": None, "reviewed_at": None})
+        if approved:
+            certificate_id = _certificate_id(i, rng)
+            payload = {"certificate_id": certificate_id, "kind": "filing", "entity_number": number,
+                       "licence_number": None, "unit_name": name, "province": province.name,
+                       "websites": [{"number": website_number(number, 1), "name": site_name,
+                                     "domains": [f"www.{domain}", domain], "home_url": f"http://www.{domain}/"}],
+                       "issuer": f"{province.name}通信管理局", "issued_at": when.strftime("%Y-%m-%d")}
+            batch["certificates"].append({"id": certificate_id, "entity_id": entity_id,
+                                          "kid": ring.current_kid(), "token": ring.sign(payload),
+                                          "status": CertificateStatus.CURRENT, "issued_at": when})
+    return batch
 
 
 def _domain_reports(i: int, entity: dict, registrar: tuple[int, str], now: datetime) -> list[dict]:
@@ -245,30 +297,66 @@ TABLES = {"entities": Entity, "websites": Website, "domains": Domain, "accesses"
           "certificates": Certificate, "access_ranges": AccessRange, "domain_reports": DomainReport}
 
 
-def seed(filings: int, password: str, state: ApplicationState | None = None,
-         province_code: str | None = None) -> dict[str, object]:
-    """Add `filings` filings; by default in every state and province, or only in the ones given."""
-    staff = ensure_staff(password)
-    provinces = list(db.session.scalars(select(Province).where(
-        Province.code == province_code if province_code else Province.active).order_by(Province.sort_order)))
-    year = utcnow().year
-    seq = {}
-    for province in provinces:
-        counter = db.session.scalar(select(NumberCounter.last).where(
-            NumberCounter.province_code == province.code, NumberCounter.kind == "filing",
-            NumberCounter.year == year % 100))
-        seq[province.code] = counter or 0
-    ids = {"entity": _next_id(Entity), "website": _next_id(Website), "application": _next_id(Application),
-           "access": _next_id(Access)}
-    start = ids["entity"]  # also makes names, domains and credit codes unique across runs
-    ring = certificates.keyring()
-    reported = 0
-    for batch in _rows(filings, start, provinces, staff, ring, ids, seq, year, [state] if state else STATES):
-        for name, rows in batch.items():
-            if rows:
-                db.session.execute(TABLES[name].__table__.insert(), rows)
-        reported += len(batch["domain_reports"])
-        db.session.commit()
+def _numbering(plan: Plan, filings: int, seq: dict[str, int]) -> list[tuple[int, int, dict[str, int]]]:
+    """The batches of a run, (first, last, each province's last filing number before the batch), counted from
+    the batches' states alone; `seq` ends at the run's last numbers."""
+    batches = []
+    for first in range(plan.start, plan.start + filings, BATCH):
+        last = min(plan.start + filings, first + BATCH)
+        batches.append((first, last, dict(seq)))
+        states = _batch_states(first, last, plan.states, random.Random(first))
+        for i, state in zip(range(first, last), states, strict=True):
+            if state == ApplicationState.APPROVED:
+                seq[plan.provinces[i % len(plan.provinces)].code] += 1
+    return batches
+
+
+def _write_batch(plan: Plan, first: int, last: int, seq: dict[str, int]) -> int:
+    """Build and insert one batch in a transaction of its own; the number of domain reports it wrote."""
+    batch = _batch(plan, first, last, seq)
+    for name, rows in batch.items():
+        bulkcopy.insert_rows(TABLES[name].__table__, rows)
+    db.session.commit()
+    return len(batch["domain_reports"])
+
+
+#: the run's plan, inherited by the forked worker processes (it holds the signing key: never pickled)
+_PLAN: Plan | None = None
+
+
+def _start_worker() -> None:
+    """In a forked worker: its own database connections, never the parent's sockets."""
+    db.session.remove()
+    db.engine.dispose(close=False)
+
+
+def _write_in_worker(batch: tuple[int, int, dict[str, int]]) -> int:
+    assert _PLAN is not None
+    return _write_batch(_PLAN, *batch)
+
+
+def _write_all(plan: Plan, batches: list[tuple[int, int, dict[str, int]]], workers: int) -> int:
+    """Write the batches, in `workers` forked processes when more than one (each COPYing on its own
+    connection, so that building rows and PostgreSQL's inserting run on both cores)."""
+    if workers <= 1:
+        return sum(_write_batch(plan, *batch) for batch in batches)
+    global _PLAN
+    db.session.commit()
+    db.session.remove()
+    _PLAN = plan
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker) as pool:
+            return sum(pool.imap_unordered(_write_in_worker, batches))
+    finally:
+        _PLAN = None
+
+
+def _provinces(province_code: str | None) -> list[ProvinceRef]:
+    return [ProvinceRef(p.code, p.name, p.abbr) for p in db.session.scalars(select(Province).where(
+        Province.code == province_code if province_code else Province.active).order_by(Province.sort_order))]
+
+
+def _save_counters(provinces: list[ProvinceRef], year: int, seq: dict[str, int]) -> None:
     for province in provinces:
         counter = db.session.scalar(select(NumberCounter).where(
             NumberCounter.province_code == province.code, NumberCounter.kind == "filing",
@@ -278,7 +366,32 @@ def seed(filings: int, password: str, state: ApplicationState | None = None,
                                          last=seq[province.code]))
         else:
             counter.last = seq[province.code]
-    audit.record("demo.seeded", object_type="demo", changes={"filings": filings}, actor_username="cli")
+
+
+def seed(filings: int, password: str, state: ApplicationState | None = None,
+         province_code: str | None = None, workers: int | None = None) -> dict[str, object]:
+    """Add `filings` filings; by default in every state and province, or only in the ones given. `workers`:
+    processes writing batches (default: the cores + 1 on PostgreSQL; 1 on SQLite, which has one writer at a
+    time)."""
+    staff = ensure_staff(password)
+    provinces = _provinces(province_code)
+    year = utcnow().year
+    seq = {province.code: db.session.scalar(select(NumberCounter.last).where(
+        NumberCounter.province_code == province.code, NumberCounter.kind == "filing",
+        NumberCounter.year == year % 100)) or 0 for province in provinces}
+    ids = {"entity": _reserve_ids(Entity, filings), "website": _reserve_ids(Website, filings),
+           "application": _reserve_ids(Application, filings), "access": _reserve_ids(Access, filings)}
+    plan = Plan(start=ids["entity"],  # also makes names, domains and credit codes unique across runs
+                provinces=provinces, staff=staff, ring=certificates.keyring(), ids=ids, year=year,
+                states=[state] if state else STATES, now=utcnow(), filings=filings)
+    batches = _numbering(plan, filings, seq)
+    if workers is None:  # one more than the cores: while a worker waits for its COPY another builds rows
+        workers = (os.cpu_count() or 1) + 1 if db.engine.dialect.name == "postgresql" else 1
+    _save_counters(provinces, year, seq)  # first: a run that fails half-way leaves gaps, never a number twice
+    db.session.commit()
+    reported = _write_all(plan, batches, workers)
+    audit.record_many([("demo.seeded", {"object_type": "demo", "changes": {"filings": filings},
+                                        "actor_username": "cli"})])
     db.session.commit()
     return {"filings": filings, "accounts_created": len(staff.created), "approved_share": "70%",
             "domain_reports": reported, "registrant_check": "93% consistent, 3% mismatched, 2% unreported, "

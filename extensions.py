@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from flask import g, has_app_context, has_request_context, request
+from flask import current_app, g, has_app_context, has_request_context, request
 from flask_babel import Babel
+from flask_caching import Cache
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -25,6 +27,23 @@ migrate = Migrate()
 login_manager = LoginManager()
 babel = Babel()
 csrf = CSRFProtect()
+#: statistics kept between requests: per process (SimpleCache) or shared by every node (RedisCache); values pickled
+cache = Cache()
+T = TypeVar("T")
+
+
+def cached(key: str, seconds: int, compute: Callable[[], T]) -> T:
+    """`compute()`, kept `seconds` under `key` in the configured cache (None is never cached). A cache that
+    cannot be reached (Redis down) costs the computation, never the page."""
+    try:
+        found = cache.get(key)
+    except Exception:  # the cache's client errors (redis.ConnectionError, ...): computed without it
+        current_app.logger.warning("cache unavailable for %s", key, exc_info=True)
+        return compute()
+    if found is None:
+        found = compute()
+        cache.set(key, found, timeout=seconds)
+    return found
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

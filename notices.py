@@ -1,4 +1,4 @@
-"""Notices (SPEC §9): the rich-text sanitiser and the attachment files — type by content, storage
+"""Notices (SPEC §9): the rich-text sanitiser and the attachment files — type by content, stored (`storage.py`)
 outside the web root under generated names, removal only once the database change is committed.
 """
 
@@ -10,16 +10,14 @@ import unicodedata
 import uuid
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
 import nh3
-from flask import abort, current_app, send_file
+from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
+import storage
 from importer import content_disposition
 from models import NoticeAttachment
 
@@ -119,58 +117,29 @@ def check_attachment(filename: str, stream: IO[bytes]) -> CheckedFile:
     return CheckedFile(name, MIME_TYPES[extension], data)
 
 
-# --- storage ----------------------------------------------------------------------------------
+# --- storage (`storage.py`: the instance folder, or the database shared by every node) -----------------------
 
-def storage_dir() -> Path:
-    configured = current_app.config.get("ATTACHMENT_DIR")
-    folder = Path(configured) if configured else Path(current_app.config["INSTANCE_PATH"]) / "attachments"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+def attachment_key(stored_name: str) -> str:
+    return f"attachments/{stored_name}"
 
 
-def stored_path(stored_name: str) -> Path:
-    """The file of a stored name; names are generated hex (never user input), checked again here."""
-    if not stored_name.isalnum():
-        raise ValueError(stored_name)
-    return storage_dir() / stored_name
-
-
-def store(session: Session, checked: CheckedFile) -> str:
-    """Write the file under a generated name; it is removed again if the transaction rolls back."""
+def store(checked: CheckedFile) -> str:
+    """Store the file under a generated name; it is gone again if the transaction rolls back."""
     stored_name = uuid.uuid4().hex
-    path = stored_path(stored_name)
-    path.write_bytes(checked.data)
-    session.info.setdefault("written_files", []).append(path)
+    storage.current().put(attachment_key(stored_name), io.BytesIO(checked.data))
     return stored_name
 
 
-def remove_after_commit(session: Session, stored_name: str) -> None:
+def remove_after_commit(stored_name: str) -> None:
     """Delete the file once the row that points to it is gone for good (kept if the transaction fails)."""
-    session.info.setdefault("files_to_remove", []).append(stored_path(stored_name))
+    storage.current().delete(attachment_key(stored_name))
 
 
 def download(attachment: NoticeAttachment) -> Response:
     """Always a download (never rendered inline), with the original name by RFC 6266."""
-    path = stored_path(attachment.stored_name)
-    if not path.is_file():
-        abort(404)
-    response = send_file(path, mimetype=attachment.content_type, max_age=0)
+    response = storage.current().send(attachment_key(attachment.stored_name), attachment.content_type)
     extension = attachment.original_name.rsplit(".", 1)[-1]
     response.headers["Content-Disposition"] = content_disposition(
         attachment.original_name, f"attachment-{attachment.id}.{extension}")
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    session.info.pop("written_files", None)
-    for path in session.info.pop("files_to_remove", []):
-        path.unlink(missing_ok=True)
-
-
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop("files_to_remove", None)
-    for path in session.info.pop("written_files", []):
-        path.unlink(missing_ok=True)

@@ -44,9 +44,10 @@ def _digest(value: str) -> str:
 # --- rate limits per client address ----------------------------------------------------------
 
 def _limiter() -> MovingWindowRateLimiter:
-    """One limiter per app, on `RATE_LIMIT_STORAGE_URI` (`memory://`: per process; `redis://…`: shared)."""
+    """One limiter per app, on `RATELIMIT_STORAGE_URI` (`memory://`: per process; `redis://…`: shared by every
+    process and node, so the public API, lookup and captcha limits count across the cluster)."""
     if "rate_limiter" not in current_app.extensions:
-        storage = storage_from_string(current_app.config["RATE_LIMIT_STORAGE_URI"])
+        storage = storage_from_string(current_app.config["RATELIMIT_STORAGE_URI"])
         current_app.extensions["rate_limiter"] = MovingWindowRateLimiter(storage)
     return current_app.extensions["rate_limiter"]
 
@@ -56,7 +57,11 @@ def retry_after(bucket: str, per_minute: int) -> int | None:
     `per_minute` requests came within the last minute (the refused ones are not counted), else None."""
     item, address = RateLimitItemPerMinute(per_minute), request.remote_addr or "unknown"
     limiter = _limiter()
-    if limiter.hit(item, bucket, address):
+    try:
+        if limiter.hit(item, bucket, address):
+            return None
+    except Exception:  # the shared counter store (Redis) unreachable: serve rather than fail every request
+        current_app.logger.exception("rate limit storage unavailable; request %s not counted", bucket)
         return None
     reset_at = limiter.get_window_stats(item, bucket, address).reset_time
     return max(1, math.ceil(reset_at - time.time()))

@@ -32,7 +32,7 @@ class AuditEventView(SecureModelView):
     can_view_details = True
     column_list = ("id", "at", "actor_username", "actor_role", "province_code", "action",
                    "object_type", "object_id", "ip")
-    column_details_list = (*column_list, "changes", "prev_hash", "hash")
+    column_details_list = (*column_list, "changes", "content_hash", "seq", "prev_hash", "hash")
     column_export_list = column_details_list
     column_sortable_list = ("id",)
     column_default_sort = ("id", True)
@@ -40,7 +40,8 @@ class AuditEventView(SecureModelView):
         "id": _l("No."), "at": _l("Time"), "actor_username": _l("User"),
         "actor_role": _l("Role"), "province_code": _l("Province"), "action": _l("Action"),
         "object_type": _l("Object type"), "object_id": _l("Object"), "ip": _l("Address"),
-        "changes": _l("Changes"), "prev_hash": _l("Previous hash"), "hash": _l("Hash"),
+        "changes": _l("Changes"), "content_hash": _l("Content hash"), "seq": _l("Place in the chain"),
+        "prev_hash": _l("Previous hash"), "hash": _l("Hash"),
     }
     column_formatters = {
         "actor_role": lambda _v, _c, m, _n: label(ROLE_LABELS, m.actor_role),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
-from flask import current_app, url_for
+from flask import url_for
 from flask_admin import expose
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -18,7 +18,7 @@ import permissions
 from admin_views.base import RoleIndexView
 from admin_views.domains import domain_cards
 from admin_views.labels import ROLE_LABELS
-from extensions import db
+from extensions import cached, db
 from models import (
     Application,
     ApplicationState,
@@ -285,13 +285,10 @@ def statistics_for(user: User, now: datetime | None = None) -> Statistics:
 
 
 def cached_statistics(user: User) -> Statistics:
-    """`statistics_for`, kept CACHE_SECONDS per scope (the nation, or a province) in this app's process."""
-    cache: dict[str, Statistics] = current_app.extensions.setdefault("dashboard_statistics", {})
-    key = "nation" if user.role == Role.MIIT else user.province_code
-    found = cache.get(key)
-    if found is None or (utcnow() - found.at).total_seconds() > CACHE_SECONDS:
-        found = cache[key] = statistics_for(user)
-    return found
+    """`statistics_for`, kept CACHE_SECONDS per scope (the nation, or a province) in the configured cache: this
+    process's, or the one every node shares (`extensions.cache`)."""
+    scope = "nation" if user.role == Role.MIIT else user.province_code
+    return cached(f"dashboard_statistics:{scope}", CACHE_SECONDS, lambda: statistics_for(user))
 
 
 class DashboardView(RoleIndexView):

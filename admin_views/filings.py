@@ -289,14 +289,15 @@ class ApplicationView(ApplicationSearch, SecureModelView):
 
     @expose("/batch-approve/", methods=("GET", "POST"))
     def batch_view(self) -> Any:
-        """A confirmation page that lists exactly what will be approved; numbers are generated."""
+        """A confirmation page that lists exactly what will be approved (numbers generated) and what cannot be,
+        with why; once posted, approved in short transactions and the page lists what was done (issue 15)."""
         applications = self._batch(request.values.get("ids", ""))
-        if posted() and applications and commit_change(
-                lambda: workflow.batch_approve(current_user, applications),
-                _l("%(count)s applications approved.", count=len(applications))):
-            return redirect(self._back())
+        if posted() and applications:
+            outcome = workflow.batch_approve_chunked(current_user, [a.id for a in applications])
+            _flash_outcome(outcome)
+            return self.render("admin/batch_approve.html", outcome=outcome, title=_l("Batch approval: result"))
         checks = _batch_checks(applications)
-        return self.render("admin/batch_approve.html", applications=applications, form=FlaskForm(),
+        return self.render("admin/batch_approve.html", applications=applications, form=FlaskForm(), partial=True,
                            ids=",".join(str(a.id) for a in applications), verdicts=_panels(checks),
                            blockers={a.id: workflow.approval_blockers(a, checks=checks[a.id]) for a in applications})
 
@@ -315,6 +316,19 @@ class ApplicationView(ApplicationSearch, SecureModelView):
                           if permissions.may_see_entity(current_user, model.entity) else None,
                           review_labels=REVIEW_LABELS, state_labels=STATE_LABELS)
         return super().render(template, **kwargs)
+
+
+def _flash_outcome(outcome: workflow.BatchOutcome, named: int = 5) -> None:
+    """"N approved, M not approved: <unit>: <reason>; …" — the first few named, the page lists them all."""
+    missed = len(outcome.refused) + len(outcome.not_done)
+    if not missed:
+        flash(_l("%(count)s applications approved.", count=len(outcome.approved)), "success")
+        return
+    reasons = "; ".join(f"{item.unit_name or item.application_id}: {item.reason}" for item in outcome.refused[:named])
+    flash(_l("%(approved)s approved, %(missed)s not approved: %(reasons)s", approved=len(outcome.approved),
+             missed=missed, reasons=reasons + ("…" if missed > named or outcome.not_done else "")), "warning")
+    if outcome.stopped_by:
+        flash(outcome.stopped_by, "error")
 
 
 def _batch_checks(applications: list[Application]) -> dict[int, list[registrant.DomainCheck]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import abort, jsonify, redirect, request, send_file
+from flask import abort, jsonify, redirect, request
 from flask_admin import expose
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 import importer
 import permissions
+import storage
 import workflow
 from admin_views.base import RoleView, commit_change, posted
 from extensions import db
@@ -73,7 +74,7 @@ class ImportView(RoleView):
         job = self._job(job_id)
         if not job.annotated_name:
             abort(404)
-        response = send_file(workflow.imports.jobs_dir() / job.annotated_name, mimetype=importer.XLSX_MIME)
+        response = storage.current().send(workflow.imports.marked_key(job), importer.XLSX_MIME)
         name = job.filename.rsplit(".", 1)[0]
         response.headers["Content-Disposition"] = importer.content_disposition(
             f"{name}（错误已标注）.xlsx", f"import-{job.id}-marked.xlsx")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, request, url_for
+from flask import request, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_babel import lazy_gettext as _l
@@ -23,7 +23,7 @@ from admin_views.base import RoleView, SecureModelView, posted
 from admin_views.ip import COUNT_LIMIT, WORDS, UnitFilter, bounded_count, formatter, overseen_units, range_of
 from admin_views.labels import PROVINCE_NAMES, STATUS_LABELS, label
 from admin_views.search import ProvinceFilter, per_request
-from extensions import db
+from extensions import cached, db
 from models import (
     CodeTable,
     FindingKind,
@@ -214,16 +214,16 @@ class IpStatistics:
 
 
 def cached_ip_statistics(user: User) -> IpStatistics:
-    """The figures of the user's scope (the nation, or a province), kept STATISTICS_SECONDS in this process: each
-    computation streams every record of the scope."""
+    """The figures of the user's scope (the nation, or a province), kept STATISTICS_SECONDS in the configured cache
+    (this process's, or the one every node shares): each computation streams every record of the scope."""
     scope = ip_stats.scope_of(user)
-    cache: dict[str | None, IpStatistics] = current_app.extensions.setdefault("ip_statistics", {})
-    found = cache.get(scope)
-    if found is None or (utcnow() - found.at).total_seconds() > STATISTICS_SECONDS:
-        units = ip_stats.unit_statistics(scope)
-        provinces = [row for row in ip_stats.province_statistics(scope) if row.units or scope is not None]
-        found = cache[scope] = IpStatistics(utcnow(), provinces, units, ip_stats.total(units))
-    return found
+    return cached(f"ip_statistics:{scope or 'nation'}", STATISTICS_SECONDS, lambda: _ip_statistics(scope))
+
+
+def _ip_statistics(scope: str | None) -> IpStatistics:
+    units = ip_stats.unit_statistics(scope)
+    provinces = [row for row in ip_stats.province_statistics(scope) if row.units or scope is not None]
+    return IpStatistics(utcnow(), provinces, units, ip_stats.total(units))
 
 
 class IpStatisticsView(RoleView):

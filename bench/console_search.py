@@ -3,6 +3,8 @@
     python bench/console_search.py            # seeds both databases in temporary folders (1M: 6–15 min)
     BENCH_SEARCH_BIG=/tmp/search/bench1m BENCH_SEARCH_SMALL=/tmp/search/bench1k python bench/console_search.py
     BENCH_SEARCH_PLANS=1 python bench/console_search.py   # also print each page's query plans (for the README)
+    BENCH_DATABASE_URL=postgresql+psycopg://…/beian_5m BENCH_SMALL_DATABASE_URL=postgresql+psycopg://…/beian_1k \
+        python bench/console_search.py        # 5,000,000 filings against 1,000, both on PostgreSQL
 
 A folder given is reused when it holds a seeded database (`beian.db`), else seeded there; either way it is
 brought to the head revision and ANALYZEd. Signed in as 天津's bureau (demo_bureau_12), each search kind and
@@ -20,46 +22,34 @@ import re
 import statistics
 import sys
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flask_migrate import upgrade
-from sqlalchemy import select, text
+from sqlalchemy import select
 
-import demo
-from app import MIGRATIONS_DIR, create_app
+from bench import common
 from bench.run import full_scans, timed_get
 from extensions import db
 from models import Application, ApplicationState, Domain, Entity, User, Website, utcnow
-from seed_data import seed_code_tables
 
-PASSWORD = "Demo-pass-2026"
+PASSWORD = common.DEMO_PASSWORD
 TIANJIN = "120000"
 TARGET_MS = 150
 ROW_ID = re.compile(r"details/\?id=(\d+)")
 BIG_TABLES = re.compile(r"\bFROM (entities|applications|websites|domains)\b")
+#: PostgreSQL reads a code table of 31 provinces whole, rightly: only a big table's scan counts
+BIG_TABLE_SEQ_SCAN = re.compile(r"Seq Scan on (entities|applications|websites|domains)\b")
 
 
 def open_app(folder: Path, filings: int, province: str | None):
-    """The app on `folder`'s database, seeded with `filings` unless it already is; migrated, ANALYZEd."""
-    folder.mkdir(parents=True, exist_ok=True)
-    app = create_app({"INSTANCE_PATH": str(folder), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'beian.db'}",
-                      "SECRET_KEY": "bench", "TESTING": True, "CAPTCHA_FIXED_ANSWER": "BNCH",
-                      "WTF_CSRF_ENABLED": False})
+    """The app on `folder`'s database (the shared ones with BENCH_DATABASE_URL and BENCH_SMALL_DATABASE_URL:
+    bench/common.py), seeded with `filings` unless it already holds them; migrated, ANALYZEd when seeded."""
+    app = common.open_app(folder, "beian.db", small=province is not None)
     with app.app_context():
-        upgrade(directory=MIGRATIONS_DIR)
-        seed_code_tables()
-        db.session.commit()
-        if not db.session.scalar(select(Entity.id).limit(1)):
-            started = time.perf_counter()
-            demo.seed(filings, PASSWORD, None, province)
-            print(f"seed-demo --filings {filings:,}: {time.perf_counter() - started:.0f} s", flush=True)
-        db.session.execute(text("ANALYZE"))
-        db.session.commit()
+        common.ensure_filings(filings, None, province)
     return app
 
 
@@ -139,8 +129,9 @@ def plans(app, statements: list[tuple[str, object]]) -> list[str]:
         for sql, params in on_big_tables(statements):
             if not sql.lstrip().upper().startswith("SELECT"):
                 continue
-            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
-            shown.append("; ".join(str(row[-1]) for row in rows))
+            sqlite = connection.dialect.name == "sqlite"
+            rows = connection.exec_driver_sql(("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ") + sql, params)
+            shown.append("; ".join(str(row[-1] if sqlite else row[0]).strip() for row in rows))
     return shown
 
 
@@ -149,13 +140,14 @@ def table_scans(app, statements: list[tuple[str, object]]) -> tuple[list[str], l
     search's or a filter's matches, the rows an index found, is no scan)."""
     with app.app_context():
         found = full_scans(on_big_tables(statements))
-    return [line for line in found if line.startswith("SCAN")], [line for line in found if "TEMP B-TREE" in line]
+    scans = [line for line in found if line.startswith("SCAN") or BIG_TABLE_SEQ_SCAN.search(line)]
+    return scans, [line for line in found if "TEMP B-TREE" in line]
 
 
 def main() -> None:
     small_dir = Path(os.environ.get("BENCH_SEARCH_SMALL") or tempfile.mkdtemp(prefix="beian-search-1k-"))
     big_dir = Path(os.environ.get("BENCH_SEARCH_BIG") or tempfile.mkdtemp(prefix="beian-search-1m-"))
-    big_n = int(os.environ.get("BENCH_FILINGS", "1000000"))
+    big_n = common.LARGE_FILINGS
     small_app, big_app = open_app(small_dir, 1000, TIANJIN), open_app(big_dir, big_n, None)
     with big_app.app_context():
         size = db.session.scalar(select(Entity.id).order_by(Entity.id.desc()).limit(1))

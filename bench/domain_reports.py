@@ -344,6 +344,10 @@ def imports(work: Path) -> None:
 
 
 def main() -> None:
+    from bench import common
+
+    if common.skipped_on_shared_database("bench/domain_reports.py"):
+        return
     from workflow import domain_reconcile  # noqa: F401 - the reconciliation must exist before anything is built
 
     folder = database()

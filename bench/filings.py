@@ -2,6 +2,7 @@
 
     python bench/filings.py                    # both; the 1,000,000-filing database is built once
     BENCH_FILINGS=200000 python bench/filings.py
+    BENCH_DATABASE_URL=postgresql+psycopg://… python bench/filings.py   # 5,000,000 there (bench/common.py)
 
 Prints approvals/s for a 10,000-application batch (numbers + certificates + e-mails + audit events,
 one transaction) and, for the bureau's queue and the filings list filtered by province, the median
@@ -11,7 +12,6 @@ in one province, so that both sizes render full pages.
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import tempfile
@@ -20,40 +20,42 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flask_migrate import upgrade
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 import demo
 import workflow
-from app import MIGRATIONS_DIR, create_app, ensure_first_miit_account
+from app import ensure_first_miit_account
+from bench import common
 from extensions import db
-from models import Application, ApplicationState, PreapprovalItem, ReviewState, User
-from seed_data import seed_code_tables
+from models import Application, ApplicationState, PreapprovalItem, ReviewState, User, Website
 
-PASSWORD = "Bench-pass-2026"
-BIG = int(os.environ.get("BENCH_FILINGS", "1000000"))
+PASSWORD = common.DEMO_PASSWORD
+BIG = common.LARGE_FILINGS
 
 
-def fresh_app(folder: Path):
-    app = create_app({"INSTANCE_PATH": str(folder), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'b.db'}",
-                      "SECRET_KEY": "bench", "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000", "TESTING": True,
-                      "CAPTCHA_FIXED_ANSWER": "BNCH", "WTF_CSRF_ENABLED": False, "MIIT_ADMIN_PASSWORD": PASSWORD})
+def fresh_app(folder: Path, small: bool = False):
+    """The app on the benchmark's database (bench/common.py), with the first MIIT account."""
+    app = common.open_app(folder, "b.db", small, PASSWORD_HASH_METHOD="pbkdf2:sha256:1000",
+                          MIIT_ADMIN_PASSWORD=PASSWORD)
     with app.app_context():
-        upgrade(directory=MIGRATIONS_DIR)
-        seed_code_tables()
         ensure_first_miit_account()
         db.session.commit()
     return app
 
 
 def batch_approval(count: int = 10000) -> None:
+    """`count` applications queued in 天津 (added on a shared database: each run approves its own), approved in
+    one transaction."""
     app = fresh_app(Path(tempfile.mkdtemp(prefix="beian-approve-")))
     with app.app_context():
+        before = db.session.scalar(select(func.max(Application.id))) or 0
+        websites_before = db.session.scalar(select(func.max(Website.id))) or 0
         demo.seed(count, PASSWORD, ApplicationState.BUREAU_REVIEW, "120000")
-        db.session.execute(update(PreapprovalItem).values(state=ReviewState.CONFIRMED))  # the authority agreed
+        db.session.execute(update(PreapprovalItem).where(PreapprovalItem.website_id > websites_before)
+                           .values(state=ReviewState.CONFIRMED))  # the authority agreed
         bureau = db.session.scalar(select(User).where(User.username == "demo_bureau_12"))
         applications = list(db.session.scalars(select(Application).where(
-            Application.state == ApplicationState.BUREAU_REVIEW).order_by(Application.id)))
+            Application.state == ApplicationState.BUREAU_REVIEW, Application.id > before).order_by(Application.id)))
         started = time.perf_counter()
         workflow.batch_approve(bureau, applications)
         db.session.commit()
@@ -74,13 +76,9 @@ def median_ms(client, path: str) -> float:
 
 def pages(size: int, province_code: str | None = None) -> dict[str, float]:
     """The bureau of 天津's pages over `size` filings (all in 天津 when `province_code` says so)."""
-    app = fresh_app(Path(tempfile.mkdtemp(prefix=f"beian-list-{size}-")))
+    app = fresh_app(Path(tempfile.mkdtemp(prefix=f"beian-list-{size}-")), small=province_code is not None)
     with app.app_context():
-        started = time.perf_counter()
-        demo.seed(size, PASSWORD, None, province_code)
-        print(f"seed-demo --filings {size:,}: {time.perf_counter() - started:.0f} s")
-        db.session.execute(db.text("ANALYZE"))
-        db.session.commit()
+        common.ensure_filings(size, None, province_code)
     client = app.test_client()
     client.get("/captcha.png")
     assert client.post("/login", data={"username": "demo_bureau_12", "password": PASSWORD,

@@ -248,6 +248,10 @@ def child_import(folder: str, path: str) -> dict[str, Any]:
 
 
 def main() -> None:
+    from bench import common
+
+    if common.skipped_on_shared_database("bench/ip_reports.py"):
+        return
     folder = database()
     work = Path(tempfile.mkdtemp(prefix="beian-ip-"))
     shutil.copy(folder / "ip.db", work / "ip.db")

@@ -1,4 +1,5 @@
-"""Public lookup benchmark (issue #5): /api/v1/public/lookup by domain over 1,000,000 websites,
+"""Public lookup benchmark (issue #5): /api/v1/public/lookup by domain over 1,000,000 websites (5,000,000 on
+the database of BENCH_DATABASE_URL: bench/common.py),
 served by gunicorn (2 workers), loaded by wrk on loopback, against a no-database endpoint of the
 same app measured in the same run.
 
@@ -24,16 +25,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-import demo
-from bench.filings import PASSWORD, fresh_app
+from bench import common
+from bench.filings import fresh_app
 from extensions import db
 from models import Domain, Website
 
 ROOT = Path(__file__).resolve().parent.parent
-FILINGS = int(os.environ.get("BENCH_FILINGS", "1000000"))
-FOLDER = Path(os.environ.get("BENCH_DIR", Path(tempfile.gettempdir()) / f"beian-bench-public-{FILINGS}"))
+FILINGS = common.LARGE_FILINGS
+FOLDER = Path(os.environ.get("BENCH_DIR", Path(tempfile.gettempdir()) / (
+    f"beian-bench-public-{FILINGS}" + ("-shared" if common.shared() else ""))))
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 DURATION = os.environ.get("BENCH_DURATION", "15s")
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "16")
@@ -41,33 +43,29 @@ SAMPLE = 2000
 
 
 def database() -> Path:
-    """The seeded database (built on the first run, reused after), and a Lua script of sample domains."""
-    ready = FOLDER / "seeded"
-    if not ready.exists():
-        shutil.rmtree(FOLDER, ignore_errors=True)
-        FOLDER.mkdir(parents=True)
-        app = fresh_app(FOLDER)
-        with app.app_context():
-            started = time.perf_counter()
-            demo.seed(FILINGS, PASSWORD)
-            db.session.execute(db.text("ANALYZE"))
-            db.session.commit()
-            print(f"seed-demo --filings {FILINGS:,}: {time.perf_counter() - started:.0f} s")
-            names = list(db.session.scalars(select(Domain.name).join(Website).where(
-                Website.number.is_not(None)).order_by(Domain.id).limit(SAMPLE * 20)))
-        sample = random.Random(7).sample(names, SAMPLE)
-        lua = "local names = {" + ",".join(f'"{n}"' for n in sample) + "}\n" + (
-            "local i = 0\nrequest = function()\n  i = i % #names + 1\n"
-            '  return wrk.format("GET", "/api/v1/public/lookup?q=" .. names[i])\nend\n')
-        (FOLDER / "lookup.lua").write_text(lua)
-        ready.touch()
-    else:
-        fresh_app(FOLDER)  # brings a database kept from an earlier run to the current schema
-    return FOLDER / "b.db"
+    """The benchmark's folder, its database seeded (a SQLite file there, built on the first run and reused
+    after; or the shared database), and a Lua script of SAMPLE filed domains drawn from the whole table."""
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    app = fresh_app(FOLDER)  # also brings a database kept from an earlier run to the current schema
+    with app.app_context():
+        common.ensure_filings(FILINGS)
+        highest = db.session.scalar(select(func.max(Domain.id)))
+        ids = random.Random(7).sample(range(1, highest + 1), min(highest, SAMPLE * 3))
+        names = list(db.session.scalars(select(Domain.name).join(Website).where(
+            Domain.id.in_(ids), Website.number.is_not(None)).order_by(Domain.id)))
+        database_url = app.config["SQLALCHEMY_DATABASE_URI"]
+    sample = random.Random(7).sample(names, min(SAMPLE, len(names)))
+    lua = "local names = {" + ",".join(f'"{n}"' for n in sample) + "}\n" + (
+        "local i = 0\nrequest = function()\n  i = i % #names + 1\n"
+        '  return wrk.format("GET", "/api/v1/public/lookup?q=" .. names[i])\nend\n')
+    (FOLDER / "lookup.lua").write_text(lua)
+    (FOLDER / "database_url").write_text(database_url)
+    return FOLDER
 
 
-def serve(db_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db_path}", "BEIAN_INSTANCE_PATH": str(FOLDER),
+def serve(folder: Path) -> subprocess.Popen:
+    url = (folder / "database_url").read_text()
+    env = {**os.environ, "DATABASE_URL": url, "BEIAN_INSTANCE_PATH": str(common.instance_folder(folder, url)),
            "SECRET_KEY": "bench", "API_RATE_LIMIT_PER_MINUTE": "100000000"}
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{PORT}", "--log-level", "warning",
@@ -102,8 +100,7 @@ def wrk(path: str, script: Path | None = None) -> dict[str, float]:
 def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
-    db_path = database()
-    server = serve(db_path)
+    server = serve(database())
     try:
         wrk("/api/v1/public/ping")  # warm both workers
         wrk("/api/v1/public/lookup", FOLDER / "lookup.lua")

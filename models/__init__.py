@@ -183,13 +183,18 @@ class User(UserMixin, db.Model):
 
 
 class AuditEvent(db.Model):
-    """Append-only log (SPEC §12); `hash` chains each row to the one before."""
+    """Append-only log (SPEC §12). A writer inserts an event unchained (`content_hash` only); the sequencer
+    (`audit.sequence_pending`) later gives it its place `seq` and chains it: `hash` covers `prev_hash`, `seq`
+    and `content_hash`."""
 
     __tablename__ = "audit_events"
     __table_args__ = (
         Index("ix_audit_events_province_id", "province_code", "id"),  # a bureau's list, newest first
         Index("ix_audit_events_province_at", "province_code", "at"),  # a bureau's date ranges
         Index("ix_audit_events_object", "object_id", "object_type"),
+        # the events waiting for the sequencer, found without reading the integrated ones
+        Index("ix_audit_events_pending", "id", postgresql_where=text("seq IS NULL"),
+              sqlite_where=text("seq IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -203,18 +208,34 @@ class AuditEvent(db.Model):
     object_id: Mapped[str] = mapped_column(String(64), default="")
     changes: Mapped[str] = mapped_column(Text, default="{}")
     ip: Mapped[str] = mapped_column(String(45), default="")
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int | None] = mapped_column(BigId, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditHead(db.Model):
-    """A single row holding the chain's last hash; locked while an event is appended."""
+    """The chain's last place and hash: a single row written only by the sequencer."""
 
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigId, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
-    last_event_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class AuditTreeHead(db.Model):
+    """A signed tree head: the chain's hash at `tree_size` events, signed (compact JWS, Ed25519) by the
+    registry's key ring, so that whoever holds the public keys can tell the history was never rewritten."""
+
+    __tablename__ = "audit_tree_heads"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tree_size: Mapped[int] = mapped_column(BigId, unique=True)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    kid: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(Text)
 
 
 class CodePurpose(enum.StrEnum):
@@ -857,3 +878,7 @@ from models.ip import IpFindingsRun as IpFindingsRun  # noqa: E402
 from models.ip import IpOrigin as IpOrigin  # noqa: E402
 from models.ip import IpSelfBrought as IpSelfBrought  # noqa: E402
 from models.ip import UsageMethod as UsageMethod  # noqa: E402
+from models.keys import SigningKey as SigningKey  # noqa: E402  (signing keys shared by the nodes, issue 15)
+from models.storage import StoredFile as StoredFile  # noqa: E402  (files in the database, issue 15)
+from models.storage import StoredFileChunk as StoredFileChunk  # noqa: E402
+from models.workers import WorkerLease as WorkerLease  # noqa: E402  (the workers' step leases)

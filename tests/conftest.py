@@ -19,6 +19,8 @@ from seed_data import seed_code_tables, seed_divisions
 from tests.helpers import BEIJING, TIANJIN, make_user, sign_in
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+#: tests/cluster runs against a running `make cluster` (`make cluster-test`, and `.ci/run` after the suites)
+collect_ignore_glob = [] if os.environ.get("CLUSTER_URL") else ["cluster/*"]
 
 
 def _config(tmp: Path, database_url: str) -> dict[str, object]:

@@ -43,9 +43,11 @@ def _second_event_id(app) -> int:
     "DELETE FROM audit_events WHERE id = :id",
 ])
 def test_altered_row_breaks_the_chain_and_is_named(app, as_user, tamper: str) -> None:
+    """Can an integrated event be altered or removed unnoticed?"""
     _edit_session(as_user)
     target = _second_event_id(app)
     with app.app_context():
+        audit.sequence_pending()
         db.session.execute(text(tamper), {"id": target})
         db.session.commit()
         report = audit.verify_chain()
@@ -56,6 +58,7 @@ def test_altered_row_breaks_the_chain_and_is_named(app, as_user, tamper: str) ->
 def test_truncated_tail_is_detected(app, as_user) -> None:
     _edit_session(as_user)
     with app.app_context():
+        audit.sequence_pending()
         last = db.session.scalar(db.select(db.func.max(AuditEvent.id)))
         db.session.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": last})
         db.session.commit()
@@ -63,6 +66,7 @@ def test_truncated_tail_is_detected(app, as_user) -> None:
 
 
 def test_cli_audit_verify_exit_codes(app, as_user) -> None:
+    """The CLI sequences first: an event altered while waiting for the sequencer is named."""
     _edit_session(as_user)
     runner = app.test_cli_runner()
     ok = runner.invoke(args=["audit", "verify"])

@@ -1,7 +1,9 @@
 """Every state change: check permission and state, change, record an audit event.
 Views, CLI commands and (later) the import and the API call these functions; none
 changes a record's state by itself. Functions flush but do not commit: the caller
-owns the transaction, so a failure leaves nothing half-written.
+owns the transaction, so a failure leaves nothing half-written. The exceptions run in
+short transactions of their own and say what each did: the import worker, and
+`batch_approve_chunked` (its `BatchOutcome` lists what was approved and what not, and why).
 """
 
 from workflow.access_codes import owner_access_code, send_access_code
@@ -28,9 +30,13 @@ from workflow.checks import AccessData, EntityData, WebsiteData, check_accesses,
 from workflow.deadlines import send_deadline_reminders
 from workflow.errors import NotFound, WorkflowError, WorkflowErrors
 from workflow.filings import (
+    Approved,
+    BatchOutcome,
+    NotApproved,
     approval_blockers,
     approve,
     batch_approve,
+    batch_approve_chunked,
     batch_isp_verify,
     isp_return,
     isp_verify,
@@ -76,7 +82,10 @@ from workflow.users import (
 
 __all__ = [
     "AccessData",
+    "Approved",
+    "BatchOutcome",
     "EntityData",
+    "NotApproved",
     "NotFound",
     "NoticeData",
     "SignInOutcome",
@@ -89,6 +98,7 @@ __all__ = [
     "approval_blockers",
     "approve",
     "batch_approve",
+    "batch_approve_chunked",
     "batch_isp_verify",
     "cancel_access",
     "certificate_payload",

@@ -99,8 +99,8 @@ def write_reports(actor: User, chunks: Iterator[list[dict[str, Any]]]) -> int:
 def audit_reports(actor: User, after: int, stamp: datetime, job_id: int) -> None:
     """One audit event per imported report (domain.reported, as add_report records it), CHUNK per short
     transaction once the reports are visible (the tamper-evident chain is append-only: events of an import that
-    then failed could not be taken back). The new reports are the registrar's bearing the check's stamp, after
-    the greatest id before the write."""
+    then failed could not be taken back; not fenced, as in the filings import). The new reports are the
+    registrar's bearing the check's stamp, after the greatest id before the write."""
     last = after
     while True:
         with imports._writing():
@@ -121,9 +121,13 @@ def audit_reports(actor: User, after: int, stamp: datetime, job_id: int) -> None
 def run_domain_import(job: ImportJob) -> ImportJob:
     """Check the whole file, then import all of it or nothing (one write transaction: the reports, their queued
     changes and the job's outcome), then the audit events. Never raises for a bad file."""
+    with imports.claimed(job), imports.uploaded_file(job) as path:
+        return _run_domain_import(job, path)
+
+
+def _run_domain_import(job: ImportJob, path: Path) -> ImportJob:
     actor = db.session.get(User, job.user_id)
-    path = imports.jobs_dir() / job.stored_name
-    imports._progress(job, state=JobState.RUNNING, phase="reading", imported=0)
+    imports._progress(job, phase="reading", imported=0)
     if actor is None or not permissions.can(actor, Action.DOMAIN_REPORT):
         return imports.fail(job, actor, [_file_error("无导入权限（只有域名注册服务机构可以报备域名）。", "3036")])
     checker: RowChecker | None = None
@@ -133,7 +137,7 @@ def run_domain_import(job: ImportJob) -> ImportJob:
             checker = check_file(job, actor, path, stamp)
             if checker.errors:
                 return imports.refuse(job, actor, path, checker.errors, domain_import.write_marked)
-        with imports._writing():
+        with imports._writing(job):
             before = db.session.scalar(select(func.max(DomainReport.id))) or 0
             job.imported = write_reports(actor, checker.rows())
             imports._finish(job, actor, JobState.DONE)

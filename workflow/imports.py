@@ -11,18 +11,27 @@ same domain or certificate number: the later one fails and its rows are removed.
 
 The worker survives any job: an unexpected exception marks that job failed with the reason and the loop
 goes on; a job left running by a dead worker (its lease not renewed) is taken over.
+
+Fencing: a worker that only stalled (SIGSTOP, a long pause, a partition) past its lease must not write once it
+resumes — the new owner has removed its staged rows and started over. A claim sets `attempts` one higher, and that
+count is the run's fencing token: every write transaction of a run (`_writing(job)`, here and in the IP and domain
+imports) begins by renewing the lease on the condition that the job is still running under that token. When it is
+not, the run raises `LeaseLost` before writing anything: it removes nothing and fails nothing (the job is the
+new owner's), and the worker loop logs it and goes on. The UPDATE locks the job's row (PostgreSQL) or takes
+the write lock (SQLite), so a takeover — which updates the same row — waits for the transaction in progress
+and the transaction after it sees the takeover.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +45,7 @@ import audit
 import deadlines
 import importer
 import permissions
+import storage
 from extensions import db
 from models import (
     Access,
@@ -66,6 +76,8 @@ PAGE_ERRORS = 10_000  # errors kept for the job's page; the marked file has all 
 MAX_ATTEMPTS = 3  # a job whose runs keep killing the worker is failed rather than taken over forever
 STAGED_MODELS = (Entity, Website, PreapprovalItem, Access, Application, IspVerification)
 RACED = "导入期间有域名或证件号码被其他备案占用，请重新上传。"
+MISSING = ("找不到上传的文件（已被清理，或保存在另一台服务器上：多台服务器须设置 FILE_STORAGE=database），"
+           "未导入任何数据；请重新上传。")
 
 
 # --- staged rows: hidden from every query until their job is done -------------------------------------
@@ -102,13 +114,16 @@ def _reading() -> Iterator[None]:
 
 
 @contextmanager
-def _writing() -> Iterator[None]:
-    """One short write transaction (SQLite's write lock taken up front), committed at the end. A read
-    transaction is ended first: SQLite cannot upgrade a read snapshot once another process has written."""
+def _writing(job: ImportJob | None = None) -> Iterator[None]:
+    """One short write transaction (SQLite's write lock taken up front), committed at the end; for a running
+    job's writes, fenced first (`_fence`). A read transaction is ended first: SQLite cannot upgrade a read snapshot
+    once another process has written — so a run sets the job's attributes inside the block, never before it."""
     db.session.commit()
     previous = g.get("write_intent")
     g.write_intent = True
     try:
+        if job is not None:
+            _fence(job)
         yield
         db.session.commit()
     except BaseException:
@@ -122,12 +137,55 @@ def _lease() -> Any:
     return utcnow() + timedelta(seconds=current_app.config["IMPORT_LEASE_SECONDS"])
 
 
+# --- fencing: a run writes only while its claim is the job's latest -----------------------------------------
+
+class LeaseLost(Exception):
+    """This run's job was taken over by another worker (this one stalled past its lease): the run stops at once
+    and writes nothing more — the new owner does the work."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"import job {job_id} was taken over by another worker")
+        self.job_id = job_id
+
+
+def _claims() -> dict[int, int]:
+    """The jobs this worker (its app context) runs, each with its fencing token: the `attempts` its claim set.
+    Kept here rather than read from the job: a commit expires the job's attributes, and reloading them would
+    give the new owner's count."""
+    return g.setdefault("import_claims", {})
+
+
+def _fence(job: ImportJob) -> None:
+    """The first statement of each write transaction of a run: the lease renewed if the job is still running
+    under this run's claim, else `LeaseLost` (the caller's transaction is rolled back, nothing written)."""
+    renewed = db.session.execute(update(ImportJob).where(
+        ImportJob.id == job.id, ImportJob.attempts == _claims().get(job.id), ImportJob.state == JobState.RUNNING)
+        .values(lease_until=_lease()).execution_options(synchronize_session=False)).rowcount
+    if renewed != 1:
+        raise LeaseLost(job.id)
+
+
 # --- queueing and the worker ----------------------------------------------------------------------------
 
 def jobs_dir() -> Path:
-    folder = Path(current_app.config["INSTANCE_PATH"]) / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    """The folder where FILE_STORAGE=local keeps the uploads and marked files (the CLI names them there)."""
+    return storage.LocalStore(current_app.config["INSTANCE_PATH"], None).folder("imports")
+
+
+def upload_key(job: ImportJob) -> str:
+    return f"imports/{job.stored_name}"
+
+
+def marked_key(job: ImportJob) -> str:
+    return f"imports/{job.annotated_name}"
+
+
+@contextmanager
+def uploaded_file(job: ImportJob) -> Iterator[Path]:
+    """The upload as a local path for the parsers while the job runs (a temporary copy with FILE_STORAGE=database,
+    deleted after): the worker of any node runs the upload of any node."""
+    with storage.current().local_copy(upload_key(job)) as path:
+        yield path
 
 
 #: who may queue a job of each kind (ImportJob.kind): filings, IP reports (`workflow.ip_imports`) or domain
@@ -137,24 +195,50 @@ MAY_QUEUE = {"filings": permissions.may_import, "ip": lambda actor: permissions.
 
 
 def queue_import(actor: User, filename: str, stream: IO[bytes], kind: str = "filings") -> ImportJob:
-    """Store the upload (outside the web root, generated name) and queue it for the worker."""
+    """Store the upload (`storage`: generated name, streamed a chunk at a time) and queue it for the worker; the
+    file is stored in the caller's transaction (gone again if it rolls back)."""
     if not MAY_QUEUE[kind](actor):
         raise NotFound()
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    data = stream.read(limit + 1)
-    if not data:
+    job = ImportJob(user_id=actor.id, filename=filename[-255:] or "import.xlsx", stored_name=uuid.uuid4().hex,
+                    state=JobState.QUEUED, kind=kind)
+    try:
+        stored = storage.current().put(upload_key(job), stream, limit=current_app.config["MAX_CONTENT_LENGTH"])
+    except storage.TooLarge as error:
+        raise WorkflowError(str(_l("The file is too large.")), "file") from error
+    if not stored.size:
+        storage.current().delete(upload_key(job))
         raise WorkflowError(str(_l("Choose the file to import.")), "file")
-    if len(data) > limit:
-        raise WorkflowError(str(_l("The file is too large.")), "file")
-    stored = uuid.uuid4().hex
-    (jobs_dir() / stored).write_bytes(data)
-    job = ImportJob(user_id=actor.id, filename=filename[-255:] or "import.xlsx", stored_name=stored,
-                    sha256=hashlib.sha256(data).hexdigest(), size=len(data), state=JobState.QUEUED, kind=kind)
+    job.sha256, job.size = stored.sha256, stored.size
     db.session.add(job)
     db.session.flush()
     audit.record("import.queued", object_type="import", object_id=job.id, actor=actor,
                  changes={"file": job.filename, "sha256": job.sha256, "bytes": job.size})
     return job
+
+
+def purge_files(now: datetime | None = None) -> int:
+    """Housekeeping (a worker step): the upload and the marked file of every job finished more than
+    IMPORT_FILES_KEEP_DAYS days ago, and files of that age no job names (a crash between storing and queueing);
+    a job whose marked file is gone no longer offers it. Queued and running jobs keep theirs. Returns how many
+    files were deleted."""
+    cutoff = (now or utcnow()) - timedelta(days=current_app.config["IMPORT_FILES_KEEP_DAYS"])
+    keys = storage.current().keys_older_than("imports", cutoff)
+    deleted = 0
+    for start in range(0, len(keys), 500):
+        names = [key.split("/", 1)[1] for key in keys[start:start + 500]]
+        with _writing():
+            kept: set[str | None] = set()
+            for stored, annotated, finished in db.session.execute(select(
+                    ImportJob.stored_name, ImportJob.annotated_name, ImportJob.finished_at).where(
+                    or_(ImportJob.stored_name.in_(names), ImportJob.annotated_name.in_(names)))):
+                if finished is None or finished >= cutoff:
+                    kept |= {stored, annotated}
+            gone = [name for name in names if name not in kept]
+            for name in gone:
+                storage.current().delete(f"imports/{name}")
+            db.session.execute(update(ImportJob).where(ImportJob.annotated_name.in_(gone)).values(annotated_name=None))
+        deleted += len(gone)
+    return deleted
 
 
 def _claimable(now: Any) -> Any:
@@ -163,17 +247,44 @@ def _claimable(now: Any) -> Any:
                and_(ImportJob.state == JobState.RUNNING, ImportJob.lease_until < now))
 
 
+def _claim(job_id: int, now: datetime) -> bool:
+    """In the caller's write transaction: the job, if still claimable, set running under a new lease with one
+    more attempt — that count kept as this run's fencing token."""
+    attempts = db.session.scalar(update(ImportJob).where(ImportJob.id == job_id, _claimable(now)).values(
+        state=JobState.RUNNING, lease_until=_lease(), attempts=ImportJob.attempts + 1)
+        .returning(ImportJob.attempts).execution_options(synchronize_session=False))
+    if attempts is not None:
+        _claims()[job_id] = attempts
+    return attempts is not None
+
+
 def _claim_next() -> int | None:
-    """Take the oldest claimable job (a conditional update: two workers never take the same one)."""
+    """Take the oldest claimable job; two workers never take the same one. PostgreSQL: the row locked with
+    FOR UPDATE SKIP LOCKED (a job another worker is claiming is passed over, not waited for). SQLite: the
+    write lock taken up front serialises the claims, and the update is conditional all the same."""
     now = utcnow()
-    for job_id in db.session.scalars(select(ImportJob.id).where(_claimable(now)).order_by(ImportJob.id).limit(10)):
-        with _writing():
-            claimed = db.session.execute(update(ImportJob).where(ImportJob.id == job_id, _claimable(now)).values(
-                state=JobState.RUNNING, lease_until=_lease(), attempts=ImportJob.attempts + 1)).rowcount
-        if claimed:
-            return job_id
-    db.session.commit()
-    return None
+    oldest = select(ImportJob.id).where(_claimable(now)).order_by(ImportJob.id).limit(1)
+    if db.engine.dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    with _writing():
+        job_id = db.session.scalar(oldest)
+        return job_id if job_id is not None and _claim(job_id, now) else None
+
+
+@contextmanager
+def claimed(job: ImportJob) -> Iterator[None]:
+    """Around a run: the job claimed by this worker — by the worker loop already, or here for a job run at once
+    (the CLI, the tests), released after. LeaseLost when another worker holds it."""
+    if job.id in _claims():
+        yield
+        return
+    with _writing():
+        if not _claim(job.id, utcnow()):
+            raise LeaseLost(job.id)
+    try:
+        yield
+    finally:
+        _claims().pop(job.id, None)
 
 
 def run_import_jobs(limit: int = 3) -> int:
@@ -182,37 +293,54 @@ def run_import_jobs(limit: int = 3) -> int:
     while ran < limit and (job_id := _claim_next()) is not None:
         ran += 1
         try:
-            job = db.session.get(ImportJob, job_id)
-            if job.attempts > MAX_ATTEMPTS:
-                _fail(job_id, "导入多次中断（处理进程异常退出），已停止；请检查文件后重新上传。")
-            elif job.kind == "ip":
-                from workflow.ip_imports import run_ip_import  # it builds on this module
-
-                run_ip_import(job)
-            elif job.kind == "domains":
-                from workflow.domain_imports import run_domain_import  # it builds on this module
-
-                run_domain_import(job)
-            else:
-                run_import(job)
-        except Exception as error:  # one job, whatever happens in it, never stops the worker
+            _run_or_fail(db.session.get(ImportJob, job_id))
+        except LeaseLost:
             db.session.rollback()
-            current_app.logger.exception("import job %s failed", job_id)
-            _fail(job_id, f"导入时发生内部错误（{type(error).__name__}），未导入任何数据；请联系管理员。")
+            current_app.logger.warning("import job %s: taken over by another worker after this one stalled past "
+                                       "its lease; left to it, nothing more written", job_id)
+        finally:
+            _claims().pop(job_id, None)
     return ran
 
 
-def _fail(job_id: int, message: str) -> None:
-    """Mark a job failed with the reason, its staged rows removed; if even that fails (the database is
-    unavailable), the lease runs out and a worker takes the job over later."""
+def _run_or_fail(job: ImportJob) -> None:
+    """Run a job this worker claimed; whatever goes wrong in it marks it failed — except LeaseLost (not ours)."""
     try:
-        _remove_staged(job_id)
-        with _writing():
-            job = db.session.get(ImportJob, job_id)
+        if _claims()[job.id] > MAX_ATTEMPTS:
+            _fail(job, "导入多次中断（处理进程异常退出），已停止；请检查文件后重新上传。")
+        elif job.kind == "ip":
+            from workflow.ip_imports import run_ip_import  # it builds on this module
+
+            run_ip_import(job)
+        elif job.kind == "domains":
+            from workflow.domain_imports import run_domain_import  # it builds on this module
+
+            run_domain_import(job)
+        else:
+            run_import(job)
+    except LeaseLost:
+        raise
+    except storage.FileMissing:
+        db.session.rollback()
+        _fail(job, MISSING)
+    except Exception as error:  # one job, whatever happens in it, never stops the worker
+        db.session.rollback()
+        current_app.logger.exception("import job %s failed", job.id)
+        _fail(job, f"导入时发生内部错误（{type(error).__name__}），未导入任何数据；请联系管理员。")
+
+
+def _fail(job: ImportJob, message: str) -> None:
+    """Mark a job failed with the reason, its staged rows removed; if even that fails (the database is
+    unavailable), the lease runs out and a worker takes the job over later. LeaseLost passes: not ours."""
+    try:
+        _remove_staged(job)
+        with _writing(job):
             _finish(job, db.session.get(User, job.user_id), JobState.FAILED, _file_error(message))
+    except LeaseLost:
+        raise
     except Exception:  # see the docstring
         db.session.rollback()
-        current_app.logger.exception("import job %s could not be marked failed", job_id)
+        current_app.logger.exception("import job %s could not be marked failed", job.id)
 
 
 def _file_error(message: str) -> list[importer.CellError]:
@@ -220,11 +348,10 @@ def _file_error(message: str) -> list[importer.CellError]:
 
 
 def _progress(job: ImportJob, **values: Any) -> None:
-    """What the job's page polls, and the lease renewed (the worker is alive)."""
-    with _writing():
+    """What the job's page polls, and the lease renewed (`_fence`: the worker is alive)."""
+    with _writing(job):
         for key, value in values.items():
             setattr(job, key, value)
-        job.lease_until = _lease()
 
 
 def _finish(job: ImportJob, actor: User | None, state: JobState, errors: Iterable[importer.CellError] = ()) -> None:
@@ -241,12 +368,16 @@ def _finish(job: ImportJob, actor: User | None, state: JobState, errors: Iterabl
 
 def run_import(job: ImportJob) -> ImportJob:
     """Check the whole file, then import all of it or nothing. Never raises for a bad file."""
+    with claimed(job), uploaded_file(job) as path:
+        return _run_import(job, path)
+
+
+def _run_import(job: ImportJob, path: Path) -> ImportJob:
     actor = db.session.get(User, job.user_id)
-    path = jobs_dir() / job.stored_name
-    _remove_staged(job.id)  # a run taken over from a dead worker starts again from nothing
-    _progress(job, state=JobState.RUNNING, phase="reading", imported=0)
+    _remove_staged(job)  # a run taken over from a dead worker starts again from nothing
+    _progress(job, phase="reading", imported=0)
     if actor is None or not permissions.may_import(actor):
-        with _writing():
+        with _writing(job):
             _finish(job, actor, JobState.FAILED, _file_error("无导入权限。"))
         return job
     checker: importer.RowChecker | None = None
@@ -255,8 +386,9 @@ def run_import(job: ImportJob) -> ImportJob:
             checker = _check(job, actor, path)
             if checker.errors:
                 return refuse(job, actor, path, checker.errors)
-        _stage(job, actor, checker)
-        with _writing():  # the one small transaction that makes every staged row visible
+        imported = _stage(job, actor, checker)
+        with _writing(job):  # the one small transaction that makes every staged row visible
+            job.imported = imported
             _finish(job, actor, JobState.DONE)
         _audit_applications(job, actor)
     except importer.ImportRefused as refused:
@@ -290,8 +422,8 @@ def _check(job: ImportJob, actor: User, path: Path) -> importer.RowChecker:
 
 def _fail_with(job: ImportJob, actor: User | None, errors: list[importer.CellError]) -> None:
     db.session.rollback()
-    _remove_staged(job.id)
-    with _writing():
+    _remove_staged(job)
+    with _writing(job):
         _finish(job, actor, JobState.FAILED, errors)
 
 
@@ -308,19 +440,24 @@ MarkFile = Callable[[Path, Iterable[Any], Path], None]
 def refuse(job: ImportJob, actor: User, path: Path, errors: importer.ErrorLog,
            mark: MarkFile = importer.write_annotated) -> ImportJob:
     """Every error listed (the first PAGE_ERRORS on the page), and the file back with all of them marked (by the
-    kind's `mark`: the filings', IP or domain sheets')."""
-    if any(error.row for error in errors):
-        job.annotated_name = f"{job.stored_name}-marked.xlsx"
-        mark(path, errors, jobs_dir() / job.annotated_name)
-    with _writing():
-        _finish(job, actor, JobState.FAILED, errors)
+    kind's `mark`: the filings', IP or domain sheets'), stored with the job's outcome in one transaction."""
+    with tempfile.TemporaryDirectory(prefix="beian-marked-") as folder:
+        marked = Path(folder) / "marked.xlsx"
+        if any(error.row for error in errors):
+            mark(path, errors, marked)
+        with _writing(job):
+            if marked.exists():
+                job.annotated_name = f"{job.stored_name}-marked.xlsx"
+                with marked.open("rb") as content:
+                    storage.current().put(marked_key(job), content)
+            _finish(job, actor, JobState.FAILED, errors)
     return job
 
 
 def fail(job: ImportJob, actor: User | None, errors: list[Any]) -> ImportJob:
     """A job of another kind (IP, domains) refused as a whole: nothing it wrote is kept."""
     db.session.rollback()
-    with _writing():
+    with _writing(job):
         _finish(job, actor, JobState.FAILED, errors)
     return job
 
@@ -355,27 +492,26 @@ def _ids_by(column: Any, key: Any, values: list[Any], *where: Any) -> dict[Any, 
     return found
 
 
-def _stage(job: ImportJob, actor: User, checker: importer.RowChecker) -> None:
-    """Every checked filing written staged, CHUNK websites (then CHUNK applications) per short transaction,
-    with a pause between them in which other writers take the lock; the job's lease renewed each time."""
+def _stage(job: ImportJob, actor: User, checker: importer.RowChecker) -> int:
+    """Every checked filing written staged, CHUNK websites (then CHUNK applications) per short fenced
+    transaction (the job's lease renewed each time), with a pause between them in which other writers take
+    the lock. Returns how many applications."""
     if not permissions.may_import(actor):
         raise NotFound()
-    with _writing():
-        job.staging, job.lease_until = True, _lease()
+    with _writing(job):
+        job.staging = True
     staged = _Staging(job.id, actor, checker.isp_ids)
     for spilled in checker.websites():
         for start in range(0, len(spilled), CHUNK):
-            with _writing():
+            with _writing(job):
                 staged.websites(spilled[start:start + CHUNK])
-                job.lease_until = _lease()
             time.sleep(WRITE_PAUSE)
     order = list(staged.entity_ids.values())
     for start in range(0, len(order), CHUNK):
-        with _writing():
+        with _writing(job):
             staged.applications(order[start:start + CHUNK])
-            job.lease_until = _lease()
         time.sleep(WRITE_PAUSE)
-    job.imported = len(order)
+    return len(order)
 
 
 class _Staging:
@@ -457,7 +593,8 @@ def _isp_list(isps: int | set[int]) -> list[int]:
 
 def _audit_applications(job: ImportJob, actor: User) -> None:
     """One audit event per imported application, once they are visible, CHUNK per short transaction (the
-    tamper-evident chain is append-only: events of an import that then failed could not be taken back)."""
+    tamper-evident chain is append-only: events of an import that then failed could not be taken back). Not
+    fenced: the job is done, which no worker claims, so only the run whose fenced `_finish` committed gets here."""
     last = 0
     while True:
         with _writing():
@@ -473,9 +610,10 @@ def _audit_applications(job: ImportJob, actor: User) -> None:
         time.sleep(WRITE_PAUSE)
 
 
-def _remove_staged(job_id: int) -> None:
-    """Delete what a job staged (children first), CHUNK rows per short transaction; nothing when it staged
-    nothing. Its rows stay hidden meanwhile (the job is still marked staging until the end)."""
+def _remove_staged(job: ImportJob) -> None:
+    """Delete what a job staged (children first), CHUNK rows per short fenced transaction; nothing when it
+    staged nothing. Its rows stay hidden meanwhile (the job is still marked staging until the end)."""
+    job_id = job.id
     if not db.session.scalar(select(ImportJob.staging).where(ImportJob.id == job_id)):
         return
     websites = select(Website.id).where(Website.import_job_id == job_id)
@@ -488,7 +626,7 @@ def _remove_staged(job_id: int) -> None:
              (Entity, Entity.import_job_id == job_id)]
     for model, condition in steps:
         while ids := list(db.session.scalars(_staged(select(model.id).where(condition).limit(CHUNK)))):
-            with _writing():
+            with _writing(job):
                 db.session.execute(delete(model).where(model.id.in_(ids)))
-    with _writing():
+    with _writing(job):
         db.session.execute(update(ImportJob).where(ImportJob.id == job_id).values(staging=False))

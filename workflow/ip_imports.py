@@ -41,7 +41,6 @@ from ip_import import SHEETS, CellError, Codes, Sheet
 from models import (
     AllocationMethod,
     AuditEvent,
-    AuditHead,
     ImportJob,
     IpAllocation,
     IpBlock,
@@ -138,7 +137,9 @@ class Checker:
         self.code_problems: dict[tuple[str, ...], list[ip.CodedProblem]] = {}
         self.counts = {sheet.kind: 0 for sheet in SHEETS}
         self.spill = importer.RowSpill(self.errors)
-        self.started_after = db.session.scalar(select(AuditHead.last_event_id).where(AuditHead.id == 1)) or 0
+        #: the audit log's integrated size when the checks began (the caller sequenced it just before): every
+        #: event committed since is still waiting (no place) or has a greater place
+        self.started_after = audit.tree_size()
 
     # --- one row -----------------------------------------------------------------------------------------
     def check(self, sheet: Sheet, number: int, cells: list[str]) -> None:
@@ -409,13 +410,18 @@ def _relevant_changes(actor: User, checker: Checker) -> Any:
         conditions += [AuditEvent.action.like("ip.block.%"), AuditEvent.action == "import.done"]
     if checker.used_blocks:
         conditions.append(AuditEvent.action.in_(("ip.allocation.changed", "ip.allocation.deleted")))
-    return select(AuditEvent.id).where(AuditEvent.id > checker.started_after, or_(*conditions)).limit(1)
+    since = or_(AuditEvent.seq.is_(None), AuditEvent.seq > checker.started_after)
+    return select(AuditEvent.id).where(since, or_(*conditions)).limit(1)
 
 
 def _commit(job: ImportJob, actor: User, checker: Checker) -> _Writer:
     """One write transaction: the unit and the source blocks used locked (as the workflow locks them), every
-    row inserted, then — under the audit log's lock — nothing relevant changed since the checks began."""
-    with imports._writing():
+    row inserted, then nothing relevant recorded since the checks began. No lock of the whole audit log is
+    needed: a change that could still be uncommitted here either waits on the same locks (the unit's own
+    changes lock the unit, a source block's changes lock the block) and is seen once they are taken, or adds a
+    block, which PostgreSQL's exclusion constraint refuses (IntegrityError: checked again); SQLite's write
+    transactions are serial."""
+    with imports._writing(job):
         writer = _Writer(actor)
         ip.require_reporter(actor)
         ip.lock_unit(actor)
@@ -424,7 +430,6 @@ def _commit(job: ImportJob, actor: User, checker: Checker) -> _Writer:
             db.session.execute(select(IpBlock.id).where(IpBlock.id.in_(used[first:first + 500])).with_for_update())
         for chunk in checker.rows():
             writer.write(chunk)
-        db.session.execute(select(AuditHead.id).where(AuditHead.id == 1).with_for_update())
         if db.session.scalar(_relevant_changes(actor, checker)) is not None:
             raise _Changed()
         writer.after = {model: db.session.scalar(select(func.max(model.id))) or 0 for model in RECORDS}
@@ -436,14 +441,19 @@ def _commit(job: ImportJob, actor: User, checker: Checker) -> _Writer:
 
 def run_ip_import(job: ImportJob) -> ImportJob:
     """Check the whole file, then import all of it or nothing. Never raises for a bad file."""
+    with imports.claimed(job), imports.uploaded_file(job) as path:
+        return _run_ip_import(job, path)
+
+
+def _run_ip_import(job: ImportJob, path: Path) -> ImportJob:
     actor = db.session.get(User, job.user_id)
-    path = imports.jobs_dir() / job.stored_name
-    imports._progress(job, state=JobState.RUNNING, phase="reading", imported=0)
+    imports._progress(job, phase="reading", imported=0)
     if actor is None or not may_import_ip(actor):
         return imports.fail(job, actor, [_file_error("无导入权限。")])
     for _attempt in range(ATTEMPTS):
         checker: Checker | None = None
         try:
+            audit.sequence_pending(limit=None)  # the checks start from the integrated log (Checker.started_after)
             with imports._reading():
                 checker = _check(job, actor, path)
                 if checker.errors:
@@ -469,7 +479,8 @@ def _file_error(message: str) -> CellError:
 
 def _audit_records(actor: User, writer: _Writer) -> None:
     """One audit event per new record, as the workflow writes them, AUDIT_CHUNK per short transaction once the
-    records are visible (the append-only chain could not take back events of an import that then failed).
+    records are visible (the append-only chain could not take back events of an import that then failed); not
+    fenced, as in the filings import (`imports._audit_applications`).
     The new records lie between the greatest ids before and after the inserts (read by primary key) and are
     the unit's bearing the import's timestamp (others may have written in between, on PostgreSQL)."""
     for model, (action, object_type, detail) in RECORDS.items():

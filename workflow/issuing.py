@@ -38,10 +38,10 @@ def issue_certificates(entities: list[Entity]) -> dict[int, tuple[str, str]]:
         db.session.execute(update(Certificate).where(
             Certificate.entity_id.in_(ids[start:start + 1000]), Certificate.status == CertificateStatus.CURRENT,
         ).values(status=CertificateStatus.SUPERSEDED))
-    issued, kid, rows, tokens = utcnow(), ring.current_kid(), [], {}
+    issued, rows, tokens = utcnow(), [], {}
     for entity in entities:
         certificate_id = str(uuid.uuid4())
-        token = ring.sign(certificate_payload(entity, certificate_id, issued))
+        kid, token = ring.signed(certificate_payload(entity, certificate_id, issued))  # a rotation may land mid-batch
         rows.append({"id": certificate_id, "entity_id": entity.id, "kid": kid, "token": token,
                      "status": CertificateStatus.CURRENT, "issued_at": issued})
         tokens[entity.id] = (certificate_id, token)

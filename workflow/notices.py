@@ -48,10 +48,9 @@ def _attach(notice: Notice, uploads: Sequence[Upload]) -> list[str]:
             checked.append(notices.check_attachment(filename, stream))
         except ValueError as error:
             raise WorkflowError(str(error), "attachments") from error
-    session = db.session()
     for item in checked:
         notice.attachments.append(NoticeAttachment(
-            stored_name=notices.store(session, item), original_name=item.original_name,
+            stored_name=notices.store(item), original_name=item.original_name,
             content_type=item.content_type, size=len(item.data), sha256=item.sha256))
     return [item.original_name for item in checked]
 
@@ -89,7 +88,7 @@ def _attachment(actor: User, attachment_id: int) -> NoticeAttachment:
 def remove_attachment(actor: User, attachment_id: int) -> Notice:
     attachment = _attachment(actor, attachment_id)
     notice = attachment.notice
-    notices.remove_after_commit(db.session(), attachment.stored_name)
+    notices.remove_after_commit(attachment.stored_name)
     notice.attachments.remove(attachment)
     db.session.flush()
     _record("notice.attachment_removed", notice, attachment=attachment.original_name)
@@ -112,7 +111,7 @@ def delete_notice(actor: User, notice: Notice) -> None:
     _checked(actor, notice)
     _record("notice.delete", notice, attachments=[a.original_name for a in notice.attachments])
     for attachment in notice.attachments:
-        notices.remove_after_commit(db.session(), attachment.stored_name)
+        notices.remove_after_commit(attachment.stored_name)
     db.session.delete(notice)
     db.session.flush()
 

@@ -1,0 +1,192 @@
+"""Batch approval in short transactions (issue 15): is the result exact, are numbers gap-free, does a crash
+between chunks keep what was committed, and can others write on SQLite while a batch runs?"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from sqlalchemy import select, update
+
+import demo
+import workflow
+import workflow.filings
+from extensions import db
+from models import (
+    Application,
+    ApplicationState,
+    BlacklistEntry,
+    BlacklistKind,
+    FilingStatus,
+    NumberCounter,
+    PreapprovalItem,
+    ReviewState,
+    User,
+)
+from tests.filing_factories import filed_by_isp
+from tests.helpers import csrf_token, post, user_named, with_captcha
+
+UNIT = "天津测试科技有限公司{}"
+
+
+def _five_waiting(users) -> list[int]:
+    """Five applications in 天津's review (units 天津测试科技有限公司50 … 54), committed."""
+    ids = [filed_by_isp(user_named(users["isp"]), n).id for n in range(50, 55)]
+    db.session.commit()
+    return ids
+
+
+def _states(ids: list[int]) -> list[ApplicationState]:
+    db.session.expire_all()
+    return [db.session.get(Application, i).state for i in ids]
+
+
+def _filing_counter() -> int:
+    return db.session.scalar(select(NumberCounter.last).where(NumberCounter.kind == "filing")) or 0
+
+
+def test_a_blocked_application_is_named_and_the_others_approved_with_gap_free_numbers(app, users, ctx) -> None:
+    """One blacklisted unit in the middle of three chunks: the four others approved, numbered 1–4 in order."""
+    ids = _five_waiting(users)
+    db.session.add(BlacklistEntry(kind=BlacklistKind.UNIT_NAME, value=UNIT.format(52), reason="测试"))
+    db.session.commit()
+    outcome = workflow.batch_approve_chunked(user_named(users["bureau"]), ids, chunk_size=2)
+    assert [item.application_id for item in outcome.approved] == [ids[0], ids[1], ids[3], ids[4]]
+    assert [item.number for item in outcome.approved] == [f"津ICP备26{n:06d}号" for n in range(1, 5)]
+    assert [(item.application_id, item.unit_name) for item in outcome.refused] == [(ids[2], UNIT.format(52))]
+    assert "列入黑名单" in outcome.refused[0].reason
+    assert outcome.not_done == [] and outcome.stopped_by == ""
+    assert _states(ids) == [ApplicationState.APPROVED] * 2 + [ApplicationState.BUREAU_REVIEW] + \
+        [ApplicationState.APPROVED] * 2
+    assert _filing_counter() == 4  # no number given to the refused one, none skipped
+
+
+def test_another_province_and_a_decided_application_are_refused_with_their_reason(app, users, ctx) -> None:
+    ids = _five_waiting(users)
+    other = filed_by_isp(user_named(users["isp_bj"]), 60, province="110000").id
+    db.session.commit()
+    bureau = user_named(users["bureau"])
+    workflow.batch_approve_chunked(bureau, ids[:1])
+    outcome = workflow.batch_approve_chunked(bureau, [ids[0], other, ids[1]])
+    assert [item.application_id for item in outcome.approved] == [ids[1]]
+    reasons = {item.application_id: item.reason for item in outcome.refused}
+    assert "不在等待管局审核" in reasons[ids[0]] and "不属于本省" in reasons[other]
+    assert _states([other]) == [ApplicationState.BUREAU_REVIEW]
+
+
+def test_nobody_but_a_bureau_approves_anything(app, users, ctx) -> None:
+    ids = _five_waiting(users)
+    outcome = workflow.batch_approve_chunked(user_named(users["isp"]), ids)
+    assert outcome.approved == [] and len(outcome.refused) == 5
+    assert _states(ids) == [ApplicationState.BUREAU_REVIEW] * 5
+
+
+def test_a_crash_in_chunk_two_keeps_chunk_one_and_says_what_was_not_done(app, users, ctx, monkeypatch) -> None:
+    ids = _five_waiting(users)
+    real, calls = workflow.filings.issue_certificates, []
+
+    def crash_second_time(entities):
+        calls.append(len(entities))
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(entities)
+
+    monkeypatch.setattr(workflow.filings, "issue_certificates", crash_second_time)
+    outcome = workflow.batch_approve_chunked(user_named(users["bureau"]), ids, chunk_size=2)
+    assert [item.application_id for item in outcome.approved] == ids[:2]
+    assert outcome.not_done == ids[2:] and outcome.refused == []
+    assert "RuntimeError" in outcome.stopped_by and "中止" in outcome.stopped_by
+    assert _states(ids) == [ApplicationState.APPROVED] * 2 + [ApplicationState.BUREAU_REVIEW] * 3
+    assert _filing_counter() == 2  # chunk 2's numbers rolled back with it
+
+
+def test_a_refusal_found_while_carrying_out_names_its_application(app, users, ctx, monkeypatch) -> None:
+    """A domain filed elsewhere meanwhile shows only when writing: the chunk goes again one by one."""
+    ids = _five_waiting(users)
+    real = workflow.filings.apply_on_approval
+
+    def race_on_the_fourth(actor, application):
+        if application.id == ids[3]:
+            raise workflow.WorkflowError("变更中的域名已被其他备案占用。")
+        return real(actor, application)
+
+    monkeypatch.setattr(workflow.filings, "apply_on_approval", race_on_the_fourth)
+    outcome = workflow.batch_approve_chunked(user_named(users["bureau"]), ids, chunk_size=3)
+    assert [item.application_id for item in outcome.approved] == [ids[0], ids[1], ids[2], ids[4]]
+    refused = [(item.application_id, item.reason) for item in outcome.refused]
+    assert refused == [(ids[3], "变更中的域名已被其他备案占用。")]
+    assert [item.number for item in outcome.approved] == [f"津ICP备26{n:06d}号" for n in range(1, 5)]
+
+
+def test_a_cancellation_in_a_batch_ends_the_filing_and_stays_approved(app, users, ctx) -> None:
+    """A cancellation withdraws the filing's open applications: not the one approving it."""
+    first, second = _five_waiting(users)[:2]
+    bureau, isp = user_named(users["bureau"]), user_named(users["isp"])
+    workflow.batch_approve_chunked(bureau, [first])
+    entity = db.session.get(Application, first).entity
+    cancel = workflow.request_cancellation(isp, entity, None, "不再经营").id
+    db.session.commit()
+    outcome = workflow.batch_approve_chunked(bureau, [cancel, second])
+    assert [item.application_id for item in outcome.approved] == [second, cancel]
+    db.session.expire_all()
+    application = db.session.get(Application, cancel)
+    assert (application.state, application.reasons) == (ApplicationState.APPROVED, "{}")
+    assert application.entity.status == FilingStatus.CANCELLED
+
+
+def test_the_console_batch_page_approves_the_others_and_lists_the_result(app, users, as_user) -> None:
+    with app.app_context():
+        ids = _five_waiting(users)
+        db.session.add(BlacklistEntry(kind=BlacklistKind.UNIT_NAME, value=UNIT.format(53), reason="测试"))
+        db.session.commit()
+    bureau, chosen = as_user("bureau"), ",".join(map(str, ids))
+    page = bureau.get(f"/admin/bureau_queue/batch-approve/?ids={chosen}").get_data(as_text=True)
+    assert "将跳过这些申请，其余的审核通过" in page and "审核通过可以办理的 4 个" in page
+    assert "disabled" not in page.split("<form")[-1].split("</form>")[0]
+    page = post(bureau, "/admin/bureau_queue/batch-approve/", {"ids": chosen}).get_data(as_text=True)
+    assert "批量审核结果" in page and "审核通过：4 个" in page and "未审核通过：1 个" in page
+    assert "津ICP备26000004号" in page and f"{UNIT.format(53)}: 该主体已列入黑名单" in page
+    assert "4 个申请审核通过，1 个未通过" in page  # the flash
+    with app.app_context():
+        assert _states(ids).count(ApplicationState.APPROVED) == 4
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="SQLite only")
+def test_on_sqlite_a_sign_in_during_a_2000_application_batch_waits_less_than_2_s(app) -> None:
+    """Chunks of 100 (about 0.1 s each here) with a pause between them: a sign-in in another province waits
+    for one chunk at most, where the whole batch in one transaction kept it waiting for all of it."""
+    app.config["DOMAIN_REGISTRANT_CHECK"] = "warn"
+    with app.app_context():
+        demo.seed(2000, "Demo-pass-1", ApplicationState.BUREAU_REVIEW, "120000")
+        db.session.execute(update(PreapprovalItem).values(state=ReviewState.CONFIRMED))
+        db.session.commit()
+        bureau = db.session.scalar(select(User).where(User.username == "demo_bureau_12"))
+        ids = list(db.session.scalars(select(Application.id).where(
+            Application.state == ApplicationState.BUREAU_REVIEW).order_by(Application.id)))
+    waits, running = [], threading.Event()
+
+    def sign_in_meanwhile() -> None:
+        client = app.test_client()
+        running.wait(10)
+        while running.is_set():
+            form = with_captcha(client, {"username": "demo_bureau_11", "password": "Demo-pass-1",
+                                         "csrf_token": csrf_token(client)})
+            started = time.perf_counter()  # the sign-in itself: its throttle rows, session and audit event
+            response = client.post("/login", data=form)
+            waits.append((time.perf_counter() - started, response.status_code))
+            client.get("/logout")
+
+    signer = threading.Thread(target=sign_in_meanwhile)
+    signer.start()
+    with app.app_context():
+        running.set()
+        started = time.perf_counter()
+        outcome = workflow.batch_approve_chunked(db.session.merge(bureau), ids, chunk_size=100)
+        batch_seconds = time.perf_counter() - started
+        running.clear()
+    signer.join(30)
+    assert len(outcome.approved) == 2000 and batch_seconds > 1
+    assert len(waits) >= 3 and all(status == 302 for _wait, status in waits)
+    assert max(wait for wait, _status in waits) < 2.0
