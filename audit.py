@@ -165,16 +165,16 @@ def tree_head_payload(tree_size: int, head_hash: str, at: datetime, previous_siz
             "at": at.isoformat(timespec="microseconds"), "previous_size": previous_size}
 
 
-def _sign_tree_head(head: AuditHead, previous_size: int) -> None:
+def _sign_tree_head(ring: certificates.KeyRing, head: AuditHead, previous_size: int) -> None:
     """In the transaction that moved the head: the newest tree head always names the head."""
     at = utcnow()
-    token = certificates.keyring().sign(tree_head_payload(head.last_seq, head.last_hash, at, previous_size))
-    kid = certificates.decode(token)[0]["kid"]
+    kid, token = ring.signed(tree_head_payload(head.last_seq, head.last_hash, at, previous_size))
     db.session.execute(insert(AuditTreeHead).values(tree_size=head.last_seq, head_hash=head.last_hash, at=at,
                                                      kid=kid, signature=token))
 
 
-def _integrate_batch(after_id: int, limit: int, refused: list[int]) -> tuple[int, int | None]:
+def _integrate_batch(ring: certificates.KeyRing, after_id: int, limit: int,
+                     refused: list[int]) -> tuple[int, int | None]:
     """One transaction: the next waiting events chained after the head, the head moved, a tree head signed.
     Returns (events integrated, the last id read — None when nothing was waiting)."""
     _take_sequencer_lock()
@@ -193,7 +193,7 @@ def _integrate_batch(after_id: int, limit: int, refused: list[int]) -> tuple[int
     head.last_seq, head.last_hash = seq, last_hash
     if links:
         _write_links(links)
-        _sign_tree_head(head, previous_size)
+        _sign_tree_head(ring, head, previous_size)
     db.session.commit()
     return len(links), (rows[-1].id if rows else None)
 
@@ -202,10 +202,20 @@ _EVENTS = AuditEvent.__table__
 _LINK = (update(_EVENTS).where(_EVENTS.c.id == bindparam("row_id"), _EVENTS.c.seq.is_(None))
          .values(seq=bindparam("seq"), prev_hash=bindparam("prev_hash"), hash=bindparam("hash")))
 
+#: PostgreSQL: the batch in one statement from arrays (1.3–1.5 times the rate of an executemany of UPDATEs)
+_LINK_ARRAYS = text(
+    "UPDATE audit_events AS e SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash "
+    "FROM unnest(CAST(:row_id AS bigint[]), CAST(:seq AS bigint[]), CAST(:prev_hash AS varchar[]), "
+    "CAST(:hash AS varchar[])) AS v(id, seq, prev_hash, hash) WHERE e.id = v.id AND e.seq IS NULL")
+
 
 def _write_links(links: list[dict[str, Any]]) -> None:
     """Core UPDATEs: the ORM guard against changing events stays for everyone else."""
-    db.session.connection().execute(_LINK, links)
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_LINK_ARRAYS, {key: [link[key] for link in links] for key in links[0]})
+    else:
+        connection.execute(_LINK, links)
 
 
 def sequence_pending(limit: int | None = 50_000) -> Sequenced:
@@ -214,11 +224,12 @@ def sequence_pending(limit: int | None = 50_000) -> Sequenced:
     before it was integrated) is left out and named. Ends the caller's transaction first (it commits), as
     every short write does."""
     db.session.commit()
+    ring = certificates.keyring()  # its first key, if it must make one, is stored before the sequencer's lock
     refused: list[int] = []
     integrated, after_id = 0, 0
     while limit is None or integrated < limit:
         wanted = SEQUENCER_BATCH if limit is None else min(SEQUENCER_BATCH, limit - integrated)
-        count, last_id = _integrate_batch(after_id, wanted, refused)
+        count, last_id = _integrate_batch(ring, after_id, wanted, refused)
         if last_id is None:
             break
         integrated, after_id = integrated + count, last_id

@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 from werkzeug.wrappers import Response
 
+import audit
 import storage
 from extensions import csrf, db
 from models import (
@@ -179,6 +180,8 @@ class QueueCollector(Collector):
         yield _jobs_running(now)
         yield GaugeMetricFamily("beian_approvals_last_minute", "Applications approved in the last 60 seconds",
                                 value=approvals_since(now - timedelta(minutes=1)))
+        yield GaugeMetricFamily("beian_audit_events_waiting", "Audit events written but not yet chained by the "
+                                "sequencer", value=audit.waiting_count())
 
 
 def _in_every_province() -> Any:

@@ -46,12 +46,18 @@ class RawStatement:
         return tuple(values[name] for name in positions) if positions is not None else values
 
     def rows(self, **params: Any) -> list[Any]:
-        """Run on a pooled connection of its own (a read outside the session's transaction)."""
+        """Run on a pooled connection of its own (a read outside the session's transaction). On PostgreSQL as a
+        prepared statement from the first run on each connection: planning the lookup's statement took 1–3 ms
+        against its 0.2 ms of execution at 5,000,000 websites (psycopg's own threshold did not prepare it)."""
         sql, positions, fixed = self.compiled(db.engine.dialect)
         connection = db.engine.raw_connection()
         try:
             cursor = connection.cursor()
-            cursor.execute(sql, self._arguments(positions, {**fixed, **params}))
+            arguments = self._arguments(positions, {**fixed, **params})
+            if db.engine.dialect.name == "postgresql":
+                cursor.execute(sql, arguments, prepare=True)
+            else:
+                cursor.execute(sql, arguments)
             return cursor.fetchall()
         finally:
             connection.close()

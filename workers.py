@@ -30,6 +30,7 @@ from flask import current_app
 from sqlalchemy import Engine, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+import audit
 import notify
 import security
 import workflow
@@ -144,6 +145,7 @@ STEPS: tuple[Step, ...] = (
     Step("ip_findings", lambda: ip_findings.run_if_due(), singleton=True),
     Step("domain_checks", lambda: domain_reconcile.reconcile_domain_changes(), singleton=True),
     Step("import_files", lambda: workflow.imports.purge_files(), singleton=True),
+    Step("audit", lambda: audit.sequence_pending(), singleton=True),
 )
 
 

@@ -83,8 +83,9 @@ start_redis() {
 start_node() {  # $1: a|b, $2: port
   (
     node_env "$1"
-    rm -rf "$PROMETHEUS_MULTIPROC_DIR"; mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-    alive "$D/run/node-$1.pid" || "$BIN/gunicorn" -c deploy/gunicorn.conf.py -w 2 -b "127.0.0.1:$2" --daemon \
+    alive "$D/run/node-$1.pid" && exit 0  # (a subshell)
+    rm -rf "$PROMETHEUS_MULTIPROC_DIR"; mkdir -p "$PROMETHEUS_MULTIPROC_DIR"  # a new node: its metrics start at 0
+    "$BIN/gunicorn" -c deploy/gunicorn.conf.py -w 2 -b "127.0.0.1:$2" --daemon --no-control-socket \
       --pid "$D/run/node-$1.pid" --access-logfile "$D/logs/node-$1.access.log" --error-logfile "$D/logs/node-$1.log" \
       "app:create_app()"
   )

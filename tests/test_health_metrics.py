@@ -15,6 +15,7 @@ from flask_migrate import stamp
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, text, update
 
+import audit
 import notify
 import workflow
 from app import MIGRATIONS_DIR, create_app
@@ -197,6 +198,10 @@ def test_the_queue_gauges_match_the_database(app: Flask, users: dict[str, str]) 
     assert samples[("beian_applications_open", (("state", "bureau_review"),))] == 1
     assert ("beian_applications_open", (("state", "approved"),)) not in samples  # history, not a queue
     assert samples[("beian_approvals_last_minute", ())] == 1
+    with app.app_context():
+        assert samples[("beian_audit_events_waiting", ())] == audit.waiting_count() > 0  # the filings' events
+        audit.sequence_pending()
+    assert _scrape(app)[("beian_audit_events_waiting", ())] == 0
     assert samples[("beian_import_jobs", (("state", "done"),))] == 2
     assert samples[("beian_import_jobs", (("state", "queued"),))] == 1
     assert samples[("beian_jobs_running", (("job", "imports"),))] == 1

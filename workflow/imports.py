@@ -275,16 +275,17 @@ def _claim_next() -> int | None:
 def claimed(job: ImportJob) -> Iterator[None]:
     """Around a run: the job claimed by this worker — by the worker loop already, or here for a job run at once
     (the CLI, the tests), released after. LeaseLost when another worker holds it."""
-    if job.id in _claims():
+    job_id = job.id  # read once: after the run, reading the expired job would begin a transaction
+    if job_id in _claims():
         yield
         return
     with _writing():
-        if not _claim(job.id, utcnow()):
-            raise LeaseLost(job.id)
+        if not _claim(job_id, utcnow()):
+            raise LeaseLost(job_id)
     try:
         yield
     finally:
-        _claims().pop(job.id, None)
+        _claims().pop(job_id, None)
 
 
 def run_import_jobs(limit: int = 3) -> int:
