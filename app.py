@@ -98,6 +98,15 @@ def _render_error(error: HTTPException) -> tuple[str, int]:
     return render_template("error.html", code=code, title=title, message=message), code
 
 
+def _run_now(run: Any, job: ImportJob) -> None:
+    """Run an import queued by the command line at once; a worker that claimed it first runs it instead."""
+    try:
+        run(job)
+    except workflow.imports.LeaseLost as taken:
+        raise click.ClickException(f"a worker took import job {job.id} first; its outcome is on the job's page "
+                                   "in the console") from taken
+
+
 def _echo_import_outcome(job: ImportJob, columns: tuple[str, ...]) -> None:
     """An IP or domain import run from the command line: a JSON summary, each error's `columns` tab-separated,
     where the rest are; exit 1 unless everything was imported."""
@@ -107,8 +116,10 @@ def _echo_import_outcome(job: ImportJob, columns: tuple[str, ...]) -> None:
     for error in errors:
         click.echo("\t".join(str(error.get(key) or "") for key in columns))
     if job.error_count > len(errors):
-        click.echo(f"… {job.error_count - len(errors)} more, all in the marked file "
-                   f"{workflow.imports.jobs_dir() / (job.annotated_name or '')}")
+        local = current_app.config["FILE_STORAGE"] == "local"
+        where = (workflow.imports.jobs_dir() / (job.annotated_name or "") if local
+                 else f"of import job {job.id} (download it from the job's page in the console)")
+        click.echo(f"… {job.error_count - len(errors)} more, all in the marked file {where}")
     if job.state != JobState.DONE:
         sys.exit(1)
 
@@ -292,7 +303,7 @@ def register_cli(app: Flask) -> None:
         except workflow.WorkflowError as error:
             db.session.rollback()
             raise click.ClickException(f"{username}: {error.message}") from error
-        domain_imports.run_domain_import(job)
+        _run_now(domain_imports.run_domain_import, job)
         _echo_import_outcome(job, ("row", "column", "value", "code", "message"))
 
     @app.cli.command("domain-check")
@@ -340,7 +351,7 @@ def register_cli(app: Flask) -> None:
         except workflow.WorkflowError as error:
             db.session.rollback()
             raise click.ClickException(error.message or "no import right") from error
-        workflow.run_import(job)
+        _run_now(workflow.run_import, job)
         click.echo(json.dumps({"rows": job.total_rows, "imported": job.imported,
                                "errors": json.loads(job.errors)}, ensure_ascii=False))
         if job.imported == 0:
@@ -367,7 +378,7 @@ def register_cli(app: Flask) -> None:
         except workflow.WorkflowError as error:
             db.session.rollback()
             raise click.ClickException(f"{username} is not an active IP reporting unit") from error
-        ip_imports.run_ip_import(job)
+        _run_now(ip_imports.run_ip_import, job)
         _echo_import_outcome(job, ("sheet", "row", "column", "value", "code", "message"))
 
     @app.cli.command("ip-whois")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 import importer
 import workflow
@@ -47,6 +48,8 @@ from workflow import imports
 
 ON_POSTGRESQL = bool(os.environ.get("TEST_DATABASE_URL"))
 ROWS = 5  # with CHUNK = 2: three staging transactions of websites, three of applications
+WAITING_ON_A_LOCK = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND wait_event_type = 'Lock'")
 
 
 @pytest.fixture
@@ -165,8 +168,8 @@ def test_a_worker_resuming_after_a_takeover_stops_and_the_file_is_imported_once(
     with app.app_context(), caplog.at_level(logging.WARNING):
         assert workflow.run_import_jobs() == 1
     assert at_stall == [2]
-    assert f"import job {filings_job}: taken over by another worker" in caplog.text
     _imported_once(app, filings_job)
+    assert f"import job {filings_job}: taken over by another worker" in caplog.text
 
 
 def _progress(job: ImportJob, _actor: User) -> None:
@@ -263,6 +266,39 @@ def test_a_worker_stalled_inside_a_write_is_not_taken_over_under_it(
         with second.app_context():
             assert workflow.run_import_jobs() == 0  # renewed by the fence: worker 1 is alive
         assert db.session.get(ImportJob, filings_job).attempts == 1
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="SQLite serialises every write transaction with its write lock")
+def test_a_fence_meeting_a_takeover_in_progress_waits_and_sees_it(app: Flask, second: Flask, filings_job: int) -> None:
+    """Worker 1 resumes while worker 2 is claiming the job (not yet committed): the fence waits on the claim's
+    row lock, then reads the committed row — another attempt — and refuses."""
+    with app.app_context():
+        assert imports._claim_next() == filings_job
+        _expire_lease(filings_job)
+    outcome: list[BaseException | None] = []
+
+    def worker_1_resumes() -> None:
+        with _resumed(app, filings_job) as job:
+            try:
+                _progress(job, user_named("tj_importer"))
+                outcome.append(None)
+            except BaseException as error:  # handed to the test's thread
+                outcome.append(error)
+
+    with second.app_context():
+        with imports._writing():  # worker 2's claim, committed at the end of the block
+            assert imports._claim(filings_job, utcnow())
+            resumed = threading.Thread(target=worker_1_resumes)
+            resumed.start()
+            with db.engine.connect() as watcher:
+                for _ in range(400):  # until worker 1 waits on the row lock (the bound only stops a broken test)
+                    if watcher.scalar(text(WAITING_ON_A_LOCK)):
+                        break
+                    threading.Event().wait(0.05)
+        resumed.join(20)
+    assert len(outcome) == 1 and isinstance(outcome[0], imports.LeaseLost)
+    with app.app_context():
+        assert db.session.get(ImportJob, filings_job).attempts == 2
 
 
 # --- the IP and domain imports: one write transaction, after the checks ---------------------------------------
