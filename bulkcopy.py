@@ -17,7 +17,7 @@ from sqlalchemy import Enum, Table
 from sqlalchemy.sql.schema import ColumnDefault
 
 from extensions import db
-from rawsql import _plain
+from rawsql import _plain, copy_rows
 
 
 def _default_value(default: ColumnDefault) -> Any:
@@ -35,14 +35,13 @@ def insert_rows(table: Table, rows: list[dict[str, Any]]) -> None:
     given = tuple(rows[0])
     filled = {column.name: _default_value(column.default) for column in table.columns
               if column.name not in given and isinstance(column.default, ColumnDefault)}
-    names = (*given, *filled)
-    quote = connection.dialect.identifier_preparer.quote
     tail = tuple(_plain(value) for value in filled.values())
     enums = [position for position, name in enumerate(given) if isinstance(table.c[name].type, Enum)]
-    cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {quote(table.name)} ({', '.join(map(quote, names))}) FROM STDIN") as copy:
-        for row in rows:
-            values = [*row.values(), *tail]
-            for position in enums:  # psycopg would send an enum's name
-                values[position] = _plain(values[position])
-            copy.write_row(values)
+    copy_rows(connection, table, (*given, *filled), (_copy_values(row, tail, enums) for row in rows))
+
+
+def _copy_values(row: dict[str, Any], tail: tuple[Any, ...], enums: list[int]) -> list[Any]:
+    values = [*row.values(), *tail]
+    for position in enums:  # psycopg would send an enum's name
+        values[position] = _plain(values[position])
+    return values
