@@ -416,6 +416,7 @@ class Entity(db.Model):
         Index("ix_entities_province_approved", "province_code", "approved_at"),
         Index("ix_entities_approved_at", "approved_at"),
         Index("ix_entities_province_nature", "province_code", "unit_nature", "id"),
+        Index("ix_entities_province_number", "province_code", "number"),  # a bureau's number-prefix search
         Index("ix_entities_number_pattern", "number",
               postgresql_ops={"number": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
         Index("ix_entities_licence_number_pattern", "licence_number",

@@ -6,7 +6,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Enum, Integer, and_
+from sqlalchemy import BigInteger, Enum, Integer, and_, text
 
 from extensions import db
 
@@ -26,11 +26,32 @@ def built_on(dialect: str, obj: object) -> bool:
 
 def starts_with(column: Any, prefix: str) -> Any:
     """A prefix match an index serves (never `LIKE '%x%'`): a range in SQLite's binary order,
-    `LIKE 'x%'` on PostgreSQL (where a varchar_pattern_ops index serves it)."""
-    if db.session.get_bind().dialect.name == "sqlite":
+    `LIKE 'x%'` on PostgreSQL (where a varchar_pattern_ops index serves it). Where PostgreSQL's collation orders
+    by code point (C, C.UTF-8), the same range as on SQLite: the column's plain indexes then serve the match *and*
+    an ORDER BY of the column (at 5,000,000 filings, a number prefix sorted by number took 1.4–7 s: the planner
+    combined the LIKE, the range and the province as if independent, expected 51 rows of 112,959, and read and
+    sorted them all)."""
+    bind = db.session.get_bind()
+    if bind.dialect.name == "sqlite" or _code_point_collation(bind):
         return and_(column >= prefix, column < prefix + "\U0010ffff")
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return column.like(escaped + "%", escape="\\")
+
+
+def _code_point_collation(bind: Any) -> bool:
+    """Whether the database's collation sorts text by code point, so that a prefix is one contiguous range
+    (asked once per engine)."""
+    engine = getattr(bind, "engine", bind)
+    known = _COLLATIONS.get(engine.url)
+    if known is None:
+        with engine.connect() as connection:
+            collation = connection.execute(text(
+                "SELECT datcollate FROM pg_database WHERE datname = current_database()")).scalar_one()
+        known = _COLLATIONS[engine.url] = collation in ("C", "POSIX", "C.UTF-8", "C.utf8")
+    return known
+
+
+_COLLATIONS: dict[Any, bool] = {}
 
 
 def str_enum(enum_class: type[enum.Enum], name: str) -> Enum:
