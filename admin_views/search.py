@@ -80,7 +80,7 @@ def entity_condition(term: Term) -> ColumnElement[bool]:
     """The filings a term finds, as a condition on `Entity` (each kind one index)."""
     value = term.values[0]
     if term.kind == Kind.NUMBER:
-        return starts_with(Entity.number, value)
+        return starts_with(Entity.number, value, plain_index=True)  # uq_entities_number, ix_entities_province_number
     if term.kind == Kind.LICENCE:
         return starts_with(Entity.licence_number, value)
     if term.kind == Kind.WEBSITE_NUMBER:
