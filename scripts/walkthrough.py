@@ -338,7 +338,8 @@ def filing_journey(page: Page, registry: Registry, out: Path) -> None:
     page.screenshot(path=out / "26-bureau-queue.png", full_page=True)
     for search in ("", "天津周八"):  # the queue runs by deadline: the first page, then the new one, found by name
         page.fill("input[name=search]", search)
-        page.press("input[name=search]", "Enter")
+        with page.expect_navigation():
+            page.press("input[name=search]", "Enter")
         page.check("input.action-rowtoggle")
         page.evaluate("modelActions.execute('approve')")
         expect(page.locator("h4.console-title")).to_contain_text("自动审核")
@@ -347,7 +348,10 @@ def filing_journey(page: Page, registry: Registry, out: Path) -> None:
         keep_only_those_that_can(page)
         page.click("button:has-text('全部审核通过')")
         expect(page.locator(".alert-success")).to_contain_text("条申请")
-    page.screenshot(path=out / "28-batch-approved.png", full_page=True)
+        expect(page.locator("h4.console-title")).to_contain_text("审核结果")  # what was approved, with numbers
+        if not search:
+            page.screenshot(path=out / "28-batch-approved.png", full_page=True)
+        page.goto(f"{base}/admin/bureau_queue/")
     sign_out(page)
     sign_in(page, base, "zhousite", "Recovered-pass-9")
     page.goto(f"{base}/admin/filings/")
