@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from flask import Flask
+from flask import Flask, request
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
@@ -252,3 +252,12 @@ def test_an_unreachable_rate_limit_store_lets_requests_through_and_says_so(node_
     client = b.test_client()
     assert [client.get("/api/v1/public/ping").status_code for _ in range(3)] == [200, 200, 200]
     assert "rate limit storage unavailable" in caplog.text
+
+
+@pytest.mark.parametrize(("hops", "seen"), [(0, "127.0.0.1"), (1, "203.0.113.9")])
+def test_the_client_address_behind_one_proxy(node_b, hops: int, seen: str) -> None:
+    """PROXY_FIX_X_FOR=1 (behind nginx): the client's address is nginx's X-Forwarded-For; 0: the peer's."""
+    b = node_b(PROXY_FIX_X_FOR=hops)
+    b.add_url_rule("/test-client-address", "test_client_address", lambda: request.remote_addr or "")
+    answer = b.test_client().get("/test-client-address", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert answer.get_data(as_text=True) == seen
