@@ -120,8 +120,12 @@ def test_the_heartbeat_renews_the_lease_while_the_step_runs(app: Flask) -> None:
     app.config["WORKER_LEASE_SECONDS"] = 0.3
 
     def lease_until() -> Any:
-        db.session.rollback()
-        return db.session.scalar(select(WorkerLease.lease_until).where(WorkerLease.name == "slow"))
+        """Read, then end the transaction: outside a request SQLite's transactions take the write lock (BEGIN
+        IMMEDIATE), which the heartbeat needs while the step waits."""
+        try:
+            return db.session.scalar(select(WorkerLease.lease_until).where(WorkerLease.name == "slow"))
+        finally:
+            db.session.rollback()
 
     def long_step() -> str:
         first, pause = lease_until(), threading.Event()
