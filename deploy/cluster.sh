@@ -114,9 +114,14 @@ start_nginx() {
   say "nginx on http://127.0.0.1:$PORT → 127.0.0.1:$NODE_A_PORT, 127.0.0.1:$NODE_B_PORT"
 }
 
+ready() {  # /readyz through nginx (Python's urllib: curl may not be installed)
+  "$BIN/python" -c "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())" \
+    "http://127.0.0.1:$PORT/readyz"
+}
+
 wait_ready() {
   for _ in $(seq 1 60); do
-    if curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then return 0; fi
+    if ready >/dev/null 2>&1; then return 0; fi
     sleep 0.5
   done
   say "not ready after 30 s: see $D/logs/" >&2
@@ -168,7 +173,7 @@ status() {
     if alive "$D/run/$name.pid"; then say "$name running"; else say "$name stopped"; fi
   done
   if alive "$D/nginx/nginx.pid"; then say "nginx running"; else say "nginx stopped"; fi
-  curl -fsS "http://127.0.0.1:$PORT/readyz" && echo || say "not ready"
+  ready 2>/dev/null || say "not ready"
 }
 
 case "${1:-}" in
