@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from flask import current_app, g, has_app_context, has_request_context, request
@@ -57,6 +58,21 @@ def _wants_write_lock() -> bool:
     if has_request_context():
         return request.method not in SAFE_METHODS
     return True
+
+
+@contextmanager
+def write_intent(writes: bool) -> Iterator[None]:
+    """Say what the transactions begun inside will do (read by `_wants_write_lock`): on SQLite a reading one
+    then begins without the write lock (BEGIN), a writing one with it (BEGIN IMMEDIATE); restored after."""
+    if not has_app_context():
+        yield
+        return
+    previous = g.get("write_intent")
+    g.write_intent = writes
+    try:
+        yield
+    finally:
+        g.write_intent = previous
 
 
 def begin_write() -> None:

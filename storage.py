@@ -33,12 +33,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from flask import abort, current_app, g, send_file, stream_with_context
+from flask import abort, current_app, send_file, stream_with_context
 from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from extensions import db
+from extensions import db, write_intent
 from models import StoredFile, StoredFileChunk, starts_with, utcnow
 
 CHUNK_BYTES = 1024 * 1024  # one row of stored_file_chunks, and one read of a stream
@@ -241,17 +241,6 @@ def _after_rollback(session: Session) -> None:
 
 # --- the database ---------------------------------------------------------------------------------------------
 
-@contextmanager
-def _only_reading() -> Iterator[None]:
-    """A chunk read takes no write lock on SQLite (see `extensions._wants_write_lock`)."""
-    previous = g.get("write_intent")
-    g.write_intent = False
-    try:
-        yield
-    finally:
-        g.write_intent = previous
-
-
 class DatabaseStore(FileStore):
     """stored_files + stored_file_chunks, in the registry's database (shared by every node)."""
 
@@ -283,7 +272,7 @@ class DatabaseStore(FileStore):
         """Each chunk in its own short read (its own connection): a slow download holds no transaction open."""
         read = 0
         for seq in range(-(-size // CHUNK_BYTES)):
-            with _only_reading(), db.engine.connect() as connection:
+            with write_intent(False), db.engine.connect() as connection:
                 piece = connection.scalar(select(StoredFileChunk.data).where(
                     StoredFileChunk.file_id == file_id, StoredFileChunk.seq == seq))
             if piece is None:

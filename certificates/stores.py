@@ -17,11 +17,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from flask import g, has_app_context
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from certificates.jws import public_jwk
+from extensions import write_intent
 from models import SigningKey, utcnow
 
 KEK_BYTES = 32
@@ -152,27 +152,8 @@ class LocalKeyStore:
 
 
 @contextmanager
-def _read_only_intent() -> Iterator[None]:
-    """Say (`g.write_intent`, read by `extensions._wants_write_lock`) that the next transaction only reads: on
-    SQLite it then begins without the write lock, which the request that signs may hold itself."""
-    if not has_app_context():
-        yield
-        return
-    unset = object()
-    previous = g.get("write_intent", unset)
-    g.write_intent = False
-    try:
-        yield
-    finally:
-        if previous is unset:
-            g.pop("write_intent", None)
-        else:
-            g.write_intent = previous
-
-
-@contextmanager
 def _read_session(engine: Engine) -> Iterator[Session]:
-    with _read_only_intent(), Session(engine) as session:
+    with write_intent(False), Session(engine) as session:
         yield session
 
 

@@ -46,7 +46,7 @@ import deadlines
 import importer
 import permissions
 import storage
-from extensions import db
+from extensions import db, write_intent
 from models import (
     Access,
     Application,
@@ -104,13 +104,11 @@ def _hide_staged(state: ORMExecuteState) -> None:
 @contextmanager
 def _reading() -> Iterator[None]:
     """The job's transactions only read (SQLite: BEGIN, not BEGIN IMMEDIATE) unless `_writing` says otherwise."""
-    previous = g.get("write_intent")
-    g.write_intent = False
-    try:
-        yield
-    finally:
-        db.session.rollback()
-        g.write_intent = previous
+    with write_intent(False):
+        try:
+            yield
+        finally:
+            db.session.rollback()
 
 
 @contextmanager
@@ -119,18 +117,15 @@ def _writing(job: ImportJob | None = None) -> Iterator[None]:
     job's writes, fenced first (`_fence`). A read transaction is ended first: SQLite cannot upgrade a read snapshot
     once another process has written — so a run sets the job's attributes inside the block, never before it."""
     db.session.commit()
-    previous = g.get("write_intent")
-    g.write_intent = True
-    try:
-        if job is not None:
-            _fence(job)
-        yield
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    finally:
-        g.write_intent = previous
+    with write_intent(True):
+        try:
+            if job is not None:
+                _fence(job)
+            yield
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
 
 
 def _lease() -> Any:
