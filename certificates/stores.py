@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,11 +127,18 @@ class LocalKeyStore:
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.folder / f"{kid}.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written under a name of this writer's own, then linked: no reader ever sees half a key, and two
+        # processes or threads making the first key at once never trip over each other's files.
+        writing = self.folder / f"{kid}.{os.getpid()}.{threading.get_ident()}.tmp"
+        fd = os.open(writing, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(pem)
+        try:
+            os.link(writing, self.folder / f"{kid}.pem")  # never replaces a key of the same kid
+        finally:
+            writing.unlink()
         if current:
-            pointer = self.folder / "current.tmp"
+            pointer = self.folder / f"current.{os.getpid()}.{threading.get_ident()}.tmp"
             pointer.write_text(kid)
             pointer.replace(self.folder / "current")
         return kid

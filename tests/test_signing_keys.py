@@ -4,6 +4,7 @@ reaching every node without a restart, and the `keys` commands."""
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,6 +184,31 @@ def test_local_ring_sees_a_rotation_by_another_process(tmp_path: Path) -> None:
     assert second.current_kid() == old
     clock.now += 30
     assert second.current_kid() == new_kid
+
+
+def test_local_rings_making_their_first_key_at_once_never_fail(tmp_path: Path) -> None:
+    """Threads (two sequencers, gunicorn workers) rotating and reading one folder at once: no reader sees half a
+    key, no writer loses its pointer file (both once raised FileNotFoundError), every token verifies."""
+    errors: list[BaseException] = []
+
+    def use_the_folder() -> None:
+        try:
+            for _ in range(5):
+                ring = KeyRing.at(tmp_path)
+                ring.rotate()
+                assert verify(ring.sign(PAYLOAD), KeyRing.at(tmp_path).jwks()) == PAYLOAD
+        except BaseException as error:  # reported by the test, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=use_the_folder) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    left = sorted(path.suffix for path in tmp_path.joinpath("keys").iterdir())
+    assert left.count("") == 1 and left.count(".pem") >= 40 and set(left) == {"", ".pem"}  # no temporary left
+    assert len(LocalKeyStore(tmp_path / "keys").public_keys()) == left.count(".pem")
 
 
 def test_keys_commands_in_database_mode(nodes) -> None:
