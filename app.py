@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from flask import Flask, current_app, has_request_context, jsonify, render_template, request, session
@@ -122,6 +122,24 @@ def _echo_import_outcome(job: ImportJob, columns: tuple[str, ...]) -> None:
         click.echo(f"… {job.error_count - len(errors)} more, all in the marked file {where}")
     if job.state != JobState.DONE:
         sys.exit(1)
+
+
+def _witnessed_heads_hold(lines: TextIO) -> bool:
+    """Check each tree head a witness kept (one JSON answer per line); print what fails. All hold → True."""
+    checked = failed = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            seen = json.loads(line)
+        except ValueError:
+            seen = None
+        checked += 1
+        if problem := audit.witness_problem(seen):
+            failed += 1
+            click.echo(f"witnessed tree head on line {number}: {problem}", err=True)
+    click.echo(f"witnessed tree heads: {checked - failed} of {checked} hold")
+    return failed == 0
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -482,10 +500,15 @@ def register_cli(app: Flask) -> None:
         """The audit log."""
 
     @audit_group.command("verify")
-    def audit_verify() -> None:
+    @click.option("--witness", type=click.File("r", encoding="utf-8"), default=None,
+                  help="Also check tree heads a third party kept: one answer of /api/v1/public/audit/tree-head "
+                       "per line.")
+    def audit_verify(witness: TextIO | None) -> None:
         """Sequence the waiting events, then check the hash chain and every signed tree head; name the first
-        broken row."""
+        broken row. With --witness, also the tree heads someone kept from the public endpoint."""
         report = audit.verify_chain()
+        if witness is not None and not _witnessed_heads_hold(witness):
+            sys.exit(1)
         if report.intact:
             click.echo(f"audit chain intact: {report.checked} events")
             return

@@ -352,6 +352,44 @@ def verify_chain() -> ChainReport:
     return ChainReport(size)
 
 
+# --- published tree heads and a witness's check (a third party keeps what it saw, and checks it later) ---
+
+def published_tree_head(size: int | None = None) -> dict[str, Any] | None:
+    """The newest signed tree head (or the one at `size`), as the public API publishes it: sizes, hashes, the
+    time and the compact JWS — nothing of the events themselves."""
+    query = select(AuditTreeHead).order_by(AuditTreeHead.tree_size.desc()).limit(1)
+    if size is not None:
+        query = select(AuditTreeHead).where(AuditTreeHead.tree_size == size)
+    head = db.session.scalar(query)
+    if head is None:
+        return None
+    return {"tree_size": head.tree_size, "head_hash": head.head_hash,
+            "at": head.at.isoformat(timespec="microseconds"), "kid": head.kid, "signature": head.signature}
+
+
+def witness_problem(seen: Any) -> str | None:
+    """What is wrong with one tree head a witness kept (an answer of the public tree-head endpoint): None when
+    its signature verifies with the registry's keys and the chain still has that hash at that size — so the
+    history the witness saw was not rewritten since, even by someone who could rewrite the stored heads."""
+    if not isinstance(seen, dict) or not isinstance(seen.get("signature"), str):
+        return "not a tree head (a JSON object with a signature)"
+    try:
+        payload = certificates.verify(seen["signature"], certificates.keyring().jwks())
+    except certificates.CertificateError as error:
+        return f"signature does not verify ({error.code})"
+    if payload.get("kind") != TREE_HEAD_KIND or not isinstance(payload.get("tree_size"), int):
+        return "signed, but not a tree head of this registry's audit log"
+    size = payload["tree_size"]
+    if size == 0:
+        return None
+    chained = db.session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == size))
+    if chained is None:
+        return f"the log no longer reaches size {size} (events removed)"
+    if chained != payload["head"]:
+        return f"the chain's hash at size {size} differs from the signed one (history rewritten)"
+    return None
+
+
 def tree_size() -> int:
     """How many events are integrated (the head's place)."""
     return db.session.scalar(select(AuditHead.last_seq).where(AuditHead.id == 1)) or 0

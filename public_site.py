@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, func, literal, select, union, union_all
 from werkzeug.wrappers import Response
 
+import audit
 import certificates
 import ipindex
 import notices
@@ -500,6 +501,19 @@ def api_notice(notice_id: int) -> Response:
     return jsonify(notice_json(notice, with_body=True))
 
 
+@api.route("/audit/tree-head")
+def api_audit_tree_head() -> Response:
+    """The audit log's newest signed tree head (or the one at ?size=N), for witnesses to keep and check later
+    with `flask audit verify --witness`."""
+    size = request.args.get("size", type=int)
+    if "size" in request.args and (size is None or size < 1):
+        return jsonify({"message": "参数 size 须为正整数。"}), 400
+    head = audit.published_tree_head(size)
+    if head is None:
+        return jsonify({"message": "没有该大小的已签名树头。" if size else "审计日志还没有已签名树头。"}), 404
+    return jsonify(head)
+
+
 OPENAPI = {
     "openapi": "3.0.3",
     "info": {"title": "ICP与IP备案管理系统 公共查询接口", "version": "1"},
@@ -523,6 +537,13 @@ OPENAPI = {
             "summary": "verify a bazs.cert",
             "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}},
             "responses": {"200": {"description": "status valid | superseded | revoked | invalid"}}}},
+        "/api/v1/public/audit/tree-head": {"get": {
+            "summary": "the audit log's newest signed tree head (or the one at size), for witnesses",
+            "parameters": [{"name": "size", "in": "query", "required": False,
+                            "schema": {"type": "integer", "minimum": 1}}],
+            "responses": {"200": {"description": "tree_size, head_hash, at, kid, signature (compact JWS)"},
+                          "400": {"description": "size is not a positive integer"},
+                          "404": {"description": "no signed tree head (of that size)"}}}},
         "/api/v1/public/code-tables": {"get": {"summary": "the 11 code tables",
                                                "responses": {"200": {"description": "names"}}}},
         "/api/v1/public/code-tables/{name}": {"get": {

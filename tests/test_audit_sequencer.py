@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -196,6 +197,91 @@ def test_cli_names_a_forged_tree_head(app) -> None:
         _execute("UPDATE audit_tree_heads SET head_hash = :h", h="1" * 64)
     result = app.test_cli_runner().invoke(args=["audit", "verify"])
     assert result.exit_code == 1 and "BROKEN at a signed tree head" in result.output
+
+
+# --- published tree heads and witnesses -------------------------------------------------------------
+
+def _resign_every_head() -> None:
+    """What an insider holding the signing key can do after rewriting the events: replace every stored tree
+    head by one newly signed over the rewritten chain (the log then verifies on its own)."""
+    head = db.session.get(AuditHead, 1, populate_existing=True)
+    at = audit.utcnow()
+    kid, token = certificates.keyring().signed(audit.tree_head_payload(head.last_seq, head.last_hash, at, 0))
+    _execute("DELETE FROM audit_tree_heads")
+    _execute("INSERT INTO audit_tree_heads (tree_size, head_hash, at, kid, signature) VALUES (:n, :h, :at, :k, :s)",
+             n=head.last_seq, h=head.last_hash, at=at, k=kid, s=token)
+
+
+def _witness(app, *lines: str) -> object:
+    folder = current_app.instance_path
+    path = os.path.join(folder, "witnessed.jsonl")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return app.test_cli_runner().invoke(args=["audit", "verify", "--witness", path])
+
+
+def test_the_public_endpoint_publishes_the_newest_or_a_given_tree_head(app, client, monkeypatch) -> None:
+    monkeypatch.setattr(audit, "SEQUENCER_BATCH", 2)
+    assert client.get("/api/v1/public/audit/tree-head").status_code == 404
+    with app.app_context():
+        _record(4)
+        audit.sequence_pending()  # tree heads at 2 and 4
+    newest = client.get("/api/v1/public/audit/tree-head").get_json()
+    assert newest["tree_size"] == 4 and set(newest) == {"tree_size", "head_hash", "at", "kid", "signature"}
+    payload = certificates.verify(newest["signature"], client.get("/api/v1/public/keys").get_json())
+    assert payload["head"] == newest["head_hash"] and payload["tree_size"] == 4
+    assert client.get("/api/v1/public/audit/tree-head?size=2").get_json()["tree_size"] == 2
+    assert client.get("/api/v1/public/audit/tree-head?size=3").status_code == 404
+    for bad in ("0", "-1", "x", ""):
+        answer = client.get(f"/api/v1/public/audit/tree-head?size={bad}")
+        assert answer.status_code == 400 and "正整数" in answer.get_json()["message"]
+
+
+def test_a_witness_catches_a_rewrite_that_the_log_alone_no_longer_shows(app, client) -> None:
+    """A third party kept the tree head at size 3; an insider with the key rewrites events 2.. and re-signs
+    every stored head: `audit verify` alone passes, with the witness's copy it fails and says why."""
+    with app.app_context():
+        _record(3)
+        audit.sequence_pending()
+    kept = client.get("/api/v1/public/audit/tree-head").get_data(as_text=True).strip()
+    with app.app_context():
+        _record(2)
+        held = _witness(app, kept, "")
+        assert held.exit_code == 0 and "1 of 1 hold" in held.output
+        _rewrite_from(2)
+        _resign_every_head()
+        assert audit.verify_chain().intact
+        caught = _witness(app, kept)
+    assert caught.exit_code == 1 and "line 1: the chain's hash at size 3 differs" in caught.output
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("not json", "not a tree head"),
+    ('{"tree_size": 3}', "not a tree head"),
+    ("FOREIGN", "signature does not verify"),
+    ("CERTIFICATE", "not a tree head of this registry's audit log"),
+])
+def test_a_witness_line_that_is_not_a_head_of_this_log_is_refused(app, line: str, problem: str) -> None:
+    with app.app_context():
+        _record(3)
+        audit.sequence_pending()
+        token = db.session.scalar(select(AuditTreeHead.signature))
+        if line == "FOREIGN":
+            line = json.dumps({"signature": _resign_with_a_foreign_key(token)})
+        elif line == "CERTIFICATE":
+            line = json.dumps({"signature": certificates.keyring().sign({"kind": "filing", "tree_size": 3})})
+        result = _witness(app, line)
+    assert result.exit_code == 1 and problem in result.output and "0 of 1 hold" in result.output
+
+
+def test_a_witness_head_beyond_a_truncated_log_is_caught(app) -> None:
+    with app.app_context():
+        _record(4)
+        audit.sequence_pending()
+        kept = json.dumps(audit.published_tree_head())
+        _execute("DELETE FROM audit_events WHERE seq = 4")
+        result = _witness(app, kept)
+    assert result.exit_code == 1 and "no longer reaches size 4" in result.output
 
 
 def test_the_application_cannot_change_a_tree_head(app) -> None:
