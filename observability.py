@@ -200,7 +200,7 @@ def _by_label(name: str, documentation: str, label: str, query: Any) -> GaugeMet
 
 
 def _jobs_running(now: Any) -> GaugeMetricFamily:
-    """Import jobs running, and each singleton worker step whose lease is held now (workers.py)."""
+    """Import jobs running, and each singleton worker step whose lease is held now (leases.py)."""
     family = GaugeMetricFamily("beian_jobs_running", "Jobs running now: imports, and each singleton worker step",
                                labels=("job",))
     running = db.session.scalar(select(func.count()).where(ImportJob.state == JobState.RUNNING))

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, text, update
 
 import audit
+import leases
 import notify
 import workflow
 from app import MIGRATIONS_DIR, create_app
@@ -212,11 +213,9 @@ def test_the_queue_gauges_match_the_database(app: Flask, users: dict[str, str]) 
 
 
 def test_a_singleton_step_running_shows_in_jobs_running(app: Flask) -> None:
-    import workers
-
     with app.app_context():
-        assert workers.claim("reminders", 60, "node-a:1") and workers.claim("purged", 60, "node-a:1")
-        workers.release("purged", "node-a:1")
+        assert leases.claim("reminders", 60, "node-a:1") and leases.claim("purged", 60, "node-a:1")
+        leases.release("purged", "node-a:1")
     samples = _scrape(app)
     assert samples[("beian_jobs_running", (("job", "reminders"),))] == 1
     assert samples[("beian_jobs_running", (("job", "purged"),))] == 0

@@ -15,12 +15,23 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select, update
 
+import leases
 import notify
 import workers
 import workflow
 from app import create_app
 from extensions import db
-from models import Entity, ImportJob, JobState, MessageStatus, OutboxMessage, Role, WorkerLease, utcnow
+from models import (
+    DomainChange,
+    Entity,
+    ImportJob,
+    JobState,
+    MessageStatus,
+    OutboxMessage,
+    Role,
+    WorkerLease,
+    utcnow,
+)
 from tests.conftest import _config
 from tests.helpers import TIANJIN, make_user, user_named
 from tests.import_files import plain_xlsx, valid_row
@@ -85,22 +96,22 @@ def _in_threads(*jobs: tuple[Flask, Callable[[], Any]]) -> list[Any]:
 
 def test_a_lease_is_held_by_one_worker_until_released_or_expired(ctx) -> None:
     """Can a second worker take a step the first holds? Only after the first released it or let it expire."""
-    assert workers.claim("reminders", 60, "node-a:1")
-    assert not workers.claim("reminders", 60, "node-b:2")
-    assert workers.claim("reminders", 60, "node-a:1")  # ours: renewed
-    workers.release("reminders", "node-b:2")  # not b's: nothing happens
-    assert not workers.claim("reminders", 60, "node-b:2")
-    workers.release("reminders", "node-a:1")
-    assert workers.claim("reminders", 60, "node-b:2")
-    assert not workers.renew("reminders", 60, "node-a:1") and workers.renew("reminders", 60, "node-b:2")
+    assert leases.claim("reminders", 60, "node-a:1")
+    assert not leases.claim("reminders", 60, "node-b:2")
+    assert leases.claim("reminders", 60, "node-a:1")  # ours: renewed
+    leases.release("reminders", "node-b:2")  # not b's: nothing happens
+    assert not leases.claim("reminders", 60, "node-b:2")
+    leases.release("reminders", "node-a:1")
+    assert leases.claim("reminders", 60, "node-b:2")
+    assert not leases.renew("reminders", 60, "node-a:1") and leases.renew("reminders", 60, "node-b:2")
 
 
 def test_an_expired_lease_is_taken_over_and_the_old_holder_knows(ctx) -> None:
-    assert workers.claim("domain_checks", 60, "node-a:1")
+    assert leases.claim("domain_checks", 60, "node-a:1")
     db.session.execute(update(WorkerLease).values(lease_until=utcnow() - timedelta(seconds=1)))
     db.session.commit()  # node-a died: nobody renewed it
-    assert workers.claim("domain_checks", 60, "node-b:2")
-    assert not workers.renew("domain_checks", 60, "node-a:1")  # node-a, back, finds it taken
+    assert leases.claim("domain_checks", 60, "node-b:2")
+    assert not leases.renew("domain_checks", 60, "node-a:1")  # node-a, back, finds it taken
     lease = db.session.get(WorkerLease, "domain_checks")
     assert lease.holder == "node-b:2" and lease.lease_until > utcnow() + timedelta(seconds=50)
 
@@ -108,8 +119,8 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_knows(ctx) -> None:
 def test_two_workers_creating_a_lease_at_once_get_it_once(app: Flask, second: Flask) -> None:
     """The first claim of a step inserts its row: at the same moment from two workers, one wins, none fails."""
     for name in (f"step{n}" for n in range(10)):
-        won = _in_threads((app, lambda name=name: workers.claim(name, 60, "node-a:1")),
-                          (second, lambda name=name: workers.claim(name, 60, "node-b:2")))
+        won = _in_threads((app, lambda name=name: leases.claim(name, 60, "node-a:1")),
+                          (second, lambda name=name: leases.claim(name, 60, "node-b:2")))
         assert sorted(won) == [False, True], name
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(WorkerLease)) == 10
@@ -175,12 +186,43 @@ def test_a_dead_workers_step_is_taken_over_after_its_lease(app: Flask, second: F
     ran: list[str] = []
     step = workers.Step("ip_findings", lambda: ran.append("b") or "ran", singleton=True)
     with app.app_context():
-        assert workers.claim("ip_findings", 60, "node-a:1")  # then node-a is killed mid-step
+        assert leases.claim("ip_findings", 60, "node-a:1")  # then node-a is killed mid-step
     with second.app_context():
         assert workers.run_step(step, "node-b:2") == workers.HELD_ELSEWHERE and ran == []
         db.session.execute(update(WorkerLease).values(lease_until=utcnow() - timedelta(seconds=1)))
         db.session.commit()
         assert workers.run_step(step, "node-b:2") == "ran" and ran == ["b"]
+
+
+def test_a_stalled_domain_check_whose_lease_was_taken_writes_nothing(ctx) -> None:
+    """Worker A's domain-check step stalls past its lease; worker B takes the lease over; A resumes. Does A go
+    on e-mailing and marking the queue beside B? No: its next transaction's fence refuses, nothing is written."""
+    db.session.add(DomainChange(domain="stalled-example.cn", what="registrant"))
+    db.session.commit()
+
+    def stalled_then_resumed() -> Any:
+        db.session.execute(update(WorkerLease).where(WorkerLease.name == "domain_checks").values(
+            lease_until=utcnow() - timedelta(seconds=1)))
+        db.session.commit()  # A's heartbeat could not renew in time (A was paused) ...
+        assert leases.claim("domain_checks", 60, "node-b:2")  # ... and B took the step over
+        return workflow.domain_reconcile.reconcile_domain_changes()
+
+    figures = workers.run_pass("node-a:1", (workers.Step("domain_checks", stalled_then_resumed, singleton=True),))
+    assert figures == {"domain_checks": workers.LEASE_LOST}
+    assert db.session.scalar(select(DomainChange.processed_at)) is None  # left for B, untouched by A
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    assert db.session.get(WorkerLease, "domain_checks").holder == "node-b:2"  # A released nothing of B's
+    db.session.rollback()  # end the reads' transaction (on SQLite it holds the write lock B's claim needs)
+    assert workers.run_pass("node-b:2", (workers.Step(
+        "domain_checks", workflow.domain_reconcile.reconcile_domain_changes, singleton=True),))["domain_checks"][
+        "changes"] == 1
+
+
+def test_outside_a_leased_step_the_fence_lets_the_command_run(ctx) -> None:
+    """`flask domain-reconcile` (no worker, no lease) is not refused by the fence."""
+    db.session.add(DomainChange(domain="by-hand-example.cn", what="registrant"))
+    db.session.commit()
+    assert workflow.domain_reconcile.reconcile_domain_changes()["changes"] == 1
 
 
 def test_a_failing_singleton_step_is_reported_and_frees_its_lease(ctx) -> None:
@@ -190,7 +232,7 @@ def test_a_failing_singleton_step_is_reported_and_frees_its_lease(ctx) -> None:
     figures = workers.run_pass("node-a:1", (workers.Step("domain_checks", broken, singleton=True),
                                             workers.Step("after", lambda: 1, singleton=False)))
     assert figures == {"domain_checks": "failed", "after": 1}
-    assert workers.claim("domain_checks", 60, "node-b:2")  # released, not left to expire
+    assert leases.claim("domain_checks", 60, "node-b:2")  # released, not left to expire
 
 
 def test_the_loop_ends_after_the_pass_in_which_it_was_asked_to_stop(ctx, monkeypatch) -> None:

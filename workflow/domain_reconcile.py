@@ -18,6 +18,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import exists, insert, select, update
 
+import leases
 import notify
 import validators
 from extensions import db
@@ -175,6 +176,7 @@ def notify_new_flags(flags: Sequence[DomainFlag]) -> int:
 def reconcile_domain_changes(limit: int | None = None) -> dict[str, Any]:
     """The worker's step: every queued change (or `limit` of them), in batches, each batch committed."""
     started, tally = monotonic(), Tally()
+    leases.fence()  # each transaction: still this worker's step, or nothing written (e-mails sent once)
     queue_passed_expiries()
     db.session.commit()
     while limit is None or tally.changes < limit:
@@ -182,6 +184,7 @@ def reconcile_domain_changes(limit: int | None = None) -> dict[str, Any]:
             DomainChange.processed_at.is_(None)).order_by(DomainChange.id).limit(BATCH)))
         if not batch:
             break
+        leases.fence()
         whats: dict[str, list[str]] = {}
         for _id, name, what in batch:
             if what not in whats.setdefault(name, []):
