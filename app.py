@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -484,6 +485,20 @@ def register_cli(app: Flask) -> None:
                                        "set SIGNING_KEY_STORE=database")
         kids = certificates.import_local_keys(remove=not keep_local)
         click.echo(f"{len(kids)} signing keys in the database store; current: {certificates.keyring().current_kid()}")
+
+    @keys_group.command("reseal")
+    def keys_reseal() -> None:
+        """Re-seal every private key of the database store under SIGNING_KEY_KEK, from the key-encryption key in
+        SIGNING_KEY_OLD_KEK (an environment variable: never on the command line): all keys or none."""
+        if app.config["SIGNING_KEY_STORE"] != "database":
+            raise click.ClickException("reseal changes the key-encryption key of the database store: "
+                                       "set SIGNING_KEY_STORE=database")
+        try:
+            old_kek = certificates.parse_kek(os.environ.get("SIGNING_KEY_OLD_KEK"), "SIGNING_KEY_OLD_KEK")
+            count = certificates.database_store().reseal(old_kek)
+        except certificates.KeyStoreError as error:
+            raise click.ClickException(f"nothing re-sealed: {error}") from error
+        click.echo(f"{count} signing keys re-sealed under SIGNING_KEY_KEK")
 
     @app.cli.command("certificate")
     @click.argument("number")

@@ -74,17 +74,17 @@ def _raw_public(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def parse_kek(text: str | None) -> bytes:
-    """SIGNING_KEY_KEK: 32 random bytes in base64url (padding optional); anything else is refused."""
+def parse_kek(text: str | None, name: str = "SIGNING_KEY_KEK") -> bytes:
+    """A key-encryption key (`name`): 32 random bytes in base64url (padding optional); anything else is refused."""
     if not text or not text.strip():
-        raise KeyStoreError(f"SIGNING_KEY_STORE=database needs SIGNING_KEY_KEK (32 random bytes, base64url); "
+        raise KeyStoreError(f"SIGNING_KEY_STORE=database needs {name} (32 random bytes, base64url); "
                             f"generate one with: {GENERATE_KEK}")
     try:
         kek = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
     except (binascii.Error, ValueError) as error:
-        raise KeyStoreError("SIGNING_KEY_KEK is not base64url") from error
+        raise KeyStoreError(f"{name} is not base64url") from error
     if len(kek) != KEK_BYTES:
-        raise KeyStoreError(f"SIGNING_KEY_KEK must be {KEK_BYTES} bytes (AES-256), it is {len(kek)}")
+        raise KeyStoreError(f"{name} must be {KEK_BYTES} bytes (AES-256), it is {len(kek)}")
     return kek
 
 
@@ -206,6 +206,21 @@ class DatabaseKeyStore:
             session.add(SigningKey(kid=kid, public_key=_raw_public(key), private_key_sealed=seal(self.kek, kid, key),
                                    created_at=created_at or now, retired_at=None if current else now))
         return kid
+
+    def reseal(self, old_kek: bytes) -> int:
+        """Every private key re-sealed under this store's KEK, from `old_kek`, in one transaction: all or none.
+        A key already sealed under the new KEK (a second run) is left as it is. Returns how many changed."""
+        resealed = 0
+        with Session(self.engine) as session, session.begin():
+            for stored in session.scalars(select(SigningKey).order_by(SigningKey.created_at).with_for_update()):
+                try:
+                    unseal(self.kek, stored.kid, stored.private_key_sealed)
+                    continue
+                except KeyStoreError:
+                    key = unseal(old_kek, stored.kid, stored.private_key_sealed)  # neither KEK: refused, all undone
+                stored.private_key_sealed = seal(self.kek, stored.kid, key)
+                resealed += 1
+        return resealed
 
     def listing(self) -> list[StoredKey]:
         current = self.current_kid()

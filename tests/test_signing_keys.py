@@ -267,3 +267,42 @@ def test_import_local_into_a_store_with_a_current_key_keeps_it(nodes) -> None:
 def test_import_local_is_refused_in_local_mode(app: Flask) -> None:
     refused = app.test_cli_runner().invoke(args=["keys", "import-local"])
     assert refused.exit_code != 0 and "set SIGNING_KEY_STORE=database" in refused.output
+
+
+def test_reseal_moves_every_key_to_a_new_kek_all_or_nothing(nodes, database_url: str, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    """Changing the key-encryption key: every sealed key opens under the new KEK after `keys reseal`, none under the
+    old; certificates signed before still verify and the new node signs; a wrong old KEK changes nothing."""
+    a, _ = nodes
+    with a.app_context():
+        keyring().rotate()
+        token = keyring().sign(PAYLOAD)
+        before = dict(db.session.execute(select(SigningKey.kid, SigningKey.private_key_sealed)).all())
+    renewed = _node(database_url, tmp_path / "new-kek", kek=OTHER_KEK)
+    runner = renewed.test_cli_runner()
+    monkeypatch.delenv("SIGNING_KEY_OLD_KEK", raising=False)
+    missing = runner.invoke(args=["keys", "reseal"])
+    assert missing.exit_code == 1 and "nothing re-sealed" in missing.output and "SIGNING_KEY_OLD_KEK" in missing.output
+    monkeypatch.setenv("SIGNING_KEY_OLD_KEK", base64.urlsafe_b64encode(bytes(32)).decode())  # not the old one
+    wrong = runner.invoke(args=["keys", "reseal"])
+    assert wrong.exit_code == 1 and "does not open signing key" in wrong.output
+    with renewed.app_context():
+        assert dict(db.session.execute(select(SigningKey.kid, SigningKey.private_key_sealed)).all()) == before
+    monkeypatch.setenv("SIGNING_KEY_OLD_KEK", KEK)
+    done = runner.invoke(args=["keys", "reseal"])
+    assert done.exit_code == 0 and done.output.strip() == "2 signing keys re-sealed under SIGNING_KEY_KEK"
+    again = runner.invoke(args=["keys", "reseal"])
+    assert again.exit_code == 0 and again.output.startswith("0 signing keys")  # a second run changes nothing
+    with renewed.app_context():
+        for kid, sealed in db.session.execute(select(SigningKey.kid, SigningKey.private_key_sealed)).all():
+            unseal(parse_kek(OTHER_KEK), kid, sealed)
+            with pytest.raises(KeyStoreError):
+                unseal(parse_kek(KEK), kid, sealed)
+        assert verify(token, keyring().jwks()) == PAYLOAD
+        assert verify(keyring().sign(PAYLOAD), keyring().jwks()) == PAYLOAD
+        db.engine.dispose()
+
+
+def test_reseal_is_refused_in_local_mode(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["keys", "reseal"])
+    assert result.exit_code == 1 and "SIGNING_KEY_STORE=database" in result.output
