@@ -93,14 +93,15 @@ def wrk(path: str, script: Path | None = None) -> dict[str, float]:
     if "Non-2xx" in output:
         raise SystemExit(f"errors in the run:\n{output}")
     return {"req/s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-            "p50 ms": _ms(re.search(r"50%\s+(\S+)", output).group(1)),
-            "p99 ms": _ms(re.search(r"99%\s+(\S+)", output).group(1))}
+            "p50 ms": _ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1)),  # not a Stdev column's "76.50%"
+            "p99 ms": _ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))}
 
 
 def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     server = serve(database())
+    load_before = os.getloadavg()[0]
     try:
         wrk("/api/v1/public/ping")  # warm both workers
         wrk("/api/v1/public/lookup", FOLDER / "lookup.lua")
@@ -114,6 +115,8 @@ def main() -> None:
         print(f"{name:44} {figures['req/s']:9,.0f} {figures['p50 ms']:8.2f} {figures['p99 ms']:8.2f}")
     ping, lookup = results.values()
     print(f"ratio lookup / no-database: {lookup['req/s'] / ping['req/s']:.2f} (target ≥ 0.6)")
+    print(f"load average before / after the runs: {load_before:.2f} / {os.getloadavg()[0]:.2f} "
+          f"({os.cpu_count()} cores; the ratio is only comparable between quiet runs)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,40 @@
+"""rawsql's reads outside the session (issue 15): the public lookup's prepared statement, read in autocommit on
+PostgreSQL, sees every commit at once."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import update
+
+import workflow
+from extensions import db
+from models import Entity, FilingStatus, Website
+from tests.filing_factories import filed_by_isp
+from tests.helpers import user_named
+
+
+@pytest.fixture
+def website(app, users) -> dict[str, object]:
+    """An approved filing's domain and entity id."""
+    with app.app_context():
+        application = filed_by_isp(user_named(users["isp"]), 700)
+        workflow.approve(user_named(users["bureau"]), application)
+        db.session.commit()
+        return {"domain": "www.site700.cn", "entity_id": application.entity_id}
+
+
+def _found(client, query: str) -> int:
+    response = client.get("/api/v1/public/lookup", query_string={"q": query})
+    assert response.status_code == 200
+    return len(response.get_json()["results"])
+
+
+def test_a_revocation_is_seen_by_the_next_lookup(app, client, website) -> None:
+    """Does a lookup answered before a commit see the commit at once (no snapshot kept between reads)?"""
+    assert _found(client, website["domain"]) == 1
+    with app.app_context():
+        db.session.execute(update(Entity).where(Entity.id == website["entity_id"]).values(status=FilingStatus.REVOKED))
+        db.session.execute(update(Website).where(Website.entity_id == website["entity_id"])
+                           .values(status=FilingStatus.REVOKED))
+        db.session.commit()
+    assert _found(client, website["domain"]) == 0
