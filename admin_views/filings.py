@@ -347,7 +347,7 @@ class BureauQueueView(ApplicationView):
     access_action = Action.FILING_AUDIT
     column_list = (*ApplicationView.column_list, "due_at")
     column_sortable_list = (*ApplicationView.column_sortable_list, "due_at")
-    column_default_sort = ("due_at", False)  # the ix_applications_deadline index
+    column_default_sort = ("due_at", False)  # ix_applications_review_queue (PostgreSQL), ix_applications_deadline
     column_labels = {**ApplicationView.column_labels, "due_at": _l("Decision due (working days left)")}
     column_formatters = {**ApplicationView.column_formatters, "due_at": deadline_cell}
 

@@ -80,7 +80,8 @@ def entity_condition(term: Term) -> ColumnElement[bool]:
     """The filings a term finds, as a condition on `Entity` (each kind one index)."""
     value = term.values[0]
     if term.kind == Kind.NUMBER:
-        return starts_with(Entity.number, value, plain_index=True)  # uq_entities_number, ix_entities_province_number
+        # uq_entities_number, ix_entities_province_number_status
+        return starts_with(Entity.number, value, plain_index=True)
     if term.kind == Kind.LICENCE:
         return starts_with(Entity.licence_number, value)
     if term.kind == Kind.WEBSITE_NUMBER:

@@ -3,6 +3,7 @@
     python bench/console_search.py            # seeds both databases in temporary folders (1M: 6–15 min)
     BENCH_SEARCH_BIG=/tmp/search/bench1m BENCH_SEARCH_SMALL=/tmp/search/bench1k python bench/console_search.py
     BENCH_SEARCH_PLANS=1 python bench/console_search.py   # also print each page's query plans (for the README)
+    BENCH_SEARCH_PAGES='ISP|pre-approval' python bench/console_search.py   # only the pages whose list and label match
     BENCH_DATABASE_URL=postgresql+psycopg://…/beian_5m BENCH_SMALL_DATABASE_URL=postgresql+psycopg://…/beian_1k \
         python bench/console_search.py        # 5,000,000 filings against 1,000, both on PostgreSQL
 
@@ -102,6 +103,12 @@ def pages(t: dict[str, str]) -> list[tuple[str, str, str]]:
     ]
 
 
+def chosen(listed: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The pages whose "list label" matches BENCH_SEARCH_PAGES (a regular expression), or all of them."""
+    wanted = re.compile(os.environ.get("BENCH_SEARCH_PAGES", ""))
+    return [(page, label, path) for page, label, path in listed if wanted.search(f"{page} {label}")]
+
+
 def signed_in(app):
     client = app.test_client()
     client.get("/captcha.png")
@@ -157,7 +164,7 @@ def main() -> None:
     failed, results = [], []
     big_pages = {(page, label): path for page, label, path in pages(terms(big_app))}
     # the two sizes alternate, page by page, so that the machine's load weighs on both alike
-    for page, label, small_path in pages(terms(small_app)):
+    for page, label, small_path in chosen(pages(terms(small_app))):
         small_ms, _, small_rows = measure(small_app, small_client, small_path)
         big_ms, statements, big_rows = measure(big_app, big_client, big_pages[page, label])
         scans, sorts = table_scans(big_app, statements)
