@@ -3,7 +3,9 @@ BENCH_DATABASE_URL (postgresql+psycopg://…) that database, shared by every ben
 
 A shared database is never dropped or re-created: each benchmark counts what it needs and seeds only what is
 missing, so the 5,000,000-website seed (`flask --app app seed-demo --filings 5000000`, or the first benchmark
-to need it) is made once and reused. Benchmarks comparing against a small database (1,000 filings) use
+to need it) is made once and reused. The IP and domain benchmarks undo what their measurements add or change
+(the rows above id marks taken before deleted: `highest_ids`, `delete_added`), so that the next run finds the
+same database; the audit events stay. Benchmarks comparing against a small database (1,000 filings) use
 BENCH_SMALL_DATABASE_URL for it when set, else a SQLite file.
 
 On PostgreSQL the instance folder (signing keys, uploads) is one for every benchmark too, BENCH_INSTANCE
@@ -16,10 +18,11 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 
 from models import ApplicationState
 
@@ -53,18 +56,55 @@ def instance_folder(folder: Path, url: str) -> Path:
     return shared_folder
 
 
-def skipped_on_shared_database(benchmark: str) -> bool:
-    """For the benchmarks that copy their SQLite file between measurements (no PostgreSQL port yet): say so
-    and skip them on a shared database rather than measure something else."""
-    if shared():
-        print(f"{benchmark}: SQLite only (it copies its database file between measurements); "
-              "not run with BENCH_DATABASE_URL", flush=True)
-    return shared()
+def highest_ids(*models: Any) -> dict[Any, int]:
+    """Each model's highest id now (in the app context): what a measurement adds to a shared database lies
+    above it, and `delete_added` removes exactly that."""
+    from extensions import db
+
+    return {model: db.session.scalar(select(func.max(model.id))) or 0 for model in models}
+
+
+def delete_added(marks: dict[Any, int]) -> dict[str, int]:
+    """Delete the rows above each model's mark, in the order given (children first), and commit; the rows
+    deleted per table. Audit events are never given: the chain is append-only, so what a measurement did stays
+    in it (deleting a chained event would make `flask audit verify` report tampering)."""
+    from extensions import db
+
+    deleted = {model.__tablename__: db.session.execute(delete(model).where(model.id > mark)).rowcount
+               for model, mark in marks.items()}
+    db.session.commit()
+    return deleted
+
+
+def migrate(app: Flask) -> None:
+    """The database at the head revision (in the app context): a SQLite file or an empty database is upgraded; a
+    server's database that has a schema only if it is at the head already, else the run stops. A shared database
+    is upgraded by whoever owns it (`flask --app app db upgrade`), never as a side effect of a benchmark: the
+    migrations of a working tree, still being written, would be applied to it."""
+    from alembic.config import Config
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from app import MIGRATIONS_DIR
+    from extensions import db
+
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    with db.engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if url.startswith("sqlite") or current is None:
+        upgrade(directory=MIGRATIONS_DIR)
+        return
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS_DIR)
+    head = ScriptDirectory.from_config(config).get_current_head()
+    if current != head:
+        raise SystemExit(f"{url.split('@')[-1]} is at revision {current}, the code's head is {head}: upgrade it "
+                         "first (flask --app app db upgrade); a benchmark does not migrate a shared database")
 
 
 def open_app(folder: Path, sqlite_name: str, small: bool = False, **config: object) -> Flask:
     """The app on the benchmark's database, migrated to the head revision, code tables seeded."""
-    from app import MIGRATIONS_DIR, create_app
+    from app import create_app
     from extensions import db
     from seed_data import seed_code_tables
 
@@ -74,7 +114,7 @@ def open_app(folder: Path, sqlite_name: str, small: bool = False, **config: obje
                       "SECRET_KEY": "bench", "TESTING": True, "CAPTCHA_FIXED_ANSWER": "BNCH",
                       "WTF_CSRF_ENABLED": False, **config})
     with app.app_context():
-        upgrade(directory=MIGRATIONS_DIR)
+        migrate(app)
         seed_code_tables()
         db.session.commit()
     return app
