@@ -259,7 +259,7 @@ class DatabaseStore(FileStore):
 
     def _header(self, key: str) -> tuple[int, int] | None:
         return db.session.execute(select(StoredFile.id, StoredFile.size).where(
-            StoredFile.key == check_key(key))).tuples().first()
+            StoredFile.key == check_key(key))).first()
 
     def chunks(self, key: str) -> Iterator[bytes]:
         header = self._header(key)
