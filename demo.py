@@ -229,7 +229,8 @@ def _batch(plan: Plan, first: int, last: int, seq: dict[str, int]) -> dict[str, 
                 "state": ReviewState.PENDING if state == ApplicationState.ISP_REVIEW else ReviewState.CONFIRMED,
                 "reason": "", "at": None if state == ApplicationState.ISP_REVIEW else when})
         if i % 50 == 0:
-            batch["preapprovals"].append({"website_id": website_id, "category": "1",
+            batch["preapprovals"].append({"website_id": website_id, "entity_id": entity_id,
+                                          "province_code": province.code, "category": "1",
                                           "document_number": f"新闻[{year}]{i}号",
                                           "state": ReviewState.CONFIRMED if approved else ReviewState.PENDING,
                                           "reason": "", "reviewer_id": None, "reviewed_at": None})

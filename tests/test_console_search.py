@@ -323,3 +323,23 @@ def test_users_search_by_username_prefix(world: dict, miit: FlaskClient) -> None
     html = miit.get("/admin/filing_users/?search=demo_isp_12").get_data(as_text=True)
     assert set(re.findall(r"demo_isp_\d+_\d", html)) == {"demo_isp_12_1", "demo_isp_12_2"}
     assert "共 2 条" in html
+
+
+def test_preapproval_filter_finds_each_province_s_filings(app: Flask, bureau: FlaskClient, miit: FlaskClient,
+                                                           world: dict) -> None:
+    """Does the 前置审批 filter find a national user's filings in every province, and a bureau's in its own only
+    (the item's province is compared with the application's)?"""
+    news = {world[TIANJIN][-1].id: TIANJIN, world[BEIJING][-1].id: BEIJING}
+    with app.app_context():
+        for entity_id, province in news.items():
+            website = db.session.scalar(select(Website).where(Website.entity_id == entity_id))
+            db.session.add(PreapprovalItem(website=website, entity_id=entity_id, province_code=province, category="3",
+                                           document_number="教育[2026]1号"))
+        db.session.commit()
+    both = applications_of(app, set(news))
+    tianjin = applications_of(app, {world[TIANJIN][-1].id})
+    assert len(both) == 2 and tianjin < both
+    assert shown(miit, "/admin/applications/?flt0_4=3&page_size=100") == both
+    assert shown(bureau, "/admin/applications/?flt0_4=3&page_size=100") == tianjin
+    assert shown(bureau, "/admin/bureau_queue/?flt0_4=3&page_size=100") == tianjin
+    assert shown(bureau, "/admin/bureau_queue/?flt0_4=4&page_size=100") == set()

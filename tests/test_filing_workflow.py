@@ -7,6 +7,7 @@ import json
 import pytest
 
 import certificates
+import permissions
 import workflow
 from extensions import db
 from models import (
@@ -199,6 +200,21 @@ def test_preapproval_scope(app, people, ctx) -> None:
         workflow.review_preapproval(bj_news, item, confirmed=True)
     with pytest.raises(workflow.WorkflowError, match="异议原因"):
         workflow.review_preapproval(_u(people["preapproval"]), item, confirmed=False)
+
+
+def test_preapproval_items_follow_their_draft_to_another_province(app, people, ctx) -> None:
+    """Does each item name its filing and the filing's province, and move with a draft edited to another province
+    (the bureau queue's filter and the authorities' scope read them from the item)?"""
+    owner, isp = _u(people["icp"]), _u(people["isp"])
+    news = [website_data("gamma", [isp.id], preapprovals=[("1", "津新闻[2026]002号")])]
+    application = workflow.save_filing_draft(owner, entity_data(2), news)
+    item = db.session.query(PreapprovalItem).one()
+    assert (item.entity_id, item.province_code) == (application.entity_id, TIANJIN)
+    workflow.save_filing_draft(owner, entity_data(2, BEIJING), news, application)
+    item = db.session.query(PreapprovalItem).one()
+    assert (item.entity_id, item.province_code) == (application.entity_id, BEIJING)
+    assert permissions.may_review_preapproval(make_user("bj_news", Role.PREAPPROVAL, BEIJING), item)
+    assert not permissions.may_review_preapproval(make_user("tj_news", Role.PREAPPROVAL, TIANJIN), item)
 
 
 def test_commercial_entities_get_a_licence_and_its_wording(app, people, ctx) -> None:

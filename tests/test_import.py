@@ -22,6 +22,7 @@ from models import (
     Entity,
     ImportJob,
     JobState,
+    PreapprovalItem,
     Role,
 )
 from tests.helpers import TIANJIN, make_user, post, sign_in, user_named
@@ -101,6 +102,20 @@ def test_two_websites_of_one_entity_and_the_bureau_queue(app, as_user, importer_
         entity = db.session.scalar(select(Entity))
         assert [w.name for w in entity.websites] == ["导入网站1", "第二网站"]
     assert "天津导入科技有限公司1" in as_user("bureau").get("/admin/bureau_queue/").get_data(as_text=True)
+
+
+def test_an_imported_preapproval_item_names_its_filing(app, as_user, importer_isp) -> None:
+    """Does an imported 前置审批 name its filing and the filing's province, so that the queue's filter finds it?"""
+    news = valid_row(1)
+    news[18:20] = ["新闻", "津新闻[2026]009号"]
+    job = run_file(app, importer_isp, filled_template(app, [news, valid_row(2)]))
+    assert job.imported == 2, job.errors
+    with app.app_context():
+        entity = db.session.scalar(select(Entity).where(Entity.unit_name == "天津导入科技有限公司1"))
+        item = db.session.scalars(select(PreapprovalItem)).one()
+        assert (item.entity_id, item.province_code, item.category) == (entity.id, TIANJIN, "1")
+    queue = as_user("bureau").get("/admin/bureau_queue/?flt0_4=1").get_data(as_text=True)
+    assert "天津导入科技有限公司1" in queue and "天津导入科技有限公司2" not in queue
 
 
 def test_one_bad_cell_in_a_thousand_rows_imports_nothing(app, importer_isp) -> None:

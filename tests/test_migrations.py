@@ -83,3 +83,33 @@ def test_upgrading_queues_the_filed_domains_for_the_registrant_check(empty_app) 
     with db.engine.connect() as connection:
         queued = connection.execute(text("SELECT domain, what FROM domain_changes")).all()
     assert queued == [("a.cn", "filed")]
+
+
+def test_upgrading_names_each_preapproval_items_filing_and_province(empty_app) -> None:
+    """Issue 15: the items written before b15e0007e1a7 get their website's entity and that entity's province."""
+    upgrade(directory=MIGRATIONS_DIR, revision="b15e0006c0a5")
+    with db.engine.begin() as connection:
+        for code, name, abbr in (("120000", "天津市", "津"), ("110000", "北京市", "京")):
+            connection.execute(text("INSERT INTO provinces (code, name, abbr, sort_order, active) "
+                                    "VALUES (:code, :name, :abbr, 1, true)"),
+                               {"code": code, "name": name, "abbr": abbr})
+        for entity_id, province in ((1, "120000"), (2, "110000")):
+            connection.execute(text(
+                "INSERT INTO entities (id, province_code, unit_name, unit_nature, certificate_type, "
+                "certificate_number, address, responsible_name, responsible_id_number, responsible_mobile, "
+                "responsible_email, commercial, status, website_seq, created_at) VALUES (:id, :province, '某公司', "
+                "'4', '1', :number, '', '', '', '', '', false, 'draft', 0, CURRENT_TIMESTAMP)"),
+                {"id": entity_id, "province": province, "number": f"X{entity_id}"})
+            connection.execute(text(
+                "INSERT INTO websites (id, entity_id, name, home_url, service_content, languages, responsible_name, "
+                "responsible_mobile, bbs, bbs_sections, status) VALUES (:id, :id, 'w', '', '', '1', '', '', false, "
+                "'', 'draft')"), {"id": entity_id})
+        for website_id in (1, 2, 2):
+            connection.execute(text(
+                "INSERT INTO preapproval_items (website_id, category, document_number, state, reason) "
+                "VALUES (:w, '1', 'd', 'pending', '')"), {"w": website_id})
+    upgrade(directory=MIGRATIONS_DIR)
+    with db.engine.connect() as connection:
+        items = connection.execute(text(
+            "SELECT website_id, entity_id, province_code FROM preapproval_items ORDER BY id")).all()
+    assert items == [(1, 1, "120000"), (2, 2, "110000"), (2, 2, "110000")]

@@ -266,7 +266,8 @@ def website_row(entity: Entity, website: WebsiteData, names: list[str]) -> Websi
                   responsible_name=website.responsible_name, responsible_mobile=website.responsible_mobile,
                   bbs=website.bbs, bbs_sections=website.bbs_sections, status=FilingStatus.DRAFT)
     row.domains = [domain_row(name) for name in names]
-    row.preapprovals = [PreapprovalItem(category=c, document_number=d.strip(), state=ReviewState.PENDING)
+    row.preapprovals = [PreapprovalItem(entity=entity, province_code=entity.province_code, category=c,
+                                        document_number=d.strip(), state=ReviewState.PENDING)
                         for c, d in website.preapprovals]
     row.accesses = [access_row(a) for a in website.accesses]
     return row

@@ -13,7 +13,6 @@ records them) follow in short transactions, as in the filings import: the chain 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -113,7 +112,7 @@ def audit_reports(actor: User, after: int, stamp: datetime, job_id: int) -> None
         if len(rows) < imports.CHUNK:
             return
         last = rows[-1][0]
-        time.sleep(imports.WRITE_PAUSE)
+        imports.pause_between_writes()
 
 
 # --- the job ----------------------------------------------------------------------------------------------

@@ -128,6 +128,14 @@ def _writing(job: ImportJob | None = None) -> Iterator[None]:
             raise
 
 
+def pause_between_writes() -> None:
+    """Between two write transactions of an import (filings, IP or domain reports) on SQLite, time for other
+    writers to take its one write lock. PostgreSQL has no such lock (a writer waits only for the rows it touches):
+    there the pause would only idle — 9 s of a 100,000-row import. (Still a call to `time.sleep`, of 0 s: the point
+    where the tests make a worker stall.)"""
+    time.sleep(WRITE_PAUSE if db.engine.dialect.name == "sqlite" else 0)
+
+
 def _lease() -> Any:
     return utcnow() + timedelta(seconds=current_app.config["IMPORT_LEASE_SECONDS"])
 
@@ -382,11 +390,11 @@ def _run_import(job: ImportJob, path: Path) -> ImportJob:
             checker = _check(job, actor, path)
             if checker.errors:
                 return refuse(job, actor, path, checker.errors)
-        imported = _stage(job, actor, checker)
+        staged = _stage(job, actor, checker)
         with _writing(job):  # the one small transaction that makes every staged row visible
-            job.imported = imported
+            job.imported = len(staged.entity_ids)
             _finish(job, actor, JobState.DONE)
-        _audit_applications(job, actor)
+        _audit_applications(job, actor, staged.application_ids)
     except importer.ImportRefused as refused:
         _fail_with(job, actor, _file_error(refused.message))
     except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError):  # the bulk inserts are the driver's
@@ -478,20 +486,18 @@ def _staged(statement: Any) -> Any:
     return statement.execution_options(include_staged=True)
 
 
-def _ids_by(column: Any, key: Any, values: list[Any], *where: Any) -> dict[Any, list[int]]:
-    """The new rows' ids per key, in insertion order (ids grow in the order of a multi-row insert)."""
-    found: dict[Any, list[int]] = {}
-    for start in range(0, len(values), 500):
-        for row_id, value in db.session.execute(_staged(select(column, key).where(
-                key.in_(values[start:start + 500]), *where).order_by(column))):
-            found.setdefault(value, []).append(row_id)
-    return found
+def _new_ids(model: Any, before: int, job_id: int) -> list[int]:
+    """The ids of the rows this job just inserted into `model` after id `before`, in insertion order (ids grow in
+    the order of a multi-row insert or a COPY; other writers' rows in between are not the job's): one range scan
+    of the primary key."""
+    return list(db.session.scalars(_staged(select(model.id).where(
+        model.id > before, model.import_job_id == job_id).order_by(model.id))))
 
 
-def _stage(job: ImportJob, actor: User, checker: importer.RowChecker) -> int:
+def _stage(job: ImportJob, actor: User, checker: importer.RowChecker) -> _Staging:
     """Every checked filing written staged, CHUNK websites (then CHUNK applications) per short fenced
     transaction (the job's lease renewed each time), with a pause between them in which other writers take
-    the lock. Returns how many applications."""
+    SQLite's lock."""
     if not permissions.may_import(actor):
         raise NotFound()
     with _writing(job):
@@ -501,26 +507,26 @@ def _stage(job: ImportJob, actor: User, checker: importer.RowChecker) -> int:
         for start in range(0, len(spilled), CHUNK):
             with _writing(job):
                 staged.websites(spilled[start:start + CHUNK])
-            time.sleep(WRITE_PAUSE)
+            pause_between_writes()
     order = list(staged.entity_ids.values())
     for start in range(0, len(order), CHUNK):
         with _writing(job):
             staged.applications(order[start:start + CHUNK])
-        time.sleep(WRITE_PAUSE)
-    return len(order)
+        pause_between_writes()
+    return staged
 
 
 class _Staging:
-    """The rows of one import, written chunk by chunk. New rows are found again by keys the checks made
-    unique (the certificate number of a new entity, its websites by id order, one open application per
-    entity) rather than by RETURNING, which SQLite answers one row at a time."""
+    """The rows of one import, written chunk by chunk. New rows are found again by a range of ids (`_new_ids`:
+    a chunk's rows are the job's rows past the largest id before it, in insertion order) rather than by
+    RETURNING, which SQLite answers one row at a time — and COPY not at all."""
 
     def __init__(self, job_id: int, actor: User, isp_ids: dict[str, int]) -> None:
         self.job_id, self.actor, self.isp_ids, self.now = job_id, actor, isp_ids, utcnow()
         self.entity_ids: dict[str, int] = {}  # certificate number → id
         self.provinces: dict[int, str] = {}  # entity id → province
         self.isps: dict[int, int | set[int]] = {}  # entity id → its ISP (a set only when it has several)
-        self.applications_by_entity: dict[int, int] = {}
+        self.application_ids: tuple[int, int] = (0, 0)  # the first and the last application id written
 
     def websites(self, chunk: list[importer.ImportedWebsite]) -> None:
         new = [w.entity for w in chunk if w.entity is not None]
@@ -545,16 +551,13 @@ class _Staging:
                            "responsible_mobile": "", "bbs": False, "bbs_sections": "", "status": FilingStatus.DRAFT,
                            "number": None, "approved_at": None, "import_job_id": job_id}
                           for owner, w in zip(owners, chunk, strict=True)))
-        created = _ids_by(Website.id, Website.entity_id, sorted(set(owners)), Website.id > before,
-                          Website.import_job_id == job_id)
-        taken = {owner: iter(ids) for owner, ids in created.items()}
-        sites = [(next(taken[owner]), owner, w) for owner, w in zip(owners, chunk, strict=True)]
+        sites = list(zip(_new_ids(Website, before, job_id), owners, chunk, strict=True))
         _insert(Domain, ({"website_id": wid, "name": name, "live": True, "registered": registered_domain(name)}
                          for wid, _o, w in sites for name in w.domains))
-        _insert(PreapprovalItem, ({"website_id": wid, "category": c, "document_number": d,
-                                   "state": ReviewState.PENDING, "reason": "", "reviewer_id": None,
-                                   "reviewed_at": None, "import_job_id": job_id}
-                                  for wid, _o, w in sites for c, d in w.preapprovals))
+        _insert(PreapprovalItem, ({"website_id": wid, "entity_id": owner, "province_code": self.provinces[owner],
+                                   "category": c, "document_number": d, "state": ReviewState.PENDING, "reason": "",
+                                   "reviewer_id": None, "reviewed_at": None, "import_job_id": job_id}
+                                  for wid, owner, w in sites for c, d in w.preapprovals))
         _insert(Access, ({"website_id": wid, "isp_id": self.isp_ids[w.isp_username], "method": w.access_method,
                           "server_province_code": w.server_province_code, "live": True,
                           "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges), "import_job_id": job_id}
@@ -569,41 +572,45 @@ class _Staging:
     def applications(self, entity_ids: list[int]) -> None:
         """One application in bureau review per entity, each ISP named counted as verified."""
         actor_id, now, due = self.actor.id, self.now, deadlines.due_at(self.now)
+        before = db.session.scalar(_staged(select(func.max(Application.id)))) or 0
         _insert(Application, ({
             "entity_id": entity_id, "province_code": self.provinces[entity_id], "kind": ApplicationKind.NEW_FILING,
             "state": ApplicationState.BUREAU_REVIEW, "created_by_id": actor_id, "submitted_by_id": actor_id,
             "submitted_at": now, "decided_by_id": None, "decided_at": None, "reasons": "{}", "proposal": "{}",
             "bureau_since": now, "due_at": due,
             "import_job_id": self.job_id} for entity_id in entity_ids))
-        applications = _ids_by(Application.id, Application.entity_id, entity_ids,
-                               Application.import_job_id == self.job_id)
-        _insert(IspVerification, ({"application_id": applications[entity_id][0], "isp_id": isp_id,
+        applications = _new_ids(Application, before, self.job_id)
+        self.application_ids = (self.application_ids[0] or applications[0], applications[-1])
+        _insert(IspVerification, ({"application_id": application_id, "isp_id": isp_id,
                                    "state": ReviewState.CONFIRMED, "reason": "", "at": now,
                                    "import_job_id": self.job_id}
-                                  for entity_id in entity_ids for isp_id in _isp_list(self.isps[entity_id])))
+                                  for application_id, entity_id in zip(applications, entity_ids, strict=True)
+                                  for isp_id in _isp_list(self.isps[entity_id])))
 
 
 def _isp_list(isps: int | set[int]) -> list[int]:
     return sorted(isps) if isinstance(isps, set) else [isps]
 
 
-def _audit_applications(job: ImportJob, actor: User) -> None:
+def _audit_applications(job: ImportJob, actor: User, application_ids: tuple[int, int]) -> None:
     """One audit event per imported application, once they are visible, CHUNK per short transaction (the
     tamper-evident chain is append-only: events of an import that then failed could not be taken back). Not
-    fenced: the job is done, which no worker claims, so only the run whose fenced `_finish` committed gets here."""
-    last = 0
+    fenced: the job is done, which no worker claims, so only the run whose fenced `_finish` committed gets here.
+    The applications are read between the first and the last id the staging wrote: a range of the primary key
+    (by the job's id alone, PostgreSQL scanned all 5,000,000 applications for each chunk)."""
+    last, final = application_ids[0] - 1, application_ids[1]
     while True:
         with _writing():
             rows = db.session.execute(select(Application.id, Application.province_code).where(
-                Application.import_job_id == job.id, Application.id > last).order_by(Application.id)
-                .limit(CHUNK)).all()
+                Application.import_job_id == job.id, Application.id > last, Application.id <= final)
+                .order_by(Application.id).limit(CHUNK)).all()
             audit.record_many([("application.imported", {
                 "object_type": "application", "object_id": application_id, "province_code": province,
                 "actor": actor}) for application_id, province in rows])
         if len(rows) < CHUNK:
             return
         last = rows[-1][0]
-        time.sleep(WRITE_PAUSE)
+        pause_between_writes()
 
 
 def _remove_staged(job: ImportJob) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import time
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -498,7 +497,7 @@ def _audit_records(actor: User, writer: _Writer) -> None:
                     for row in rows if row[3] == actor.id and row[4] == writer.stamp])
             last = rows[-1][0] if rows else writer.after[model]
             if last < writer.after[model]:
-                time.sleep(imports.WRITE_PAUSE)  # other writers take the lock
+                imports.pause_between_writes()  # other writers take the lock (SQLite)
 
 
 # --- export -----------------------------------------------------------------------------------------------
