@@ -111,6 +111,8 @@ def from_environment() -> dict[str, object]:
         # a singleton worker step (reminders, IP findings, domain checks) runs in one worker at a time under a lease
         # renewed every third of this while it runs; a dead worker's step is taken over after at most this long
         "WORKER_LEASE_SECONDS": int(os.environ.get("WORKER_LEASE_SECONDS", "60")),
+        # the worker recounts the dashboards' statistics (every province, and the nation) this often
+        "DASHBOARD_STATISTICS_SECONDS": int(os.environ.get("DASHBOARD_STATISTICS_SECONDS", "120")),
         # /metrics answers these client networks (comma-separated CIDRs), or `Authorization: Bearer METRICS_TOKEN`
         "METRICS_ALLOWED_NETWORKS": os.environ.get("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128"),
         "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),

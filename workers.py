@@ -5,8 +5,8 @@ Each pass runs every step once. Two kinds of step:
 - steps over a queue claim their rows themselves, so every worker may run them at once: the outbox
   (`notify.deliver_due`: FOR UPDATE SKIP LOCKED on PostgreSQL, SQLite's write lock otherwise) and the
   imports (`workflow.imports`: one job per claim, a lease per job renewed while it runs);
-- singleton steps (reminders, housekeeping, IP findings, domain reconciliation, the audit sequencer) run in
-  one worker at a time, under a lease (`leases`).
+- singleton steps (reminders, housekeeping, IP findings, domain reconciliation, the audit sequencer, the
+  dashboards' statistics) run in one worker at a time, under a lease (`leases`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from flask import current_app
 
 import audit
+import dashboard_statistics
 import notify
 import security
 import workflow
@@ -56,6 +57,7 @@ STEPS: tuple[Step, ...] = (
     Step("domain_checks", lambda: domain_reconcile.reconcile_domain_changes(), singleton=True),
     Step("import_files", lambda: workflow.imports.purge_files(), singleton=True),
     Step("audit", lambda: audit.sequence_pending(), singleton=True),
+    Step("statistics", lambda: dashboard_statistics.refresh_if_due(), singleton=True),
 )
 
 

@@ -881,6 +881,7 @@ def code_values(table: CodeTable) -> list[tuple[str, str]]:
         .order_by(CodeItem.sort_order))]
 
 
+from models.dashboard import DashboardStatistics as DashboardStatistics  # noqa: E402  (the dashboards' figures)
 from models.domains import BLOCKING_VERDICTS as BLOCKING_VERDICTS  # noqa: E402  (domain reports)
 from models.domains import DomainChange as DomainChange  # noqa: E402
 from models.domains import DomainFlag as DomainFlag  # noqa: E402

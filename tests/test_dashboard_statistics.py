@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sqlite3
 from datetime import date, datetime, timedelta
 
 import pytest
 
+import dashboard_statistics
 import deadlines
+import workers
 import workflow
 from admin_views import dashboard
-from extensions import cache, db
-from models import Application, ApplicationState, FilingStatus, Role
+from dashboard_statistics import NATION, compute_all, refresh_if_due, scope_of, statistics_for, stored_statistics
+from extensions import db
+from models import Application, ApplicationState, DashboardStatistics, FilingStatus, Role
 from tests.filing_factories import entity_data, filed_by_isp, website_data
 from tests.helpers import BEIJING, make_user, user_named
 
@@ -48,7 +53,7 @@ def world(ctx, people) -> dict[str, int]:
 
 
 def test_a_bureau_sees_its_province_only(world, people) -> None:
-    stats = dashboard.statistics_for(user_named(people["bureau"]), NOW)
+    stats = statistics_for(scope_of(user_named(people["bureau"])), NOW)
     assert (stats.in_force, stats.isp_review, stats.bureau_review) == (10, 1, 2)
     assert (stats.overdue, stats.due_soon) == (1, 1)
     # decided 3/17 (n=1) … this week starts Monday 3/16: n = 1, 2 approved; this month: n = 1..9 but 10 rejected
@@ -59,12 +64,17 @@ def test_a_bureau_sees_its_province_only(world, people) -> None:
 
 
 def test_miit_sees_the_nation(world, people) -> None:
-    stats = dashboard.statistics_for(user_named(people["miit"]), NOW)
+    stats = statistics_for(scope_of(user_named(people["miit"])), NOW)
     assert (stats.in_force, stats.bureau_review, stats.overdue, stats.decided) == (11, 3, 2, 11)
+    # 天津's 1..10 days and 北京's 1 day, merged: the average of 11, the 10th of 11 in the summed histogram
+    assert stats.average_days == pytest.approx(56 / 11, abs=0.01)
+    assert stats.p90_days == pytest.approx(9, abs=1 / 24 + 0.001)
+    provinces = [statistics_for(code, NOW).chart.bars for code in ("120000", "110000")]
+    assert [bar.count for bar in stats.chart.bars] == [a.count + b.count for a, b in zip(*provinces, strict=True)]
 
 
 def test_the_chart_counts_submissions_per_beijing_day(world, people) -> None:
-    chart = dashboard.statistics_for(user_named(people["bureau"]), NOW).chart
+    chart = statistics_for(scope_of(user_named(people["bureau"])), NOW).chart
     assert len(chart.bars) == 90 and chart.bars[-1].day == date(2026, 3, 18) and chart.bars[0].day == date(2025, 12, 19)
     by_day = {bar.day: bar.count for bar in chart.bars}
     # the decided ones were submitted 2n days before NOW, the open ones 40, 0 and 1 day before
@@ -77,7 +87,7 @@ def test_the_chart_counts_submissions_per_beijing_day(world, people) -> None:
 
 
 def test_nothing_decided_shows_no_processing_time(ctx, people) -> None:
-    stats = dashboard.statistics_for(user_named(people["bureau"]), NOW)
+    stats = statistics_for(scope_of(user_named(people["bureau"])), NOW)
     assert (stats.decided, stats.average_days, stats.p90_days, stats.overdue) == (0, None, None, 0)
     assert all(bar.count == 0 and bar.height == 0 for bar in stats.chart.bars)
 
@@ -94,17 +104,75 @@ def test_the_page_draws_the_statistics_without_inline_style(app, users, as_user)
     assert "本周通过" not in as_user("isp").get("/admin/").get_data(as_text=True)  # no statistics for an ISP
 
 
-def test_the_statistics_are_cached_per_scope(app, users, as_user) -> None:
+def test_the_worker_stores_every_province_and_the_nation(world, people) -> None:
+    """Are the stored figures the ones counted for each scope (JSON and back)?"""
+    assert compute_all(NOW) == 32  # 31 provinces and the nation
+    for scope in (NATION, "120000", "110000", "650000"):
+        assert stored_statistics(scope, NOW) == statistics_for(scope, NOW)
+    assert stored_statistics("650000", NOW).decided == 0
+
+
+def test_the_worker_step_recounts_once_per_interval(world, app) -> None:
+    assert refresh_if_due(NOW) == 32
+    assert refresh_if_due(NOW + timedelta(seconds=119)) is None
+    assert refresh_if_due(NOW + timedelta(seconds=120)) == 32
+    assert db.session.get(DashboardStatistics, NATION).computed_at == NOW + timedelta(seconds=120)
+    assert next(step for step in workers.STEPS if step.name == "statistics").singleton
+
+
+def test_the_page_reads_its_scopes_row_not_the_registry(app, users, as_user) -> None:
+    """Is the page's figure the stored one (a new filing shows after the next recount, not before)?"""
     bureau = as_user("bureau")
-    assert re.search(r"statistic-value\s*\">0<", bureau.get("/admin/").get_data(as_text=True))
+    assert re.search(r"statistic-value\s*\">0<", bureau.get("/admin/").get_data(as_text=True))  # no row: counted
     with app.app_context():
+        assert db.session.get(DashboardStatistics, "120000") is not None  # … and stored
         filed_by_isp(user_named(users["isp"]), 1)
         db.session.commit()
     page = bureau.get("/admin/").get_data(as_text=True)
-    assert "每两分钟更新" in page
+    assert re.search(r"statistic-value\s*\">0<", page) and "统计时间" in page and "每 120 秒重新统计" in page
     with app.app_context():
-        cache.clear()
-    assert "统计时间" in as_user("bureau_bj").get("/admin/").get_data(as_text=True)
+        compute_all()
+    assert re.search(r"statistic-value\s*\">1<", bureau.get("/admin/").get_data(as_text=True))
+
+
+def test_a_row_left_by_a_stopped_worker_is_recounted(ctx, people) -> None:
+    compute_all(NOW)
+    assert stored_statistics("120000", NOW + timedelta(seconds=239)).at == NOW
+    assert stored_statistics("120000", NOW + timedelta(seconds=240)).at == NOW + timedelta(seconds=240)
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="SQLite's write lock")
+def test_counting_takes_no_write_lock(app, monkeypatch) -> None:
+    """Can another connection write while the worker counts (SQLite: the counting's transaction is a reader)?"""
+    path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+    real, writes = dashboard_statistics.figures_by_province, []
+
+    def count_while_another_writes(provinces, now):
+        counted = real(provinces, now)
+        other = sqlite3.connect(path, timeout=0)  # no waiting: the lock is free or this fails
+        other.execute("BEGIN IMMEDIATE")
+        other.rollback()
+        other.close()
+        writes.append(len(provinces))
+        return counted
+
+    monkeypatch.setattr(dashboard_statistics, "figures_by_province", count_while_another_writes)
+    with app.app_context():
+        assert refresh_if_due(NOW) == 32 and writes == [31]
+
+
+# --- the cards count up to a cap ------------------------------------------------------------------------------
+
+def _audit_card(page: str) -> str:
+    return re.search(r'console-card-count">([^<]+)</div>\s*<div class="console-card-title">今日审计事件', page).group(1)
+
+
+def test_a_card_counts_up_to_its_cap(app, as_user, monkeypatch) -> None:
+    """Does a card say 超过 N past its cap, and the exact count up to it?"""
+    miit = as_user("miit")  # signing in wrote audit events today: more than one
+    assert _audit_card(miit.get("/admin/").get_data(as_text=True)).isdigit()
+    monkeypatch.setattr(dashboard, "CARD_CAP", 1)
+    assert _audit_card(miit.get("/admin/").get_data(as_text=True)) == "超过 1"
 
 
 # --- the pre-approval authority's count is its queue's -----------------------------------------------------
