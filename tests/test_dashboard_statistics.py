@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
 from datetime import date, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 import dashboard_statistics
 import deadlines
@@ -16,7 +18,7 @@ import workflow
 from admin_views import dashboard
 from dashboard_statistics import NATION, compute_all, refresh_if_due, scope_of, statistics_for, stored_statistics
 from extensions import db
-from models import Application, ApplicationState, DashboardStatistics, FilingStatus, Role
+from models import Application, ApplicationState, DashboardStatistics, FilingStatus, Role, utcnow
 from tests.filing_factories import entity_data, filed_by_isp, website_data
 from tests.helpers import BEIJING, make_user, user_named
 
@@ -200,3 +202,18 @@ def test_the_preapproval_count_is_the_queues(app, users, as_user) -> None:
     assert queue.count("津新闻[2026]1号") == 1 and "津新闻[2026]2号" not in queue
     national = as_user("preapproval").get("/admin/").get_data(as_text=True)  # no province: every province
     assert re.search(r'console-card-count">3</div>\s*<div class="console-card-title">前置审批', national)
+
+
+def test_large_figures_are_shown_with_thousands_separators(app, users, as_user) -> None:
+    """3575335 is hard to read for a clerk: the statistics, the chart's peak and the decisions read 3,575,335."""
+    bureau = as_user("bureau")
+    bureau.get("/admin/")  # counted and stored
+    with app.app_context():
+        stored = db.session.get(DashboardStatistics, "120000")
+        figures = json.loads(stored.payload) | {"in_force": 3_575_335, "hours": [[300, 12_345, 3_703_500]]}
+        db.session.execute(update(DashboardStatistics).where(DashboardStatistics.scope == "120000")
+                           .values(payload=json.dumps(figures), computed_at=utcnow()))
+        db.session.commit()
+    page = bureau.get("/admin/").get_data(as_text=True)
+    assert re.search(r"statistic-value\s*\">3,575,335<", page) and "3575335" not in page
+    assert "12,345 个决定" in page
