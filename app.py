@@ -18,6 +18,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Response
 
 import audit
@@ -39,6 +40,7 @@ from auth import bp as auth_bp
 from config import BASE_DIR, from_environment, load_or_create_secret_key
 from extensions import babel, cache, configure_sqlite, csrf, db, login_manager, migrate
 from models import (
+    MAX_ID,
     ApplicationState,
     Certificate,
     CertificateStatus,
@@ -143,6 +145,14 @@ def _witnessed_heads_hold(lines: TextIO) -> bool:
     return failed == 0
 
 
+class DatabaseId(IntegerConverter):
+    """`<int:…>` in a URL: at most what an id column holds, so that /notices/999…9 is a 404, not an overflow
+    in the database driver (a 500 on SQLite)."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        super().__init__(map, *args, **{"max": MAX_ID, **kwargs})
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings = from_environment()
     settings.update(config or {})
@@ -172,6 +182,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     cache.init_app(app)
     observability.init_app(app)  # /healthz, /readyz, /metrics and the request timer
 
+    app.url_map.converters["int"] = DatabaseId  # before any route: every <int:…> of the app is bounded
     app.register_blueprint(auth_bp)
     app.register_blueprint(public_site.bp)
     app.register_blueprint(public_site.api)

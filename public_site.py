@@ -24,6 +24,7 @@ from admin_views.labels import CODE_TABLE_LABELS, DISCLOSURE_KIND_LABELS, NOTICE
 from extensions import cached, csrf, db
 from importer import XLSX_MIME, content_disposition, xlsx_bytes
 from models import (
+    MAX_ID,
     Access,
     AccessRange,
     Certificate,
@@ -506,7 +507,7 @@ def api_audit_tree_head() -> Response:
     """The audit log's newest signed tree head (or the one at ?size=N), for witnesses to keep and check later
     with `flask audit verify --witness`."""
     size = request.args.get("size", type=int)
-    if "size" in request.args and (size is None or size < 1):
+    if "size" in request.args and (size is None or not 1 <= size <= MAX_ID):
         return jsonify({"message": "参数 size 须为正整数。"}), 400
     head = audit.published_tree_head(size)
     if head is None:
@@ -540,7 +541,7 @@ OPENAPI = {
         "/api/v1/public/audit/tree-head": {"get": {
             "summary": "the audit log's newest signed tree head (or the one at size), for witnesses",
             "parameters": [{"name": "size", "in": "query", "required": False,
-                            "schema": {"type": "integer", "minimum": 1}}],
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}],
             "responses": {"200": {"description": "tree_size, head_hash, at, kid, signature (compact JWS)"},
                           "400": {"description": "size is not a positive integer"},
                           "404": {"description": "no signed tree head (of that size)"}}}},

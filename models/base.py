@@ -11,6 +11,8 @@ from sqlalchemy import BigInteger, Enum, Integer, and_, text
 from extensions import db
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
+#: the largest value an id column holds (signed 64 bits on both databases): a larger one is refused before a query
+MAX_ID = 2**63 - 1
 
 
 def utcnow() -> datetime:

@@ -232,7 +232,7 @@ def test_the_public_endpoint_publishes_the_newest_or_a_given_tree_head(app, clie
     assert payload["head"] == newest["head_hash"] and payload["tree_size"] == 4
     assert client.get("/api/v1/public/audit/tree-head?size=2").get_json()["tree_size"] == 2
     assert client.get("/api/v1/public/audit/tree-head?size=3").status_code == 404
-    for bad in ("0", "-1", "x", ""):
+    for bad in ("0", "-1", "x", "", str(2**63), "9" * 400):  # past the column's range: refused, not queried
         answer = client.get(f"/api/v1/public/audit/tree-head?size={bad}")
         assert answer.status_code == 400 and "正整数" in answer.get_json()["message"]
 
