@@ -40,7 +40,7 @@ from auth import bp as auth_bp
 from config import BASE_DIR, from_environment, load_or_create_secret_key
 from extensions import babel, cache, configure_sqlite, csrf, db, login_manager, migrate
 from models import (
-    MAX_ID,
+    MAX_INTEGER_ID,
     ApplicationState,
     Certificate,
     CertificateStatus,
@@ -146,11 +146,12 @@ def _witnessed_heads_hold(lines: TextIO) -> bool:
 
 
 class DatabaseId(IntegerConverter):
-    """`<int:…>` in a URL: at most what an id column holds, so that /notices/999…9 is a 404, not an overflow
-    in the database driver (a 500 on SQLite)."""
+    """`<int:…>` in a URL: at most what an `Integer` id column holds (every such route's: notices, attachments,
+    import jobs), so that /notices/999…9 is a 404, not an overflow in the database driver (a 500). A route over a
+    BigId column would say `<int(max=MAX_ID):…>`."""
 
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
-        super().__init__(map, *args, **{"max": MAX_ID, **kwargs})
+        super().__init__(map, *args, **{"max": MAX_INTEGER_ID, **kwargs})
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from extensions import db
 from models.base import MAX_ID as MAX_ID
+from models.base import MAX_INTEGER_ID as MAX_INTEGER_ID
 from models.base import BigId, str_enum
 from models.base import built_on as built_on  # re-exported: models is the one import for all of them
 from models.base import starts_with as starts_with

@@ -11,8 +11,10 @@ from sqlalchemy import BigInteger, Enum, Integer, and_, text
 from extensions import db
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
-#: the largest value an id column holds (signed 64 bits on both databases): a larger one is refused before a query
+#: the largest value a BigId column holds (signed 64 bits on both databases): a larger one is refused, not queried
 MAX_ID = 2**63 - 1
+#: the same for an `Integer` id (signed 32 bits on PostgreSQL): notices, their attachments, import jobs
+MAX_INTEGER_ID = 2**31 - 1
 
 
 def utcnow() -> datetime:

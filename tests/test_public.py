@@ -189,4 +189,5 @@ def test_the_lookup_page_shows_idn_domains_in_unicode(client, filed) -> None:
 def test_an_id_past_what_a_column_holds_is_not_found_not_an_error(client) -> None:
     """/notices/<int:…> with 23 digits: the driver cannot bind it (SQLite raised OverflowError, a 500)."""
     assert client.get("/api/v1/public/notices/99999999999999999999999").status_code == 404
-    assert client.get("/api/v1/public/notices/9223372036854775807").status_code == 404  # the largest id: looked up
+    assert client.get("/api/v1/public/notices/9223372036854775807").status_code == 404  # past a 32-bit column
+    assert client.get("/api/v1/public/notices/2147483647").status_code == 404  # the largest id: looked up
