@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
-from flask import Flask, current_app, has_request_context, jsonify, render_template, request, session
+from flask import Flask, current_app, has_request_context, render_template, request, session
 from flask_babel import format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 from flask_migrate import upgrade
@@ -25,6 +25,8 @@ import audit
 import certificates
 import demo
 import demo_ip
+import exchange_api
+import exchange_api.openapi
 import importer
 import ip_import
 import observability
@@ -36,6 +38,7 @@ import workflow
 from admin_views import init_admin
 from admin_views.base import local_time
 from admin_views.labels import ROLE_LABELS, action_label
+from api_errors import json_error
 from auth import bp as auth_bp
 from config import BASE_DIR, from_environment, load_or_create_secret_key
 from extensions import babel, cache, configure_sqlite, csrf, db, login_manager, migrate
@@ -97,7 +100,7 @@ def _render_error(error: HTTPException) -> tuple[str, int]:
     if isinstance(error, CSRFError):
         message = _l("The form has expired or did not come from this site. Reload the page and try again.")
     if request.path.startswith("/api/"):  # the API answers in JSON, errors included
-        return jsonify({"message": str(message)}), code
+        return json_error(code, str(message))
     return render_template("error.html", code=code, title=title, message=message), code
 
 
@@ -187,6 +190,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(public_site.bp)
     app.register_blueprint(public_site.api)
+    app.register_blueprint(exchange_api.bp)
+    csrf.exempt(exchange_api.bp)
+    app.register_blueprint(exchange_api.openapi.bp)
     init_admin(app)
     app.jinja_env.globals.update(
         current_locale_code=lambda: str(get_locale()),

@@ -23,7 +23,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, TypedDict
 
-from flask import current_app, has_request_context, request
+from flask import current_app, g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import bindparam, event, func, insert, select, text, update
 from sqlalchemy.orm import Session
@@ -75,6 +75,12 @@ def _client_address() -> str:
     return (request.remote_addr or "") if has_request_context() else "cli"
 
 
+def _with_credential(changes: dict[str, Any] | None) -> dict[str, Any]:
+    """Inside a data-exchange API call, every event names the credential it was made with (issue 16)."""
+    credential_id = g.get("api_credential_id") if has_request_context() else None
+    return {**(changes or {}), "credential_id": credential_id} if credential_id else (changes or {})
+
+
 def _current_actor() -> User | None:
     if has_request_context() and current_user and current_user.is_authenticated:
         return current_user._get_current_object()  # type: ignore[attr-defined]
@@ -94,7 +100,7 @@ def _row(action: str, *, object_type: str = "", object_id: object = "", changes:
         "action": action,
         "object_type": object_type,
         "object_id": str(object_id),
-        "changes": canonical_json(changes or {}),
+        "changes": canonical_json(_with_credential(changes)),
         "ip": _client_address(),
     }
     row["content_hash"] = content_hash(SimpleNamespace(**row))

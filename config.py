@@ -79,6 +79,9 @@ def from_environment() -> dict[str, object]:
         # applications per transaction of a batch approval: other writers wait for one chunk at most
         "BATCH_APPROVE_CHUNK": int(os.environ.get("BATCH_APPROVE_CHUNK", "500")),
         "API_RATE_LIMIT_PER_MINUTE": int(os.environ.get("API_RATE_LIMIT_PER_MINUTE", "600")),
+        # the data-exchange API: calls a minute per credential (a batch of 1,000 records is one call), body size
+        "EXCHANGE_RATE_LIMIT_PER_MINUTE": int(os.environ.get("EXCHANGE_RATE_LIMIT_PER_MINUTE", "300")),
+        "EXCHANGE_MAX_BODY_BYTES": int(os.environ.get("EXCHANGE_MAX_BODY_BYTES", str(10 * 1024 * 1024))),
         # `memory://` counts per process; `redis://host:6379` shares the counts between processes and nodes
         # (RATE_LIMIT_STORAGE_URI: the name before issue 15, still read)
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI",

@@ -21,6 +21,7 @@ import ipindex
 import notices
 import security
 from admin_views.labels import CODE_TABLE_LABELS, DISCLOSURE_KIND_LABELS, NOTICE_CATEGORY_LABELS, PROVINCE_NAMES
+from api_errors import json_error
 from extensions import cached, csrf, db
 from importer import XLSX_MIME, content_disposition, xlsx_bytes
 from models import (
@@ -333,9 +334,7 @@ def _rate_limit() -> Response | None:
     """At most API_RATE_LIMIT_PER_MINUTE requests a minute per client address (with the HTML lookup)."""
     if (retry := security.retry_after("public", _lookup_rate_limit())) is None:
         return None
-    response = jsonify({"message": f"请求过于频繁，请 {retry} 秒后再试。"})
-    response.status_code, response.headers["Retry-After"] = 429, str(retry)
-    return response
+    return json_error(429, f"请求过于频繁，请 {retry} 秒后再试。", headers={"Retry-After": str(retry)})
 
 
 # --- pages ---------------------------------------------------------------------------------------
@@ -441,9 +440,9 @@ def code_table_download(name: str) -> Response:
 def api_lookup() -> Response:
     query = request.args.get("q", "")
     if not query.strip():
-        return jsonify({"message": "参数 q 不能为空。"}), 400
+        return json_error(400, "参数 q 不能为空。", "q")
     if error := _query_error(query):
-        return jsonify({"message": error}), 400
+        return json_error(400, error, "q")
     return jsonify({"query": query, "results": lookup(query)})
 
 
@@ -451,7 +450,7 @@ def api_lookup() -> Response:
 def api_filing(number: str) -> Response:
     records = _fold(_BY_NUMBER.rows(number=number))
     if not records:
-        return jsonify({"message": "没有该备案号的有效备案。"}), 404
+        return json_error(404, "没有该备案号的有效备案。", "number")
     return jsonify(records[0])
 
 
@@ -480,7 +479,7 @@ def api_code_tables() -> Response:
 def api_code_table(name: str) -> Response:
     rows = code_table_rows(name)
     if rows is None:
-        return jsonify({"message": "没有这个代码表。"}), 404
+        return json_error(404, "没有这个代码表。", "name")
     return jsonify({"name": name, "title": code_table_names()[name], "values": rows})
 
 
@@ -488,7 +487,7 @@ def api_code_table(name: str) -> Response:
 def api_notices() -> Response:
     category = request.args.get("category") or None
     if category is not None and category not in {c.value for c in NoticeCategory}:
-        return jsonify({"message": "没有这个公告类别。", "categories": [c.value for c in NoticeCategory]}), 404
+        return json_error(404, "没有这个公告类别。", "category", categories=[c.value for c in NoticeCategory])
     page = _page_number()
     rows, pages = notice_list(category, page)
     return jsonify({"category": category, "page": page, "pages": pages, "notices": [notice_json(n) for n in rows]})
@@ -498,7 +497,7 @@ def api_notices() -> Response:
 def api_notice(notice_id: int) -> Response:
     notice = db.session.scalar(_published().where(Notice.id == notice_id))
     if notice is None:
-        return jsonify({"message": "没有这条公告。"}), 404
+        return json_error(404, "没有这条公告。", "id")
     return jsonify(notice_json(notice, with_body=True))
 
 
@@ -508,15 +507,16 @@ def api_audit_tree_head() -> Response:
     with `flask audit verify --witness`."""
     size = request.args.get("size", type=int)
     if "size" in request.args and (size is None or not 1 <= size <= MAX_ID):
-        return jsonify({"message": "参数 size 须为正整数。"}), 400
+        return json_error(400, "参数 size 须为正整数。", "size")
     head = audit.published_tree_head(size)
     if head is None:
-        return jsonify({"message": "没有该大小的已签名树头。" if size else "审计日志还没有已签名树头。"}), 404
+        return json_error(404, "没有该大小的已签名树头。" if size else "审计日志还没有已签名树头。", "size")
     return jsonify(head)
 
 
+#: the public API's part of the OpenAPI document, which exchange_api/openapi.py serves with the data-exchange API's
 OPENAPI = {
-    "openapi": "3.0.3",
+    "openapi": "3.1.0",
     "info": {"title": "ICP与IP备案管理系统 公共查询接口", "version": "1"},
     "paths": {
         "/api/v1/public/lookup": {"get": {
@@ -566,7 +566,3 @@ OPENAPI = {
     },
 }
 
-
-@bp.route("/api/v1/openapi.json")
-def openapi() -> Response:
-    return jsonify(OPENAPI)

@@ -52,10 +52,10 @@ def _limiter() -> MovingWindowRateLimiter:
     return current_app.extensions["rate_limiter"]
 
 
-def retry_after(bucket: str, per_minute: int) -> int | None:
-    """Count this request against the client address's `bucket`; the seconds to wait once more than
-    `per_minute` requests came within the last minute (the refused ones are not counted), else None."""
-    item, address = RateLimitItemPerMinute(per_minute), request.remote_addr or "unknown"
+def retry_after(bucket: str, per_minute: int, key: str | None = None) -> int | None:
+    """Count this request against the `bucket` of `key` (by default the client address); the seconds to wait once
+    more than `per_minute` requests came within the last minute (the refused ones are not counted), else None."""
+    item, address = RateLimitItemPerMinute(per_minute), key or request.remote_addr or "unknown"
     limiter = _limiter()
     try:
         if limiter.hit(item, bucket, address):

@@ -890,6 +890,11 @@ from models.domains import DomainFlag as DomainFlag  # noqa: E402
 from models.domains import DomainReport as DomainReport  # noqa: E402
 from models.domains import DomainStatus as DomainStatus  # noqa: E402
 from models.domains import Verdict as Verdict  # noqa: E402
+from models.exchange import SCOPES as SCOPES  # noqa: E402  (the data-exchange API, issue 16)
+from models.exchange import ApiCredential as ApiCredential  # noqa: E402
+from models.exchange import ExchangeCall as ExchangeCall  # noqa: E402
+from models.exchange import ExchangeEvent as ExchangeEvent  # noqa: E402
+from models.exchange import ExchangeFeedHead as ExchangeFeedHead  # noqa: E402
 from models.ip import (  # noqa: E402  (the IP reports, re-exported so that `models` names every model)
     AllocationMethod as AllocationMethod,
 )

@@ -16,6 +16,7 @@ from app import MIGRATIONS_DIR, create_app
 from extensions import db
 from models import Role, User
 from seed_data import seed_code_tables, seed_divisions
+from tests.exchange_helpers import live_server as live_server  # a fixture for every test module
 from tests.helpers import BEIJING, TIANJIN, make_user, sign_in
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
