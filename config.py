@@ -81,6 +81,7 @@ def from_environment() -> dict[str, object]:
         "API_RATE_LIMIT_PER_MINUTE": int(os.environ.get("API_RATE_LIMIT_PER_MINUTE", "600")),
         # the data-exchange API: calls a minute per credential (a batch of 1,000 records is one call), body size
         "EXCHANGE_RATE_LIMIT_PER_MINUTE": int(os.environ.get("EXCHANGE_RATE_LIMIT_PER_MINUTE", "300")),
+        "EXCHANGE_ANSWER_DAYS": int(os.environ.get("EXCHANGE_ANSWER_DAYS", "90")),  # stored answers of write calls
         "EXCHANGE_MAX_BODY_BYTES": int(os.environ.get("EXCHANGE_MAX_BODY_BYTES", str(10 * 1024 * 1024))),
         # `memory://` counts per process; `redis://host:6379` shares the counts between processes and nodes
         # (RATE_LIMIT_STORAGE_URI: the name before issue 15, still read)

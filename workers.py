@@ -27,7 +27,7 @@ import security
 import workflow
 from extensions import db
 from leases import HOLDER, StepLeaseLost, holding
-from workflow import domain_reconcile, ip_findings
+from workflow import domain_reconcile, exchange, ip_findings
 
 log = logging.getLogger(__name__)
 #: what a pass reports for a singleton step another worker is running
@@ -58,6 +58,7 @@ STEPS: tuple[Step, ...] = (
     Step("import_files", lambda: workflow.imports.purge_files(), singleton=True),
     Step("audit", lambda: audit.sequence_pending(), singleton=True),
     Step("statistics", lambda: dashboard_statistics.refresh_if_due(), singleton=True),
+    Step("exchange_answers", lambda: exchange.purge_answers(), singleton=True),
 )
 
 

@@ -5,7 +5,7 @@ restart, and when two calls with the same number arrive at once; a batch atomic 
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -15,10 +15,11 @@ from sqlalchemy import func, select
 
 from app import create_app
 from extensions import db
-from models import ApiCredential, AuditEvent, DomainReport, ExchangeCall
+from models import ApiCredential, AuditEvent, DomainReport, ExchangeCall, utcnow
 from tests.domain_factories import registrar, report_data
 from tests.exchange_helpers import call, credential_for
 from tests.filing_factories import credit_code
+from workflow import exchange
 
 
 def domain_record(n: int, **overrides: Any) -> dict[str, Any]:
@@ -179,3 +180,15 @@ def test_sequence_state_machine(app):
     runner.settings = settings(max_examples=8, stateful_step_count=8, deadline=None,
                                suppress_health_check=list(HealthCheck))
     runner().runTest()
+
+
+def test_answers_older_than_the_retention_are_purged_then_a_repeat_is_out_of_order(app, client):
+    token = _setup(app)
+    sent = {"sequence": 1, "records": [domain_record(1)]}
+    assert call(client, "POST", "/domains", token, json=sent)[0] == 200
+    with app.app_context():
+        assert exchange.purge_answers() == 0
+        assert exchange.purge_answers(utcnow() + timedelta(days=app.config["EXCHANGE_ANSWER_DAYS"], seconds=1)) == 1
+    status, body, _ = call(client, "POST", "/domains", token, json=sent)
+    assert status == 409 and body["next_sequence"] == 2
+    assert _reports(app) == 1

@@ -20,11 +20,12 @@ import ipaddress
 import json
 import secrets
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
 
 import audit
 from extensions import db, write_intent
@@ -203,6 +204,15 @@ def store_call(credential_id: int, sequence: int, operation: str, digest: str, s
                                 response=json.dumps(answer, ensure_ascii=False)))
     db.session.execute(update(ApiCredential).where(ApiCredential.id == credential_id)
                        .values(next_sequence=sequence + 1))
+
+
+def purge_answers(now: datetime | None = None) -> int:
+    """Stored answers older than EXCHANGE_ANSWER_DAYS are deleted (a repeat of such an old number is then refused
+    as out of order: the client has long had its answer); the number deleted."""
+    cutoff = (now or utcnow()) - timedelta(days=current_app.config["EXCHANGE_ANSWER_DAYS"])
+    deleted = db.session.execute(delete(ExchangeCall).where(ExchangeCall.at < cutoff)).rowcount
+    db.session.commit()
+    return deleted
 
 
 # --- the event feed ------------------------------------------------------------------------------------------
