@@ -55,6 +55,8 @@ bench: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/python bench/ip_reports.py
 	$(BIN)/python bench/domain_reports.py
 	$(BIN)/python bench/approval_contention.py
+	$(BIN)/python bench/exchange.py
+	$(BIN)/python bench/special_query.py
 
 cluster: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo  ## PostgreSQL, Redis, 2 nodes, nginx :8080, 2 workers
 	deploy/cluster.sh start

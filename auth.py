@@ -3,6 +3,9 @@ change of password and personal information, language choice (SPEC §2, FAQ 20�
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
@@ -11,6 +14,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -28,12 +32,17 @@ import security
 import workflow
 from extensions import begin_write, db, login_manager
 from forms import show_refusal, validate_with
-from models import CodePurpose, Role, User, UserStatus
+from models import CodePurpose, Role, User, UserStatus, utcnow
+from workflow import security_keys
 
 bp = Blueprint("auth", __name__)
 
 _IDENTITY_KEY = "identity_check"
 _ACCEPTED_KEY = "registration_accepted"
+#: the password was right, a security key is awaited: {"user": id:epoch, "at": when, "next": path} — not a login
+_KEY_STEP_KEY = "security_key_step"
+#: the id of the server-side challenge of the ceremony under way (the challenge itself never leaves the server)
+CHALLENGE_KEY = "webauthn_challenge"
 
 
 # --- forms ----------------------------------------------------------------------------------
@@ -154,6 +163,11 @@ def login() -> str | Response:
         if result.outcome == workflow.SignInOutcome.SIGNED_IN:
             _start_session(result.user)
             return redirect(safe_next(request.args.get("next"), console))
+        if result.outcome == workflow.SignInOutcome.SECURITY_KEY:
+            session.clear()
+            session[_KEY_STEP_KEY] = {"user": result.user.get_id(), "at": utcnow().isoformat(),
+                                      "next": safe_next(request.args.get("next"), console)}
+            return redirect(url_for("auth.security_key"))
         if result.outcome == workflow.SignInOutcome.IDENTITY_CHECK:
             session.clear()
             session[_IDENTITY_KEY] = result.user.get_id()
@@ -182,6 +196,88 @@ def set_language() -> Response:
     if lang in current_app.config["LANGUAGES"]:
         session["lang"] = lang
     return redirect(safe_next(request.form.get("next"), url_for("auth.login")))
+
+
+# --- the security key step of a sign-in (issue 17 §3) ---------------------------------------
+
+def _key_step_user() -> tuple[User | None, datetime | None]:
+    """The account whose password was entered in this session, and when (None: no key step under way)."""
+    pending = session.get(_KEY_STEP_KEY)
+    if not isinstance(pending, dict):
+        return None, None
+    user = load_user(str(pending.get("user", "")))
+    try:
+        return user, datetime.fromisoformat(str(pending.get("at")))
+    except ValueError:
+        return None, None
+
+
+def ceremony_options(make: Callable[[], tuple[int, str]]) -> Response | tuple[Response, int]:
+    """A ceremony's options as JSON for static/js/security-keys.js; the challenge's id stays in the session."""
+    try:
+        challenge_id, options = make()
+    except workflow.WorkflowError as error:
+        db.session.rollback()
+        return jsonify(message=error.message), 400
+    db.session.commit()
+    session[CHALLENGE_KEY] = challenge_id
+    return current_app.response_class(options, mimetype="application/json")
+
+
+def ceremony_answer(run: Callable[[dict[str, Any]], Response]) -> Response | tuple[Response, int]:
+    """The browser's answer {"credential": {...}, "name": ...} given to the workflow; committed whether refused or
+    not (the challenge is spent, a refusal audited); a refusal as {"message": ...} with 400."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
+        return jsonify(message=str(_l("The security key's answer could not be verified. Try again."))), 400
+    challenge_id = session.pop(CHALLENGE_KEY, None)
+    try:
+        response = run({**body, "challenge_id": challenge_id if isinstance(challenge_id, int) else None})
+    except workflow.WorkflowError as error:
+        db.session.commit()
+        return jsonify(message=error.message), 400
+    db.session.commit()
+    return response
+
+
+@bp.route("/login/key")
+def security_key() -> str | Response:
+    """After the password: use a registered key, or register one (first sign-in of a role that requires it)."""
+    user, password_at = _key_step_user()
+    try:
+        if user is None:
+            raise workflow.WorkflowError(_l("Sign in with your password first."))
+        step = security_keys.open_step(user, password_at)
+    except workflow.WorkflowError as error:
+        session.pop(_KEY_STEP_KEY, None)
+        flash(error.message, "error")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/security_key.html", step=step.value, user=user,
+                           minutes=security_keys.KEY_STEP_MINUTES)
+
+
+@bp.route("/login/key/options", methods=["POST"])
+def security_key_options() -> Response | tuple[Response, int]:
+    user, password_at = _key_step_user()
+    if user is None:
+        return jsonify(message=str(_l("Sign in with your password first."))), 400
+    return ceremony_options(lambda: security_keys.sign_in_key_options(user, password_at))
+
+
+@bp.route("/login/key/answer", methods=["POST"])
+def security_key_answer() -> Response | tuple[Response, int]:
+    user, password_at = _key_step_user()
+    if user is None:
+        return jsonify(message=str(_l("Sign in with your password first."))), 400
+
+    def finish(body: dict[str, Any]) -> Response:
+        security_keys.sign_in_with_key(user, password_at, body["challenge_id"], body["credential"],
+                                       str(body.get("name", "")))
+        target = session[_KEY_STEP_KEY]["next"]
+        _start_session(user)
+        return jsonify(redirect=target)
+
+    return ceremony_answer(finish)
 
 
 # --- registration (FAQ 20): statement → flow chart → form -----------------------------------

@@ -36,6 +36,26 @@ def _env_bool(name: str, default: bool) -> bool:
     return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+_LOOPBACK = {"127.0.0.1", "::1", "[::1]"}
+
+
+def webauthn_rp_id(public_base_url: str) -> str:
+    """The public URL's host name; "localhost" for a loopback address (a WebAuthn relying party is never an IP)."""
+    host = urlsplit(public_base_url).hostname or "localhost"
+    return "localhost" if host in _LOOPBACK else host
+
+
+def webauthn_origin(public_base_url: str) -> str:
+    """The public URL's origin, with "localhost" for a loopback address (as `webauthn_rp_id`)."""
+    parts = urlsplit(public_base_url)
+    host = webauthn_rp_id(public_base_url)
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
 def trusted_hosts(public_base_url: str) -> list[str]:
     """TRUSTED_HOSTS from the environment (comma-separated), else the public URL's host and loopback."""
     if listed := os.environ.get("TRUSTED_HOSTS", "").strip():
@@ -83,6 +103,13 @@ def from_environment() -> dict[str, object]:
         "EXCHANGE_RATE_LIMIT_PER_MINUTE": int(os.environ.get("EXCHANGE_RATE_LIMIT_PER_MINUTE", "300")),
         "EXCHANGE_ANSWER_DAYS": int(os.environ.get("EXCHANGE_ANSWER_DAYS", "90")),  # stored answers of write calls
         "EXCHANGE_MAX_BODY_BYTES": int(os.environ.get("EXCHANGE_MAX_BODY_BYTES", str(10 * 1024 * 1024))),
+        # webhooks (webhooks.py): https to public addresses only — the two switches are for tests on loopback
+        "WEBHOOK_ALLOW_HTTP": _env_bool("WEBHOOK_ALLOW_HTTP", False),
+        "WEBHOOK_ALLOW_PRIVATE": _env_bool("WEBHOOK_ALLOW_PRIVATE", False),
+        "WEBHOOK_TIMEOUT_SECONDS": float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
+        "WEBHOOK_RETRY_SECONDS": int(os.environ.get("WEBHOOK_RETRY_SECONDS", "30")),  # doubled per failure …
+        "WEBHOOK_MAX_BACKOFF_SECONDS": int(os.environ.get("WEBHOOK_MAX_BACKOFF_SECONDS", "3600")),  # … up to this
+        "WEBHOOK_BATCH": int(os.environ.get("WEBHOOK_BATCH", "500")),  # events per credential per worker pass
         # `memory://` counts per process; `redis://host:6379` shares the counts between processes and nodes
         # (RATE_LIMIT_STORAGE_URI: the name before issue 15, still read)
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI",
@@ -135,6 +162,13 @@ def from_environment() -> dict[str, object]:
         "THROTTLE_ADDRESS_LOCK": 20,  # failures from one address (any accounts) before it locks for the window
         "THROTTLE_ACCOUNT_ALERT": 10,  # failures of one account (any addresses): owner e-mailed, every try slowed
         "CAPTCHA_RATE_LIMIT_PER_MINUTE": int(os.environ.get("CAPTCHA_RATE_LIMIT_PER_MINUTE", "30")),
+        # security keys (WebAuthn, issue 17 §3): the relying party is the site's host name (never an IP address:
+        # browsers refuse one — a loopback PUBLIC_BASE_URL gives "localhost"), the origin the address users open
+        "WEBAUTHN_RP_ID": os.environ.get("WEBAUTHN_RP_ID", webauthn_rp_id(public_base_url)),
+        "WEBAUTHN_ORIGIN": os.environ.get("WEBAUTHN_ORIGIN", webauthn_origin(public_base_url)).rstrip("/"),
+        "WEBAUTHN_RP_NAME": os.environ.get("WEBAUTHN_RP_NAME", "ICP备案管理系统"),
+        # roles that sign in with a security key after the password (comma-separated); any user may add keys
+        "WEBAUTHN_REQUIRED_ROLES": _env_list("WEBAUTHN_REQUIRED_ROLES", "preapproval"),
         # messages (SPEC §13)
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
         "MAIL_PORT": int(os.environ.get("MAIL_PORT", "25")),
@@ -152,6 +186,9 @@ def from_environment() -> dict[str, object]:
         # domain reports (issue 14): "block" — no ISP verification or approval while a domain's registrant check
         # fails; "warn" — the verdicts are shown and the decision audited with them
         "DOMAIN_REGISTRANT_CHECK": os.environ.get("DOMAIN_REGISTRANT_CHECK", "block"),
+        # special content (issue 17 §2): the 网站服务内容 codes that need a special filing confirmed by the content
+        # department before approval (comma-separated; 23 论坛/社区); a website declaring 电子公告 always needs one
+        "SPECIAL_CONTENT_SERVICE_CODES": os.environ.get("SPECIAL_CONTENT_SERVICE_CODES", "23"),
         # IP reports (issue 13): the worker recomputes the audit findings after a change, and at least this often
         "IP_FINDINGS_INTERVAL_MINUTES": int(os.environ.get("IP_FINDINGS_INTERVAL_MINUTES", "60")),
     }

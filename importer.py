@@ -51,11 +51,13 @@ from models import (
     CodeTable,
     Domain,
     Entity,
+    ForbiddenWord,
     Province,
     Role,
     User,
     UserStatus,
     code_values,
+    forbidden_word_in,
 )
 from validators import (
     certificate_number_error,
@@ -681,6 +683,10 @@ class RowChecker:
         self.allowed_types = {code: set((extra or "").split(",")) for code, extra in db.session.execute(
             select(CodeItem.code, CodeItem.extra).where(CodeItem.table == CodeTable.CERTIFICATE_TYPE))}
         self.blacklist = set(db.session.scalars(select(BlacklistEntry.value)))  # small: content admins keep it
+        self.forbidden: dict[str | None, list[str]] = {}  # province (None: national) → its forbidden words
+        for word, province in db.session.execute(select(ForbiddenWord.word, ForbiddenWord.province_code)
+                                                 .order_by(ForbiddenWord.id)):
+            self.forbidden.setdefault(province, []).append(word)
         self.entities: dict[str, tuple[int, int]] = {}  # certificate number → first row, packed fingerprint
         self.domains: dict[str, int] = {}  # name → the row of its first use
         self.isp_rows: dict[str, list[int]] = {}  # ISP usernames named (a bureau's import) → rows
@@ -760,6 +766,9 @@ class RowChecker:
                 self._error(row, "domains", raw, "该内容在黑名单中，不能备案。")
             self.domains.setdefault(name, row)
             names.append(name)
+        words = self.forbidden.get(None, []) + self.forbidden.get(coded["province"], [])
+        if words and (word := forbidden_word_in(values["website_name"], words)):
+            self._error(row, "website_name", values["website_name"], f"网站名称含有禁用词“{word}”，不能备案。")
         if names and values["home_url"] and (error := home_url_error(values["home_url"], names)):
             self._error(row, "home_url", values["home_url"], error)
         ip_ranges = []

@@ -29,6 +29,8 @@ from models import (
     RequestState,
     RevocationRequest,
     Role,
+    SpecialContentItem,
+    SpecialQueryLog,
     User,
     Website,
 )
@@ -41,6 +43,7 @@ class Action(enum.StrEnum):
     USER_EDIT = "user.edit"
     USER_STATUS = "user.status"
     USER_RESET_PASSWORD = "user.reset_password"
+    USER_RESET_KEYS = "user.reset_keys"  # a lost security key: the account's keys deleted, a new one at sign-in
     USER_GRANT_IMPORT = "user.grant_import"
     USER_EXPORT = "user.export"
     CODE_LIST = "code.list"
@@ -55,6 +58,8 @@ class Action(enum.StrEnum):
     FILING_CREATE = "filing.create"
     FILING_VERIFY = "filing.verify"
     BLACKLIST_MANAGE = "blacklist.manage"
+    SPECIAL_CONTENT_REVIEW = "special_content.review"  # 专项内容: confirm or refuse a website's special filing
+    FORBIDDEN_WORDS_MANAGE = "forbidden_words.manage"  # the words no website name may contain
     NOTICE_MANAGE = "notice.manage"
     FILING_CHANGE = "filing.change"  # an ISP: changes, new and cancelled access (FAQ 52, 64, 69)
     FILING_REVOKE = "filing.revoke"  # direct revocation by number, 吊销 (FAQ 39)
@@ -69,12 +74,14 @@ class Action(enum.StrEnum):
     DOMAIN_REPORT = "domain.report"  # a registrar (domain_reporter): its own domain reports (SPEC §11)
     DOMAIN_LIST = "domain.list"  # the registrars' reports, read only: a bureau its province's, MIIT all
     DOMAIN_FLAGS = "domain.flags"  # 域名核验异常: a bureau its province's, MIIT all
+    SPECIAL_QUERY = "special.query"  # 专项查询: search, 显示 (unmask one record), export — in the account's scope
+    SPECIAL_QUERY_LOG = "special.query_log"  # 专项查询记录: MIIT all, a bureau its province's accounts'
 
 
 _EVERY_ROLE = frozenset({Action.DASHBOARD, Action.CODE_LIST})
 _USER_ADMIN = frozenset({
     Action.USER_LIST, Action.USER_CREATE, Action.USER_EDIT, Action.USER_STATUS,
-    Action.USER_RESET_PASSWORD, Action.USER_EXPORT, Action.AUDIT_LIST, Action.AUDIT_EXPORT,
+    Action.USER_RESET_PASSWORD, Action.USER_RESET_KEYS, Action.USER_EXPORT, Action.AUDIT_LIST, Action.AUDIT_EXPORT,
 })
 #: the IP reports as the bureaus (their province) and MIIT (the nation) oversee them
 _IP_OVERSIGHT = frozenset({Action.IP_LIST, Action.IP_LOOKUP, Action.IP_FINDINGS, Action.IP_STATISTICS})
@@ -84,19 +91,21 @@ _DOMAIN_OVERSIGHT = frozenset({Action.DOMAIN_LIST, Action.DOMAIN_FLAGS})
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.MIIT: _EVERY_ROLE | _USER_ADMIN | {Action.CODE_EDIT, Action.OUTBOX_LIST, Action.OUTBOX_RETRY,
                                            Action.FILING_LIST, Action.NOTICE_MANAGE, Action.FILING_REVOKE,
-                                           Action.REVOCATION_PROCESS, *_IP_OVERSIGHT, *_DOMAIN_OVERSIGHT},
+                                           Action.REVOCATION_PROCESS, *_IP_OVERSIGHT, *_DOMAIN_OVERSIGHT,
+                                           Action.SPECIAL_QUERY_LOG},
     Role.BUREAU: _EVERY_ROLE | _USER_ADMIN | {Action.USER_GRANT_IMPORT, Action.FILING_AUDIT, Action.FILING_LIST,
                                              Action.NOTICE_MANAGE, Action.FILING_REVOKE, Action.REVOCATION_REQUEST,
                                              Action.REVOCATION_PROCESS, Action.FILING_IMPORT, *_IP_OVERSIGHT,
-                                             *_DOMAIN_OVERSIGHT},
+                                             *_DOMAIN_OVERSIGHT, Action.SPECIAL_QUERY_LOG},
     Role.ICP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.REVOCATION_REQUEST},
     Role.ISP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.FILING_VERIFY, Action.FILING_CHANGE,
                              Action.REVOCATION_REQUEST, Action.FILING_IMPORT},
     Role.IP_REPORTER: _EVERY_ROLE | {Action.IP_REPORT, Action.IP_FINDINGS},
     Role.DOMAIN_REPORTER: _EVERY_ROLE | {Action.DOMAIN_REPORT},
     Role.PREAPPROVAL: _EVERY_ROLE | {Action.PREAPPROVAL_REVIEW},
-    Role.CONTENT_ADMIN: _EVERY_ROLE | {Action.BLACKLIST_MANAGE},
-    Role.SPECIAL_QUERY: _EVERY_ROLE | {Action.FILING_LIST, Action.IP_LOOKUP},
+    Role.CONTENT_ADMIN: _EVERY_ROLE | {Action.BLACKLIST_MANAGE, Action.SPECIAL_CONTENT_REVIEW,
+                                       Action.FORBIDDEN_WORDS_MANAGE},
+    Role.SPECIAL_QUERY: _EVERY_ROLE | {Action.FILING_LIST, Action.IP_LOOKUP, Action.SPECIAL_QUERY},
 }
 
 #: FAQ 29–30: MIIT creates every staff role; bureaus create the roles below them, in their province.
@@ -193,6 +202,33 @@ def preapproval_scope(actor: Any) -> ColumnElement[bool]:
     if actor.province_code:
         criteria = and_(criteria, PreapprovalItem.province_code == actor.province_code)
     return criteria
+
+
+def may_review_special_content(actor: Any, item: Any) -> bool:
+    """专项内容: a content admin of the item's province, or a national one (created by MIIT)."""
+    return can(actor, Action.SPECIAL_CONTENT_REVIEW) and (
+        actor.province_code is None or item.province_code == actor.province_code)
+
+
+def special_content_scope(actor: Any) -> ColumnElement[bool]:
+    """The special filings `may_review_special_content` allows, as a query (index ix_special_content_items_queue)."""
+    if not can(actor, Action.SPECIAL_CONTENT_REVIEW):
+        return false()
+    return true() if actor.province_code is None else SpecialContentItem.province_code == actor.province_code
+
+
+def listed_scope(actor: Any, action: Action, column: Any) -> ColumnElement[bool]:
+    """The blacklist's or the forbidden words' entries a content admin sees: a national one all of them, a
+    provincial one the national entries and its province's."""
+    if not can(actor, action):
+        return false()
+    return true() if actor.province_code is None else or_(column.is_(None), column == actor.province_code)
+
+
+def may_change_listed(actor: Any, action: Action, province_code: str | None) -> bool:
+    """Edit or delete an entry of the blacklist or the forbidden words: a national content admin any, a
+    provincial one those of its province (it reads the national ones, it does not change them)."""
+    return can(actor, action) and (actor.province_code is None or province_code == actor.province_code)
 
 
 def served_entities(isp_id: int) -> Any:
@@ -352,3 +388,33 @@ def domain_flag_scope(actor: Any) -> ColumnElement[bool]:
     if not can(actor, Action.DOMAIN_FLAGS):
         return false()
     return true() if actor.role == Role.MIIT else DomainFlag.province_code == actor.province_code
+
+
+def may_special_query(actor: Any, province_code: str | None) -> bool:
+    """专项查询: a national account (created by MIIT, no province) finds everything, a provincial one (created by
+    a bureau) only what belongs to its province — a filing by its entity's province, an IP or domain report by
+    its reporting unit's."""
+    return can(actor, Action.SPECIAL_QUERY) and (actor.province_code is None or province_code == actor.province_code)
+
+
+def special_query_scope(actor: Any, province_column: Any) -> ColumnElement[bool]:
+    """`may_special_query` as a query, on a province column (the entity's)."""
+    if not can(actor, Action.SPECIAL_QUERY):
+        return false()
+    return true() if actor.province_code is None else province_column == actor.province_code
+
+
+def special_query_unit_scope(actor: Any, unit_column: Any) -> ColumnElement[bool]:
+    """`may_special_query` as a query, on a reporting unit's id (a domain report's registrar)."""
+    if not can(actor, Action.SPECIAL_QUERY):
+        return false()
+    if actor.province_code is None:
+        return true()
+    return unit_column.in_(select(User.id).where(User.province_code == actor.province_code))
+
+
+def special_query_log_scope(actor: Any) -> ColumnElement[bool]:
+    """专项查询记录: MIIT reads all of it, a bureau the entries of its province's special-query accounts."""
+    if not can(actor, Action.SPECIAL_QUERY_LOG):
+        return false()
+    return true() if actor.role == Role.MIIT else SpecialQueryLog.province_code == actor.province_code

@@ -559,9 +559,9 @@ OPENAPI = {
                 {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}}],
             "responses": {"200": {"description": "notices with their attachments' download URLs"},
                           "404": {"description": "unknown category"}}}},
-        "/api/v1/public/notices/{id}": {"get": {
+        "/api/v1/public/notices/{notice_id}": {"get": {
             "summary": "one published notice with its sanitised HTML body",
-            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "parameters": [{"name": "notice_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
             "responses": {"200": {"description": "the notice"}, "404": {"description": "no such published notice"}}}},
     },
 }

@@ -24,6 +24,7 @@ import audit
 import dashboard_statistics
 import notify
 import security
+import webhooks
 import workflow
 from extensions import db
 from leases import HOLDER, StepLeaseLost, holding
@@ -59,6 +60,8 @@ STEPS: tuple[Step, ...] = (
     Step("audit", lambda: audit.sequence_pending(), singleton=True),
     Step("statistics", lambda: dashboard_statistics.refresh_if_due(), singleton=True),
     Step("exchange_answers", lambda: exchange.purge_answers(), singleton=True),
+    Step("exchange_feed", lambda: exchange.sequence_events(), singleton=True),
+    Step("webhooks", lambda: webhooks.deliver_due(), singleton=True),
 )
 
 

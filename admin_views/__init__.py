@@ -15,6 +15,7 @@ from admin_views.account import AccountView, PasswordView
 from admin_views.audit import AuditEventView
 from admin_views.blacklist import BlacklistView
 from admin_views.codes import CodeItemView, ProvinceView
+from admin_views.credentials import ApiDocsView, CredentialView
 from admin_views.dashboard import DashboardView
 from admin_views.domain_files import DomainFilesView
 from admin_views.domains import DomainFlagView, DomainReportOverview, DomainReportView
@@ -39,6 +40,9 @@ from admin_views.ip_records import (
 from admin_views.lifecycle import DirectRevocationView, NewAccessView, RevocationQueueView, RevocationRequestView
 from admin_views.notices import NoticeView
 from admin_views.outbox import OutboxView
+from admin_views.security_keys import SecurityKeyView
+from admin_views.special_content import ForbiddenWordView, SpecialContentView
+from admin_views.special_query import SpecialQueryLogView, SpecialQueryView
 from admin_views.users import UserView
 from admin_views.wizard import FilingWizardView
 from config import BASE_DIR
@@ -53,6 +57,7 @@ from models import (
     DomainFlag,
     DomainReport,
     Entity,
+    ForbiddenWord,
     IpAllocation,
     IpBlock,
     IpFinding,
@@ -62,6 +67,8 @@ from models import (
     PreapprovalItem,
     Province,
     RevocationRequest,
+    SpecialContentItem,
+    SpecialQueryLog,
     User,
 )
 from validators import display_domain
@@ -76,6 +83,7 @@ INFORMATION = _l("Information")
 REVOCATION = _l("Revocation")
 IP_REPORTS = _l("IP address reporting")
 DOMAIN_REPORTS = _l("Domain reporting")
+SPECIAL_QUERIES = _l("Special queries")
 
 
 #: Flask-Admin's own templates, reachable as `flask_admin/admin/...` by the overrides in templates/admin/ that
@@ -122,7 +130,15 @@ def init_admin(app: Flask) -> Admin:
     _add_ip_views(admin)
     _add_domain_views(admin)
     admin.add_view(NoticeView(Notice, db, name=_l("Notices"), endpoint="notices", category=INFORMATION))
+    admin.add_view(SpecialContentView(SpecialContentItem, db, name=_l("Special filings"), endpoint="special_content",
+                                      category=CONTENT))
     admin.add_view(BlacklistView(BlacklistEntry, db, name=_l("Blacklist"), endpoint="blacklist", category=CONTENT))
+    admin.add_view(ForbiddenWordView(ForbiddenWord, db, name=_l("Forbidden words"), endpoint="forbidden_words",
+                                     category=CONTENT))
+    admin.add_view(SpecialQueryView(name=_l("Search the registry"), endpoint="special_query",
+                                    url="/admin/special-query", category=SPECIAL_QUERIES))
+    admin.add_view(SpecialQueryLogView(SpecialQueryLog, db, name=_l("Special query register"),
+                                       endpoint="special_query_log", category=SPECIAL_QUERIES))
     admin.add_view(UserView(User, db, role_group=FILING_ROLES, name=_l("Filing users"),
                             endpoint="filing_users", category=USERS))
     admin.add_view(UserView(User, db, role_group=MANAGEMENT_ROLES,
@@ -138,6 +154,11 @@ def init_admin(app: Flask) -> Admin:
                                category=ACCOUNT))
     admin.add_view(PasswordView(name=_l("Change password"), endpoint="password", url="/admin/password",
                                 category=ACCOUNT))
+    admin.add_view(SecurityKeyView(name=_l("Security keys"), endpoint="security_keys", url="/admin/security-keys",
+                                   category=ACCOUNT))
+    admin.add_view(CredentialView(name=_l("API credentials"), endpoint="credentials", url="/admin/credentials",
+                                  category=ACCOUNT))
+    admin.add_view(ApiDocsView(name=_l("API guide"), endpoint="api_docs", url="/admin/api", category=ACCOUNT))
     admin.add_view(OutboxView(OutboxMessage, db, name=_l("Message outbox"), endpoint="outbox", category=SYSTEM))
     return admin
 

@@ -73,6 +73,12 @@ ACTION_LABELS = {
     "auth.reset_requested": _l("Password reset requested"),
     "auth.password_reset": _l("Password reset by link"),
     "auth.password_changed": _l("Password changed"),
+    "auth.security_key_step": _l("Password accepted, security key awaited"),
+    "auth.security_key_cloned": _l("Security key refused: signature counter went backwards"),
+    "security_key.added": _l("Security key added"),
+    "security_key.renamed": _l("Security key renamed"),
+    "security_key.removed": _l("Security key removed"),
+    "security_key.refused": _l("Security key registration refused"),
     "user.register": _l("Registered"),
     "user.codes_resent": _l("Verification codes sent again"),
     "user.confirmed": _l("Identity confirmed"),
@@ -83,6 +89,7 @@ ACTION_LABELS = {
     "user.disable": _l("Account disabled"),
     "user.enable": _l("Account enabled"),
     "user.reset_password": _l("Password reset"),
+    "user.reset_keys": _l("Security keys reset"),
     "user.grant_import": _l("Import right granted"),
     "user.withdraw_import": _l("Import right withdrawn"),
     "province.create": _l("Division created"),
@@ -105,6 +112,13 @@ ACTION_LABELS = {
     "access_code.sent": _l("Access authorisation code sent to the owner"),
     "preapproval.confirmed": _l("Pre-approval confirmed"),
     "preapproval.disputed": _l("Pre-approval disputed"),
+    "special_content.opened": _l("Special filing opened"),
+    "special_content.reopened": _l("Special filing re-opened"),
+    "special_content.confirmed": _l("Special filing confirmed"),
+    "special_content.refused": _l("Special filing refused"),
+    "special_query.search": _l("Special query run"),
+    "special_query.reveal": _l("Special query: record shown whole"),
+    "special_query.export": _l("Special query: results exported"),
     "filing.cancelled": _l("Filing cancelled"),
     "filing.revoked": _l("Filing revoked"),
     "filing.licence_revoked": _l("Licence revoked"),
@@ -135,6 +149,12 @@ ACTION_LABELS = {
     "domain.reported": _l("Domain reported"),
     "domain.changed": _l("Domain report changed"),
     "domain.deleted": _l("Domain report deleted"),
+    "api_credential.created": _l("API credential created"),
+    "api_credential.revoked": _l("API credential revoked"),
+    "api_credential.webhook_set": _l("Webhook registered"),
+    "api_credential.webhook_removed": _l("Webhook removed"),
+    "exchange.call": _l("Data-exchange API call"),
+    "exchange.read": _l("Data-exchange API query"),
 }
 
 #: the kinds of record an audit event is about (`object_type`, and the views' `audit_object`)
@@ -148,6 +168,9 @@ OBJECT_TYPE_LABELS = {
     "preapproval": _l("Pre-approval item"),
     "revocation_request": _l("Revocation request"),
     "blacklist": _l("Blacklist entry"),
+    "special_content": _l("Special filing"),
+    "special_query": _l("Special query register entry"),
+    "forbidden_word": _l("Forbidden word"),
     "notice": _l("Notice"),
     "import": _l("Import job"),
     "outbox_message": _l("Message"),
@@ -162,6 +185,7 @@ OBJECT_TYPE_LABELS = {
     "domain_flag": _l("Domain check finding"),
     "domain_reports": _l("Domain reports"),  # the export of the domain reports (workflow.domain_imports)
     "ip_reports": _l("IP address reports"),  # the export of the IP reports (workflow.ip_imports)
+    "api_credential": _l("API credential"),
 }
 
 #: what the console's generic create / edit / delete record (`<audit_object>.<verb>`, admin_views/base.py)

@@ -23,6 +23,7 @@ from extensions import db
 from forms import Chosen, show_refusal, validate_with
 from models import CodeTable, Province, Role, User, UserStatus, code_values, starts_with
 from permissions import Action
+from workflow import security_keys
 
 
 class _AccountFields(FlaskForm):
@@ -116,6 +117,9 @@ class UserView(SecureModelView):
         PostRowAction("enable", _l("Enable"), "fa fa-check"),
         PostRowAction("reset_password", _l("Reset password"), "fa fa-key",
                       _l("Generate a new password for this account?")),
+        PostRowAction("reset_keys", _l("Reset security keys"), "fa fa-unlock-alt",
+                      _l("Delete every security key of this account? Its sessions end; it registers a new key at its "
+                         "next sign-in.")),
         PostRowAction("grant_import", _l("Grant import"), "fa fa-upload"),
         PostRowAction("withdraw_import", _l("Withdraw import"), "fa fa-times",
                       _l("Withdraw the import right of this ISP?")),
@@ -238,6 +242,7 @@ class UserView(SecureModelView):
             "enable": lambda: obj.status == UserStatus.DISABLED
             and manage(current_user, obj, Action.USER_STATUS),
             "reset_password": lambda: manage(current_user, obj, Action.USER_RESET_PASSWORD),
+            "reset_keys": lambda: security_keys.may_reset_keys(current_user, obj) and bool(security_keys.keys_of(obj)),
             "grant_import": lambda: not obj.can_import and permissions.may_grant_import(current_user, obj),
             "withdraw_import": lambda: obj.can_import and permissions.may_grant_import(current_user, obj),
         }
@@ -254,6 +259,10 @@ class UserView(SecureModelView):
             password = workflow.reset_user_password(current_user, obj)
             return str(_l("New password of %(name)s (shown once): %(password)s",
                           name=obj.username, password=password))
+        if name == "reset_keys":
+            count = security_keys.reset_keys(current_user, obj)
+            return str(_l("%(count)d security key(s) of %(name)s deleted: a new one is registered at its next sign-in.",
+                          count=count, name=obj.username))
         granted = name == "grant_import"
         workflow.set_import_grant(current_user, obj, granted)
         return str(_l("Import right of %(name)s granted.", name=obj.username) if granted

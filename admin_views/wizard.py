@@ -221,7 +221,7 @@ class FilingWizardView(RoleView):
 
         def check() -> None:
             values["domains"] = workflow.check_website(_website_data(values), position, self._own_website_ids(),
-                                                       others)
+                                                       others, data["entity"].get("province_code"))
 
         if validate_with(form, check, {"preapprovals": "preapproval_document"}):
             if editing is not None:

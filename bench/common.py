@@ -15,8 +15,11 @@ On PostgreSQL the instance folder (signing keys, uploads) is one for every bench
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +139,20 @@ def ensure_filings(filings: int, state: ApplicationState | None = None, province
         db.session.execute(text("ANALYZE"))
         db.session.commit()
     return present
+
+
+def gunicorn(port: int, settings: dict[str, str], extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    """The app served by gunicorn (2 workers) on a loopback port with `settings` in its environment, returned once
+    it answers (the no-database endpoint)."""
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", *extra, "-b", f"127.0.0.1:{port}",
+                               "--log-level", "warning", "app:create_app()"], cwd=root,
+                              env={**os.environ, "SECRET_KEY": "bench", **settings})
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/public/ping", timeout=1)
+            return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("gunicorn did not start")

@@ -19,8 +19,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -65,19 +63,8 @@ def database() -> Path:
 
 def serve(folder: Path) -> subprocess.Popen:
     url = (folder / "database_url").read_text()
-    env = {**os.environ, "DATABASE_URL": url, "BEIAN_INSTANCE_PATH": str(common.instance_folder(folder, url)),
-           "SECRET_KEY": "bench", "API_RATE_LIMIT_PER_MINUTE": "100000000"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{PORT}", "--log-level", "warning",
-         "app:create_app()"], cwd=ROOT, env=env)
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/api/v1/public/ping", timeout=1)
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit("gunicorn did not start")
+    return common.gunicorn(PORT, {"DATABASE_URL": url, "BEIAN_INSTANCE_PATH": str(common.instance_folder(folder, url)),
+                                  "API_RATE_LIMIT_PER_MINUTE": "100000000"})
 
 
 def _ms(text: str) -> float:

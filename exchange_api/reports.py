@@ -9,37 +9,49 @@ specification's result codes (2xxx, 3xxx). The record schemas are generated from
 (the same field names, headers and notes), with the database columns' lengths, so the OpenAPI document, the
 templates and the checks cannot drift apart.
 
-A record to change or delete is named by its id (as an accepted record's `ids` return it) or, as in a template,
-by what identifies it: an IP record by its exact range among the caller's records, a domain report by its domain.
+A record to change or delete is named by its id (as an accepted record's `ids` return it) or by what identifies it
+to the unit: an IP record by its exact range among the caller's records, a domain report by its domain.
+
+New allocations and new domain reports — the operations a provider sends by the thousand — are checked a batch at
+a time by the imports' checkers and inserted as the imports insert them; whatever those refuse, and whatever could
+depend on it, goes through the workflow one record at a time, so every outcome is the one the workflow gives
+record by record (`add_ip_allocations`).
 """
 
 from __future__ import annotations
 
-from datetime import date
+import bisect
+import itertools
+from datetime import date, datetime
 from typing import Any
 
 from flask import g
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 import audit
 import domain_import
 import ip_import
 import ipindex
 import permissions
+import workflow.domain_imports as domain_imports
 import workflow.domains as domains
 import workflow.ip as ip
-from exchange_api.core import Refusal, batch_operation, query_operation, refusal_of
+import workflow.ip_imports as ip_imports
+from exchange_api.core import HANDLED, Refusal, batch_operation, query_operation, refusal_of
 from extensions import begin_write, db
-from models import DomainReport, IpAllocation, IpBlock, IpSelfBrought, User
+from models import DomainReport, DomainStatus, IpAllocation, IpBlock, IpSelfBrought, User, utcnow
 from permissions import Action
-from workflow.errors import CodedErrors
+from workflow.errors import CodedErrors, WorkflowError
+from workflow.ip_findings import mark_stale
 from workflow.ip_lookup import ChainStep, holder_chain
 
 MAX_ID = 2**63 - 1
 ADDRESS_LENGTH = 64  # an IPv6 address written out in full with brackets is shorter
-CODED_LENGTH = 64  # a coded field may hold the code or its name, as in the template
+NAMED_LENGTH = 64  # a coded field may hold the code or its name, as in the template; a city its name
+TEXT_LENGTH = 4000
 DATE_KEYS = {"allocated_on", "registered_on", "expires_on"}
 
 
@@ -49,17 +61,27 @@ def _description(header: str, note: str, required: str = "") -> str:
     return "；".join(part for part in (header, note, required) if part)
 
 
+def _length(key: str, table: Any, coded: bool) -> int:
+    """The longest text a field takes: what the column keeps; a code or its name, a city or county by code or
+    name, an account name: NAMED_LENGTH; an unbounded text column: TEXT_LENGTH."""
+    if key in ("start", "end"):
+        return ADDRESS_LENGTH
+    column = table.columns.get(key)
+    if coded or key in ("city_code", "county_code") or column is None:
+        return NAMED_LENGTH
+    return getattr(column.type, "length", None) or TEXT_LENGTH
+
+
 def _field(key: str, description: str, table: Any, coded: bool, required: bool = False) -> tuple[Any, Any]:
-    """(type, Field) of one template column: a date, a yes/no, else text no longer than the column that keeps it
-    (a coded column: the code or its name)."""
+    """(type, Field) of one template column: a date, a yes/no, else text no longer than the column keeps."""
     if key in DATE_KEYS:
         return date | None, Field(None, description=f"{description}（YYYY-MM-DD）")
     if key == "redirect_server":
         return bool, Field(False, description=description)
-    column = table.columns.get(key)
-    length = ADDRESS_LENGTH if key in ("start", "end") else CODED_LENGTH if coded else \
-        getattr(column.type, "length", None) if column is not None else None
-    return str, Field(... if required else "", max_length=length or 255, description=description)
+    length = _length(key, table, coded)
+    if required:
+        return str, Field(min_length=1, max_length=length, description=description)
+    return str, Field("", max_length=length, description=description)
 
 
 def _ip_record(name: str, kind: str, model: Any, example: dict[str, Any], doc: str) -> type[BaseModel]:
@@ -121,7 +143,7 @@ class IpTarget(BaseModel):
 
     @model_validator(mode="after")
     def _named_once(self) -> IpTarget:
-        _one_way([self.id is not None, bool(self.start.strip())], "编号 id，或地址段 start、end")
+        _one_way([self.id is not None, bool(self.start.strip() or self.end.strip())], "编号 id，或地址段 start、end")
         return self
 
 
@@ -147,7 +169,7 @@ def _change_of(record: type[BaseModel], target: type[BaseModel], what: str) -> t
 BlockChange = _change_of(BlockRecord, IpTarget, "本单位地址段与本记录 start、end 相同的记录")
 AllocationChange = _change_of(AllocationRecord, IpTarget, "本单位地址段与本记录 start、end 相同的记录")
 SelfBroughtChange = _change_of(SelfBroughtRecord, IpTarget, "本单位地址段与本记录 start、end 相同的记录")
-DomainChange = _change_of(DomainRecord, DomainTarget, "本记录 domain 的报备")
+DomainReportChange = _change_of(DomainRecord, DomainTarget, "本记录 domain 的报备")
 
 
 # --- a record into the workflow's data, as the imports read a row ------------------------------------------------
@@ -168,21 +190,19 @@ def _cached(name: str, make: Any) -> Any:
 
 
 def _ip_data(kind: str, record: BaseModel) -> Any:
+    """The record as the sheet's workflow data; what the import finds unreadable (a date, a yes/no) the schema
+    has typed already."""
     sheet = ip_import.SHEET_OF[kind]
-    data, unreadable = ip_import.parse_row(sheet, 0, [_cell(getattr(record, column.key)) for column in sheet.columns],
-                                           _cached("exchange_ip_codes", ip_import.Codes))
-    if unreadable:
-        raise ip.IpError([(sheet.columns[error.column - 1].key, error.code, error.message) for error in unreadable])
+    data, _unreadable = ip_import.parse_row(sheet, 0, [_cell(getattr(record, column.key)) for column in sheet.columns],
+                                            _cached("exchange_ip_codes", ip_import.Codes))
     return data
 
 
 def _domain_data(record: BaseModel) -> domains.ReportData:
-    data, unreadable = domain_import.parse_row(0, [_cell(getattr(record, column.key))
-                                                   for column in domain_import.COLUMNS],
-                                               _cached("exchange_domain_codes", domain_import.Codes))
-    if unreadable:
-        raise domains.DomainError([(domain_import.COLUMNS[error.column - 1].key, error.code, error.message)
-                                   for error in unreadable])
+    """As `_ip_data`, for a domain report."""
+    data, _unreadable = domain_import.parse_row(0, [_cell(getattr(record, column.key))
+                                                    for column in domain_import.COLUMNS],
+                                                _cached("exchange_domain_codes", domain_import.Codes))
     return data
 
 
@@ -238,8 +258,7 @@ def delete_ip_blocks(actor: User, record: IpTarget) -> dict[str, Any]:
 
 # --- IP reports: allocations -----------------------------------------------------------------------------------
 
-@batch_operation("/ip/allocations", record=AllocationRecord, summary="新增分配及使用信息", **IP)
-def add_ip_allocations(actor: User, record: Any) -> dict[str, Any]:
+def add_ip_allocation(actor: User, record: Any) -> dict[str, Any]:
     return {"allocation_id": ip.add_allocation(actor, _ip_data("allocation", record)).id}
 
 
@@ -278,12 +297,11 @@ def delete_ip_self_brought(actor: User, record: IpTarget) -> dict[str, Any]:
 
 # --- domain reports --------------------------------------------------------------------------------------------
 
-@batch_operation("/domains", record=DomainRecord, summary="新增域名报备", **DOMAIN)
-def add_domain_reports(actor: User, record: Any) -> dict[str, Any]:
+def add_domain_report(actor: User, record: Any) -> dict[str, Any]:
     return {"report_id": domains.add_report(actor, _domain_data(record)).id}
 
 
-@batch_operation("/domains/change", record=DomainChange, summary="修改域名报备", **DOMAIN)
+@batch_operation("/domains/change", record=DomainReportChange, summary="修改域名报备", **DOMAIN)
 def change_domain_reports(actor: User, record: Any) -> dict[str, Any]:
     report = _domain_target(record.target or DomainTarget.model_construct(id=None, domain=record.domain))
     return {"report_id": domains.change_report(actor, report, _domain_data(record)).id}
@@ -294,6 +312,172 @@ def delete_domain_reports(actor: User, record: DomainTarget) -> dict[str, Any]:
     report = _domain_target(record)
     domains.delete_report(actor, report)
     return {"report_id": report.id}
+
+
+# --- new records at import speed -------------------------------------------------------------------------------
+
+Outcome = dict[str, Any] | Exception
+
+
+def _one_by_one(actor: User, records: list[tuple[int, Any]], handler: Any) -> list[Outcome]:
+    """Each record through the workflow in its own savepoint, as the envelope runs a batch by default."""
+    outcomes: list[Outcome] = []
+    for _index, record in records:
+        try:
+            with db.session.begin_nested():
+                outcomes.append(handler(actor, record))
+        except HANDLED as error:
+            outcomes.append(error)
+    return outcomes
+
+
+def _with_the_rest(actor: User, records: list[tuple[int, Any]], written: dict[int, dict[str, Any]],
+                   handler: Any) -> list[Outcome]:
+    """The outcomes in the batch's order: the records written at once, the others one by one (in order) after."""
+    rest = iter(_one_by_one(actor, [item for position, item in enumerate(records) if position not in written],
+                            handler))
+    return [written[position] if position in written else next(rest) for position in range(len(records))]
+
+
+def _allocation_check(actor: User, records: list[Any]) -> tuple[set[int], list[ip_imports.Checked]]:
+    """The IP import's checker over the records: the positions it refuses, and (if none) the checked rows."""
+    sheet, checker = ip_import.SHEET_OF["allocation"], ip_imports.Checker(actor)
+    try:
+        for number, record in enumerate(records, start=1):
+            checker.check(sheet, number, [_cell(getattr(record, column.key)) for column in sheet.columns])
+        checker.finish()
+        refused = {error.row - 1 for error in checker.errors}
+        return refused, [] if refused else [row for chunk in checker.rows() for row in chunk]
+    finally:
+        checker.close()
+
+
+def _span(record: Any) -> tuple[int, int] | None:
+    try:
+        keys = ip.parse_range(record.start, record.end)
+    except ip.IpError:
+        return None
+    return keys.start, keys.end
+
+
+def _clear_of(refused: set[int], spans: list[tuple[int, int] | None]) -> list[int]:
+    """The records not refused whose range meets no refused record's range: nothing that happens to those can
+    change their outcome (the checker refuses every range that overlaps another, so these never overlap)."""
+    bad = sorted(span for position in refused if (span := spans[position]) is not None)
+    starts, reach = [start for start, _end in bad], list(itertools.accumulate((end for _start, end in bad), max))
+
+    def meets(span: tuple[int, int]) -> bool:
+        last = bisect.bisect_right(starts, span[1]) - 1
+        return last >= 0 and reach[last] >= span[0]
+
+    return [position for position, span in enumerate(spans)
+            if position not in refused and span is not None and not meets(span)]
+
+
+@batch_operation("/ip/allocations", record=AllocationRecord, summary="新增分配及使用信息", whole_batch=True,
+                 description="整批先按IP地址导入的方式检查，通过的记录一次写入；与被拒记录无关的不受其影响，"
+                             "其余记录逐条处理。结果与逐条处理相同。", **IP)
+def add_ip_allocations(actor: User, records: list[tuple[int, Any]]) -> list[Outcome]:
+    """The batch checked by the IP import's checker (the workflow's rules; a query per distinct code and one pass
+    over the unit's allocations instead of some ten queries a record); the records it passes whose ranges meet no
+    refused one's are inserted as the import inserts them, with the workflow's audit events; the others go
+    through `add_allocation` one by one, so every refusal is the workflow's own and every outcome is what running
+    the batch record by record gives. The unit and its source blocks are locked first, as `add_allocation` locks
+    the unit and the block it uses."""
+    try:
+        ip.require_reporter(actor)
+    except WorkflowError:
+        return _one_by_one(actor, records, add_ip_allocation)
+    ip.lock_unit(actor)
+    db.session.execute(select(IpBlock.id).where(IpBlock.unit_id == actor.id).with_for_update())
+    items = [record for _index, record in records]
+    refused, rows = _allocation_check(actor, items)
+    clear = _clear_of(refused, [_span(record) for record in items])
+    if refused and clear:
+        again, rows = _allocation_check(actor, [items[position] for position in clear])
+        clear = [] if again else clear  # fewer records pass what more passed; else each goes by itself
+    written = _write_allocations(actor, rows, clear) if clear else {}
+    return _with_the_rest(actor, records, written, add_ip_allocation)
+
+
+def _write_allocations(actor: User, rows: list[ip_imports.Checked], clear: list[int]) -> dict[int, dict[str, Any]]:
+    writer = ip_imports.Writer(actor)
+    writer.write(rows)
+    ids = writer.ids_of(IpAllocation, [row.keys.start_key for row in rows])
+    mark_stale()
+    audit.record_many([("ip.allocation.added", {
+        "object_type": "ip_allocation", "object_id": ids[row.keys.start_key], "province_code": actor.province_code,
+        "actor": actor, "changes": {"range": row.keys.text, "method": row.data.method}}) for row in rows])
+    return {clear[row.row - 1]: {"allocation_id": ids[row.keys.start_key]} for row in rows}
+
+
+def _report_check(actor: User, records: list[Any], stamp: datetime) -> tuple[set[int], list[dict[str, Any]]]:
+    """The domain import's checker over the records: the positions it refuses, and (if none) the insert rows."""
+    sqlite = db.session.get_bind().dialect.name == "sqlite"
+    checker = domain_import.RowChecker(actor, lambda row: domain_imports.insert_row(actor, row, stamp, sqlite))
+    try:
+        for number, record in enumerate(records, start=1):
+            checker.check(number, [_cell(getattr(record, column.key)) for column in domain_import.COLUMNS])
+        checker.finish()
+        refused = {error.row - 1 for error in checker.errors}
+        return refused, [] if refused else [row for chunk in checker.rows() for row in chunk]
+    finally:
+        checker.close()
+
+
+def _name(domain: str) -> str | None:
+    try:
+        return domains.normalised(domain)
+    except domains.DomainError:
+        return None
+
+
+@batch_operation("/domains", record=DomainRecord, summary="新增域名报备", whole_batch=True,
+                 description="整批先按域名报备导入的方式检查，通过的记录一次写入；与被拒记录无关的不受其影响，"
+                             "其余记录逐条处理。结果与逐条处理相同。", **DOMAIN)
+def add_domain_reports(actor: User, records: list[tuple[int, Any]]) -> list[Outcome]:
+    """As `add_ip_allocations`, with the domain import's checker and inserts (each report and its queued
+    reconciliation) and `add_report`; records interact only through their domain. Another registrar reporting one
+    of the domains meanwhile is caught by the unique index of live reports: then every record goes one by one."""
+    try:
+        domains.require_registrar(actor)
+    except domains.DomainError:
+        return _one_by_one(actor, records, add_domain_report)
+    items, stamp = [record for _index, record in records], utcnow()
+    refused, rows = _report_check(actor, items, stamp)
+    names = [_name(record.domain) for record in items]
+    taken = {names[position] for position in refused}
+    clear = [position for position in range(len(items)) if position not in refused and names[position] not in taken]
+    if refused and clear:
+        again, rows = _report_check(actor, [items[position] for position in clear], stamp)
+        clear = [] if again else clear
+    written: dict[int, dict[str, Any]] = {}
+    if clear:
+        try:
+            with db.session.begin_nested():
+                written = _write_reports(actor, rows, clear)
+        except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError):
+            written = {}
+    return _with_the_rest(actor, records, written, add_domain_report)
+
+
+def _write_reports(actor: User, rows: list[dict[str, Any]], clear: list[int]) -> dict[int, dict[str, Any]]:
+    domain_imports.write_reports(actor, iter([rows]))
+    ids = _report_ids(actor, [row["domain"] for row in rows])
+    audit.record_many([("domain.reported", {
+        "object_type": "domain_report", "object_id": ids[row["domain"]], "province_code": actor.province_code,
+        "actor": actor, "changes": {"domain": row["domain"]}}) for row in rows])
+    return {position: {"report_id": ids[row["domain"]]} for position, row in zip(clear, rows, strict=True)}
+
+
+def _report_ids(actor: User, names: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for first in range(0, len(names), domain_import.LOOKUP_CHUNK):
+        found |= {domain: report_id for domain, report_id in db.session.execute(select(
+            DomainReport.domain, DomainReport.id).where(
+            DomainReport.registrar_id == actor.id, DomainReport.status != DomainStatus.DELETED,
+            DomainReport.domain.in_(names[first:first + domain_import.LOOKUP_CHUNK])))}
+    return found
 
 
 # --- reads ----------------------------------------------------------------------------------------------------
@@ -325,7 +509,7 @@ class ChainStepAnswer(BaseModel):
     """持有该地址的一条记录。"""
 
     kind: str = Field(description="block 来源信息 / allocation 分配信息 / self_brought 自带IP")
-    id: int
+    id: int = Field(description="记录编号")
     range: str = Field(description="地址段")
     unit: str = Field(description="报备单位的账号")
     unit_name: str | None = Field(None, description="报备单位名称")
@@ -335,9 +519,9 @@ class ChainStepAnswer(BaseModel):
     target_unit: str | None = Field(None, description="接收单位的账号（再分配）")
     user_name: str | None = Field(None, description="用户单位名称")
     usage: str | None = Field(None, description="使用方式")
-    province_code: str | None = None
-    city_code: str | None = None
-    county_code: str | None = None
+    province_code: str | None = Field(None, description="用户单位所在省份的代码")
+    city_code: str | None = Field(None, description="用户单位所在城市的代码")
+    county_code: str | None = Field(None, description="用户单位所在区县的代码")
     source_unit: str | None = Field(None, description="来源单位的账号（自带IP）")
     source_name: str | None = Field(None, description="来源单位名称（自带IP）")
 
@@ -345,7 +529,7 @@ class ChainStepAnswer(BaseModel):
 class LookupAnswer(BaseModel):
     """地址查询的结果。"""
 
-    address: str
+    address: str = Field(description="查询的地址")
     chain: list[ChainStepAnswer] = Field(description="持有该地址的记录：从报备的地址段到最具体的一条；自带IP在最后")
 
 

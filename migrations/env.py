@@ -1,4 +1,5 @@
 import logging
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from alembic import context
@@ -100,7 +101,7 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    with connectable.connect() as connection, _foreign_keys_off_on_sqlite(connection):
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -109,6 +110,26 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+
+
+@contextmanager
+def _foreign_keys_off_on_sqlite(connection):
+    """SQLite rebuilds a table to alter it (batch mode: copy, drop, rename); with foreign keys on, dropping a table
+    that other rows point at fails ("FOREIGN KEY constraint failed" on a database in use). Off for the migration —
+    the pragma only takes effect outside a transaction, so on the driver's connection, in autocommit —, checked
+    after (`foreign_key_check`: a migration that left a dangling reference fails), and on again."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        dangling = driver.execute("PRAGMA foreign_key_check").fetchall()
+        if dangling:
+            raise RuntimeError(f"the migration left rows pointing at nothing: {dangling[:10]}")
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

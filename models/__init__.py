@@ -425,6 +425,12 @@ class Entity(db.Model):
               postgresql_ops={"number": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
         Index("ix_entities_licence_number_pattern", "licence_number",
               postgresql_ops={"licence_number": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
+        # 专项查询 (workflow.special_query): the responsible person, exact — nationally, or in one province (a
+        # provincial account's query is one seek, however many filings of other provinces share the value)
+        Index("ix_entities_responsible_name", "responsible_name", "province_code"),
+        Index("ix_entities_responsible_id_number", "responsible_id_number", "province_code"),
+        Index("ix_entities_responsible_mobile", "responsible_mobile", "province_code"),
+        Index("ix_entities_responsible_email", "responsible_email", "province_code"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -457,7 +463,10 @@ class Website(db.Model):
     # a filing's websites from the index alone, with the staged-rows criterion (workflow.imports) it is read with
     __table_args__ = (Index("ix_websites_entity_covering", "entity_id", "id", "import_job_id"),
                       Index("ix_websites_number_pattern", "number",
-                            postgresql_ops={"number": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"))
+                            postgresql_ops={"number": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
+                      # 专项查询 (workflow.special_query): the website's responsible person, exact
+                      Index("ix_websites_responsible_name", "responsible_name"),
+                      Index("ix_websites_responsible_mobile", "responsible_mobile"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     #: the import that wrote this row; hidden from every query while that import is staging (workflow.imports)
@@ -483,6 +492,9 @@ class Website(db.Model):
                                                               cascade="all, delete-orphan")
     accesses: Mapped[list[Access]] = relationship(back_populates="website", order_by="Access.id",
                                                   cascade="all, delete-orphan")
+    #: its special filing (专项内容, issue 17 §2), when it declares special content
+    special_item: Mapped[SpecialContentItem | None] = relationship(back_populates="website",
+                                                                   cascade="all, delete-orphan")
 
 
 class Domain(db.Model):
@@ -907,6 +919,15 @@ from models.ip import IpOrigin as IpOrigin  # noqa: E402
 from models.ip import IpSelfBrought as IpSelfBrought  # noqa: E402
 from models.ip import UsageMethod as UsageMethod  # noqa: E402
 from models.keys import SigningKey as SigningKey  # noqa: E402  (signing keys shared by the nodes, issue 15)
+from models.security_keys import SecurityKey as SecurityKey  # noqa: E402  (security keys, issue 17 §3)
+from models.security_keys import WebAuthnChallenge as WebAuthnChallenge  # noqa: E402
+from models.special import SpecialQueryAction as SpecialQueryAction  # noqa: E402  (专项查询, issue 17)
+from models.special import SpecialQueryLog as SpecialQueryLog  # noqa: E402
+from models.special_content import ForbiddenWord as ForbiddenWord  # noqa: E402  (special content, issue 17 §2)
+from models.special_content import SpecialContentEvent as SpecialContentEvent  # noqa: E402
+from models.special_content import SpecialContentItem as SpecialContentItem  # noqa: E402
+from models.special_content import SpecialState as SpecialState  # noqa: E402
+from models.special_content import forbidden_word_in as forbidden_word_in  # noqa: E402
 from models.storage import StoredFile as StoredFile  # noqa: E402  (files in the database, issue 15)
 from models.storage import StoredFileChunk as StoredFileChunk  # noqa: E402
 from models.workers import WorkerLease as WorkerLease  # noqa: E402  (the workers' step leases)

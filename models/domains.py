@@ -51,6 +51,9 @@ class DomainReport(db.Model):
         Index("ix_domain_reports_registrar", "registrar_id", "domain"),
         Index("ix_domain_reports_registrant_name", "registrant_name"),
         Index("ix_domain_reports_registrant_certificate", "registrant_certificate_number"),
+        # 专项查询 (workflow.special_query): the registrant's e-mail and telephone, exact
+        Index("ix_domain_reports_registrant_email", "registrant_email"),
+        Index("ix_domain_reports_registrant_phone", "registrant_phone"),
         Index("ix_domain_reports_expires", "expires_on"),
         # the console's prefix search (LIKE 'x%') on PostgreSQL
         Index("ix_domain_reports_domain_pattern", "domain",

@@ -31,6 +31,8 @@ from models import (
     PreapprovalItem,
     RevocationRequest,
     Role,
+    SecurityKey,
+    SpecialContentItem,
     Verdict,
 )
 from tests.accounts_helpers import deliver, eml_bodies
@@ -41,7 +43,7 @@ from tests.ip_factories import allocation, block, reporter, self_brought
 from tests.test_filing_console import ENTITY
 from tests.test_lifecycle import approved_filing
 from tests.test_notices import PDF
-from workflow import domain_imports, ip_imports
+from workflow import domain_imports, exchange, ip_imports
 
 SKIPPED_PREFIXES = ("/static/", "/admin/static/")
 
@@ -54,6 +56,7 @@ VIEW_RECORDS = {
     "ip_all_allocations": "ip_allocation", "ip_self_brought": "ip_self_brought",
     "ip_all_self_brought": "ip_self_brought", "ip_findings": "ip_finding",
     "domain_reports": "domain_report", "domain_overview": "domain_report", "domain_flags": "domain_flag",
+    "special_content": "special_content_item",
 }
 
 
@@ -68,7 +71,7 @@ class World:
 def _owner_application_in_isp_review(people: dict[str, str]) -> int:
     owner, isp = user_named(people["icp"]), user_named(people["isp"])
     application = workflow.save_filing_draft(owner, entity_data(31), [website_data(
-        "scan31", [isp.id], preapprovals=[("1", "津新闻[2026]031号")])])
+        "scan31", [isp.id], preapprovals=[("1", "津新闻[2026]031号")], bbs=True, bbs_sections="论坛")])
     workflow.submit_application(owner, application)
     db.session.flush()
     return application.id
@@ -76,6 +79,8 @@ def _owner_application_in_isp_review(people: dict[str, str]) -> int:
 
 #: the accounts the world adds to the `users` fixture's
 EXTRA_ACCOUNTS = {"isp2": "tj_isp2", "importer": "tj_importer"}
+#: an account with a security key (issue 17 §3): its password leads to 登录 › 安全密钥, not to a session
+KEY_HOLDER = "tj_keyholder"
 
 
 def build_world(app: Flask, users: dict[str, str], as_user) -> World:
@@ -108,8 +113,19 @@ def build_world(app: Flask, users: dict[str, str], as_user) -> World:
         world.ids["notice"] = db.session.scalar(select(Notice.id))
         world.ids["attachment"] = db.session.scalar(select(NoticeAttachment.id))
         world.ids["preapproval_item"] = db.session.scalar(select(PreapprovalItem.id))
+        world.ids["special_content_item"] = db.session.scalar(select(SpecialContentItem.id))
     _ip_records(app, people, world)
     _domain_records(app, people, world)
+    with app.app_context():  # 个人设置 › 接口凭证 lists it; its revocation posts to it (issue 16)
+        credential, _secret = exchange.create_credential(user_named(people["isp"]), "订单系统", ("filings", "events"))
+        db.session.commit()
+        world.values["credential_id"] = credential.id
+    with app.app_context():  # its rename and removal post to it; a stored key, no ceremony (test_security_keys.py)
+        holder = make_user(KEY_HOLDER, Role.PREAPPROVAL, TIANJIN)
+        key = SecurityKey(user_id=holder.id, name="办公室密钥", credential_id=b"world-key", public_key=b"-")
+        db.session.add(key)
+        db.session.commit()
+        world.values["key_id"] = key.id
     post(as_user("bureau"), "/admin/notices/row-action/publish/", {"id": world.ids["notice"]})
     with app.app_context():
         assert db.session.get(Notice, world.ids["notice"]).published

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from werkzeug.exceptions import HTTPException
 
 from tests.accounts_helpers import REGISTRATION, register
-from tests.console_world import EXTRA_ACCOUNTS, VIEW_RECORDS, World, get_rules, reset_link, url_for_rule
+from tests.console_world import EXTRA_ACCOUNTS, KEY_HOLDER, VIEW_RECORDS, World, get_rules, reset_link, url_for_rule
 from tests.helpers import TIANJIN, post, sign_in
 
 PAGES_PER_ENDPOINT = 2
@@ -98,6 +98,8 @@ def anonymous_journeys(app: Flask, crawler: Crawler) -> None:
     sign_in(client, REGISTRATION["username"], REGISTRATION["password"])
     crawler.visit("/verify", seed=True)
     crawler.visit(reset_link(app, client), seed=True)
+    sign_in(client, KEY_HOLDER)  # the password of an account with a security key: the key step (issue 17 §3)
+    crawler.visit("/login/key", seed=True)
 
 
 def scan(app: Flask, users: dict[str, str], world: World, check: Check, **environ: str) -> dict[str, str]:

@@ -50,12 +50,15 @@ ALLOWED_WORDS = {
     "KB", "MB",
     # the time zone in the footer (北京时间 UTC+8) and the hash algorithm named beside the audit chain
     "UTC", "SHA",
+    # the data-exchange API's vocabulary as the engineers who call it say it (个人设置 › 接口凭证, 接口说明)
+    "API", "JSON", "NDJSON", "HTTPS", "OpenAPI", "Webhook", "CIDR",
 }
 VISIBLE_ATTRIBUTES = ("title", "placeholder", "alt", "aria-label")
 BUTTON_INPUTS = ("submit", "button", "reset")
 HIDDEN_ELEMENTS = ("script", "style", "template")
-#: shown as typed or as recorded, not written by us: a text area's content, the audit record's hashed content
-VERBATIM_ELEMENTS = ("textarea",)
+#: shown as typed or as recorded, not written by us: a text area's content, the audit record's hashed content; and
+#: what a machine reads as written (<code>: the API's paths, methods, headers and JSON on 接口说明)
+VERBATIM_ELEMENTS = ("textarea", "code")
 VERBATIM_CLASSES = ("audit-changes",)
 VOID_ELEMENTS = ("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr")
 

@@ -19,6 +19,8 @@ from tests.helpers import sign_in
 
 #: the only POST routes without the token, and why
 EXEMPT = {"public_api.api_verify": "JSON API: no session cookie is read, it only verifies the posted certificate"}
+#: the data-exchange API (issue 16): every call carries a bearer credential, no session is ever read
+EXEMPT_BLUEPRINT = "exchange."
 #: routes outside the console and who posts them
 PUBLIC_FORMS = {"auth.logout": "isp", "auth.set_language": "isp"}
 CSRF_MESSAGE = "表单已过期"
@@ -91,7 +93,7 @@ def test_every_post_route_refuses_a_post_without_token(app, users, as_user) -> N
               "username": "forged", "password": "Forged-pass-1", "lang": "en", "url": "/admin/"}
     refused, checked = [], 0
     for rule in post_rules(app):
-        if rule.endpoint in EXEMPT:
+        if rule.endpoint in EXEMPT or rule.endpoint.startswith(EXEMPT_BLUEPRINT):
             continue
         who = _who_reaches(app, rule, clients)
         for path in _targets(app, rule, world):
@@ -104,7 +106,23 @@ def test_every_post_route_refuses_a_post_without_token(app, users, as_user) -> N
             if response.status_code != 400 or CSRF_MESSAGE not in response.get_data(as_text=True) or changed:
                 refused.append(f"{who} POST {path} → {response.status_code}{' and changed data' if changed else ''}")
     assert refused == [], "\n".join(refused)
-    assert checked >= len(post_rules(app)) - len(EXEMPT)
+    exchange = [rule for rule in post_rules(app) if rule.endpoint.startswith(EXEMPT_BLUEPRINT)]
+    assert checked >= len(post_rules(app)) - len(EXEMPT) - len(exchange)
+
+
+def test_the_exchange_api_takes_no_post_on_a_session_alone(app, users) -> None:
+    """Without a token, yet with every role's session cookie: every POST of the data-exchange API is a 401 and
+    changes nothing."""
+    clients = _clients(app, users)
+    rules = [rule for rule in post_rules(app) if rule.endpoint.startswith(EXEMPT_BLUEPRINT)]
+    assert len(rules) >= 20
+    with app.app_context():
+        before = fingerprint()
+    answers = {(who, rule.rule): client.post(rule.rule, json={"sequence": 1, "records": [{}]}).status_code
+               for who, client in clients.items() for rule in rules if "<" not in rule.rule}
+    with app.app_context():
+        assert fingerprint() == before
+    assert set(answers.values()) == {401}
 
 
 def test_the_exempt_api_reads_no_session(app, client) -> None:

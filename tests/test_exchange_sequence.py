@@ -192,3 +192,13 @@ def test_answers_older_than_the_retention_are_purged_then_a_repeat_is_out_of_ord
     status, body, _ = call(client, "POST", "/domains", token, json=sent)
     assert status == 409 and body["next_sequence"] == 2
     assert _reports(app) == 1
+
+
+def test_a_nul_character_refuses_its_record_only(app, client):
+    token = _setup(app)
+    records = [domain_record(1, registrant_address="天津\x00"), domain_record(2), {"domain\x00": "x"}]
+    status, body, _ = call(client, "POST", "/domains", token, json={"sequence": 1, "records": records})
+    assert status == 200 and [result["status"] for result in body["results"]] == ["refused", "accepted", "refused"]
+    assert body["results"][0]["code"] == "3000" and body["results"][0]["field"] == "registrant_address"
+    assert body["results"][2]["field"] is None
+    assert _reports(app) == 1

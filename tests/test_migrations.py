@@ -113,3 +113,26 @@ def test_upgrading_names_each_preapproval_items_filing_and_province(empty_app) -
         items = connection.execute(text(
             "SELECT website_id, entity_id, province_code FROM preapproval_items ORDER BY id")).all()
     assert items == [(1, 1, "120000"), (2, 2, "110000"), (2, 2, "110000")]
+
+
+def test_upgrading_a_populated_database_whose_tables_are_rebuilt_keeps_every_row(empty_app) -> None:
+    """A table rebuilt by a migration (SQLite's batch mode: copy, drop, rename — `users` in b13e0001a1b0) while
+    rows of other tables point at it: the upgrade of a database in use goes through and loses nothing (it failed
+    with "FOREIGN KEY constraint failed" on `DROP TABLE users` before foreign keys were off during migrations)."""
+    upgrade(directory=MIGRATIONS_DIR, revision="b12e0003c0de")
+    with db.engine.begin() as connection:
+        connection.execute(text("INSERT INTO users (id, username, password_hash, role, organisation, contact_name, "
+                                "mobile, email, status, can_import, created_at, session_epoch) VALUES (1, 'u', 'x', "
+                                "'miit', '', '', '', '', 'active', false, CURRENT_TIMESTAMP, 0)"))
+        connection.execute(text("INSERT INTO provinces (code, name, abbr, sort_order, active) "
+                                "VALUES ('120000', '天津市', '津', 1, true)"))
+        connection.execute(text(
+            "INSERT INTO entities (id, owner_id, province_code, unit_name, unit_nature, certificate_type, "
+            "certificate_number, address, responsible_name, responsible_id_number, responsible_mobile, "
+            "responsible_email, commercial, status, website_seq, created_at) VALUES (1, 1, '120000', '某公司', '4', "
+            "'1', 'X', '', '', '', '', '', false, 'active', 0, CURRENT_TIMESTAMP)"))
+    upgrade(directory=MIGRATIONS_DIR)
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT owner_id FROM entities")).scalar_one() == 1
+        if connection.dialect.name == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1

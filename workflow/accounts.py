@@ -36,6 +36,7 @@ from permissions import Action
 from validators import (
     password_errors,
 )
+from workflow import security_keys
 from workflow.errors import NotFound, WorkflowError, raise_problems
 from workflow.users import (
     _DUMMY_HASH,
@@ -51,6 +52,7 @@ from workflow.users import (
 class SignInOutcome(enum.Enum):
     SIGNED_IN = "signed_in"
     IDENTITY_CHECK = "identity_check"  # right password, registration not yet confirmed (FAQ 21)
+    SECURITY_KEY = "security_key"  # right password, a security key to use or register (issue 17 §3): no session yet
     REFUSED = "refused"
 
 
@@ -99,6 +101,9 @@ def sign_in(username: str, password: str, captcha_ok: bool, address: str | None)
     if user.status == UserStatus.PENDING:
         _record_attempt("auth.identity_check", username, user)
         return SignInResult(SignInOutcome.IDENTITY_CHECK, user)
+    if step := security_keys.key_step(user):
+        _record_attempt("auth.security_key_step", username, user, step.value)
+        return SignInResult(SignInOutcome.SECURITY_KEY, user)
     user.last_login_at = utcnow()
     _record_attempt("auth.sign_in", username, user)
     return SignInResult(SignInOutcome.SIGNED_IN, user)

@@ -27,8 +27,13 @@ log = logging.getLogger(__name__)
 
 def start_deadline(application: Application, now: datetime | None = None) -> None:
     """The application's submission is complete now: record it and the day the bureau must decide by."""
-    application.bureau_since = now or utcnow()
-    application.due_at = deadlines.due_at(application.bureau_since)
+    for name, value in deadline_values(now or utcnow()).items():
+        setattr(application, name, value)
+
+
+def deadline_values(now: datetime) -> dict[str, datetime]:
+    """When the application entered bureau review complete, and the moment its statutory deadline passes."""
+    return {"bureau_since": now, "due_at": deadlines.due_at(now)}
 
 
 def due_soon(province_code: str, today: date) -> list[Application]:

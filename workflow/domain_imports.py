@@ -58,7 +58,7 @@ def check_file(job: ImportJob, actor: User, path: Path, stamp: datetime) -> RowC
     rows, declared = domain_import.read_file(path)
     imports._progress(job, total_rows=declared, phase="checking")
     sqlite = db.session.get_bind().dialect.name == "sqlite"
-    checker = RowChecker(actor, lambda checked: _row(actor, checked, stamp, sqlite))
+    checker = RowChecker(actor, lambda checked: insert_row(actor, checked, stamp, sqlite))
     done = 0
     for done, (number, cells) in enumerate(rows, start=1):
         checker.check(number, cells)
@@ -71,7 +71,7 @@ def check_file(job: ImportJob, actor: User, path: Path, stamp: datetime) -> RowC
 
 # --- writing ----------------------------------------------------------------------------------------------
 
-def _row(actor: User, checked: Checked, stamp: datetime, sqlite: bool) -> dict[str, Any]:
+def insert_row(actor: User, checked: Checked, stamp: datetime, sqlite: bool) -> dict[str, Any]:
     """The report as `add_report` fills it (the workflow's `_fill`: stripped, certificate numbers upper-cased,
     name servers one per line), as an insert row."""
     record = SimpleNamespace()

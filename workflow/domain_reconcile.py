@@ -34,6 +34,7 @@ from models import (
     Website,
     utcnow,
 )
+from workflow import events
 from workflow.checks import LIVE_STATUSES, domain_verdict, is_registrable, reports_of
 from workflow.registrant import VERDICT_WORDS
 
@@ -102,6 +103,7 @@ def check_domains(names: Sequence[str], why: dict[str, str], tally: Tally) -> No
     flags = _open_flags((website.id, name) for name, website, _entity in uses)
     now = utcnow()
     tally.websites += len(uses)
+    changed = []  # the feed's events (issue 16): (website, entity, flag, verdict now, what happened)
     for name, website, entity in uses:
         check = domain_verdict(entity, name, reports.get(name))
         flag = flags.get((website.id, name))
@@ -112,11 +114,15 @@ def check_domains(names: Sequence[str], why: dict[str, str], tally: Tally) -> No
             db.session.add(flag)
             tally.flagged += 1
             tally.new_flags.append(flag)
+            changed.append((website, entity, flag, check.verdict, "flagged"))
         elif check.blocking and flag is not None and flag.verdict != check.verdict:
             flag.verdict, flag.detail = check.verdict, _detail(why.get(name, "filed"), check.report)
+            changed.append((website, entity, flag, check.verdict, "flagged"))
         elif not check.blocking and flag is not None:
             flag.resolved_at = now
             tally.resolved += 1
+            changed.append((website, entity, flag, check.verdict, "resolved"))
+    events.domain_verdicts(changed)
 
 
 def _detail(what: str, report: DomainReport | None) -> str:

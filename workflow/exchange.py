@@ -38,8 +38,8 @@ MAX_CREDENTIALS = 20  # per user
 SCOPES_BY_ROLE: dict[Role, frozenset[str]] = {
     Role.ICP: frozenset({"filings", "events"}),
     Role.ISP: frozenset({"filings", "events"}),
-    Role.BUREAU: frozenset({"filings", "events"}),
-    Role.MIIT: frozenset({"filings", "events"}),
+    Role.BUREAU: frozenset({"filings", "ip", "events"}),  # ip: the address lookup (its writes are the reporters')
+    Role.MIIT: frozenset({"filings", "ip", "events"}),
     Role.IP_REPORTER: frozenset({"ip", "events"}),
     Role.DOMAIN_REPORTER: frozenset({"domain", "events"}),
 }
@@ -178,8 +178,9 @@ def mark_used(credential: ApiCredential, address: str) -> None:
 
 # --- sequence numbers and stored answers -------------------------------------------------------------------
 
-def request_digest(body: Any) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+def request_digest(body: bytes) -> str:
+    """Of the request's bytes as sent: a client resending a call after a crash sends the same bytes."""
+    return hashlib.sha256(body).hexdigest()
 
 
 def lock_sequence(credential_id: int) -> int:

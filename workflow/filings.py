@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,15 +42,16 @@ from models import (
     Website,
     utcnow,
 )
-from workflow import registrant
+from workflow import events, registrant, special_content
 from workflow.checks import (
     EntityData,
     WebsiteData,
+    entity_values,
     filing_problems,
     normalised_domains,
     website_row,
 )
-from workflow.deadlines import start_deadline
+from workflow.deadlines import deadline_values, start_deadline
 from workflow.errors import NotFound, WorkflowError, raise_problems
 from workflow.imports import WRITE_PAUSE
 from workflow.ip_findings import mark_stale
@@ -71,9 +73,9 @@ def _may_file_for(actor: User, application: Application | None, websites: list[W
     return False
 
 
-def save_filing_draft(actor: User, entity_data: EntityData, websites: list[WebsiteData],
-                      application: Application | None = None) -> Application:
-    """Create or replace the draft of a new filing (the wizard's data); nothing is submitted."""
+def check_filing_draft(actor: User, entity_data: EntityData, websites: list[WebsiteData],
+                       application: Application | None = None) -> None:
+    """What saving a draft checks (the application's state, who may file, every field): WorkflowError if refused."""
     entity = application.entity if application else None
     if application is not None and (application.state != ApplicationState.DRAFT
                                     or application.kind != ApplicationKind.NEW_FILING):
@@ -84,12 +86,23 @@ def save_filing_draft(actor: User, entity_data: EntityData, websites: list[Websi
         raise WorkflowError(_l("A filing has at least one website."), "websites")
     own_ids = {w.id for w in entity.websites} if entity else set()
     raise_problems(filing_problems(entity_data, websites, entity.id if entity else None, own_ids))
+
+
+def new_entity_values(actor: User) -> dict[str, Any]:
+    """A new filing's entity: the ICP user's own; filed by an ISP for its customer, nobody's account's."""
+    return {"owner_id": actor.id if actor.role == Role.ICP else None, "status": FilingStatus.DRAFT, "website_seq": 0}
+
+
+def save_filing_draft(actor: User, entity_data: EntityData, websites: list[WebsiteData],
+                      application: Application | None = None) -> Application:
+    """Create or replace the draft of a new filing (the wizard's data); nothing is submitted."""
+    check_filing_draft(actor, entity_data, websites, application)
+    entity = application.entity if application else None
     if entity is None:
-        entity = Entity(owner_id=actor.id if actor.role == Role.ICP else None, status=FilingStatus.DRAFT,
-                        website_seq=0)
+        entity = Entity(**new_entity_values(actor))
         db.session.add(entity)
-    for name, value in vars(entity_data).items():
-        setattr(entity, name, value.strip() if isinstance(value, str) else value)
+    for name, value in entity_values(entity_data).items():
+        setattr(entity, name, value)
     for old in list(entity.websites):
         db.session.delete(old)
     db.session.flush()
@@ -128,21 +141,36 @@ def submit_application(actor: User, application: Application) -> Application:
     _require_not_ended(application.entity)
     application.verifications.clear()
     db.session.flush()  # the unique (application, ISP) pair: delete the old rows before inserting the new
-    application.verifications = [
-        IspVerification(isp_id=isp_id, state=ReviewState.CONFIRMED if isp_id == actor.id else ReviewState.PENDING,
-                        at=utcnow() if isp_id == actor.id else None)
-        for isp_id in sorted(_isps_of(application))]
-    application.submitted_by_id, application.submitted_at = actor.id, utcnow()
-    application.reasons = "{}"
-    application.state = ApplicationState.ISP_REVIEW
-    _advance_after_isp(application)
+    verifications, values = submission(actor, _isps_of(application), utcnow())
+    application.verifications = [IspVerification(**row) for row in verifications]
+    for name, value in values.items():
+        setattr(application, name, value)
+    special_content.open_items(actor, application)
     audit.record("application.submitted", object_type="application", object_id=application.id,
                  province_code=application.province_code, actor=actor)
     return application
 
 
+def submission(actor: User, isp_ids: set[int], now: datetime) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """What submitting writes: a verification row per ISP named (the submitting ISP's confirmed at once) and the
+    application's new values — in ISP review, or straight to the bureau with its deadline started when every ISP
+    named has verified (also written set-based by the API's batch, workflow.filing_batch)."""
+    rows = [{"isp_id": isp_id, "state": ReviewState.CONFIRMED if isp_id == actor.id else ReviewState.PENDING,
+             "at": now if isp_id == actor.id else None} for isp_id in sorted(isp_ids)]
+    values: dict[str, Any] = {"submitted_by_id": actor.id, "submitted_at": now, "reasons": "{}",
+                              "state": ApplicationState.ISP_REVIEW}
+    if _all_verified(row["state"] for row in rows):
+        values.update(state=ApplicationState.BUREAU_REVIEW, **deadline_values(now))
+    return rows, values
+
+
+def _all_verified(states: Iterable[ReviewState]) -> bool:
+    """FAQ 66–67: an application leaves ISP review once every ISP named has verified it."""
+    return all(state == ReviewState.CONFIRMED for state in states)
+
+
 def _advance_after_isp(application: Application) -> None:
-    if all(v.state == ReviewState.CONFIRMED for v in application.verifications):
+    if _all_verified(v.state for v in application.verifications):
         application.state = ApplicationState.BUREAU_REVIEW
         start_deadline(application)
 
@@ -183,6 +211,7 @@ def isp_return(actor: User, application: Application, reason: str) -> Applicatio
     application.reasons = json.dumps({"isp": reason.strip()[:500]}, ensure_ascii=False)
     audit.record("application.isp_returned", object_type="application", object_id=application.id,
                  province_code=application.province_code, actor=actor, changes={"reason": reason.strip()[:500]})
+    events.application_sent_back(application, "application.returned", {"isp": reason.strip()[:500]})
     return application
 
 
@@ -237,8 +266,8 @@ def _blacklist_hits(applications: list[Application]) -> set[tuple[str, str]]:
 
 def approval_blockers(application: Application, hits: set[tuple[str, str]] | None = None,
                       checks: list[registrant.DomainCheck] | None = None) -> list[str]:
-    """Why the bureau cannot approve yet (unconfirmed pre-approval, blacklisted value, under the "block" policy a
-    domain whose registrant check fails)."""
+    """Why the bureau cannot approve yet (unconfirmed pre-approval or special filing, blacklisted value, under the
+    "block" policy a domain whose registrant check fails)."""
     if application.kind in UNBLOCKED_KINDS:
         return []
     hits = _blacklist_hits([application]) if hits is None else hits
@@ -254,18 +283,19 @@ def approval_blockers(application: Application, hits: set[tuple[str, str]] | Non
     if {(BlacklistKind.CERTIFICATE_NUMBER.value, entity.certificate_number),
             (BlacklistKind.UNIT_NAME.value, entity.unit_name)} & hits:
         problems.append(str(_l("The entity is blacklisted.")))
-    return problems + registrant.blocker_messages(checks)
+    return problems + special_content.blockers(application) + registrant.blocker_messages(checks)
 
 
 def _preload(applications: list[Application]) -> list[Entity]:
-    """Entities with their websites, domains and pre-approvals in a few queries, not one per row.
+    """Entities with their websites, domains, pre-approvals and special filings in a few queries, not one per row.
 
     The caller keeps what it returns: the session's identity map holds objects only weakly."""
     ids, loaded = [a.entity_id for a in applications], []
     for start in range(0, len(ids), 1000):
         loaded += db.session.scalars(select(Entity).where(Entity.id.in_(ids[start:start + 1000])).options(
             selectinload(Entity.websites).selectinload(Website.domains),
-            selectinload(Entity.websites).selectinload(Website.preapprovals))).all()
+            selectinload(Entity.websites).selectinload(Website.preapprovals),
+            selectinload(Entity.websites).selectinload(Website.special_item))).all()
     return loaded
 
 
@@ -333,6 +363,7 @@ def _carry_out(actor: User, applications: list[Application], by_id: dict[int, En
     db.session.flush()  # what `apply_on_approval` changed through the ORM (a change's new domains, an access)
     _index_access_ranges(entities)
     tokens = issue_certificates(entities)
+    events.applications_approved(applications, tokens, checks)
     day = format_datetime(now, "yyyy-MM-dd")
     notify.queue_emails([_approval_email(a, by_id[a.entity_id], tokens[a.entity_id][1], day) for a in kept])
     audit.record_many([("application.approved", {
@@ -445,7 +476,8 @@ def _locked_applications(actor: User, ids: list[int]) -> dict[int, Application]:
         return {}
     websites = selectinload(Application.entity).selectinload(Entity.websites)
     query = (select(Application).where(Application.id.in_(ids), Application.province_code == actor.province_code)
-             .options(websites.selectinload(Website.domains), websites.selectinload(Website.preapprovals))
+             .options(websites.selectinload(Website.domains), websites.selectinload(Website.preapprovals),
+                      websites.selectinload(Website.special_item))
              .order_by(Application.id).with_for_update(of=Application)
              .execution_options(populate_existing=True))
     return {application.id: application for application in db.session.scalars(query)}
@@ -542,6 +574,7 @@ def reject(actor: User, application: Application, reasons: dict[str, str]) -> Ap
         end_application(application, ApplicationState.REJECTED)  # asked again as a new application
     audit.record("application.rejected", object_type="application", object_id=application.id,
                  province_code=application.province_code, actor=actor, changes=reasons)
+    events.application_sent_back(application, "application.rejected", reasons)
     return application
 
 

@@ -60,6 +60,8 @@ from models import (
     JobState,
     PreapprovalItem,
     ReviewState,
+    SpecialContentEvent,
+    SpecialContentItem,
     User,
     Website,
     utcnow,
@@ -67,6 +69,7 @@ from models import (
 from permissions import Action
 from rawsql import BulkInsert
 from validators import registered_domain
+from workflow import special_content
 from workflow.errors import NotFound, WorkflowError
 
 PROGRESS_EVERY = 5000
@@ -74,7 +77,8 @@ CHUNK = 5000  # rows per insert statement, and websites (or applications) per st
 WRITE_PAUSE = 0.15  # seconds between staging transactions: more than SQLite's longest busy-wait step (100 ms)
 PAGE_ERRORS = 10_000  # errors kept for the job's page; the marked file has all of them
 MAX_ATTEMPTS = 3  # a job whose runs keep killing the worker is failed rather than taken over forever
-STAGED_MODELS = (Entity, Website, PreapprovalItem, Access, Application, IspVerification)
+STAGED_MODELS = (Entity, Website, PreapprovalItem, Access, Application, IspVerification, SpecialContentItem,
+                 SpecialContentEvent)
 RACED = "导入期间有域名或证件号码被其他备案占用，请重新上传。"
 MISSING = ("找不到上传的文件（已被清理，或保存在另一台服务器上：多台服务器须设置 FILE_STORAGE=database），"
            "未导入任何数据；请重新上传。")
@@ -558,6 +562,8 @@ class _Staging:
                                    "category": c, "document_number": d, "state": ReviewState.PENDING, "reason": "",
                                    "reviewer_id": None, "reviewed_at": None, "import_job_id": job_id}
                                   for wid, owner, w in sites for c, d in w.preapprovals))
+        special_content.insert_opened(((wid, owner, self.provinces[owner], w.name, False, "", w.service_content)
+                                       for wid, owner, w in sites), self.actor, job_id)
         _insert(Access, ({"website_id": wid, "isp_id": self.isp_ids[w.isp_username], "method": w.access_method,
                           "server_province_code": w.server_province_code, "live": True,
                           "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges), "import_job_id": job_id}
@@ -624,6 +630,8 @@ def _remove_staged(job: ImportJob) -> None:
              (Application, Application.import_job_id == job_id),
              (Access, Access.import_job_id == job_id),
              (PreapprovalItem, PreapprovalItem.import_job_id == job_id),
+             (SpecialContentItem, SpecialContentItem.import_job_id == job_id),
+             (SpecialContentEvent, SpecialContentEvent.import_job_id == job_id),
              (Domain, Domain.website_id.in_(websites)),
              (Website, Website.import_job_id == job_id),
              (Entity, Entity.import_job_id == job_id)]

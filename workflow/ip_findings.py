@@ -47,6 +47,7 @@ from models import (
 )
 from models.base import utcnow
 from rawsql import BulkInsert, stream
+from workflow import events
 from workflow.checks import LIVE_STATUSES
 
 #: the one row of `ip_findings_runs`
@@ -320,10 +321,13 @@ def _replace(found: list[Found], units: Units, clock: float) -> float:
     recorded as finished; the seconds since `clock`."""
     now = utcnow()
     with _intent(write=True):
+        followed = events.holders()  # the units whose feed gets the findings opened and resolved
+        before = events.finding_keys(followed)
         db.session.execute(delete(IpFinding))
         rows = _rows(found, units, now)
         while chunk := list(islice(rows, CHUNK)):
             _INSERT.run(chunk)
+        events.findings_changed(before, found, CODES, followed)
         seconds = time.perf_counter() - clock
         db.session.execute(update(IpFindingsRun).where(IpFindingsRun.id == RUN_ID).values(
             finished_at=utcnow(), findings=len(found), seconds=round(seconds, 3)))

@@ -340,7 +340,7 @@ def _columns(model: Any, record: SimpleNamespace, stamp: datetime, **fixed: Any)
     return row
 
 
-class _Writer:
+class Writer:
     """The checked rows as multi-row inserts, filled by the workflow's own functions (`set_block_origin`,
     `fill_allocation`, `fill_self_brought`, `add_received_block`)."""
 
@@ -370,7 +370,7 @@ class _Writer:
             records.append(_columns(IpBlock, record, self.stamp, unit_id=self.actor.id, derived=False,
                                     allocation_id=None))
         _insert(IpBlock, records)
-        self.file_blocks |= self._ids(IpBlock, [row.keys.start_key for row in rows], IpBlock.derived.is_(False))
+        self.file_blocks |= self.ids_of(IpBlock, [row.keys.start_key for row in rows], IpBlock.derived.is_(False))
 
     def _allocations(self, rows: list[Checked]) -> None:
         records, given = [], []
@@ -382,7 +382,7 @@ class _Writer:
             if record.target_unit_id is not None:
                 given.append(record)
         _insert(IpAllocation, records)
-        ids = self._ids(IpAllocation, [record.start_key for record in given])
+        ids = self.ids_of(IpAllocation, [record.start_key for record in given])
         for record in given:  # 再分配: the receiving unit's source block, made as the workflow makes it
             ip.add_received_block(self.actor, SimpleNamespace(**vars(record), id=ids[record.start_key]))
 
@@ -391,7 +391,7 @@ class _Writer:
         ip.fill_self_brought(record, row.data, row.keys)
         return _columns(IpSelfBrought, record, self.stamp, unit_id=self.actor.id)
 
-    def _ids(self, model: Any, starts: list[str], *where: Any) -> dict[str, int]:
+    def ids_of(self, model: Any, starts: list[str], *where: Any) -> dict[str, int]:
         found: dict[str, int] = {}
         for first in range(0, len(starts), 500):
             found |= dict((start, record_id) for record_id, start in db.session.execute(select(
@@ -413,7 +413,7 @@ def _relevant_changes(actor: User, checker: Checker) -> Any:
     return select(AuditEvent.id).where(since, or_(*conditions)).limit(1)
 
 
-def _commit(job: ImportJob, actor: User, checker: Checker) -> _Writer:
+def _commit(job: ImportJob, actor: User, checker: Checker) -> Writer:
     """One write transaction: the unit and the source blocks used locked (as the workflow locks them), every
     row inserted, then nothing relevant recorded since the checks began. No lock of the whole audit log is
     needed: a change that could still be uncommitted here either waits on the same locks (the unit's own
@@ -421,7 +421,7 @@ def _commit(job: ImportJob, actor: User, checker: Checker) -> _Writer:
     block, which PostgreSQL's exclusion constraint refuses (IntegrityError: checked again); SQLite's write
     transactions are serial."""
     with imports._writing(job):
-        writer = _Writer(actor)
+        writer = Writer(actor)
         ip.require_reporter(actor)
         ip.lock_unit(actor)
         used = sorted(checker.used_blocks)
@@ -476,7 +476,7 @@ def _file_error(message: str) -> CellError:
     return CellError("", 0, 0, "", "", message)
 
 
-def _audit_records(actor: User, writer: _Writer) -> None:
+def _audit_records(actor: User, writer: Writer) -> None:
     """One audit event per new record, as the workflow writes them, AUDIT_CHUNK per short transaction once the
     records are visible (the append-only chain could not take back events of an import that then failed); not
     fenced, as in the filings import (`imports._audit_applications`).

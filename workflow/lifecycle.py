@@ -39,6 +39,7 @@ from models import (
 )
 from permissions import Action
 from validators import email_error, id_card_error, mobile_error
+from workflow import events, special_content
 from workflow.access_codes import consume_access_code
 from workflow.checks import (
     LIVE_STATUSES,
@@ -103,6 +104,7 @@ def _new_application(actor: User, entity: Entity, kind: ApplicationKind, proposa
         db.session.flush()
     except IntegrityError as race:
         raise WorkflowError(_l("This filing already has an application in progress.")) from race
+    special_content.open_items(actor, application)
     audit.record("application.submitted", object_type="application", object_id=application.id,
                  province_code=entity.province_code, actor=actor, changes={"kind": kind.value, **proposal})
     return application
@@ -152,7 +154,8 @@ def propose_domains(actor: User, website: Website, domains: list[str]) -> Applic
 def propose_website_edit(actor: User, website: Website, name: str, home_url: str, service_content: str) -> Application:
     """变更: a website's name, home page or service content."""
     _require_serving_isp(actor, website)
-    check_website(_as_data(website, name=name, home_url=home_url, service_content=service_content), 0, {website.id})
+    check_website(_as_data(website, name=name, home_url=home_url, service_content=service_content), 0, {website.id},
+                  province_code=website.entity.province_code)
     return _new_application(actor, website.entity, ApplicationKind.CHANGE, {
         "type": "edit_website", "website_id": website.id, "name": name.strip(), "home_url": home_url.strip(),
         "service_content": service_content})
@@ -183,7 +186,7 @@ def propose_website(actor: User, entity: Entity, website: WebsiteData) -> Applic
     require_live(entity)
     if not any(a.isp_id == actor.id for a in website.accesses):
         raise WorkflowError(_l("Name yourself as an access provider of the new website."), "websites-0-accesses")
-    names, problems = website_problems(website, 0)
+    names, problems = website_problems(website, 0, province_code=entity.province_code)
     raise_problems([*problems, *access_problems(website.accesses, 0)])
     _require_no_open_application(entity)  # before its draft website takes the domains
     row = website_row(entity, website, names)
@@ -340,12 +343,12 @@ def end_filing(actor: User, entity: Entity, website: Website | None, kind: Discl
             .values(status=CertificateStatus.REVOKED))
         _close_open_applications(entity, reason)
     db.session.flush()
-    if not whole:
-        issue_certificates([entity])  # the filing's new certificate, without the website
+    certificates = {} if whole else issue_certificates([entity])  # the filing's new one, without the website
     number = entity.number if whole else website.number
     db.session.add(DisclosureEntry(kind=kind, number=number, unit_name=entity.unit_name,
                                    province_code=entity.province_code))
     _queue_end_emails(entity, number, kind, reason, isp_ids)
+    events.filing_ended(entity, website, kind, number, reason, serving=isp_ids, whole=whole, certificates=certificates)
     audit.record(f"filing.{kind.value}", object_type="entity", object_id=entity.id, actor=actor,
                  province_code=entity.province_code, changes={"number": number, "reason": reason})
     return number

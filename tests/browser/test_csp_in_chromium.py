@@ -6,27 +6,16 @@ Drives Debian's /usr/bin/chromium headless through Playwright (never `playwright
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
+from tests.browser.chromium import CHROMIUM, FLAGS, sync_api
 from tests.helpers import sign_in
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists() and os.environ.get("REQUIRE_BROWSER_TESTS"):
-    pytest.fail("REQUIRE_BROWSER_TESTS is set (.ci/run) but /usr/bin/chromium is missing", pytrace=False)
-if not CHROMIUM.exists():
-    pytest.skip("the browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt (playwright)")
-
-FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", "--disable-gpu", "--disable-quic"]
 #: registered before any script of the page, so it sees every violation of the page's CSP
 WATCH_VIOLATIONS = """
 window.__violations = [];
