@@ -105,7 +105,9 @@ ALLOWED: dict[Role, frozenset[Action]] = {
     Role.PREAPPROVAL: _EVERY_ROLE | {Action.PREAPPROVAL_REVIEW},
     Role.CONTENT_ADMIN: _EVERY_ROLE | {Action.BLACKLIST_MANAGE, Action.SPECIAL_CONTENT_REVIEW,
                                        Action.FORBIDDEN_WORDS_MANAGE},
-    Role.SPECIAL_QUERY: _EVERY_ROLE | {Action.FILING_LIST, Action.IP_LOOKUP, Action.SPECIAL_QUERY},
+    # 专项查询 searches only through its query page (reason, case number, masking, the query record): the console's
+    # filing lists and address lookup would show the same data unmasked and unrecorded
+    Role.SPECIAL_QUERY: _EVERY_ROLE | {Action.SPECIAL_QUERY},
 }
 
 #: FAQ 29–30: MIIT creates every staff role; bureaus create the roles below them, in their province.
@@ -238,11 +240,11 @@ def served_entities(isp_id: int) -> Any:
 
 
 def entity_scope(actor: Any) -> ColumnElement[bool]:
-    """Filings an actor may list: own (ICP), served now (ISP), own province (bureau), all (MIIT, 专项查询)."""
+    """Filings an actor may list: own (ICP), served now (ISP), own province (bureau), all (MIIT)."""
     if not can(actor, Action.FILING_LIST):
         return false()
-    if actor.role in (Role.MIIT, Role.SPECIAL_QUERY):
-        return true() if actor.province_code is None else Entity.province_code == actor.province_code
+    if actor.role == Role.MIIT:
+        return true()
     if actor.role == Role.BUREAU:
         return Entity.province_code == actor.province_code
     if actor.role == Role.ICP:

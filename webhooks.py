@@ -22,13 +22,16 @@ outbox's. The events exist only once their transaction committed, so a webhook n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
 import ipaddress
 import json
+import re
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,6 +51,8 @@ TIMESTAMP_HEADER = "X-Beian-Timestamp"
 RESPONSE_LIMIT = 64 * 1024
 MAX_URL_LENGTH = 2048
 USER_AGENT = "beian-webhook/1"
+#: what http.client refuses in a request line (InvalidURL): spaces and control characters
+UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")
 
 
 class WebhookUrlError(ValueError):
@@ -86,12 +91,19 @@ class Target:
     address: str
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def _public(address: str) -> bool:
-    """Whether an address is one a webhook may reach: globally routable (an IPv4-mapped IPv6 address is judged
-    as its IPv4 address)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    """Whether an address is one a webhook may reach: globally routable. An IPv6 address carrying an IPv4 one —
+    IPv4-mapped, IPv4-compatible (::/96), NAT64 (64:ff9b::/96), 6to4 (2002::/16) — is judged as that IPv4
+    address, which a translating gateway would reach (loopback, the private network, the metadata service)."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip.version == 6:
+        inner = ip.ipv4_mapped or ip.sixtofour
+        if inner is None and (ip in NAT64 or int(ip) >> 32 == 0):
+            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        ip = inner or ip
     return ip.is_global and not ip.is_multicast
 
 
@@ -119,11 +131,13 @@ def check_url(url: str, config: Any = None) -> Target:
         raise WebhookUrlError("Webhook 地址须为 https:// 开头的完整网址。")
     if parts.username is not None or parts.password is not None:
         raise WebhookUrlError("Webhook 地址中不得包含用户名或密码。")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if UNSENDABLE.search(url) or not path.isascii():  # http.client would raise at every delivery
+        raise WebhookUrlError("Webhook 地址中不得含有空格或控制字符，路径须为 ASCII（请先进行百分号编码）。")
     port = port or (443 if parts.scheme == "https" else 80)
     addresses = _resolve(parts.hostname, port)
     if not config.get("WEBHOOK_ALLOW_PRIVATE") and not all(_public(address) for address in addresses):
         raise WebhookUrlError("Webhook 地址不得指向本机、内网、链路本地或云元数据等非公网地址。")
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(parts.scheme, parts.hostname, port, path, addresses[0])
 
 
@@ -148,8 +162,17 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.address = target.address
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)  # the deadline may cut it
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)  # during the handshake too
+
+
+def _cut(connection: http.client.HTTPConnection, cut: threading.Event) -> None:
+    """End a POST that outlived its deadline: a receiver answering a byte at a time would hold the worker (and
+    every other credential's webhook behind it) for as long as it likes."""
+    cut.set()
+    if connection.sock is not None:
+        with contextlib.suppress(OSError):
+            connection.sock.shutdown(socket.SHUT_RDWR)
 
 
 def post(target: Target, body: bytes, secret: str, timeout: float) -> int:
@@ -159,15 +182,22 @@ def post(target: Target, body: bytes, secret: str, timeout: float) -> int:
                TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: signature(secret, timestamp, body)}
     kind = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     connection = kind(target, timeout)
+    cut = threading.Event()  # the socket's timeout bounds each read only: this bounds the whole POST
+    deadline = threading.Timer(timeout, _cut, (connection, cut))
+    deadline.start()
     try:
         connection.request("POST", target.path, body=body, headers=headers)
         response = connection.getresponse()
         response.read(RESPONSE_LIMIT)
         status = response.status
     except (OSError, http.client.HTTPException) as error:
-        raise DeliveryError(f"{type(error).__name__}: {error}"[:200]) from error
+        if not cut.is_set():
+            raise DeliveryError(f"{type(error).__name__}: {error}"[:200]) from error
     finally:
+        deadline.cancel()
         connection.close()
+    if cut.is_set():  # what was read when it was cut short may look like a whole answer
+        raise DeliveryError(f"timed out: no whole answer within {timeout} s")
     if not 200 <= status < 300:
         raise DeliveryError(f"HTTP {status}")
     return status

@@ -33,6 +33,8 @@ from models import (
     ReviewState,
     RevocationRequest,
     Role,
+    SpecialContentItem,
+    SpecialState,
     User,
     UserStatus,
 )
@@ -94,6 +96,11 @@ def _queue_cards(user: User) -> list[Card]:
         cards.append(Card(str(_l("Pre-approval items")), _count(
             PreapprovalItem, permissions.preapproval_scope(user), PreapprovalItem.state == ReviewState.PENDING),
             url_for("preapproval_queue.index_view", flt0_0=ReviewState.PENDING.value)))
+    if permissions.can(user, Action.SPECIAL_CONTENT_REVIEW):  # 专项备案 waiting for the content department
+        cards.append(Card(str(_l("Special filings to confirm")), _count(
+            SpecialContentItem, permissions.special_content_scope(user),
+            SpecialContentItem.state == SpecialState.PENDING),
+            url_for("special_content.index_view", flt0_0=SpecialState.PENDING.value)))
     if permissions.can(user, Action.REVOCATION_PROCESS):
         cards.append(Card(str(_l("Revocation requests to process")), _count(
             RevocationRequest, permissions.revocation_queue_scope(user)), url_for("revocation_queue.index_view")))

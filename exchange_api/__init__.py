@@ -27,7 +27,7 @@ def _body_refusal() -> Response | None:
     """At most EXCHANGE_MAX_BODY_BYTES, declared up front (a body without Content-Length is refused, so none is read
     past the limit)."""
     limit = current_app.config["EXCHANGE_MAX_BODY_BYTES"]
-    if request.method == "POST" and request.content_length is None:
+    if request.method in ("POST", "PUT") and request.content_length is None:
         return json_error(411, "请求须带 Content-Length 头。")
     if (request.content_length or 0) > limit:
         return json_error(413, f"请求体超过上限 {limit // (1024 * 1024)} MB：请分批提交（每批至多 1000 条）。")

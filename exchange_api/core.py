@@ -171,6 +171,15 @@ def run_one(actor: User, index: int, record: Any, handler: Handler, family: str,
 
 # --- the envelope ------------------------------------------------------------------------------------------
 
+def json_body() -> Any:
+    """The request's JSON, or None when it is none — also when it nests deeper than the parser goes (a
+    RecursionError, else a 500 for a few hundred kilobytes of brackets)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
+
+
 def _replay(stored: Any, digest: str) -> Response:
     if stored.request_digest != digest:
         return json_error(409, f"序号 {stored.sequence} 已用于另一份内容不同的请求；请使用下一个序号。", "sequence",
@@ -182,9 +191,10 @@ def _replay(stored: Any, digest: str) -> Response:
 
 def _sequence_refusal(sequence: int, expected: int) -> Response:
     missing = list(range(expected, min(sequence, expected + MAX_MISSING_LISTED)))
-    message = f"序号不连续：期望 {expected}，收到 {sequence}；缺少 {expected}–{sequence - 1}。"
+    message = f"序号不连续：期望 {expected}，收到 {sequence}；缺少 {expected}–{sequence - 1}。" if sequence > expected \
+        else f"序号 {sequence} 早已使用，其应答已过保存期限；下一个序号是 {expected}。"  # purged: nothing missing
     return json_error(409, message, "sequence", code="409", next_sequence=expected, missing=missing,
-                      missing_count=sequence - expected)
+                      missing_count=max(sequence - expected, 0))
 
 
 def _nul_path(value: Any, path: str = "") -> str | None:
@@ -221,7 +231,7 @@ def run_batch(operation: Operation, handle: Callable[[User, list[tuple[int, Any]
     answer and commit — or answer a repeat from the store."""
     if (refusal := require_scope(operation.scope)) is not None:
         return refusal
-    body = request.get_json(silent=True)
+    body = json_body()
     try:
         envelope = BatchRequest.model_validate(body)
     except ValidationError as error:

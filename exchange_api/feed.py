@@ -18,14 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from flask import Response, g, request, stream_with_context
+from flask import Response, g, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 import audit
 from api_errors import json_error
-from exchange_api.core import Operation, query_operation, register, require_scope
+from exchange_api.core import Operation, json_body, query_operation, register, require_scope
 from extensions import db, write_intent
 from models import (
     CLOSED_APPLICATION_STATES,
@@ -128,7 +128,7 @@ class AckAnswer(BaseModel):
 def _body(model: type[BaseModel]) -> BaseModel | Response:
     """The JSON body validated by `model`, or the 400 answer naming the field."""
     try:
-        return model.model_validate(request.get_json(silent=True))
+        return model.model_validate(json_body())
     except ValidationError as error:
         item = error.errors(include_url=False)[0]
         return json_error(400, f"请求格式错误：{item['msg']}", ".".join(str(p) for p in item["loc"]) or None)
@@ -178,9 +178,9 @@ class SnapshotAccess(BaseModel):
     id: int
     isp_id: int
     isp: str = Field(description="接入服务商账号")
-    method: str
-    server_province_code: str
-    ip_ranges: list[str] = Field(description="IP 地址段，每段“起始-结束”")
+    method: str | None = Field(description="接入方式；其他接入服务商的接入为 null（只列名称，同控制台）")
+    server_province_code: str | None = Field(description="服务器所在省份；其他接入服务商的接入为 null")
+    ip_ranges: list[str] | None = Field(description="IP 地址段，每段“起始-结束”；其他接入服务商的接入为 null")
 
 
 class SnapshotWebsite(BaseModel):
@@ -258,7 +258,7 @@ def _owned_pages(owner_id: int) -> Iterator[list[int]]:
         yield page
 
 
-def _filing_lines(entity_ids: list[int]) -> Iterator[str]:
+def _filing_lines(entity_ids: list[int], viewer_isp: int | None) -> Iterator[str]:
     """The filings of one page, with their websites, domains, live accesses, current certificate and latest
     application: a few queries for the page."""
     websites = selectinload(Entity.websites)
@@ -274,10 +274,20 @@ def _filing_lines(entity_ids: list[int]) -> Iterator[str]:
         if current is None or current.state in CLOSED_APPLICATION_STATES:
             latest[application.entity_id] = application
     for entity in entities:
-        yield _filing(entity, certificates.get(entity.id), latest.get(entity.id)).model_dump_json() + "\n"
+        yield _filing(entity, certificates.get(entity.id), latest.get(entity.id), viewer_isp).model_dump_json() + "\n"
 
 
-def _filing(entity: Entity, certificate_id: str | None, application: Application | None) -> SnapshotFiling:
+def _access(access: Access, viewer_isp: int | None) -> SnapshotAccess:
+    """An access in full for the owner and for its own ISP; another ISP's only by name, as the console shows it."""
+    whole = viewer_isp is None or access.isp_id == viewer_isp
+    return SnapshotAccess(id=access.id, isp_id=access.isp_id, isp=access.isp.username,
+                          method=access.method if whole else None,
+                          server_province_code=access.server_province_code if whole else None,
+                          ip_ranges=[line for line in access.ip_ranges.splitlines() if line] if whole else None)
+
+
+def _filing(entity: Entity, certificate_id: str | None, application: Application | None,
+            viewer_isp: int | None) -> SnapshotFiling:
     return SnapshotFiling(
         type="filing", entity_id=entity.id, unit_name=entity.unit_name, province_code=entity.province_code,
         certificate_type=entity.certificate_type, certificate_number=entity.certificate_number, number=entity.number,
@@ -288,10 +298,7 @@ def _filing(entity: Entity, certificate_id: str | None, application: Application
             id=website.id, name=website.name, number=website.number, status=website.status.value,
             home_url=website.home_url,
             domains=[d.name for d in website.domains if d.live or website.status == FilingStatus.DRAFT],
-            accesses=[SnapshotAccess(id=a.id, isp_id=a.isp_id, isp=a.isp.username, method=a.method,
-                                     server_province_code=a.server_province_code,
-                                     ip_ranges=[line for line in a.ip_ranges.splitlines() if line])
-                      for a in website.accesses if a.live]) for website in entity.websites])
+            accesses=[_access(a, viewer_isp) for a in website.accesses if a.live]) for website in entity.websites])
 
 
 def _stream(user_id: int, role: Role) -> Iterator[str]:
@@ -304,7 +311,7 @@ def _stream(user_id: int, role: Role) -> Iterator[str]:
                              generated_at=utcnow().replace(microsecond=0).isoformat() + "Z").model_dump_json() + "\n"
         count = 0
         for page in (_served_pages(user_id) if basis == "served" else _owned_pages(user_id)):
-            lines = list(_filing_lines(page))
+            lines = list(_filing_lines(page, user_id if basis == "served" else None))
             db.session.commit()  # the page's read transaction ends before it is sent
             count += len(lines)
             yield "".join(lines)

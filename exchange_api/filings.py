@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, true
 from sqlalchemy.exc import IntegrityError
 
 import permissions
@@ -22,7 +22,7 @@ import workflow
 from exchange_api.core import Refusal, batch_operation, query_operation
 from exchange_api.filing_codes import NOT_FOUND, Rename, api_field, coded, not_served
 from extensions import db
-from models import Application, Domain, Entity, Role, User, Website
+from models import Application, Certificate, CertificateStatus, Domain, Entity, FilingStatus, Role, User, Website
 from validators import normalise_domain
 from workflow.errors import NotFound, WorkflowError
 from workflow.filing_batch import Filed, submit_new_filings
@@ -447,17 +447,23 @@ def _matching(query: FilingStatusQuery) -> Any:
 def filing_status(actor: User, query: FilingStatusQuery) -> FilingStatusAnswer:
     entities = db.session.scalars(select(Entity).where(_matching(query), _visible(actor))
                                   .order_by(Entity.id).limit(20)).all()
-    return FilingStatusAnswer(filings=[_status_of(entity) for entity in entities])
+    return FilingStatusAnswer(filings=[_status_of(actor, entity) for entity in entities])
 
 
-def _status_of(entity: Entity) -> StatusFiling:
-    applications = db.session.scalars(select(Application).where(Application.entity_id == entity.id)
-                                      .order_by(Application.id.desc()).limit(20))
+def _status_of(actor: User, entity: Entity) -> StatusFiling:
+    """All of it for those who may see the filing (`may_see_entity`: an ISP serving it now); for one seeing it only
+    through an application of its own (an ISP whose new access is pending, refused or ended), as the console: its
+    own applications and the filed websites, what the public sees."""
+    full = permissions.may_see_entity(actor, entity)
+    applications = db.session.scalars(select(Application).where(
+        Application.entity_id == entity.id, true() if full else permissions.application_scope(actor))
+        .order_by(Application.id.desc()).limit(20))
     return StatusFiling(
         entity_id=entity.id, number=entity.number, licence_number=entity.licence_number, unit_name=entity.unit_name,
         status=entity.status.value,
         websites=[StatusWebsite(id=w.id, number=w.number, name=w.name, status=w.status.value,
-                                domains=[d.name for d in w.domains if d.live]) for w in entity.websites],
+                                domains=[d.name for d in w.domains if d.live])
+                  for w in entity.websites if full or w.number],
         applications=[StatusApplication(
             id=a.id, kind=a.kind.value, state=a.state.value, reasons=_reasons(a.reasons),
             submitted_at=a.submitted_at.isoformat() if a.submitted_at else None,
@@ -467,3 +473,34 @@ def _status_of(entity: Entity) -> StatusFiling:
 def _reasons(text: str | None) -> dict[str, str]:
     loaded = json.loads(text or "{}")
     return {str(key): str(value) for key, value in loaded.items()} if isinstance(loaded, dict) else {}
+
+
+class CertificateQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: str = Field(min_length=1, max_length=40, description="主体备案号，如 津ICP备26000001号",
+                        json_schema_extra={"examples": ["津ICP备26000001号"]})
+
+
+class CertificateAnswer(BaseModel):
+    number: str = Field(description="主体备案号")
+    certificate_id: str = Field(description="证书编号（事件 application.approved 的 certificate_id）")
+    issued_at: str = Field(description="签发时间（UTC）")
+    token: str = Field(description="电子验证标识 bazs.cert 的内容（紧凑 JWS，Ed25519 签名）：原样保存为 bazs.cert，"
+                                   "放在网站的 /cert/bazs.cert；用 /api/v1/public/keys 的公钥验证")
+
+
+@query_operation("/certificate", scope="filings", params=CertificateQuery, response=CertificateAnswer,
+                 summary="下载电子验证标识（bazs.cert）",
+                 description="在案备案的现行证书，与控制台“备案/许可证下载”相同：接入服务商为其当前接入的备案，"
+                             "备案主体为自己的，管局为本省的。")
+def current_certificate(actor: User, query: CertificateQuery) -> CertificateAnswer:
+    found = db.session.execute(select(Entity.number, Certificate.id, Certificate.issued_at, Certificate.token)
+                               .join(Certificate, Certificate.entity_id == Entity.id)
+                               .where(Entity.number == query.number, Entity.status == FilingStatus.ACTIVE,
+                                      Certificate.status == CertificateStatus.CURRENT,
+                                      permissions.entity_scope(actor))).first()
+    if found is None:
+        raise Refusal(NOT_FOUND, "没有该备案号的在案备案，或其不在本凭证用户的权限范围内。", "number")
+    number, certificate_id, issued_at, token = found
+    return CertificateAnswer(number=number, certificate_id=certificate_id, issued_at=issued_at.isoformat(),
+                             token=token)

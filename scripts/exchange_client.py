@@ -370,11 +370,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if options.command == "upload":
             totals = upload(exchange, options.file, options.kind.strip("/"), options.batch)
-            print(f"accepted {totals['accepted']}, refused {totals['refused']}", file=sys.stderr)
+            print(f"接受 {totals['accepted']} 条，拒绝 {totals['refused']} 条", file=sys.stderr)
         else:
-            print(f"{drain_events(exchange, options.follow, options.interval)} events", file=sys.stderr)
+            print(f"收到 {drain_events(exchange, options.follow, options.interval)} 个事件", file=sys.stderr)
     except ClientError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"错误：{error}", file=sys.stderr)
         return 1
     return 0
 

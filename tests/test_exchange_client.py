@@ -109,7 +109,7 @@ def test_a_client_killed_mid_upload_resumes_and_every_record_is_filed_once(app, 
     assert killer.uploads == 4 and killer.replayed == 1  # the 2nd batch resent under its number, answered from store
     assert [result["index"] for result in results] == list(range(total))
     assert all(result["status"] == "accepted" for result in results), results[:3]
-    assert f"accepted {total}, refused 0" in err
+    assert f"接受 {total} 条，拒绝 0 条" in err
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Entity)) == total
         assert db.session.scalar(select(func.count()).select_from(Application)) == total
@@ -138,6 +138,6 @@ def test_the_event_feed_is_drained_as_json_lines_and_acknowledged(app, users, li
         db.session.commit()
     code, events, err = _finished(_client(live_server.url, token, "events"))
     assert code == 0, err
-    assert [event["payload"]["n"] for event in events] == list(range(1, 1206)) and "1205 events" in err
+    assert [event["payload"]["n"] for event in events] == list(range(1, 1206)) and "收到 1205 个事件" in err
     code, events, err = _finished(_client(live_server.url, token, "events"))
-    assert code == 0 and events == [] and "0 events" in err
+    assert code == 0 and events == [] and "收到 0 个事件" in err

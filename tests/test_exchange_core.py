@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from extensions import db
 from models import ApiCredential, AuditEvent, UserStatus, utcnow
@@ -109,3 +109,22 @@ def test_an_unknown_path_under_the_api_is_a_json_404(client, users, app):
         _, token = credential_for(users["isp"])
     status, body, _ = call(client, "GET", "/no-such-thing", token)
     assert status == 404 and body["code"] == "404" and body["message"]
+
+
+def test_a_read_marking_its_use_after_another_writer_committed_does_not_fail(app, users, client, monkeypatch):
+    """SQLite: a GET's transaction reads the credential, another writer commits, then the call records its use —
+    inside the read transaction that UPDATE failed at once with "database is locked" (a 500 seen in a walk-through)."""
+    with app.app_context():
+        _, token = credential_for(users["isp"])
+    authenticate = exchange.authenticate
+
+    def and_another_writer_commits(*args: object) -> ApiCredential:
+        credential = authenticate(*args)
+        with db.engine.connect() as other:
+            other.execute(text("UPDATE users SET contact_name = contact_name || 'x' WHERE id = :id"),
+                          {"id": credential.user_id})
+            other.commit()
+        return credential
+
+    monkeypatch.setattr(exchange, "authenticate", and_another_writer_commits)
+    assert call(client, "GET", "/credential", token)[0] == 200

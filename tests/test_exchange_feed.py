@@ -286,6 +286,9 @@ def test_the_snapshot_streams_every_served_filing_once_after_the_feed_position(a
     assert served["websites"][0]["accesses"][0] | {"id": 0, "isp_id": 0} == {
         "id": 0, "isp_id": 0, "isp": people["isp"], "method": "2", "server_province_code": "120000",
         "ip_ranges": ["203.0.113.1-203.0.113.20"]}
+    other = served["websites"][0]["accesses"][1]  # another ISP's access: its name only, as in the console
+    assert other["isp"] != people["isp"] and (other["method"], other["server_province_code"], other["ip_ranges"]) == (
+        None, None, None)
     waiting = next(line for line in filings if line["entity_id"] == pending_id)
     assert waiting["number"] is None and waiting["application"]["state"] == "bureau_review"
 

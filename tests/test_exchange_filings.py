@@ -517,3 +517,20 @@ def test_a_record_that_is_not_an_object_of_the_operation_is_a_1000(app, people, 
                  "/verifications"):
         (result,) = isp.post(path, {"unexpected": True})
         assert result["status"] == "refused" and result["code"] == "1000", path
+
+
+def test_the_certificate_is_downloaded_by_those_who_serve_or_own_the_filing(app, people, client):
+    with app.app_context():
+        number = approved_filing(people, 91).number
+    for who, expected in (("isp", 200), ("icp", 200), ("bureau", 200), ("isp2", 404), ("bureau_bj", 404)):
+        status, body, _ = call(client, "GET", "/certificate", caller(app, client, people[who]).token,
+                               params={"number": number})
+        assert status == expected, (who, body)
+        if expected == 404:
+            assert body["code"] == "1004" and body["field"] == "number"
+    status, body, _ = call(client, "GET", "/certificate", caller(app, client, people["isp"]).token,
+                           params={"number": number})
+    verified = client.post("/api/v1/public/certificates/verify", data=body["token"]).get_json()
+    assert verified["status"] == "valid" and body["certificate_id"]
+    assert call(client, "GET", "/certificate", caller(app, client, people["isp"]).token,
+                params={"number": "津ICP备99999999号"})[0] == 404

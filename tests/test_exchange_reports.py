@@ -34,7 +34,7 @@ from models import DomainChange as DomainChangeRow
 from tests import exchange_helpers
 from tests.domain_factories import registrar, report, report_data
 from tests.exchange_helpers import call, credential_for
-from tests.helpers import make_user, user_named
+from tests.helpers import TIANJIN, make_user, user_named
 from tests.ip_factories import USER_UNIT, block, reporter
 
 live_server = exchange_helpers.live_server  # the fixture, under its name
@@ -198,8 +198,8 @@ def test_the_lookup_shows_a_unit_its_own_records_and_an_overseer_the_chain(app, 
     status, theirs = other.read("/ip/lookup", address="10.1.5.7")
     assert [(step["kind"], step["unit"]) for step in theirs["chain"]] == [("block", "ip_b"), ("allocation", "ip_b")]
     with app.app_context():  # a role that may look up addresses in the console sees the whole chain
-        make_user("query_user", Role.SPECIAL_QUERY)
-        overseer = Caller(client, raw_credential("query_user", "ip"))
+        make_user("ip_overseer", Role.BUREAU, TIANJIN)
+        overseer = Caller(client, raw_credential("ip_overseer", "ip"))
     status, chain = overseer.read("/ip/lookup", address="10.1.5.7")
     assert [(step["kind"], step["unit"]) for step in chain["chain"]] == [
         ("block", "ip_a"), ("allocation", "ip_a"), ("block", "ip_b"), ("allocation", "ip_b")]
@@ -209,7 +209,7 @@ def test_the_lookup_shows_a_unit_its_own_records_and_an_overseer_the_chain(app, 
     assert status == 400 and bad["field"] == "address"
     with app.app_context():
         looked = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "ip.lookup")).all()
-        assert len(looked) == 4 and {event.actor_username for event in looked} == {"ip_a", "ip_b", "query_user"}
+        assert len(looked) == 4 and {event.actor_username for event in looked} == {"ip_a", "ip_b", "ip_overseer"}
 
 
 # --- domain reports ---------------------------------------------------------------------------------------------

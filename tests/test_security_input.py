@@ -70,7 +70,7 @@ def _list_and_export_paths(app: Flask) -> list[str]:
     for rule in app.url_map.iter_rules():
         if rule.endpoint.endswith(".index_view") and rule.rule.count("/") == 3:
             paths.add(rule.rule)
-        elif rule.endpoint.endswith(".export"):
+        elif rule.endpoint.endswith(".export") and "GET" in rule.methods:  # 专项查询's export is a POST (its reason)
             paths.add(rule.rule.replace("<export_type>", "xlsx"))
     return sorted(paths)
 

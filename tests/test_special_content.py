@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 from collections import Counter
 
 import pytest
@@ -558,3 +559,14 @@ def test_special_content_state_machine(ctx) -> None:
         db.session.rollback()
     assert all(SEEN[kind] for kind in ("opened", "confirmed", "refused", "approved special",
                                        "blocked special", "approved")), SEEN
+
+
+def test_the_content_admins_dashboard_counts_the_special_filings_waiting_in_its_scope(app, users, admins) -> None:
+    with app.app_context():
+        _bbs(user_named(users["isp"]))
+        db.session.commit()
+    for admin, waiting in (("tj", "1"), ("bj", "0"), ("national", "1")):
+        page = _signed_in(app, admins[admin]).get("/admin/").get_data(as_text=True)
+        count = re.search(r'console-card-count">([^<]*)</div>\s*<div class="console-card-title">待确认的专项备案', page)
+        assert count is not None and count.group(1) == waiting, admin
+        assert "/admin/special_content/?flt0_0=pending" in page

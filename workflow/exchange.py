@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -33,6 +34,9 @@ from models import SCOPES, ApiCredential, ExchangeCall, ExchangeEvent, ExchangeF
 from workflow.errors import NotFound, WorkflowError, WorkflowErrors
 
 KEY_PREFIX = "bk_"
+#: what a key id may look like (`create_credential` makes bk_ and 16 hex digits): anything else is refused before the
+#: database sees it (a NUL character in it was a 500 on PostgreSQL)
+KEY_ID = re.compile(r"bk_[0-9A-Za-z_]{1,29}")
 MAX_CREDENTIALS = 20  # per user
 #: scopes a role may hold: the filing operations for those who file or review, the reports for their reporters
 SCOPES_BY_ROLE: dict[Role, frozenset[str]] = {
@@ -145,7 +149,7 @@ def authenticate(authorization: str | None, address: str) -> ApiCredential:
     user is active; else ExchangeAuthError (nothing says which part was wrong)."""
     scheme, _, token = (authorization or "").partition(" ")
     key_id, _, secret = token.strip().partition(".")
-    if scheme.lower() != "bearer" or not key_id or not secret:
+    if scheme.lower() != "bearer" or not KEY_ID.fullmatch(key_id) or not secret:
         raise ExchangeAuthError(401, "401", "需要接口凭证：请求头 Authorization: Bearer <凭证>。")
     credential = db.session.scalar(select(ApiCredential).where(ApiCredential.key_id == key_id))
     if (credential is None or not hmac.compare_digest(credential.secret_hash, _digest(secret))
@@ -167,13 +171,17 @@ def _address_allowed(address: str, networks: list[str]) -> bool:
 
 
 def mark_used(credential: ApiCredential, address: str) -> None:
-    """Last used, written at most once a minute (a core UPDATE: no lock held beyond it)."""
+    """Last used, written at most once a minute (a core UPDATE: no lock held beyond it). In a transaction of its
+    own that takes SQLite's write lock up front: inside a GET's read transaction the UPDATE failed at once ("database
+    is locked") whenever another writer had committed since the read began."""
     now = utcnow()
     if credential.last_used_at is None or (now - credential.last_used_at).total_seconds() > 60 \
             or credential.last_used_ip != address:
-        db.session.execute(update(ApiCredential).where(ApiCredential.id == credential.id)
-                           .values(last_used_at=now, last_used_ip=address[:45]))
         db.session.commit()
+        with write_intent(True):
+            db.session.execute(update(ApiCredential).where(ApiCredential.id == credential.id)
+                               .values(last_used_at=now, last_used_ip=address[:45]))
+            db.session.commit()
 
 
 # --- sequence numbers and stored answers -------------------------------------------------------------------
