@@ -17,7 +17,6 @@ from werkzeug.wrappers import Response
 
 import audit
 import certificates
-import ipindex
 import notices
 import security
 from admin_views.labels import CODE_TABLE_LABELS, DISCLOSURE_KIND_LABELS, NOTICE_CATEGORY_LABELS, PROVINCE_NAMES
@@ -48,7 +47,8 @@ from models import (
 )
 from numbering import ABBREVIATIONS
 from rawsql import RawStatement
-from validators import normalise_domain
+from validators import normalise_domain, with_and_without_www
+from workflow.ip_lookup import in_live_access_ranges
 
 bp = Blueprint("public", __name__)
 api = Blueprint("public_api", __name__, url_prefix="/api/v1/public")
@@ -63,9 +63,7 @@ MAX_QUERY = 253  # the longest domain name
 
 def _domain_candidates(text: str) -> list[str]:
     """The domain as filed, with and without `www.` (URLs, case, IDN, port, trailing dot normalised)."""
-    name = normalise_domain(text)
-    other = name[4:] if name.startswith("www.") else f"www.{name}"
-    return [name, other] if "." in other.removeprefix("www.") else [name]
+    return with_and_without_www(normalise_domain(text))
 
 
 def _code_name(table: CodeTable, code: Any) -> Any:
@@ -129,11 +127,9 @@ def _address_ids(text: str) -> list[int]:
     """Filings in force with a website filed under this bare IP (FAQ 7) or whose live access ranges
     contain it — through `ipindex` buckets, one index probe per level. ValueError if not an address."""
     address = ipaddress.ip_address(text.strip().strip("[]"))
-    key = ipindex.key_of(address)
     in_ranges = select(Website.entity_id).join(Access, Access.website_id == Website.id).join(
         AccessRange, AccessRange.access_id == Access.id).where(
-        AccessRange.bucket.in_(ipindex.lookup_buckets(key)), AccessRange.start_key <= ipindex.hex_key(key),
-        AccessRange.end_key >= ipindex.hex_key(key), Access.live, Website.status == FilingStatus.ACTIVE)
+        in_live_access_ranges(address), Website.status == FilingStatus.ACTIVE)
     as_domain = select(Website.entity_id).join(Domain).where(
         Domain.name == str(address), Domain.live,
         Website.status == FilingStatus.ACTIVE)

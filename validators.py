@@ -155,6 +155,13 @@ def certificate_type_error(unit_nature: str, certificate_type: str,
 DOMAIN_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
+def with_and_without_www(name: str) -> list[str]:
+    """A normalised host name as filed, with and without `www.` (never `www.` before a bare second-level name's
+    suffix alone, e.g. `www.cn`)."""
+    other = name[4:] if name.startswith("www.") else f"www.{name}"
+    return [name, other] if "." in other.removeprefix("www.") else [name]
+
+
 def normalise_domain(value: str) -> str:
     """Lower case, IDN → punycode (IDNA 2003 via Python's codec), no scheme/path, no trailing dot.
 

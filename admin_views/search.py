@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, or_, select
 from extensions import db
 from models import Application, Domain, Entity, PreapprovalItem, Role, User, Website, starts_with
 from numbering import ABBREVIATIONS
-from validators import normalise_domain
+from validators import normalise_domain, with_and_without_www
 
 #: the longest term accepted (the longest domain name); longer is refused with a message
 MAX_TERM = 253
@@ -53,11 +53,9 @@ def _domain_names(text: str) -> tuple[str, ...] | None:
     except ValueError:
         pass
     try:
-        name = normalise_domain(text)
+        return tuple(with_and_without_www(normalise_domain(text)))
     except ValueError:
         return None
-    other = name[4:] if name.startswith("www.") else f"www.{name}"
-    return (name, other) if "." in other.removeprefix("www.") else (name,)
 
 
 def classify(text: str) -> Term:

@@ -158,15 +158,17 @@ def refusal_of(index: int, error: Exception, family: str,
 HANDLED = (Refusal, WorkflowError, IntegrityError)
 
 
-def run_one(actor: User, index: int, record: Any, handler: Handler, family: str,
-            codes: Callable[[WorkflowError], str] | None = None) -> dict[str, Any]:
-    """One record in its own SAVEPOINT: accepted with its ids, or refused and rolled back to before it."""
-    try:
-        with db.session.begin_nested():
-            ids = handler(actor, record)
-    except HANDLED as error:
-        return refusal_of(index, error, family, codes)
-    return {"index": index, "status": "accepted", "ids": ids}
+def in_savepoints(actor: User, records: list[tuple[int, Any]], handler: Handler) -> list[Any]:
+    """Each record through `handler` in its own SAVEPOINT: its ids, or the refusal it raised (rolled back to before
+    it) — the default way of a batch, and the fallback of the handlers that take the whole batch."""
+    outcomes: list[Any] = []
+    for _index, record in records:
+        try:
+            with db.session.begin_nested():
+                outcomes.append(handler(actor, record))
+        except HANDLED as error:
+            outcomes.append(error)
+    return outcomes
 
 
 # --- the envelope ------------------------------------------------------------------------------------------
@@ -276,16 +278,15 @@ def batch_operation(path: str, *, scope: str, record: type[BaseModel], summary: 
         operation = Operation(path=path, method="POST", name=handler.__name__, scope=scope, summary=summary,
                               family=family, record=record, response=BatchAnswer, description=description)
 
-        def each(actor: User, valid: list[tuple[int, Any]]) -> list[dict[str, Any]]:
-            return [run_one(actor, index, item, handler, family, codes) for index, item in valid]
-
-        def whole(actor: User, valid: list[tuple[int, Any]]) -> list[dict[str, Any]]:
-            outcomes = handler(actor, valid) if valid else []
+        def results(actor: User, valid: list[tuple[int, Any]]) -> list[dict[str, Any]]:
+            if not valid:
+                return []
+            outcomes = handler(actor, valid) if whole_batch else in_savepoints(actor, valid, handler)
             return [refusal_of(index, outcome, family, codes) if isinstance(outcome, Exception)
                     else {"index": index, "status": "accepted", "ids": outcome}
                     for (index, _), outcome in zip(valid, outcomes, strict=True)]
 
-        register(operation, lambda: run_batch(operation, whole if whole_batch else each))
+        register(operation, lambda: run_batch(operation, results))
         return handler
     return decorate
 

@@ -40,7 +40,7 @@ import workflow.domain_imports as domain_imports
 import workflow.domains as domains
 import workflow.ip as ip
 import workflow.ip_imports as ip_imports
-from exchange_api.core import HANDLED, Refusal, batch_operation, query_operation, refusal_of
+from exchange_api.core import Refusal, batch_operation, in_savepoints, query_operation, refusal_of
 from extensions import begin_write, db
 from models import DomainReport, DomainStatus, IpAllocation, IpBlock, IpSelfBrought, User, utcnow
 from permissions import Action
@@ -319,22 +319,10 @@ def delete_domain_reports(actor: User, record: DomainTarget) -> dict[str, Any]:
 Outcome = dict[str, Any] | Exception
 
 
-def _one_by_one(actor: User, records: list[tuple[int, Any]], handler: Any) -> list[Outcome]:
-    """Each record through the workflow in its own savepoint, as the envelope runs a batch by default."""
-    outcomes: list[Outcome] = []
-    for _index, record in records:
-        try:
-            with db.session.begin_nested():
-                outcomes.append(handler(actor, record))
-        except HANDLED as error:
-            outcomes.append(error)
-    return outcomes
-
-
 def _with_the_rest(actor: User, records: list[tuple[int, Any]], written: dict[int, dict[str, Any]],
                    handler: Any) -> list[Outcome]:
     """The outcomes in the batch's order: the records written at once, the others one by one (in order) after."""
-    rest = iter(_one_by_one(actor, [item for position, item in enumerate(records) if position not in written],
+    rest = iter(in_savepoints(actor, [item for position, item in enumerate(records) if position not in written],
                             handler))
     return [written[position] if position in written else next(rest) for position in range(len(records))]
 
@@ -387,7 +375,7 @@ def add_ip_allocations(actor: User, records: list[tuple[int, Any]]) -> list[Outc
     try:
         ip.require_reporter(actor)
     except WorkflowError:
-        return _one_by_one(actor, records, add_ip_allocation)
+        return in_savepoints(actor, records, add_ip_allocation)
     ip.lock_unit(actor)
     db.session.execute(select(IpBlock.id).where(IpBlock.unit_id == actor.id).with_for_update())
     items = [record for _index, record in records]
@@ -442,7 +430,7 @@ def add_domain_reports(actor: User, records: list[tuple[int, Any]]) -> list[Outc
     try:
         domains.require_registrar(actor)
     except domains.DomainError:
-        return _one_by_one(actor, records, add_domain_report)
+        return in_savepoints(actor, records, add_domain_report)
     items, stamp = [record for _index, record in records], utcnow()
     refused, rows = _report_check(actor, items, stamp)
     names = [_name(record.domain) for record in items]

@@ -363,7 +363,7 @@ def clean_allocations(second: int, count: int) -> list[dict[str, Any]]:
 def through_the_workflow(app, username: str, handler, model, records: list[dict[str, Any]]) -> None:
     """The records one by one through the workflow, as a batch with a bad record is run."""
     with app.test_request_context():
-        outcomes = reports._one_by_one(user_named(username), [(index, model.model_validate(record))
+        outcomes = reports.in_savepoints(user_named(username), [(index, model.model_validate(record))
                                                               for index, record in enumerate(records)], handler)
         assert not [outcome for outcome in outcomes if isinstance(outcome, Exception)]
         db.session.commit()

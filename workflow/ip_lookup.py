@@ -6,11 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 
 import ipindex
 from extensions import db
-from models import IpAllocation, IpBlock, IpSelfBrought, Role, User, UserStatus
+from models import Access, AccessRange, IpAllocation, IpBlock, IpSelfBrought, Role, User, UserStatus
+
+
+def in_live_access_ranges(address: Any) -> ColumnElement[bool]:
+    """The condition on a query joining Access and AccessRange: a live access whose filed ranges hold `address`
+    (an ipaddress object) — one index probe per bucket level (`ipindex`). The public lookup and 专项查询 share it."""
+    key = ipindex.key_of(address)
+    return and_(AccessRange.bucket.in_(ipindex.lookup_buckets(key)), AccessRange.start_key <= ipindex.hex_key(key),
+                AccessRange.end_key >= ipindex.hex_key(key), Access.live)
 
 #: a chain longer than this is a cycle in bad data, not a real hierarchy
 MAX_DEPTH = 16

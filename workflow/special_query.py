@@ -21,7 +21,6 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
 import audit
-import ipindex
 import permissions
 from extensions import db
 from models import (
@@ -42,10 +41,10 @@ from models import (
 )
 from numbering import ABBREVIATIONS
 from permissions import Action
-from validators import CREDIT_CODE_TYPE, normalise_domain, registered_domain
+from validators import CREDIT_CODE_TYPE, normalise_domain, registered_domain, with_and_without_www
 from workflow.checks import INDIVIDUAL_NATURE
 from workflow.errors import NotFound, WorkflowError, raise_problems
-from workflow.ip_lookup import ChainStep, holder_chain
+from workflow.ip_lookup import ChainStep, holder_chain, in_live_access_ranges
 
 #: the most rows an export holds (issue 17): the filings and reports it reads, each up to this many
 EXPORT_LIMIT = 10_000
@@ -237,7 +236,7 @@ def _entity_selects(query: Query) -> list[Select[Any]]:
     if query.kind == Kind.NUMBER:
         return [_number_select(term)]
     if query.kind == Kind.DOMAIN:  # ix_domains_name, ix_domains_registered
-        return [by_domain.where(Domain.name.in_(_domain_names(term))),
+        return [by_domain.where(Domain.name.in_(with_and_without_www(term))),
                 by_domain.where(Domain.registered == registered_domain(term))]
     if query.kind == Kind.IP:
         return _address_selects(term)
@@ -262,21 +261,12 @@ def _number_select(term: str) -> Select[Any]:
     return select(Entity.id).where(starts_with(Entity.number, term, plain_index=True))
 
 
-def _domain_names(name: str) -> list[str]:
-    """The name with and without `www.` (a bare IP address as filed, FAQ 7)."""
-    other = name[4:] if name.startswith("www.") else f"www.{name}"
-    return [name, other] if "." in other.removeprefix("www.") else [name]
-
-
 def _address_selects(address: str) -> list[Select[Any]]:
     """The filings whose live access ranges contain the address (`ipindex` buckets, one probe per level), and
     those with a website filed under the bare address."""
-    key = ipindex.key_of(ipaddress.ip_address(address))
-    hex_key = ipindex.hex_key(key)
     in_ranges = select(Entity.id).join(Website, Website.entity_id == Entity.id).join(
         Access, Access.website_id == Website.id).join(AccessRange, AccessRange.access_id == Access.id).where(
-        AccessRange.bucket.in_(ipindex.lookup_buckets(key)), AccessRange.start_key <= hex_key,
-        AccessRange.end_key >= hex_key, Access.live)
+        in_live_access_ranges(ipaddress.ip_address(address)))
     as_domain = select(Entity.id).join(Website, Website.entity_id == Entity.id).join(
         Domain, Domain.website_id == Website.id).where(Domain.name == address)
     return [in_ranges, as_domain]
@@ -291,7 +281,7 @@ def _report_conditions(query: Query) -> list[Any]:
     """The domain reports a query finds (each on an index of domain_reports); none for a number or an address."""
     term = query.term
     if query.kind == Kind.DOMAIN:
-        return [DomainReport.domain.in_(sorted({*_domain_names(term), registered_domain(term)}))]
+        return [DomainReport.domain.in_(sorted({*with_and_without_www(term), registered_domain(term)}))]
     if query.kind == Kind.UNIT_NAME:
         return [starts_with(DomainReport.registrant_name, term)]
     columns = {Kind.PERSON_NAME: DomainReport.registrant_name, Kind.MOBILE: DomainReport.registrant_phone,
