@@ -907,6 +907,17 @@ from models.exchange import ApiCredential as ApiCredential  # noqa: E402
 from models.exchange import ExchangeCall as ExchangeCall  # noqa: E402
 from models.exchange import ExchangeEvent as ExchangeEvent  # noqa: E402
 from models.exchange import ExchangeFeedHead as ExchangeFeedHead  # noqa: E402
+from models.inspections import CheckCode as CheckCode  # noqa: E402  (website inspection, issue 18)
+from models.inspections import HandlingResult as HandlingResult  # noqa: E402
+from models.inspections import InspectionFinding as InspectionFinding  # noqa: E402
+from models.inspections import InspectionResult as InspectionResult  # noqa: E402
+from models.inspections import InspectionRun as InspectionRun  # noqa: E402
+from models.inspections import InspectionScope as InspectionScope  # noqa: E402
+from models.inspections import NoticeState as NoticeState  # noqa: E402
+from models.inspections import RectificationAnswer as RectificationAnswer  # noqa: E402
+from models.inspections import RectificationNotice as RectificationNotice  # noqa: E402
+from models.inspections import RunState as RunState  # noqa: E402
+from models.inspections import UnfiledSighting as UnfiledSighting  # noqa: E402
 from models.ip import (  # noqa: E402  (the IP reports, re-exported so that `models` names every model)
     AllocationMethod as AllocationMethod,
 )
