@@ -61,10 +61,28 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 KEPT_TABLES = frozenset({"divisions"})
 
 
+#: PostgreSQL: the tables holding a row or whose id sequence was used since the last emptying — TRUNCATE costs
+#: ~4 ms a table (59 tables: ~240 ms a test), most tests touch a dozen
+_USED_SEQUENCE_TABLES = text("""
+    SELECT DISTINCT owner.relname FROM pg_sequences used
+    JOIN pg_class sequence ON sequence.relname = used.sequencename AND sequence.relkind = 'S'
+    JOIN pg_depend link ON link.objid = sequence.oid AND link.classid = 'pg_class'::regclass
+                       AND link.refclassid = 'pg_class'::regclass
+    JOIN pg_class owner ON owner.oid = link.refobjid
+    WHERE used.schemaname = current_schema() AND used.last_value IS NOT NULL""")
+
+
+def _tables_to_empty(tables: list[str]) -> list[str]:
+    holding = " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM \"{name}\")" for name in tables)
+    used = set(db.session.scalars(text(holding))) | set(db.session.scalars(_USED_SEQUENCE_TABLES))
+    return [name for name in tables if name in used]
+
+
 def _empty_tables() -> None:
     tables = [table.name for table in reversed(db.metadata.sorted_tables) if table.name not in KEPT_TABLES]
     if db.engine.dialect.name == "postgresql":
-        db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        if tables := _tables_to_empty(tables):
+            db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     else:
         for name in tables:
             db.session.execute(text(f'DELETE FROM "{name}"'))
