@@ -42,6 +42,8 @@ run: $(VENV)/.runtime translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 
 test: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/ruff check .
+	@[ -x /usr/bin/chromium ] || echo "NOTE: /usr/bin/chromium is missing: the browser tests (tests/browser: the journeys, \
+	accessibility) are SKIPPED. apt-get install chromium to run them (.ci/run always does)."
 	$(BIN)/python -m pytest
 
 # BENCH_DATABASE_URL=postgresql+psycopg://… make bench: on that database, seeded once with 5,000,000 filings and
@@ -57,6 +59,8 @@ bench: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 	$(BIN)/python bench/approval_contention.py
 	$(BIN)/python bench/exchange.py
 	$(BIN)/python bench/special_query.py
+	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/inspection.py
 
 cluster: $(VENV)/.dev translations/zh_Hans_CN/LC_MESSAGES/messages.mo  ## PostgreSQL, Redis, 2 nodes, nginx :8080, 2 workers
 	deploy/cluster.sh start

@@ -22,13 +22,16 @@ from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Response
 
 import audit
+import backup
 import certificates
 import demo
 import demo_ip
 import exchange_api
 import exchange_api.openapi
 import importer
+import inspection_cli
 import ip_import
+import netguard
 import observability
 import public_site
 import security
@@ -167,6 +170,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     if app.config.get("CAPTCHA_FIXED_ANSWER") and not app.config.get("TESTING"):
         raise RuntimeError("CAPTCHA_FIXED_ANSWER is only allowed with TESTING")
+    if netguard.parse_networks(app.config.get("INSPECTION_ALLOWED_NETWORKS") or "") and not (
+            app.config.get("TESTING") or app.config.get("DEBUG")):  # the inspector reaching the private network
+        raise RuntimeError("INSPECTION_ALLOWED_NETWORKS is only allowed with TESTING or DEBUG")
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_or_create_secret_key(Path(app.instance_path))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)  # SQLite file, sms.log, mail/, keys
@@ -527,6 +533,37 @@ def register_cli(app: Flask) -> None:
         if token is None:
             raise click.ClickException(f"no current certificate for {number}")
         click.echo(token)
+
+    @app.cli.command("backup")
+    @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+    def backup_command(out: Path) -> None:
+        """Write a consistent backup into the folder OUT (new or empty) while the registry runs: the database
+        (SQLite's online backup API; pg_dump on PostgreSQL), the stored files, the signing keys and a manifest of
+        checksums and row counts (backup.py)."""
+        started = time.perf_counter()
+        try:
+            manifest = backup.backup(out)
+        except backup.BackupError as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(json.dumps({"revision": manifest["revision"], "tables": len(manifest["tables"]),
+                               "rows": sum(manifest["tables"].values()), "files": len(manifest["files"]),
+                               "bytes": sum(f["size"] for f in manifest["files"].values()),
+                               "missing_files": len(manifest["missing_files"]),
+                               "seconds": round(time.perf_counter() - started, 1)}))
+
+    @app.cli.command("restore")
+    @click.argument("source", metavar="IN", type=click.Path(exists=True, file_okay=False, path_type=Path))
+    def restore_command(source: Path) -> None:
+        """Restore the backup in the folder IN onto this instance, which must be empty (a database without
+        tables, no stored files, no signing keys); every checksum is verified before anything is written."""
+        started = time.perf_counter()
+        try:
+            restored = backup.restore(source)
+        except backup.BackupError as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(json.dumps({**restored, "seconds": round(time.perf_counter() - started, 1)}))
+
+    app.cli.add_command(inspection_cli.inspection_group)
 
     @app.cli.group("audit")
     def audit_group() -> None:

@@ -110,6 +110,33 @@ def from_environment() -> dict[str, object]:
         "WEBHOOK_RETRY_SECONDS": int(os.environ.get("WEBHOOK_RETRY_SECONDS", "30")),  # doubled per failure …
         "WEBHOOK_MAX_BACKOFF_SECONDS": int(os.environ.get("WEBHOOK_MAX_BACKOFF_SECONDS", "3600")),  # … up to this
         "WEBHOOK_BATCH": int(os.environ.get("WEBHOOK_BATCH", "500")),  # events per credential per worker pass
+        # the website inspector's fetcher (inspector.py, issue 18 §5): bounds on what one website can cost us
+        "INSPECTION_CONNECT_TIMEOUT": float(os.environ.get("INSPECTION_CONNECT_TIMEOUT", "5")),
+        "INSPECTION_TOTAL_TIMEOUT": float(os.environ.get("INSPECTION_TOTAL_TIMEOUT", "15")),  # a fetch, redirects in
+        "INSPECTION_MAX_BODY": int(os.environ.get("INSPECTION_MAX_BODY", str(1024 * 1024))),  # bytes, decompressed
+        "INSPECTION_USER_AGENT": os.environ.get("INSPECTION_USER_AGENT", ""),  # "" → inspector.USER_AGENT
+        "INSPECTION_THREADS": int(os.environ.get("INSPECTION_THREADS", "32")),  # fetches at once, per process
+        "INSPECTION_PER_HOST": int(os.environ.get("INSPECTION_PER_HOST", "2")),  # … of them to one host name
+        # hosts a filing-number link must point to (the public site's own host may be added)
+        "INSPECTION_REGISTRY_HOSTS": os.environ.get("INSPECTION_REGISTRY_HOSTS", "beian.miit.gov.cn"),
+        # non-public networks the fetcher may reach (tests, the demo, the benchmark: 127.0.0.1/32); create_app
+        # refuses a non-empty value unless TESTING or DEBUG
+        "INSPECTION_ALLOWED_NETWORKS": os.environ.get("INSPECTION_ALLOWED_NETWORKS", ""),
+        "INSPECTION_NAMESERVERS": os.environ.get("INSPECTION_NAMESERVERS", ""),  # comma list; "": the system's
+        # name → "address[:port]" instead of DNS (tests, the demo, the benchmark): a dict, or a JSON file
+        "INSPECTION_STATIC_HOSTS": None,
+        "INSPECTION_STATIC_HOSTS_FILE": os.environ.get("INSPECTION_STATIC_HOSTS_FILE", ""),
+        # inspection runs (workflow/inspections.py): websites per write transaction; a running run not renewed for
+        # INSPECTION_LEASE_SECONDS belongs to a dead worker (taken over); a worker hands a run back after
+        # INSPECTION_SLICE_SECONDS so that its other steps (the outbox) are not held up by a national run
+        "INSPECTION_BATCH": int(os.environ.get("INSPECTION_BATCH", "200")),
+        "INSPECTION_LEASE_SECONDS": int(os.environ.get("INSPECTION_LEASE_SECONDS", "300")),
+        "INSPECTION_SLICE_SECONDS": float(os.environ.get("INSPECTION_SLICE_SECONDS", "60")),
+        # the rolling pass: websites not inspected for this many days (0: no rolling pass), at most
+        # INSPECTION_SCHEDULE_LIMIT of them per province and run
+        "INSPECTION_CYCLE_DAYS": int(os.environ.get("INSPECTION_CYCLE_DAYS", "0")),
+        "INSPECTION_SCHEDULE_LIMIT": int(os.environ.get("INSPECTION_SCHEDULE_LIMIT", "5000")),
+        "RECTIFICATION_DEFAULT_DAYS": int(os.environ.get("RECTIFICATION_DEFAULT_DAYS", "15")),  # a notice's deadline
         # `memory://` counts per process; `redis://host:6379` shares the counts between processes and nodes
         # (RATE_LIMIT_STORAGE_URI: the name before issue 15, still read)
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI",

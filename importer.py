@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import functools
-import html
 import io
 import ipaddress
 import os
@@ -343,15 +342,57 @@ def _xls_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]], i
 
 SHEET_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-CELL_RE = re.compile(r'<c r="([A-Z]+)([0-9]+)"([^>]*?)'
+#: a row's start tag, or a cell: `<c r="B7" t="…">` holding an inline `<t>`, a `<v>` or richer markup (the `r` may
+#: stand anywhere among the attributes, or be missing: the cell is then the one after the previous one)
+CELL_RE = re.compile(r'(<row\b[^>]*>)|<c\b(?: r="([A-Z]+)([0-9]+)")?([^>]*?)'
                      r"(?:/>|>(?:<is><t[^>]*>([^<]*)</t></is>|<v>([^<]*)</v>|(.*?))</c>)", re.DOTALL)
+REF_RE = re.compile(r"([A-Z]+)([0-9]+)")
 TEXT_RE = re.compile(r"<t\b[^>]*>(.*?)</t>", re.DOTALL)
+INLINE_PHONETIC_RE = re.compile(r"<rPh\b.*?</rPh>", re.DOTALL)
+XML_REFERENCE_RE = re.compile(r"&(?:#([0-9]+)|#x([0-9A-Fa-f]+)|(lt|gt|amp|quot|apos));")
+XML_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+#: Excel's own escape of a character in a text (ST_Xstring): `_x000D_` for a carriage return, `_x005F_` for "_"
+OOXML_ESCAPE_RE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 SHARED_RE = re.compile(rb"<si>(.*?)</si>|<si/>", re.DOTALL)
 SHARED_TEXT_RE = re.compile(rb"<t\b[^>]*>(.*?)</t>", re.DOTALL)
 PHONETIC_RE = re.compile(rb"<rPh\b.*?</rPh>", re.DOTALL)
 MAX_COLUMN = 16_384  # XFD, the last column of a worksheet
 MAX_COLUMNS_READ = 64  # the template has 21; a value further right is refused rather than carried along
 MAX_PENDING = 8 << 20  # XML held while looking for the end of a cell or a shared string (Excel: 32,767 characters)
+
+
+def _reference(match: re.Match[str]) -> str:
+    number, hexadecimal, name = match.groups()
+    if name:
+        return XML_ENTITIES[name]
+    code = int(number) if number else int(hexadecimal, 16)
+    return chr(code) if code <= 0x10FFFF else match.group(0)
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    """The character of an `_xHHHH_` escape — only one XML can carry (never NUL, a lone surrogate or U+FFFF,
+    which the database would refuse): any other stays as written."""
+    code = int(match.group(1), 16)
+    allowed = code in (0x9, 0xA, 0xD) or 0x20 <= code < 0xD800 or 0xE000 <= code <= 0xFFFD
+    return chr(code) if allowed else match.group(0)
+
+
+def xml_text_lines(raw: str) -> str:
+    """XML's end-of-line handling, one text node at a time (rich runs each on their own): CRLF and CR become LF."""
+    return raw.replace("\r\n", "\n").replace("\r", "\n") if "\r" in raw else raw
+
+
+def xml_text(raw: str) -> str:
+    """A text as stored in the XML → as the spreadsheet shows it, as an XML parser and Excel read it: line ends
+    normalised (a raw CR or CRLF is a LF; an escaped `&#13;` stays a CR), the five entities and the character
+    references (XML's, not HTML's: `&#128;` is U+0080), then Excel's `_xHHHH_` escapes. The parts were checked
+    well-formed (`check_xml_part`), so no other `&` occurs."""
+    raw = xml_text_lines(raw)
+    if "&" in raw:
+        raw = XML_REFERENCE_RE.sub(_reference, raw)
+    if "_x" in raw:
+        raw = OOXML_ESCAPE_RE.sub(_unescaped, raw)
+    return raw
 
 
 def _attribute(attributes: str, name: str) -> str:
@@ -421,6 +462,8 @@ class SharedStrings:
         if b"<rPh" in item:
             item = PHONETIC_RE.sub(b"", item)
         texts = SHARED_TEXT_RE.findall(item)
+        if len(texts) > 1 and b"\r" in item:  # each run's line ends on their own: a CR ending one stays a LF
+            texts = [text.replace(b"\r\n", b"\n").replace(b"\r", b"\n") for text in texts]
         self.data += texts[0] if len(texts) == 1 else b"".join(texts)
         self.ends.append(len(self.data))
 
@@ -439,7 +482,7 @@ class SharedStrings:
             value = self.data[self.ends[position - 1] if position else 0:self.ends[position]].decode()
         except UnicodeDecodeError as error:
             raise ImportRefused(f"单元格 {cell} 的文字不是有效的 UTF-8 文本，文件已损坏。") from error
-        return html.unescape(value) if "&" in value else value
+        return xml_text(value)
 
 
 class XlsxRows:
@@ -488,8 +531,10 @@ class XlsxRows:
     def _rows(self) -> Iterator[tuple[int, list[str]]]:
         """Cells are cut out of the decompressed stream by one regular expression (C speed): spreadsheet XML
         is machine-written — `<c r="B7" t="…">` holding `<v>` or an inline `<t>`; anything richer (rich
-        text runs) takes `_value`. A cell's reference gives its row and column."""
+        text runs) takes `_value`. A cell's reference gives its row and column; a cell without one (allowed,
+        and written by some programs) is the next column of its row, a row without `r` the next row."""
         pending, searched, row, number = "", 0, [], 0
+        counted, column, last = 0, -1, ""  # the row and column (or letters) a cell without a reference goes on from
         decoder = codecs.getincrementaldecoder("utf-8")()  # a character may straddle two chunks
         with self.archive.open(self.sheet) as part:
             while True:
@@ -501,7 +546,15 @@ class XlsxRows:
                 end = len(pending) if not chunk else _cut(pending, searched, "</c>", "<row")
                 if end and chunk and pending.startswith("<row", end - 4):
                     end -= 4  # up to the start of the next row: its cells are still to come
-                for letters, digits, rest, inline, plain, other in CELL_RE.findall(pending, 0, end):
+                for row_tag, letters, digits, rest, inline, plain, other in CELL_RE.findall(pending, 0, end):
+                    if row_tag:
+                        counted, column, last = _row_number(row_tag, counted), -1, ""
+                        continue
+                    if letters:
+                        last = letters  # its column is the count a following cell without a reference goes on from
+                    else:  # no reference, or not as the first attribute
+                        letters, digits, column = _position(rest, counted, _column_index(last) if last else column)
+                        last = ""
                     if int(digits) != number:
                         if int(digits) < number:
                             raise ImportRefused(f"单元格 {letters[:16]}{digits} 出现在第 {number} 行之后，文件已损坏。")
@@ -523,10 +576,12 @@ class XlsxRows:
                 raise ImportRefused(f"单元格 {cell[:20]} 含有公式；请只填写数值或文字。")
             value = self._value(cell, _attribute(rest, "t"), other)
         elif 't="s"' in rest:
-            value = self.shared.text(plain, cell) if plain else ""
+            return self.shared.text(plain, cell).strip() if plain else ""
+        elif inline:
+            value = xml_text(inline)
         else:
-            value = inline or (plain[:-2] if plain.endswith(".0") else plain)
-        return html.unescape(value).strip() if "&" in value else value.strip()
+            value = _number(plain, rest) if plain.endswith(".0") else xml_text(plain)
+        return value.strip()
 
     @staticmethod
     def _place(row: list[str], letters: str, digits: str, value: str) -> None:
@@ -547,12 +602,43 @@ class XlsxRows:
     def _value(self, cell: str, kind: str, content: str) -> str:
         """A cell with rich text runs or other markup: every text run joined."""
         if kind == "inlineStr":
-            return "".join(TEXT_RE.findall(content))
+            if "<rPh" in content:  # the phonetic reading (Japanese furigana) is not part of the value
+                content = INLINE_PHONETIC_RE.sub("", content)
+            return xml_text("".join(xml_text_lines(text) for text in TEXT_RE.findall(content)))
         start = content.find("<v>")
         value = content[start + 3:content.find("</v>", start)] if start >= 0 else ""
         if kind == "s" and value:
             return self.shared.text(value, cell)
-        return value[:-2] if kind in ("", "n") and value.endswith(".0") else value
+        return value[:-2] if kind in ("", "n") and value.endswith(".0") else xml_text(value)
+
+
+def _number(plain: str, attributes: str) -> str:
+    """A number's `<v>` without the ".0" a writer adds to a whole number (`12.0` → `12`); a text (`t="str"`)
+    ending in ".0" is kept."""
+    return plain[:-2] if _attribute(attributes, "t") in ("", "n") else xml_text(plain)
+
+
+def _row_number(tag: str, previous: int) -> int:
+    """A `<row>`'s number: its `r`, or the one after the previous row when it has none."""
+    number = _attribute(tag, "r")
+    if not number:
+        return previous + 1
+    if not number.isdigit():
+        raise ImportRefused(f"行号“{number[:16]}”无效，文件已损坏。")
+    return int(number)
+
+
+def _position(attributes: str, row: int, previous_column: int) -> tuple[str, str, int]:
+    """A cell's column letters, row digits and column index: from its `r`, or the next column of its row."""
+    reference = _attribute(attributes, "r")
+    if not reference:
+        column = previous_column + 1
+        return get_column_letter(min(column, MAX_COLUMN - 1) + 1), str(row), column
+    found = REF_RE.fullmatch(reference)
+    if not found:
+        raise ImportRefused(f"单元格引用“{reference[:16]}”无效，文件已损坏。")
+    letters, digits = found.groups()
+    return letters, digits, _column_index(letters)
 
 
 @dataclass(frozen=True)

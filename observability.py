@@ -20,7 +20,7 @@ import ipaddress
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,23 +28,29 @@ from urllib.parse import urlsplit
 from alembic.script import ScriptDirectory
 from flask import Blueprint, Flask, abort, current_app, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 from werkzeug.wrappers import Response
 
 import audit
 import storage
-from extensions import csrf, db
+from extensions import cached, csrf, db
 from models import (
     CLOSED_APPLICATION_STATES,
     Application,
     ApplicationState,
+    CheckCode,
     ImportJob,
+    InspectionFinding,
+    InspectionRun,
     JobState,
     MessageStatus,
+    NoticeState,
     OutboxMessage,
     Province,
+    RectificationNotice,
+    RunState,
     WorkerLease,
     utcnow,
 )
@@ -55,6 +61,10 @@ PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 DATABASE_TIMEOUT_MS = 2000
 #: the outbox statuses that are a queue (sent messages are history: never counted, so a scrape stays cheap)
 OUTBOX_QUEUE = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.FAILED)
+#: the failing websites per check are recounted at most this often (the other figures at every scrape)
+FINDINGS_RECOUNT_SECONDS = 60
+#: the rectification notices still waiting for someone (closed ones are history: never counted)
+NOTICE_QUEUE = (NoticeState.OPEN, NoticeState.ANSWERED)
 OPEN_APPLICATION_STATES = tuple(state for state in ApplicationState if state not in CLOSED_APPLICATION_STATES)
 
 REQUEST_SECONDS = Histogram("beian_http_request_duration_seconds",
@@ -156,6 +166,7 @@ def _scrape_registry() -> CollectorRegistry:
     else:
         registry.register(REQUEST_SECONDS)
     registry.register(QueueCollector())
+    registry.register(InspectionCollector())
     return registry
 
 
@@ -184,18 +195,67 @@ class QueueCollector(Collector):
                                 "sequencer", value=audit.waiting_count())
 
 
+class InspectionCollector(Collector):
+    """The website inspector (issue 18 §6), read when scraped. Runs are few (one per clerk's request or per
+    province a scheduled pass), so their sums cost nothing; the findings, one row per failing website and check,
+    are counted per check from ix_inspection_findings_check (index only on PostgreSQL); the overdue notices over
+    ix_rectification_notices_state_deadline."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        checked, seconds = db.session.execute(select(func.coalesce(func.sum(InspectionRun.checked), 0),
+                                                     func.coalesce(func.sum(InspectionRun.seconds), 0.0))).one()
+        yield CounterMetricFamily("beian_inspection_websites_checked", "Websites inspected, summed over every run",
+                                  value=checked)
+        yield CounterMetricFamily("beian_inspection_seconds", "Seconds spent inspecting websites, summed per website "
+                                  "(threads overlap: more than the wall-clock time)", value=seconds)
+        yield GaugeMetricFamily("beian_inspection_seconds_per_website", "Mean seconds one website's checks take, "
+                                "over every run", value=seconds / checked if checked else 0)
+        yield _by_label("beian_inspection_runs", "Inspection runs by state", "state",
+                        select(InspectionRun.state, func.count()).group_by(InspectionRun.state), every=RunState)
+        failing = GaugeMetricFamily("beian_inspection_failing_websites", "Websites failing a check now (open "
+                                    "findings), by check; recounted at most once a minute", labels=("check",))
+        for check, count in cached("metrics:inspection_failing", FINDINGS_RECOUNT_SECONDS, failing_by_check).items():
+            failing.add_metric((check,), count)
+        yield failing
+        yield _by_label("beian_rectification_notices", "Rectification notices not yet closed, by state", "state",
+                        select(RectificationNotice.state, func.count()).where(
+                            RectificationNotice.state.in_(NOTICE_QUEUE)).group_by(RectificationNotice.state),
+                        every=NOTICE_QUEUE)
+        yield GaugeMetricFamily("beian_rectification_notices_overdue", "Rectification notices still open past their "
+                                "deadline", value=db.session.scalar(select(func.count()).select_from(
+                                    RectificationNotice).where(overdue_notices())) or 0)
+
+
 def _in_every_province() -> Any:
     """`province_code IN (every province)`: the planner then reads an index led by province_code
     (ix_applications_*) one short range per province, index only, instead of the whole table."""
     return Application.province_code.in_(select(Province.code).scalar_subquery())
 
 
-def _by_label(name: str, documentation: str, label: str, query: Any) -> GaugeMetricFamily:
-    """A gauge per value of `label`. Rows an import is still staging are counted (they are being written); not
-    hiding them keeps the count index-only."""
+def failing_by_check() -> dict[str, int]:
+    """Open findings per check, every check present: an index-only scan of ix_inspection_findings_check, which
+    grows with the failing websites (0.3–0.5 s at 3,000,000 findings on PostgreSQL), hence kept a minute."""
+    counts = dict.fromkeys((check.value for check in CheckCode), 0)
+    counts.update({str(check): count for check, count in db.session.execute(
+        select(InspectionFinding.check, func.count()).group_by(InspectionFinding.check))})
+    return counts
+
+
+def overdue_notices() -> Any:
+    """`workflow.rectification.overdue` as a condition: open (no ISP answered) past its deadline."""
+    return (RectificationNotice.state == NoticeState.OPEN) & (RectificationNotice.deadline < date.today())
+
+
+def _by_label(name: str, documentation: str, label: str, query: Any, every: Iterable[str] = ()) -> GaugeMetricFamily:
+    """A gauge per value of `label`, and 0 for each value of `every` the query did not find (a series that vanished
+    at 0 would leave a graph at its last value and an alert on it firing). Rows an import is still staging are
+    counted (they are being written); not hiding them keeps the count index-only."""
     family = GaugeMetricFamily(name, documentation, labels=(label,))
-    for value, count in db.session.execute(query.execution_options(include_staged=True)):
-        family.add_metric((str(value),), count)  # the enums are StrEnums: their value
+    counts = {str(value): count for value, count in db.session.execute(query.execution_options(include_staged=True))}
+    for value in every:
+        counts.setdefault(str(value), 0)
+    for value, count in counts.items():
+        family.add_metric((value,), count)  # the enums are StrEnums: their value
     return family
 
 

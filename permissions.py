@@ -23,14 +23,18 @@ from models import (
     DomainFlag,
     DomainReport,
     Entity,
+    InspectionFinding,
+    InspectionRun,
     IpFinding,
     Notice,
     PreapprovalItem,
+    RectificationNotice,
     RequestState,
     RevocationRequest,
     Role,
     SpecialContentItem,
     SpecialQueryLog,
+    UnfiledSighting,
     User,
     Website,
 )
@@ -76,6 +80,11 @@ class Action(enum.StrEnum):
     DOMAIN_FLAGS = "domain.flags"  # 域名核验异常: a bureau its province's, MIIT all
     SPECIAL_QUERY = "special.query"  # 专项查询: search, 显示 (unmask one record), export — in the account's scope
     SPECIAL_QUERY_LOG = "special.query_log"  # 专项查询记录: MIIT all, a bureau its province's accounts'
+    INSPECTION_RUN = "inspection.run"  # 网站备案检查: start / cancel a run — a bureau its province, MIIT any
+    INSPECTION_LIST = "inspection.list"  # the runs, results and findings: a bureau its province's, MIIT all
+    RECTIFY = "inspection.rectify"  # 整改通知: issue and close — a bureau its province's websites, MIIT any
+    NOTICE_ANSWER = "inspection.notice_answer"  # an ISP's handling result, while it serves the website
+    UNFILED_REPORT = "inspection.unfiled_report"  # 未备案网站: domains / addresses seen on one's network
 
 
 _EVERY_ROLE = frozenset({Action.DASHBOARD, Action.CODE_LIST})
@@ -87,19 +96,22 @@ _USER_ADMIN = frozenset({
 _IP_OVERSIGHT = frozenset({Action.IP_LIST, Action.IP_LOOKUP, Action.IP_FINDINGS, Action.IP_STATISTICS})
 #: the domain reports and the registrant check's flags, as the bureaus (their province) and MIIT oversee them
 _DOMAIN_OVERSIGHT = frozenset({Action.DOMAIN_LIST, Action.DOMAIN_FLAGS})
+#: website inspection (issue 18), as the bureaus (their province) and MIIT run it
+_INSPECTION = frozenset({Action.INSPECTION_RUN, Action.INSPECTION_LIST, Action.RECTIFY, Action.UNFILED_REPORT})
 
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.MIIT: _EVERY_ROLE | _USER_ADMIN | {Action.CODE_EDIT, Action.OUTBOX_LIST, Action.OUTBOX_RETRY,
                                            Action.FILING_LIST, Action.NOTICE_MANAGE, Action.FILING_REVOKE,
                                            Action.REVOCATION_PROCESS, *_IP_OVERSIGHT, *_DOMAIN_OVERSIGHT,
-                                           Action.SPECIAL_QUERY_LOG},
+                                           Action.SPECIAL_QUERY_LOG, *_INSPECTION},
     Role.BUREAU: _EVERY_ROLE | _USER_ADMIN | {Action.USER_GRANT_IMPORT, Action.FILING_AUDIT, Action.FILING_LIST,
                                              Action.NOTICE_MANAGE, Action.FILING_REVOKE, Action.REVOCATION_REQUEST,
                                              Action.REVOCATION_PROCESS, Action.FILING_IMPORT, *_IP_OVERSIGHT,
-                                             *_DOMAIN_OVERSIGHT, Action.SPECIAL_QUERY_LOG},
+                                             *_DOMAIN_OVERSIGHT, Action.SPECIAL_QUERY_LOG, *_INSPECTION},
     Role.ICP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.REVOCATION_REQUEST},
     Role.ISP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.FILING_VERIFY, Action.FILING_CHANGE,
-                             Action.REVOCATION_REQUEST, Action.FILING_IMPORT},
+                             Action.REVOCATION_REQUEST, Action.FILING_IMPORT, Action.NOTICE_ANSWER,
+                             Action.UNFILED_REPORT},
     Role.IP_REPORTER: _EVERY_ROLE | {Action.IP_REPORT, Action.IP_FINDINGS},
     Role.DOMAIN_REPORTER: _EVERY_ROLE | {Action.DOMAIN_REPORT},
     Role.PREAPPROVAL: _EVERY_ROLE | {Action.PREAPPROVAL_REVIEW},
@@ -420,3 +432,52 @@ def special_query_log_scope(actor: Any) -> ColumnElement[bool]:
     if not can(actor, Action.SPECIAL_QUERY_LOG):
         return false()
     return true() if actor.role == Role.MIIT else SpecialQueryLog.province_code == actor.province_code
+
+
+# --- website inspection (issue 18) ---------------------------------------------------------------------------------
+
+def may_inspect(actor: Any, action: Action, province_code: str | None) -> bool:
+    """Start or cancel a run (INSPECTION_RUN), issue or close a notice (RECTIFY): MIIT anywhere (None: the
+    nation), a bureau in its province only."""
+    return can(actor, action) and (actor.role == Role.MIIT or (
+        actor.province_code is not None and province_code == actor.province_code))
+
+
+def inspection_run_scope(actor: Any) -> ColumnElement[bool]:
+    """The runs an actor sees: a bureau its province's, MIIT all (national ones included)."""
+    if not can(actor, Action.INSPECTION_LIST):
+        return false()
+    return true() if actor.role == Role.MIIT else InspectionRun.province_code == actor.province_code
+
+
+def inspection_finding_scope(actor: Any, model: Any = InspectionFinding) -> ColumnElement[bool]:
+    """The findings (or results: `model`) of websites of the bureau's province; MIIT all."""
+    if not can(actor, Action.INSPECTION_LIST):
+        return false()
+    return true() if actor.role == Role.MIIT else model.province_code == actor.province_code
+
+
+def served_websites(isp_id: int) -> Any:
+    """The websites an ISP serves now (a live access)."""
+    return select(Access.website_id).where(Access.isp_id == isp_id, Access.live)
+
+
+def rectification_scope(actor: Any) -> ColumnElement[bool]:
+    """整改通知: a bureau its province's, MIIT all, an ISP those of the websites it serves now (an ISP whose access
+    ended no longer sees them)."""
+    if can(actor, Action.RECTIFY):
+        return true() if actor.role == Role.MIIT else RectificationNotice.province_code == actor.province_code
+    if can(actor, Action.NOTICE_ANSWER):
+        return RectificationNotice.website_id.in_(served_websites(actor.id))
+    return false()
+
+
+def unfiled_sighting_scope(actor: Any) -> ColumnElement[bool]:
+    """未备案网站: an ISP its own reports, a bureau those made in its province (its own and its ISPs'), MIIT all."""
+    if not can(actor, Action.UNFILED_REPORT):
+        return false()
+    if actor.role == Role.MIIT:
+        return true()
+    if actor.role == Role.BUREAU:
+        return UnfiledSighting.province_code == actor.province_code
+    return UnfiledSighting.reporter_id == actor.id

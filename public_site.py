@@ -56,6 +56,8 @@ csrf.exempt(api)  # a JSON API for anyone: no session, no cookie to ride on
 
 NUMBER_RE = re.compile(rf"^[{ABBREVIATIONS}]ICP(?:备[0-9]{{8}}号(?:-[0-9]+)?|证[0-9]{{6}}号)$")
 MAX_RESULTS = 20
+#: the label separators IDNA reads (the normaliser accepts `例子。中国`, `ｗｗｗ．例子．中国`): such a query is a domain
+IDNA_DOTS = (".", "\u3002", "\uff0e", "\uff61")
 MAX_QUERY = 253  # the longest domain name
 
 
@@ -115,7 +117,7 @@ def lookup(query: str) -> list[dict[str, Any]]:
     except ValueError:
         pass
     try:
-        names = _domain_candidates(text) if "." in text else []
+        names = _domain_candidates(text) if any(dot in text for dot in IDNA_DOTS) else []
     except ValueError:
         names = []
     if names:

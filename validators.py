@@ -254,10 +254,13 @@ def parse_ip_range(start: str, end: str) -> tuple[IPAddress, IPAddress]:
 
 def home_url_error(url: str, domains: list[str]) -> str | None:
     """The home URL is http(s) on one of the website's own (normalised) domains or addresses."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:  # an address urlsplit cannot read ("http://[::1", "http://[x]/"): its host is not valid
+        return str(_l("This domain name is not valid."))
+    if parts.scheme not in ("http", "https") or not host:
         return str(_l("The home page address must start with http:// or https://."))
-    host = parts.hostname
     if host in domains:
         return None  # already a normalised name of the site (urlsplit lower-cases the host)
     try:

@@ -12,9 +12,10 @@ acknowledgement stays the caller's.
 
 The target is checked at registration and again at every delivery: `https` (plain `http` only with
 WEBHOOK_ALLOW_HTTP, for tests), and the name resolved once — every address it resolves to must be public
-(no loopback, private, link-local, metadata, shared or reserved address, unless WEBHOOK_ALLOW_PRIVATE) — and the
-connection is made to that address (the TLS name checked against the URL's host), so a second resolution can
-never point it elsewhere (DNS rebinding). No redirect is followed; the answer is read up to RESPONSE_LIMIT bytes.
+(`netguard.public`: no loopback, private, link-local, metadata, shared or reserved address, unless
+WEBHOOK_ALLOW_PRIVATE) — and the connection is made to that address (the TLS name checked against the URL's
+host), so a second resolution can never point it elsewhere (DNS rebinding). No redirect is followed; the answer
+is read up to RESPONSE_LIMIT bytes.
 
 Below workflow: it reads the feed and writes only the credentials' delivery columns, as `notify` writes the
 outbox's. The events exist only once their transaction committed, so a webhook never holds one up.
@@ -26,7 +27,6 @@ import contextlib
 import hashlib
 import hmac
 import http.client
-import ipaddress
 import json
 import re
 import socket
@@ -42,6 +42,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 
 import leases
+import netguard
 from extensions import db
 from models import ApiCredential, ExchangeEvent, User, UserStatus, utcnow
 
@@ -91,22 +92,6 @@ class Target:
     address: str
 
 
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def _public(address: str) -> bool:
-    """Whether an address is one a webhook may reach: globally routable. An IPv6 address carrying an IPv4 one —
-    IPv4-mapped, IPv4-compatible (::/96), NAT64 (64:ff9b::/96), 6to4 (2002::/16) — is judged as that IPv4
-    address, which a translating gateway would reach (loopback, the private network, the metadata service)."""
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.version == 6:
-        inner = ip.ipv4_mapped or ip.sixtofour
-        if inner is None and (ip in NAT64 or int(ip) >> 32 == 0):
-            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        ip = inner or ip
-    return ip.is_global and not ip.is_multicast
-
-
 def _resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -136,7 +121,7 @@ def check_url(url: str, config: Any = None) -> Target:
         raise WebhookUrlError("Webhook 地址中不得含有空格或控制字符，路径须为 ASCII（请先进行百分号编码）。")
     port = port or (443 if parts.scheme == "https" else 80)
     addresses = _resolve(parts.hostname, port)
-    if not config.get("WEBHOOK_ALLOW_PRIVATE") and not all(_public(address) for address in addresses):
+    if not config.get("WEBHOOK_ALLOW_PRIVATE") and not all(netguard.public(address) for address in addresses):
         raise WebhookUrlError("Webhook 地址不得指向本机、内网、链路本地或云元数据等非公网地址。")
     return Target(parts.scheme, parts.hostname, port, path, addresses[0])
 

@@ -3,10 +3,11 @@
 Each pass runs every step once. Two kinds of step:
 
 - steps over a queue claim their rows themselves, so every worker may run them at once: the outbox
-  (`notify.deliver_due`: FOR UPDATE SKIP LOCKED on PostgreSQL, SQLite's write lock otherwise) and the
-  imports (`workflow.imports`: one job per claim, a lease per job renewed while it runs);
-- singleton steps (reminders, housekeeping, IP findings, domain reconciliation, the audit sequencer, the
-  dashboards' statistics) run in one worker at a time, under a lease (`leases`).
+  (`notify.deliver_due`: FOR UPDATE SKIP LOCKED on PostgreSQL, SQLite's write lock otherwise), the
+  imports (`workflow.imports`: one job per claim, a lease per job renewed while it runs) and the website
+  inspections (`workflow.inspections`: likewise, one run per claim for a slice of time);
+- singleton steps (reminders, housekeeping, IP findings, domain reconciliation, the rolling inspection schedule,
+  the audit sequencer, the dashboards' statistics) run in one worker at a time, under a lease (`leases`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import webhooks
 import workflow
 from extensions import db
 from leases import HOLDER, StepLeaseLost, holding
-from workflow import domain_reconcile, exchange, ip_findings
+from workflow import domain_reconcile, exchange, inspections, ip_findings
 
 log = logging.getLogger(__name__)
 #: what a pass reports for a singleton step another worker is running
@@ -52,6 +53,8 @@ class Step:
 STEPS: tuple[Step, ...] = (
     Step("outbox", lambda: notify.deliver_due(), singleton=False),
     Step("imports", lambda: workflow.run_import_jobs(), singleton=False),
+    Step("inspections", lambda: inspections.run_inspection_jobs(), singleton=False),
+    Step("inspection_schedule", lambda: inspections.schedule_due(), singleton=True),
     Step("reminders", lambda: workflow.send_deadline_reminders(), singleton=True),
     Step("purged", lambda: security.purge_spent_guards(), singleton=True),
     Step("ip_findings", lambda: ip_findings.run_if_due(), singleton=True),

@@ -27,6 +27,7 @@ from admin_views.filings import (
     PreapprovalQueueView,
 )
 from admin_views.imports import ImportView
+from admin_views.inspections import InspectionFindingView, InspectionRunView
 from admin_views.ip_files import IpFilesView
 from admin_views.ip_pages import IpFindingView, IpLookupView, IpStatisticsView, IpUnitView
 from admin_views.ip_records import (
@@ -40,6 +41,7 @@ from admin_views.ip_records import (
 from admin_views.lifecycle import DirectRevocationView, NewAccessView, RevocationQueueView, RevocationRequestView
 from admin_views.notices import NoticeView
 from admin_views.outbox import OutboxView
+from admin_views.rectification import RectificationNoticeView, UnfiledSightingView
 from admin_views.security_keys import SecurityKeyView
 from admin_views.special_content import ForbiddenWordView, SpecialContentView
 from admin_views.special_query import SpecialQueryLogView, SpecialQueryView
@@ -58,6 +60,7 @@ from models import (
     DomainReport,
     Entity,
     ForbiddenWord,
+    InspectionRun,
     IpAllocation,
     IpBlock,
     IpFinding,
@@ -66,9 +69,11 @@ from models import (
     OutboxMessage,
     PreapprovalItem,
     Province,
+    RectificationNotice,
     RevocationRequest,
     SpecialContentItem,
     SpecialQueryLog,
+    UnfiledSighting,
     User,
 )
 from validators import display_domain
@@ -84,6 +89,7 @@ REVOCATION = _l("Revocation")
 IP_REPORTS = _l("IP address reporting")
 DOMAIN_REPORTS = _l("Domain reporting")
 SPECIAL_QUERIES = _l("Special queries")
+INSPECTION = _l("Website inspection")
 
 
 #: Flask-Admin's own templates, reachable as `flask_admin/admin/...` by the overrides in templates/admin/ that
@@ -129,6 +135,7 @@ def init_admin(app: Flask) -> Admin:
                                         url="/admin/revoke", category=REVOCATION))
     _add_ip_views(admin)
     _add_domain_views(admin)
+    _add_inspection_views(admin)
     admin.add_view(NoticeView(Notice, db, name=_l("Notices"), endpoint="notices", category=INFORMATION))
     admin.add_view(SpecialContentView(SpecialContentItem, db, name=_l("Special filings"), endpoint="special_content",
                                       category=CONTENT))
@@ -192,3 +199,17 @@ def _add_domain_views(admin: Admin) -> None:
                                   category=DOMAIN_REPORTS))
     admin.add_view(DomainFilesView(name=_l("Domain import and export"), endpoint="domain_files",
                                    url="/admin/domain-files", category=DOMAIN_REPORTS))
+
+
+def _add_inspection_views(admin: Admin) -> None:
+    """网站检查 (issue 18): runs and findings (bureau, MIIT), rectification notices (also the ISPs serving the
+    website), unfiled websites (ISPs, bureaus, MIIT)."""
+    admin.add_view(InspectionRunView(InspectionRun, db, name=_l("Inspection runs"), endpoint="inspection_runs",
+                                     url="/admin/inspections", category=INSPECTION))
+    admin.add_view(InspectionFindingView(name=_l("Inspection findings"), endpoint="inspection_findings",
+                                         url="/admin/inspection-findings", category=INSPECTION))
+    admin.add_view(RectificationNoticeView(RectificationNotice, db, name=_l("Rectification notices"),
+                                           endpoint="rectification_notices", url="/admin/rectification",
+                                           category=INSPECTION))
+    admin.add_view(UnfiledSightingView(UnfiledSighting, db, name=_l("Unfiled websites"), endpoint="unfiled_websites",
+                                       url="/admin/unfiled", category=INSPECTION))

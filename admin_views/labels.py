@@ -155,6 +155,15 @@ ACTION_LABELS = {
     "api_credential.webhook_removed": _l("Webhook removed"),
     "exchange.call": _l("Data-exchange API call"),
     "exchange.read": _l("Data-exchange API query"),
+    "inspection.started": _l("Inspection started"),
+    "inspection.scheduled": _l("Rolling inspection queued"),
+    "inspection.cancelled": _l("Inspection cancelled"),
+    "inspection.done": _l("Inspection finished"),
+    "inspection.failed": _l("Inspection failed"),
+    "rectification.issued": _l("Rectification notice sent"),
+    "rectification.answered": _l("Handling result of a rectification notice recorded"),
+    "rectification.closed": _l("Rectification notice closed"),
+    "unfiled.reported": _l("Unfiled websites reported"),
 }
 
 #: the kinds of record an audit event is about (`object_type`, and the views' `audit_object`)
@@ -186,6 +195,9 @@ OBJECT_TYPE_LABELS = {
     "domain_reports": _l("Domain reports"),  # the export of the domain reports (workflow.domain_imports)
     "ip_reports": _l("IP address reports"),  # the export of the IP reports (workflow.ip_imports)
     "api_credential": _l("API credential"),
+    "inspection_run": _l("Inspection run"),
+    "rectification_notice": _l("Rectification notice"),
+    "unfiled_sighting": _l("Unfiled websites"),  # the export of the sightings (admin_views/rectification.py)
 }
 
 #: what the console's generic create / edit / delete record (`<audit_object>.<verb>`, admin_views/base.py)

@@ -74,6 +74,7 @@ def _no_cookies(response: Response) -> Response:
 # the operations, by area (each module registers its routes on `bp` when imported)
 from exchange_api import feed as feed  # noqa: E402
 from exchange_api import filings as filings  # noqa: E402
+from exchange_api import inspections as inspections  # noqa: E402
 from exchange_api import reports as reports  # noqa: E402
 
 

@@ -62,7 +62,8 @@ EVENT_EXAMPLE = {
 KINDS = ("application.approved（审核通过：备案号、网站号、证书编号、域名核验结论）、application.rejected（管局驳回，"
          "含原因）、application.returned（接入商退回，含原因）、filing.cancelled / filing.revoked / "
          "filing.licence_revoked（注销、撤销、吊销）、domain.flagged / domain.resolved（域名核验异常及其解除）、"
-         "ip.finding_opened / ip.finding_resolved（IP 备案核查结果）")
+         "ip.finding_opened / ip.finding_resolved（IP 备案核查结果）、rectification.issued / rectification.answered / "
+         "rectification.closed（整改通知的发出、接入服务商反馈、结案）")
 
 
 # --- the feed -----------------------------------------------------------------------------------------------------

@@ -224,7 +224,8 @@ def build_document() -> dict[str, Any]:
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "tags": [{"name": "public", "description": "公共查询，无需凭证"},
                  {"name": "exchange", "description": "凭证信息（任何有效凭证）"},
-                 {"name": "filings", "description": "备案：新增备案、网站、接入，变更，注销，核验结果，状态查询"},
+                 {"name": "filings", "description": "备案：新增备案、网站、接入，变更，注销，核验结果，状态查询；"
+                                                        "未备案网站报送，整改通知及其处理结果"},
                  {"name": "ip", "description": "IP 地址报备"}, {"name": "domain", "description": "域名报备"},
                  {"name": "events", "description": "事件队列、确认、全量同步与 Webhook"}],
         "paths": paths,

@@ -59,10 +59,12 @@ CODE_RE = re.compile(r"验证码为 (\d{6})")
 class Registry:
     """The app served in a thread, plus what a developer reads from its instance folder."""
 
-    def __init__(self) -> None:
+    def __init__(self, database_url: str | None = None, prepare: Callable[[], None] | None = None) -> None:
+        """A new SQLite file in a temporary folder; or `database_url`, the test suite's database (tests/browser),
+        which `prepare` empties first (in the app's context)."""
         self.folder = Path(tempfile.mkdtemp(prefix="beian-walk-"))
         self.app = create_app({"TESTING": True, "CAPTCHA_FIXED_ANSWER": CAPTCHA, "INSTANCE_PATH": str(self.folder),
-                               "SQLALCHEMY_DATABASE_URI": f"sqlite:///{self.folder / 'beian.db'}",
+                               "SQLALCHEMY_DATABASE_URI": database_url or f"sqlite:///{self.folder / 'beian.db'}",
                                "MIIT_ADMIN_PASSWORD": MIIT_PASSWORD,
                                "CAPTCHA_RATE_LIMIT_PER_MINUTE": 1000})  # one script signs in many times a minute
         with self.app.app_context():
@@ -71,6 +73,8 @@ class Registry:
             from app import MIGRATIONS_DIR
 
             upgrade(directory=MIGRATIONS_DIR)
+            if prepare:
+                prepare()
             seed_code_tables()
             seed_divisions()
             ensure_first_miit_account()
@@ -79,6 +83,11 @@ class Registry:
         self.base = f"http://127.0.0.1:{self.server.server_port}"
         self.app.config["PUBLIC_BASE_URL"] = self.base  # links in e-mails come from configuration
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        with self.app.app_context():
+            db.engine.dispose()
 
     def deliver(self) -> None:
         with self.app.app_context():
@@ -129,8 +138,9 @@ def create_user(page: Page, base: str, list_name: str, fields: dict[str, str], i
     expect(page.locator(".alert-success")).to_be_visible()
 
 
-def staff_journey(page: Page, base: str, out: Path) -> None:
+def staff_journey(page: Page, registry: Registry, out: Path) -> None:
     """Issue #2: MIIT creates a 天津 bureau, which creates an ISP with the import right."""
+    base = registry.base
     page.goto(f"{base}/login")
     page.screenshot(path=out / "01-sign-in.png")
     sign_in(page, base, "miit", MIIT_PASSWORD)
@@ -262,9 +272,10 @@ def fill_registrant(page: Page, name: str, number: str) -> None:
     page.fill("#registrant_phone", "022-23456789")
 
 
-def registrar_journey(page: Page, base: str, out: Path) -> None:
+def registrar_journey(page: Page, registry: Registry, out: Path) -> None:
     """Issue 14: MIIT creates a national registrar (no province), which reports the domains the owner is about to
     file, in the owner's name (264号: the registrant must be the filing entity), with the subdomain added later."""
+    base = registry.base
     sign_in(page, base, "miit", MIIT_PASSWORD)
     page.goto(f"{base}/admin/filing_users/new/")
     create_user(page, base, "filing_users", {
@@ -361,6 +372,7 @@ def filing_journey(page: Page, registry: Registry, out: Path) -> None:
     assert download.value.suggested_filename == "bazs.cert"
     page.click("a[title='查看'], a .fa-eye >> xpath=..")
     page.screenshot(path=out / "30-certificate-decoded.png", full_page=True)
+    sign_out(page)
 
 
 def public_journey(page: Page, registry: Registry, out: Path) -> None:
@@ -839,27 +851,24 @@ def added_domain_waits_for_its_registrar(page: Page, registry: Registry, out: Pa
     sign_out(page)
 
 
+#: the journeys in the order they build on each other (tests/browser/test_journeys.py runs each as a test)
+JOURNEYS: list[Callable[[Page, Registry, Path], None]] = [
+    staff_journey, owner_journey, registrar_journey, filing_journey, public_journey, notices_journey,
+    after_approval_journey, import_journey, clerk_journey, ip_journey, domain_journey]
+VIEWPORT = {"width": 1366, "height": 860}
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     registry = Registry()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1366, "height": 860}, locale="zh-CN")
-        staff_journey(page, registry.base, out)
-        owner_journey(page, registry, out)
-        registrar_journey(page, registry.base, out)
-        filing_journey(page, registry, out)
-        sign_out(page)
-        public_journey(page, registry, out)
-        notices_journey(page, registry, out)
-        after_approval_journey(page, registry, out)
-        import_journey(page, registry, out)
-        clerk_journey(page, registry, out)
-        ip_journey(page, registry, out)
-        domain_journey(page, registry, out)
+        page = browser.new_page(viewport=VIEWPORT, locale="zh-CN")
+        for journey in JOURNEYS:
+            journey(page, registry, out)
         browser.close()
-    registry.server.shutdown()
+    registry.close()
     print(f"walkthrough passed; screenshots in {out}")
 
 

@@ -96,23 +96,21 @@ def write_reports(actor: User, chunks: Iterator[list[dict[str, Any]]]) -> int:
 
 
 def audit_reports(actor: User, after: int, stamp: datetime, job_id: int) -> None:
-    """One audit event per imported report (domain.reported, as add_report records it), CHUNK per short
-    transaction once the reports are visible (the tamper-evident chain is append-only: events of an import that
-    then failed could not be taken back; not fenced, as in the filings import). The new reports are the
+    """In the import's write transaction: one audit event per imported report (domain.reported, as add_report
+    records it), CHUNK per insert — the reports and their events committed together (events written after, in
+    transactions of their own, were lost with a worker killed between two of them). The new reports are the
     registrar's bearing the check's stamp, after the greatest id before the write."""
     last = after
     while True:
-        with imports._writing():
-            rows = db.session.execute(select(DomainReport.id, DomainReport.domain).where(
-                DomainReport.id > last, DomainReport.registrar_id == actor.id, DomainReport.created_at == stamp)
-                .order_by(DomainReport.id).limit(imports.CHUNK)).all()
-            audit.record_many([("domain.reported", {
-                "object_type": "domain_report", "object_id": report_id, "province_code": actor.province_code,
-                "actor": actor, "changes": {"domain": name, "import_job": job_id}}) for report_id, name in rows])
+        rows = db.session.execute(select(DomainReport.id, DomainReport.domain).where(
+            DomainReport.id > last, DomainReport.registrar_id == actor.id, DomainReport.created_at == stamp)
+            .order_by(DomainReport.id).limit(imports.CHUNK)).all()
+        audit.record_many([("domain.reported", {
+            "object_type": "domain_report", "object_id": report_id, "province_code": actor.province_code,
+            "actor": actor, "changes": {"domain": name, "import_job": job_id}}) for report_id, name in rows])
         if len(rows) < imports.CHUNK:
             return
         last = rows[-1][0]
-        imports.pause_between_writes()
 
 
 # --- the job ----------------------------------------------------------------------------------------------
@@ -140,7 +138,7 @@ def _run_domain_import(job: ImportJob, path: Path) -> ImportJob:
             before = db.session.scalar(select(func.max(DomainReport.id))) or 0
             job.imported = write_reports(actor, checker.rows())
             imports._finish(job, actor, JobState.DONE)
-        audit_reports(actor, before, stamp, job.id)
+            audit_reports(actor, before, stamp, job.id)
     except importer.ImportRefused as refused:
         return imports.fail(job, actor, [_file_error(refused.message)])
     except domains.DomainError as refused:  # the registrar disabled meanwhile

@@ -33,6 +33,7 @@ from models import (
     DomainFlag,
     Entity,
     IpFinding,
+    RectificationNotice,
     Verdict,
     Website,
     utcnow,
@@ -191,6 +192,22 @@ def _finding_payload(row: dict[str, Any]) -> dict[str, Any]:
     return {"kind": str(row["kind"]), "code": row["code"], "record_kind": row["record_kind"],
             "record_id": row["record_id"], "range": ipindex.range_text(row["start_key"], row["end_key"]),
             "other_unit_id": row["other_unit_id"], "detail": row["detail"]}
+
+
+# --- rectification notices (issue 18) ---------------------------------------------------------------------------
+
+def rectification(notice: RectificationNotice, kind: str, website_number: str, **extra: Any) -> None:
+    """`rectification.issued` / `rectification.answered` / `rectification.closed`: to the owner's ICP account and
+    the ISPs with a live access to the website now."""
+    if not (allowed := holders()):
+        return
+    isps = set(db.session.scalars(select(Access.isp_id).where(Access.website_id == notice.website_id, Access.live)))
+    owner = db.session.scalar(select(Entity.owner_id).where(Entity.id == notice.entity_id))
+    if recipients := {owner, *isps} & allowed:
+        _emit([(recipients, kind, "rectification_notice", notice.id, {
+            "notice_id": notice.id, "website_id": notice.website_id, "website_number": website_number,
+            "entity_id": notice.entity_id, "checks": notice.checks.split(","), "message": notice.message,
+            "deadline": notice.deadline.isoformat(), "state": notice.state.value, **extra})])
 
 
 # --- the webhook (§5) -------------------------------------------------------------------------------------------------

@@ -395,10 +395,10 @@ def _run_import(job: ImportJob, path: Path) -> ImportJob:
             if checker.errors:
                 return refuse(job, actor, path, checker.errors)
         staged = _stage(job, actor, checker)
-        with _writing(job):  # the one small transaction that makes every staged row visible
+        with _writing(job):  # the one transaction that makes every staged row visible, with their audit events
             job.imported = len(staged.entity_ids)
             _finish(job, actor, JobState.DONE)
-        _audit_applications(job, actor, staged.application_ids)
+            _audit_applications(job, actor, staged.application_ids)
     except importer.ImportRefused as refused:
         _fail_with(job, actor, _file_error(refused.message))
     except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError):  # the bulk inserts are the driver's
@@ -599,24 +599,23 @@ def _isp_list(isps: int | set[int]) -> list[int]:
 
 
 def _audit_applications(job: ImportJob, actor: User, application_ids: tuple[int, int]) -> None:
-    """One audit event per imported application, once they are visible, CHUNK per short transaction (the
-    tamper-evident chain is append-only: events of an import that then failed could not be taken back). Not
-    fenced: the job is done, which no worker claims, so only the run whose fenced `_finish` committed gets here.
-    The applications are read between the first and the last id the staging wrote: a range of the primary key
-    (by the job's id alone, PostgreSQL scanned all 5,000,000 applications for each chunk)."""
+    """In the transaction that makes the import visible: one audit event per imported application, inserted CHUNK
+    at a time. The same transaction, so that a worker killed at any point leaves either the visible import with
+    every event or neither (events written after it, in transactions of their own, were lost with a worker killed
+    between two of them — and the job, done, was never taken up again). The applications are read between the
+    first and the last id the staging wrote: a range of the primary key (by the job's id alone, PostgreSQL
+    scanned all 5,000,000 applications for each chunk)."""
     last, final = application_ids[0] - 1, application_ids[1]
     while True:
-        with _writing():
-            rows = db.session.execute(select(Application.id, Application.province_code).where(
-                Application.import_job_id == job.id, Application.id > last, Application.id <= final)
-                .order_by(Application.id).limit(CHUNK)).all()
-            audit.record_many([("application.imported", {
-                "object_type": "application", "object_id": application_id, "province_code": province,
-                "actor": actor}) for application_id, province in rows])
+        rows = db.session.execute(select(Application.id, Application.province_code).where(
+            Application.import_job_id == job.id, Application.id > last, Application.id <= final)
+            .order_by(Application.id).limit(CHUNK)).all()
+        audit.record_many([("application.imported", {
+            "object_type": "application", "object_id": application_id, "province_code": province,
+            "actor": actor}) for application_id, province in rows])
         if len(rows) < CHUNK:
             return
         last = rows[-1][0]
-        pause_between_writes()
 
 
 def _remove_staged(job: ImportJob) -> None:

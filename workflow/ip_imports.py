@@ -435,6 +435,7 @@ def _commit(job: ImportJob, actor: User, checker: Checker) -> Writer:
         mark_stale()
         job.imported = writer.count
         imports._finish(job, actor, JobState.DONE)
+        _audit_records(actor, writer)
     return writer
 
 
@@ -457,8 +458,7 @@ def _run_ip_import(job: ImportJob, path: Path) -> ImportJob:
                 checker = _check(job, actor, path)
                 if checker.errors:
                     return imports.refuse(job, actor, path, checker.errors, ip_import.write_marked)
-            writer = _commit(job, actor, checker)
-            _audit_records(actor, writer)
+            _commit(job, actor, checker)
             return job
         except (_Changed, IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError):
             continue  # a change recorded meanwhile, or a racing overlap refused by PostgreSQL: check again
@@ -477,9 +477,9 @@ def _file_error(message: str) -> CellError:
 
 
 def _audit_records(actor: User, writer: Writer) -> None:
-    """One audit event per new record, as the workflow writes them, AUDIT_CHUNK per short transaction once the
-    records are visible (the append-only chain could not take back events of an import that then failed); not
-    fenced, as in the filings import (`imports._audit_applications`).
+    """In the import's one write transaction, after its checks: one audit event per new record, as the workflow
+    writes them, AUDIT_CHUNK per insert — the records and their events committed together (events written after,
+    in transactions of their own, were lost with a worker killed between two of them).
     The new records lie between the greatest ids before and after the inserts (read by primary key) and are
     the unit's bearing the import's timestamp (others may have written in between, on PostgreSQL)."""
     for model, (action, object_type, detail) in RECORDS.items():
@@ -487,17 +487,14 @@ def _audit_records(actor: User, writer: Writer) -> None:
                    *([getattr(model, detail)] if detail else [])]
         last = writer.before[model]
         while last < writer.after[model]:
-            with imports._writing():
-                rows = db.session.execute(select(*columns).where(model.id > last, model.id <= writer.after[model])
-                                          .order_by(model.id).limit(AUDIT_CHUNK)).all()
-                audit.record_many([(action, {
-                    "object_type": object_type, "object_id": row[0], "province_code": actor.province_code,
-                    "actor": actor, "changes": {"range": ipindex.range_text(row[1], row[2]),
-                                                **({detail: str(row[5])} if detail else {})}})
-                    for row in rows if row[3] == actor.id and row[4] == writer.stamp])
+            rows = db.session.execute(select(*columns).where(model.id > last, model.id <= writer.after[model])
+                                      .order_by(model.id).limit(AUDIT_CHUNK)).all()
+            audit.record_many([(action, {
+                "object_type": object_type, "object_id": row[0], "province_code": actor.province_code,
+                "actor": actor, "changes": {"range": ipindex.range_text(row[1], row[2]),
+                                            **({detail: str(row[5])} if detail else {})}})
+                for row in rows if row[3] == actor.id and row[4] == writer.stamp])
             last = rows[-1][0] if rows else writer.after[model]
-            if last < writer.after[model]:
-                imports.pause_between_writes()  # other writers take the lock (SQLite)
 
 
 # --- export -----------------------------------------------------------------------------------------------
