@@ -7,8 +7,10 @@ route (tests/test_csrf_routes.py).
 from __future__ import annotations
 
 import io
+import json
 import re
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from flask import Flask
@@ -18,19 +20,26 @@ from werkzeug.routing import Rule
 
 import ipindex
 import workflow
+import workflow.inspections as inspections
 from extensions import db
 from models import (
     Application,
     BlacklistEntry,
+    CheckCode,
     DomainFlag,
     Entity,
     FindingKind,
+    InspectionFinding,
+    InspectionResult,
+    InspectionRun,
+    InspectionScope,
     IpFinding,
     Notice,
     NoticeAttachment,
     PreapprovalItem,
     RevocationRequest,
     Role,
+    RunState,
     SecurityKey,
     SpecialContentItem,
     Verdict,
@@ -57,6 +66,8 @@ VIEW_RECORDS = {
     "ip_all_self_brought": "ip_self_brought", "ip_findings": "ip_finding",
     "domain_reports": "domain_report", "domain_overview": "domain_report", "domain_flags": "domain_flag",
     "special_content": "special_content_item",
+    "inspection_runs": "inspection_run", "inspection_findings": "inspected_website",
+    "rectification_notices": "rectification_notice",
 }
 
 
@@ -116,6 +127,7 @@ def build_world(app: Flask, users: dict[str, str], as_user) -> World:
         world.ids["special_content_item"] = db.session.scalar(select(SpecialContentItem.id))
     _ip_records(app, people, world)
     _domain_records(app, people, world)
+    _inspection_records(app, people, world)
     with app.app_context():  # 个人设置 › 接口凭证 lists it; its revocation posts to it (issue 16)
         credential, _secret = exchange.create_credential(user_named(people["isp"]), "订单系统", ("filings", "events"))
         db.session.commit()
@@ -175,6 +187,31 @@ def _domain_records(app: Flask, people: dict[str, str], world: World) -> None:
         job = domain_imports.queue_domain_import(unit, "域名.xlsx", io.BytesIO(b"not a workbook"))  # its page lists it
         db.session.commit()
         domain_imports.run_domain_import(job)
+
+
+def _inspection_records(app: Flask, people: dict[str, str], world: World) -> None:
+    """A finished 天津 run with one failing result and its finding, and a rectification notice (issue 18)."""
+    with app.app_context():
+        bureau = user_named(people["bureau"])
+        website = db.session.get(Entity, world.ids["entity"]).websites[0]
+        run = InspectionRun(province_code=TIANJIN, scope=InspectionScope.ALL, created_by_id=bureau.id,
+                            state=RunState.DONE, total=1, checked=1, failing=1)
+        db.session.add(run)
+        db.session.flush()
+        evidence = {"number": {"passed": False, "outcome": "missing", "message": "首页未展示备案号",
+                               "evidence": {"url": "http://www.example.cn/", "status": 200, "excerpt": "欢迎"}}}
+        result = InspectionResult(run_id=run.id, website_id=website.id, entity_id=website.entity_id,
+                                  province_code=TIANJIN, passed=False, failing="number",
+                                  evidence=json.dumps(evidence, ensure_ascii=False))
+        db.session.add(result)
+        db.session.flush()
+        db.session.add(InspectionFinding(website_id=website.id, check=CheckCode.NUMBER, entity_id=website.entity_id,
+                                         province_code=TIANJIN, outcome="missing", message="首页未展示备案号",
+                                         last_result_id=result.id))
+        notice = inspections.issue_notice(bureau, website, ["number"], "请在首页底部展示备案号",
+                                          date.today() + timedelta(days=15))
+        db.session.commit()
+        world.ids.update(inspection_run=run.id, inspected_website=website.id, rectification_notice=notice.id)
 
 
 def url_for_rule(rule: Rule, world: World) -> str:

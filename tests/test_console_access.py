@@ -43,6 +43,13 @@ MATRIX: dict[str, set[str]] = {
     "/admin/domain_reports/new/": {"domain_reporter"},
     "/admin/domain_overview/": {"bureau", "miit"},
     "/admin/domain_flags/": {"bureau", "miit"},
+    "/admin/inspections/": {"bureau", "miit"},
+    "/admin/inspections/start": {"bureau", "miit"},
+    "/admin/inspection-findings/": {"bureau", "miit"},
+    "/admin/rectification/": {"bureau", "miit", "isp"},
+    "/admin/unfiled/": {"bureau", "miit", "isp"},
+    "/admin/unfiled/report": {"bureau", "miit", "isp"},
+    "/admin/unfiled/export/xlsx/": {"bureau", "miit", "isp"},
 }
 
 

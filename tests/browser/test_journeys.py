@@ -9,6 +9,7 @@ temporary folder (kept for the last three runs): what a failing journey showed.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -16,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.chromium import CHROMIUM, FLAGS, sync_api
+from tests.browser.chromium import CHROMIUM, FLAGS, sync_api  # first: skips the module without Chromium
 from tests.browser.watch import Watch, watch
 from tests.conftest import _empty_tables
 from tests.test_chinese_ui import _known_data
 
-walkthrough = pytest.importorskip("scripts.walkthrough")
+#: imported once tests.browser.chromium has skipped the module if Playwright or Chromium is missing
+walkthrough = importlib.import_module("scripts.walkthrough")
 
 SPOILED = '<p>Sample sentence</p><img src="/static/img/missing.png" alt=""><script>window.x = 1;</script>'
 #: a journey failed: the ones after it, which build on it, are skipped rather than failed again
