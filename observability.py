@@ -20,7 +20,7 @@ import ipaddress
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +35,7 @@ from werkzeug.wrappers import Response
 
 import audit
 import storage
+import workflow.inspections as inspections
 from extensions import cached, csrf, db
 from models import (
     CLOSED_APPLICATION_STATES,
@@ -223,7 +224,7 @@ class InspectionCollector(Collector):
                         every=NOTICE_QUEUE)
         yield GaugeMetricFamily("beian_rectification_notices_overdue", "Rectification notices still open past their "
                                 "deadline", value=db.session.scalar(select(func.count()).select_from(
-                                    RectificationNotice).where(overdue_notices())) or 0)
+                                    RectificationNotice).where(inspections.overdue_condition())) or 0)
 
 
 def _in_every_province() -> Any:
@@ -239,11 +240,6 @@ def failing_by_check() -> dict[str, int]:
     counts.update({str(check): count for check, count in db.session.execute(
         select(InspectionFinding.check, func.count()).group_by(InspectionFinding.check))})
     return counts
-
-
-def overdue_notices() -> Any:
-    """`workflow.rectification.overdue` as a condition: open (no ISP answered) past its deadline."""
-    return (RectificationNotice.state == NoticeState.OPEN) & (RectificationNotice.deadline < date.today())
 
 
 def _by_label(name: str, documentation: str, label: str, query: Any, every: Iterable[str] = ()) -> GaugeMetricFamily:

@@ -364,7 +364,7 @@ def _ticked(findings: list[InspectionFinding]) -> set[str]:
 
 
 def _default_deadline() -> date:
-    return date.today() + timedelta(days=int(current_app.config.get("RECTIFICATION_DEFAULT_DAYS", 15)))
+    return inspections.beijing_today() + timedelta(days=int(current_app.config.get("RECTIFICATION_DEFAULT_DAYS", 15)))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
-from sqlalchemy import ColumnElement, and_, not_
+from sqlalchemy import ColumnElement, not_
 from werkzeug.datastructures import FileStorage
 
 import importer
@@ -47,7 +46,7 @@ class OverdueFilter(FilterEqual):
     """超期: `workflow.rectification.overdue` as a condition — open (no ISP answered) past the deadline."""
 
     def apply(self, query: Any, value: Any, alias: Any = None) -> Any:
-        condition = and_(RectificationNotice.state == NoticeState.OPEN, RectificationNotice.deadline < date.today())
+        condition = inspections.overdue_condition()
         return query.filter(condition if value == "1" else not_(condition))
 
 

@@ -30,7 +30,6 @@ from models import (
     NoticeState,
     RectificationAnswer,
     RectificationNotice,
-    UnfiledSighting,
     User,
     Website,
 )
@@ -70,10 +69,10 @@ def report_unfiled(actor: User, records: list[tuple[int, UnfiledRecord]]) -> lis
     except WorkflowError as error:
         return [error] * len(records)
     invalid, filed = dict(report.invalid), set(report.filed)
-    times = _times(actor, report.unfiled)
+    times = unfiled.times_reported(actor, report.unfiled)
     outcomes: list[dict[str, Any] | Exception] = []
     for value in values:
-        normalised = _normalised(value)
+        normalised = unfiled.normalised(value)
         if normalised is None:
             outcomes.append(Refusal(INVALID, invalid.get(value.strip()[:253], "不是域名或 IP 地址。"), "value"))
         else:
@@ -81,23 +80,6 @@ def report_unfiled(actor: User, records: list[tuple[int, UnfiledRecord]]) -> lis
             outcomes.append({"value": normalised, "result": result,
                              **({"times": times[normalised]} if result == "unfiled" else {})})
     return outcomes
-
-
-def _normalised(value: str) -> str | None:
-    """The value as the workflow matched it (its own classifier, on this value alone); None when it is invalid."""
-    kinds = unfiled._classify([value])
-    return next(iter([*kinds["domain"], *kinds["ip"]]), None)
-
-
-def _times(actor: User, values: list[str]) -> dict[str, int]:
-    """How often the caller has reported each unfiled value (this report included)."""
-    found: dict[str, int] = {}
-    for start in range(0, len(values), unfiled.CHUNK):
-        chunk = values[start:start + unfiled.CHUNK]
-        found.update((value, times) for value, times in db.session.execute(select(
-            UnfiledSighting.value, UnfiledSighting.times).where(UnfiledSighting.reporter_id == actor.id,
-                                                                UnfiledSighting.value.in_(chunk))))
-    return found
 
 
 # --- 整改通知: the list ---------------------------------------------------------------------------------------------

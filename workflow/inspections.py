@@ -56,13 +56,21 @@ from permissions import Action
 from validators import normalise_domain, with_and_without_www
 from workflow import imports
 from workflow.errors import NotFound, WorkflowError
-from workflow.rectification import answer_notice, close_notice, issue_notice, notice_scope, overdue
+from workflow.rectification import (
+    answer_notice,
+    beijing_today,
+    close_notice,
+    issue_notice,
+    notice_scope,
+    overdue,
+    overdue_condition,
+)
 from workflow.unfiled import UnfiledReport, report_unfiled, sighting_scope
 
 __all__ = [
-    "UnfiledReport", "answer_notice", "cancel_run", "close_notice", "finding_scope", "issue_notice",
-    "notice_scope", "overdue", "report_unfiled", "run_inspection_jobs", "run_scope", "schedule_due", "sighting_scope",
-    "start_run", "website_history",
+    "UnfiledReport", "answer_notice", "beijing_today", "cancel_run", "close_notice", "finding_scope", "issue_notice",
+    "notice_scope", "overdue", "overdue_condition", "report_unfiled", "run_inspection_jobs", "run_scope",
+    "schedule_due", "sighting_scope", "start_run", "website_history",
 ]
 
 #: lines of a LIST run (filing numbers or domains)

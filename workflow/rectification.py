@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, and_, select
 
 import audit
+import deadlines
 import notify
 import permissions
 from extensions import db
@@ -53,9 +54,20 @@ def notice_scope(actor: Any) -> ColumnElement[bool]:
     return permissions.rectification_scope(actor)
 
 
+def beijing_today() -> date:
+    """Deadlines are days in Beijing, whatever the server's time zone."""
+    return deadlines.beijing_date(utcnow())
+
+
 def overdue(notice: RectificationNotice, today: date | None = None) -> bool:
     """Open (no ISP answered) past its deadline; an answered or closed notice is not overdue."""
-    return notice.state == NoticeState.OPEN and (today or date.today()) > notice.deadline
+    return notice.state == NoticeState.OPEN and (today or beijing_today()) > notice.deadline
+
+
+def overdue_condition(today: date | None = None) -> ColumnElement[bool]:
+    """`overdue` as a condition, for the lists' 超期 filter and the metrics."""
+    return and_(RectificationNotice.state == NoticeState.OPEN,
+                RectificationNotice.deadline < (today or beijing_today()))
 
 
 def live_isps(website_id: int) -> list[User]:
@@ -102,7 +114,7 @@ def _check_notice(website: Website, checks: list[str], message: str, deadline: d
         raise WorkflowError("请填写整改要求。", "message")
     if len(message.strip()) > MESSAGE_MAX:
         raise WorkflowError(f"整改要求不能超过 {MESSAGE_MAX} 个字。", "message")
-    if deadline <= date.today():
+    if deadline <= beijing_today():
         raise WorkflowError("整改期限最早为明天。", "deadline")
     return codes
 

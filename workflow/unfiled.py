@@ -56,7 +56,7 @@ def report_unfiled(actor: User, values: Sequence[str], source: str) -> UnfiledRe
         raise NotFound()
     if len(values) > MAX_VALUES:
         raise WorkflowError(f"一次最多上报 {MAX_VALUES} 个域名或地址。", "values")
-    report, kinds = UnfiledReport(), _classify(values)
+    report, kinds = UnfiledReport(), classify(values)
     report.invalid = kinds.pop("invalid")
     filed = _filed_domains(list(kinds["domain"])) | _filed_addresses(list(kinds["ip"]))
     for kind in ("domain", "ip"):
@@ -69,7 +69,7 @@ def report_unfiled(actor: User, values: Sequence[str], source: str) -> UnfiledRe
     return report
 
 
-def _classify(values: Sequence[str]) -> dict[str, Any]:
+def classify(values: Sequence[str]) -> dict[str, Any]:
     """Each value normalised: an IPv4 / IPv6 address (its canonical text), else a domain (`normalise_domain`), else
     invalid with the reason; blanks skipped, repeats kept once."""
     found: dict[str, Any] = {"domain": {}, "ip": {}, "invalid": []}
@@ -86,6 +86,21 @@ def _classify(values: Sequence[str]) -> dict[str, Any]:
             found["domain"].setdefault(normalise_domain(text), "domain")
         except ValueError as error:
             found["invalid"].append((text[:253], str(error)))
+    return found
+
+
+def normalised(value: str) -> str | None:
+    """One value as `report_unfiled` matches it (its canonical address or normalised domain); None when invalid."""
+    kinds = classify([value])
+    return next(iter([*kinds["domain"], *kinds["ip"]]), None)
+
+
+def times_reported(actor: User, values: list[str]) -> dict[str, int]:
+    """How often the reporter has reported each of these (normalised) values as unfiled, this report included."""
+    found: dict[str, int] = {}
+    for start in range(0, len(values), CHUNK):
+        found.update(db.session.execute(select(UnfiledSighting.value, UnfiledSighting.times).where(
+            UnfiledSighting.reporter_id == actor.id, UnfiledSighting.value.in_(values[start:start + CHUNK]))).all())
     return found
 
 
