@@ -70,7 +70,11 @@ class InspectionRun(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     state: Mapped[RunState] = mapped_column(str_enum(RunState, "inspection_run_state"), default=RunState.QUEUED)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    #: claims so far, one higher per claim: the claim's fencing token
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: claims of a run whose worker died (its lease ran out; a slice handed back is not counted): past a few the
+    #: run is failed rather than taken over forever
+    takeovers: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     #: websites in the run (counted when it starts), inspected so far, and failing at least one check

@@ -4,7 +4,7 @@ asked and whether a transaction was open meanwhile."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,35 +66,33 @@ def check(code: str, passed: bool | None = True, outcome: str | None = None, **e
 
 @dataclass
 class FakeInspector:
-    """Replaces `workflow.inspections.inspect_sites`: every check passes unless `failing[website_id]` names
-    checks (code → outcome, or None for "not checked"); `before_each(batch)` runs before a batch is answered (a
-    test's interference: a cancellation, a website ended); `raises` makes it fail."""
+    """Replaces `workflow.inspections.inspect_sites`: takes the sites one at a time as `inspect_many` does (so the
+    workflow reads its batches as they are asked for) and answers each; every check passes unless
+    `failing[website_id]` names checks (code → outcome, or None for "not checked"); `before_each(website_id)` runs
+    before a site is answered (a test's interference: a cancellation, a website ended); `raises` makes it fail."""
 
     failing: dict[int, dict[str, str | None]] = field(default_factory=dict)
-    batches: list[list[int]] = field(default_factory=list)
+    inspected: list[int] = field(default_factory=list)
     in_transaction: list[bool] = field(default_factory=list)
-    before_each: Callable[[list[int]], None] | None = None
+    before_each: Callable[[int], None] | None = None
     raises: Exception | None = None
 
-    def __call__(self, sites: list[inspector.Site]) -> Iterator[tuple[inspector.Site, list[inspector.Check], float]]:
-        ids = [site.website_id for site in sites]
-        self.batches.append(ids)
-        self.in_transaction.append(db.session().in_transaction())
-        if self.before_each is not None:
-            self.before_each(ids)
-        if self.raises is not None:
-            raise self.raises
-        return iter([(site, self.checks(site), 0.01) for site in sites])
+    def __call__(self, sites: Iterable[inspector.Site]
+                 ) -> Iterator[tuple[inspector.Site, list[inspector.Check], float]]:
+        for site in sites:
+            self.inspected.append(site.website_id)
+            self.in_transaction.append(db.session().in_transaction())
+            if self.before_each is not None:
+                self.before_each(site.website_id)
+            if self.raises is not None:
+                raise self.raises
+            yield site, self.checks(site), 0.01
 
     def checks(self, site: inspector.Site) -> list[inspector.Check]:
         wrong = self.failing.get(site.website_id, {})
         return [check(code, None, "unreachable") if code in wrong and wrong[code] is None
                 else check(code, False, wrong[code]) if code in wrong else check(code, url=f"http://{site.domains[0]}/")
                 for code in inspector.CHECKS]
-
-    @property
-    def inspected(self) -> list[int]:
-        return [website_id for batch in self.batches for website_id in batch]
 
 
 def website_ids() -> list[int]:

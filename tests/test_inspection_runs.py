@@ -131,10 +131,13 @@ def test_a_list_takes_website_and_entity_numbers_and_domains_and_names_what_it_d
 # --- the worker ---------------------------------------------------------------------------------------------------
 
 def test_a_run_stores_results_and_findings_in_batches_with_no_transaction_open_while_fetching(app, people, sites,
-                                                                                             fake) -> None:
-    """Results with evidence, findings opened for failing checks, progress counted; the inspector is called with
-    no transaction open, in batches of INSPECTION_BATCH."""
+                                                                                             fake, monkeypatch) -> None:
+    """Results with evidence, findings opened for failing checks, progress counted; the websites are read in
+    batches of INSPECTION_BATCH as the inspector asks for them, with no transaction open while it inspects."""
     app.config["INSPECTION_BATCH"] = 2
+    read: list[list[int]] = []
+    load_sites = inspections.load_sites
+    monkeypatch.setattr(inspections, "load_sites", lambda ids: read.append(list(ids)) or load_sites(ids))
     with app.app_context():
         fake.failing = {sites["tj2"]: {"number": "missing", "cert": "absent"}, sites["tj3"]: {"alive": "dead",
                                                                                             "number": None}}
@@ -142,7 +145,7 @@ def test_a_run_stores_results_and_findings_in_batches_with_no_transaction_open_w
         assert inspections.run_inspection_jobs() == 1
         run = _run(run_id)
         assert (run.state, run.checked, run.failing, run.total, run.cursor) == (RunState.DONE, 3, 2, 3, sites["tj3"])
-        assert fake.batches == [[sites["tj1"], sites["tj2"]], [sites["tj3"]]] and fake.in_transaction == [False] * 2
+        assert read == [[sites["tj1"], sites["tj2"]], [sites["tj3"]], []] and fake.in_transaction == [False] * 3
         assert _results(run_id) == [sites["tj1"], sites["tj2"], sites["tj3"]]
         failing = dict(db.session.execute(select(InspectionResult.website_id, InspectionResult.failing)).all())
         assert failing == {sites["tj1"]: "", sites["tj2"]: "number,cert", sites["tj3"]: "alive"}
@@ -186,8 +189,8 @@ def test_findings_keep_first_seen_move_last_seen_and_close_when_the_check_passes
 def test_a_website_ended_between_batches_is_skipped(app, people, sites, fake) -> None:
     app.config["INSPECTION_BATCH"] = 1
 
-    def end_tj3(batch: list[int]) -> None:
-        if batch == [sites["tj1"]]:
+    def end_tj3(website_id: int) -> None:
+        if website_id == sites["tj1"]:
             with app.app_context():
                 db.session.execute(update(Website).where(Website.id == sites["tj3"]).values(
                     status=FilingStatus.CANCELLED))
@@ -205,8 +208,8 @@ def test_a_cancelled_run_stops_at_its_next_batch_and_writes_nothing_more(app, pe
     with app.app_context():
         run_id = _start(people["bureau"])
 
-        def cancel_during_the_second(batch: list[int]) -> None:
-            if batch == [sites["tj2"]]:
+        def cancel_during_the_second(website_id: int) -> None:
+            if website_id == sites["tj2"]:
                 with app.app_context():
                     inspections.cancel_run(user_named(people["bureau"]), db.session.get(InspectionRun, run_id))
                     db.session.commit()
@@ -224,8 +227,8 @@ def test_a_cancelled_run_stops_at_its_next_batch_and_writes_nothing_more(app, pe
 def test_a_run_that_raises_is_failed_with_a_message_and_the_worker_goes_on(app, people, sites, fake) -> None:
     with app.app_context():
         failing, fine = _start(people["bureau"]), _start(people["bureau_bj"])
-        fake.before_each = lambda batch: setattr(fake, "raises", RuntimeError("boom") if sites["tj1"] in batch
-                                                 else None)
+        fake.before_each = lambda website_id: setattr(fake, "raises", RuntimeError("boom")
+                                                      if website_id == sites["tj1"] else None)
         assert workers.run_step(next(step for step in workers.STEPS if step.name == "inspections")) == 1
         assert inspections.run_inspection_jobs() == 1
         assert (_run(failing).state, _run(fine).state) == (RunState.FAILED, RunState.DONE)

@@ -6,6 +6,7 @@ the failing checks, their findings, and the evidence of what was fetched."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -96,3 +97,35 @@ def test_a_run_over_real_http_finds_what_each_site_does_wrong(app, people, farm_
         assert findings == {(made[key].id, code) for key, (_b, _s, failing) in BEHAVIOURS.items() for code in failing}
         assert farm.user_agents and all("ICP" in agent or "备案" in agent or "beian" in agent.lower()
                                         for agent in farm.user_agents)
+
+
+def test_a_hostile_site_does_not_hold_up_the_others_results(app, people, farm_of, monkeypatch) -> None:
+    """The run's first website trickles its pages (cut at the 2 s deadline, twice: home page and certificate); the
+    six others are read in batches of two as the inspector's two threads ask for them, and their results are
+    stored while the hostile one is still being inspected — with the cursor kept before it, so that a resumed run
+    would inspect it again — not after it."""
+    with app.app_context():
+        made = [filed_website(people) for _ in range(7)]
+        hostile = made[0].id
+        farm = farm_of([DemoSite(domain.name, "slow" if website.id == hostile else "compliant",
+                                 number=website.number) for website in made for domain in website.domains])
+        app.config.update(farm.config(), INSPECTION_TOTAL_TIMEOUT=2, INSPECTION_CONNECT_TIMEOUT=1,
+                          INSPECTION_THREADS=2, INSPECTION_BATCH=2)
+        stores: list[tuple[list[int], int]] = []
+        store = inspections._store
+        monkeypatch.setattr(inspections, "_store", lambda claim, owners, inspected, cursor: stores.append(
+            (sorted(site.website_id for site, _checks, _seconds in inspected), cursor)) or store(
+            claim, owners, inspected, cursor))
+        run = inspections.start_run(user_named(people["bureau"]), inspections.InspectionScope.ALL)
+        db.session.commit()
+        inspections.run_inspection_jobs()
+        db.session.expire_all()
+        assert (run.state, run.checked) == (RunState.DONE, 7)
+        others = sorted(website.id for website in made[1:])
+        assert sorted(website_id for ids, _cursor in stores[:-1] for website_id in ids) == others
+        assert all(cursor == hostile - 1 for _ids, cursor in stores[:-1])
+        assert stores[-1] == ([hostile], others[-1])
+        stored = dict(db.session.execute(select(InspectionResult.website_id, InspectionResult.checked_at)).all())
+        assert max(stored[website_id] for website_id in others) < stored[hostile] - timedelta(seconds=2.5)
+        assert json.loads(db.session.scalar(select(InspectionResult.evidence).where(
+            InspectionResult.website_id == hostile)))["alive"]["evidence"]["elapsed_ms"] >= 1900

@@ -19,12 +19,25 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 import audit
 import certificates
@@ -85,6 +98,13 @@ HISTORY_MAX = 200
 #: a province whose last rolling run took every website then due is looked at again after this long
 SCHEDULE_RECHECK = timedelta(hours=1)
 UNFINISHED = (RunState.QUEUED, RunState.RUNNING)
+#: a run whose worker died this many times (each death a takeover) is failed at the last takeover: a website that
+#: kills the worker would otherwise have the run taken over forever
+MAX_TAKEOVERS = 3
+TAKEN_OVER = ("检查多次中断（处理进程异常退出），已停止；已检查的结果保留，请重新发起检查，"
+              "若仍中断请联系管理员查看工作进程日志。")
+#: seconds after which the results inspected so far are stored, however few (the run's page shows progress)
+STORE_SECONDS = 5.0
 
 def run_scope(actor: Any) -> ColumnElement[bool]:
     """The runs of the bureau's province; MIIT all."""
@@ -303,6 +323,7 @@ class Claim:
     targets: str
     created_at: datetime
     total: int
+    takeovers: int
 
 
 def _lease() -> datetime:
@@ -313,6 +334,11 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     """Queued; running but handed back (no lease); or running under a lease nobody renewed (its worker died)."""
     return or_(InspectionRun.state == RunState.QUEUED, and_(InspectionRun.state == RunState.RUNNING, or_(
         InspectionRun.lease_until.is_(None), InspectionRun.lease_until < now)))
+
+
+def _dead() -> ColumnElement[bool]:
+    """A claimable run still under a lease: one that ran out, its worker dead or stalled (not handed back)."""
+    return and_(InspectionRun.state == RunState.RUNNING, InspectionRun.lease_until.is_not(None))
 
 
 def _claim_next() -> Claim | None:
@@ -327,9 +353,10 @@ def _claim_next() -> Claim | None:
             return None
         claimed = db.session.execute(update(InspectionRun).where(InspectionRun.id == run_id, _claimable(now)).values(
             state=RunState.RUNNING, lease_until=_lease(), attempts=InspectionRun.attempts + 1,
+            takeovers=InspectionRun.takeovers + case((_dead(), 1), else_=0),
             started_at=func.coalesce(InspectionRun.started_at, now)).returning(
             InspectionRun.attempts, InspectionRun.scope, InspectionRun.province_code, InspectionRun.isp_id,
-            InspectionRun.targets, InspectionRun.created_at, InspectionRun.total)
+            InspectionRun.targets, InspectionRun.created_at, InspectionRun.total, InspectionRun.takeovers)
             .execution_options(synchronize_session=False)).one_or_none()
     return Claim(run_id, *claimed) if claimed is not None else None
 
@@ -355,6 +382,9 @@ def run_inspection_jobs(limit: int = 1) -> int:
 
 
 def _run_or_fail(claim: Claim) -> None:
+    if claim.takeovers >= MAX_TAKEOVERS:
+        _fail(claim, TAKEN_OVER)
+        return
     try:
         _run(claim, time.monotonic() + current_app.config["INSPECTION_SLICE_SECONDS"])
     except RunStopped:
@@ -388,30 +418,90 @@ def _finish(claim: Claim, state: RunState, error: str = "") -> None:
 
 
 def _run(claim: Claim, deadline: float) -> None:
-    with imports._reading():
-        cursor, checked = db.session.execute(select(InspectionRun.cursor, InspectionRun.checked).where(
-            InspectionRun.id == claim.id)).one()
-        listed = _listed_ids(claim)
-    while True:
+    """One slice of a run: the websites read batch by batch as the inspector asks for them, the results stored as
+    they complete (every INSPECTION_BATCH, or STORE_SECONDS), so a slow website holds one thread, not the run."""
+    reader = _Reader.resume(claim, deadline)
+    pending: list[Inspected] = []
+    stored_at = time.monotonic()
+    for done in inspect_sites(reader.sites()):
+        reader.completed(done[0].website_id)
+        pending.append(done)
+        if (len(pending) >= current_app.config["INSPECTION_BATCH"] or reader.stopped
+                or time.monotonic() - stored_at > STORE_SECONDS):
+            _store_pending(claim, reader, pending)
+            pending, stored_at = [], time.monotonic()
+    if pending:
+        _store_pending(claim, reader, pending)
+    with imports._writing():
+        if reader.over:
+            _finish(claim, RunState.DONE)
+        else:  # handed back: claimable again at once, by any worker
+            _fence(claim, lease_until=None, cursor=reader.cursor)
+
+
+@dataclass
+class _Reader:
+    """A run's websites read INSPECTION_BATCH at a time, each read in a read transaction of the worker's thread
+    when the inspector asks for more (`inspect_many` takes a few ahead of its threads); which are still being
+    inspected, so that the stored cursor never passes one of them."""
+
+    claim: Claim
+    deadline: float
+    cursor: int  # the last website read
+    counted: int  # websites of the run stored or read (a rolling run stops at its total)
+    listed: list[int]  # a LIST run's websites
+    owners: dict[int, tuple[int, str]] = field(default_factory=dict)  # read, not stored: entity id, province
+    in_flight: set[int] = field(default_factory=set)  # read, not inspected yet
+    over: bool = False  # no website left to read: the run is done once those read are stored
+    stopped: bool = False  # nothing more to read in this slice (over, or the slice's time is up)
+
+    @classmethod
+    def resume(cls, claim: Claim, deadline: float) -> _Reader:
+        with imports._reading():
+            cursor, checked = db.session.execute(select(InspectionRun.cursor, InspectionRun.checked).where(
+                InspectionRun.id == claim.id)).one()
+            return cls(claim, deadline, cursor, checked, _listed_ids(claim))
+
+    def sites(self) -> Iterator[inspector.Site]:
+        """Batch after batch; at least one per slice, then none after the slice's deadline."""
+        while not self.stopped:
+            yield from self._read()
+            if time.monotonic() > self.deadline:
+                self.stopped = True
+
+    def _read(self) -> list[inspector.Site]:
+        """The next batch, less the websites already stored in this run (a resumed run's cursor is the lowest
+        website that was in flight, those after it may be stored)."""
         wanted = current_app.config["INSPECTION_BATCH"]
-        if claim.scope == InspectionScope.SCHEDULE:
-            wanted = min(wanted, claim.total - checked)
+        if self.claim.scope == InspectionScope.SCHEDULE:
+            wanted = min(wanted, self.claim.total - self.counted)
         with imports._reading():
-            ids, after = _next_batch(claim, cursor, listed, wanted) if wanted > 0 else ([], cursor)
-            sites = load_sites(ids)
-        if after == cursor:
-            with imports._writing():
-                _finish(claim, RunState.DONE)
-            return
-        inspected = list(inspect_sites([site for site, _entity, _province in sites])) if sites else []
-        with imports._reading():
-            inspected = settle_certificates(inspected)
-        _store(claim, {site.website_id: (entity, province) for site, entity, province in sites}, inspected, after)
-        cursor, checked = after, checked + len(inspected)
-        if time.monotonic() > deadline:
-            with imports._writing():
-                _fence(claim, lease_until=None)  # handed back: claimable again at once, by any worker
-            return
+            ids, after = _next_batch(self.claim, self.cursor, self.listed, wanted) if wanted > 0 else ([], self.cursor)
+            stored = set(db.session.scalars(select(InspectionResult.website_id).where(
+                InspectionResult.run_id == self.claim.id, InspectionResult.website_id.in_(ids)))) if ids else set()
+            loaded = load_sites([website_id for website_id in ids if website_id not in stored])
+        if after == self.cursor:
+            self.over = self.stopped = True
+            return []
+        for site, entity_id, province in loaded:
+            self.owners[site.website_id] = (entity_id, province)
+            self.in_flight.add(site.website_id)
+        self.cursor, self.counted = after, self.counted + len(loaded)
+        return [site for site, _entity, _province in loaded]
+
+    def completed(self, website_id: int) -> None:
+        self.in_flight.discard(website_id)
+
+    def stored_cursor(self) -> int:
+        """Where a resumed run goes on: before the lowest website still being inspected, else after the last read."""
+        return min(self.in_flight) - 1 if self.in_flight else self.cursor
+
+
+def _store_pending(claim: Claim, reader: _Reader, pending: list[Inspected]) -> None:
+    with imports._reading():
+        pending = settle_certificates(pending)
+    _store(claim, {site.website_id: reader.owners.pop(site.website_id) for site, _checks, _seconds in pending},
+           pending, reader.stored_cursor())
 
 
 def _listed_ids(claim: Claim) -> list[int]:
@@ -465,8 +555,9 @@ def load_sites(ids: Sequence[int]) -> list[tuple[inspector.Site, int, str]]:
             for website_id, number, home_url, entity_id, entity_number, province in rows]
 
 
-def inspect_sites(sites: list[inspector.Site]) -> Iterator[tuple[inspector.Site, list[inspector.Check], float]]:
-    """The inspector on the app's settings and the registry's public keys, no transaction open."""
+def inspect_sites(sites: Iterable[inspector.Site]) -> Iterator[tuple[inspector.Site, list[inspector.Check], float]]:
+    """The inspector on the app's settings (the static-hosts file re-read: once a slice) and the registry's public
+    keys, as the sites complete; no transaction open while it fetches."""
     config = current_app.config
     fetcher = inspector.Fetcher(inspector.Policy.from_config(config), inspector.resolver_from_config(config))
     return inspector.inspect_many(sites, fetcher, certificates.keyring().jwks())

@@ -30,6 +30,7 @@ def upgrade():
     sa.Column('state', sa.Enum('queued', 'running', 'done', 'failed', 'cancelled', name='inspection_run_state', native_enum=False, create_constraint=True, length=32), nullable=False),
     sa.Column('lease_until', sa.DateTime(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('takeovers', sa.Integer(), nullable=False),
     sa.Column('started_at', sa.DateTime(), nullable=True),
     sa.Column('finished_at', sa.DateTime(), nullable=True),
     sa.Column('total', sa.Integer(), nullable=False),

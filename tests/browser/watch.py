@@ -101,13 +101,25 @@ class Watch:
         found = list(self.events)
         for loaded in self.pages:
             where = self._path(loaded.url)
-            if loaded.ms > SLOW_PAGE_MS:
-                found.append(f"slow page: {where} took {loaded.ms:.0f} ms (the server {loaded.server_ms:.0f} ms)")
+            if loaded.ms > SLOW_PAGE_MS and (again := self._timed_again(loaded.url)) > SLOW_PAGE_MS:
+                found.append(f"slow page: {where} took {loaded.ms:.0f} ms (the server {loaded.server_ms:.0f} ms), "
+                             f"and {again:.0f} ms loaded again")
             found.extend(f"English {word!r} on {where} in {' '.join(piece.split())[:80]!r}"
                          for piece in visible_text(loaded.html).pieces for word in english_words(piece, known))
         self.events.clear()
         self.pages.clear()
         return found
+
+
+    def _timed_again(self, url: str) -> float:
+        """A slow page loaded once more, in a tab of its own (the journey's page stays as it is): slow twice is slow;
+        once is a machine busy with something else for a moment (the two suites of CI share its cores)."""
+        tab = self.page.context.new_page()
+        try:
+            tab.goto(url, wait_until="load")
+            return float(tab.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd"))
+        finally:
+            tab.close()
 
 
 def watch(page, origin: str) -> Watch:
