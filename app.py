@@ -15,6 +15,7 @@ from flask_babel import format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 from flask_migrate import upgrade
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -451,6 +452,8 @@ def register_cli(app: Flask) -> None:
                           province: str | None, workers: int | None) -> None:
         """Realistic filings in every province, ISP and state (approved ones signed); with --ip-blocks, a
         hierarchy of IP reports (registry blocks → carriers → re-allocations → user units, IPv4 and IPv6)."""
+        if not sa_inspect(db.engine).has_table("provinces"):
+            raise click.ClickException("数据库尚未初始化：请先运行 flask --app app init。")
         started = time.perf_counter()
         summary: dict[str, object] = {}
         if filings or (filings is None and not ip_blocks):

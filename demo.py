@@ -84,11 +84,21 @@ def credit_code(n: int) -> str:
     raise AssertionError("no body without an X check character")
 
 
+#: what a province's name ends with, longest first: 内蒙古自治区 → 内蒙古, 广西壮族自治区 → 广西, 黑龙江省 → 黑龙江
+PROVINCE_SUFFIXES = ("维吾尔自治区", "壮族自治区", "回族自治区", "特别行政区", "自治区", "省", "市")
+
+
+def short_name(province_name: str) -> str:
+    """A province's name as a company name carries it (not cut to two characters: 内蒙, 黑龙)."""
+    return next((province_name.removesuffix(suffix) for suffix in PROVINCE_SUFFIXES if province_name.endswith(suffix)),
+                province_name)
+
+
 def ensure_staff(password: str) -> Staff:
     provinces = list(db.session.scalars(select(Province).order_by(Province.sort_order)))
     existing = set(db.session.scalars(select(User.username).where(User.username.like("demo_%"))))
     created = []
-    accounts = [(f"demo_isp_{p.code[:2]}_{i}", Role.ISP, p, f"{p.name[:2]}第{i}数据中心有限公司")
+    accounts = [(f"demo_isp_{p.code[:2]}_{i}", Role.ISP, p, f"{short_name(p.name)}第{i}数据中心有限公司")
                 for p in provinces for i in (1, 2)]
     accounts += [(f"demo_bureau_{p.code[:2]}", Role.BUREAU, p, f"{p.name}通信管理局") for p in provinces]
     accounts += [(username, Role.DOMAIN_REPORTER, db.session.get(Province, code) if code else None, organisation)

@@ -81,7 +81,7 @@ def inspection_demo_sites(province: str, limit: int, hosts_file: Path, serve_sec
                                    "(flask --app app seed-demo --province …)")
     db.session.rollback()  # nothing held open while serving
     with demo_inspection.farm_of(planned) as farm:
-        demo_inspection.write_hosts(hosts_file, farm.static_hosts())
+        demo_inspection.write_hosts(hosts_file, demo_inspection.static_hosts(planned, farm))
         click.echo(json.dumps({"websites": len(planned), "names": len(farm.sites), "port": farm.port,
                                "behaviours": demo_inspection.summary(planned), "hosts_file": str(hosts_file)},
                               ensure_ascii=False))

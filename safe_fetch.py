@@ -100,10 +100,18 @@ class ResolveError(Exception):
 
 @dataclass(frozen=True)
 class Resolved:
-    """An address of a name; `port`, from a static mapping only, is where to connect instead of the URL's."""
+    """An address of a name; `port`, from a static mapping only, is where to connect instead of the URL's. `via`,
+    from a static mapping only ("filed=>127.0.0.1:port": the demo), is the address connected to while `address`
+    is the one the name is said to have (what the access check compares with the filed ranges)."""
 
     address: str
     port: int | None = None
+    via: str | None = None
+
+    @property
+    def connect(self) -> str:
+        """The address the fetcher checks (netguard) and connects to."""
+        return self.via or self.address
 
 
 class Resolver(Protocol):
@@ -128,8 +136,15 @@ def _literal(name: str) -> list[Resolved] | None:
 
 
 def _static_entry(value: str) -> Resolved:
-    """ "203.0.113.5", "127.0.0.1:8080", "[::1]:8080" → a Resolved."""
+    """ "203.0.113.5", "127.0.0.1:8080", "[::1]:8080", "10.1.2.3=>127.0.0.1:8080" (the name has 10.1.2.3, the
+    fetcher connects to 127.0.0.1:8080) → a Resolved."""
     value = value.strip()
+    if "=>" in value:
+        said, _, actual = value.partition("=>")
+        if "=>" in actual:
+            raise ValueError(value)
+        target = _static_entry(actual)
+        return Resolved(str(ipaddress.ip_address(said.strip().strip("[]"))), target.port, target.address)
     if value.startswith("["):
         address, _, port = value[1:].partition("]")
         return Resolved(str(ipaddress.ip_address(address)), int(port[1:]) if port.startswith(":") else None)
@@ -495,7 +510,7 @@ class Fetcher:
             resolved = self.resolver.resolve(host)
         except ResolveError as error:
             raise _Failure("nxdomain" if error.code == "nxdomain" else "dns", error.message) from error
-        target = next((item for item in resolved if netguard.allowed(item.address, self.policy.allowed_networks)),
+        target = next((item for item in resolved if netguard.allowed(item.connect, self.policy.allowed_networks)),
                       None)
         if target is None:
             listed = "、".join(item.address for item in resolved[:4])
@@ -521,7 +536,7 @@ class Fetcher:
 
     def _exchange(self, host: str, port: int, tls: bool, path: str, target: Resolved, deadline: float,
                   result: Fetched) -> str | None:
-        connection = _PinnedConnection(host, port, target.address, target.port or port, tls,
+        connection = _PinnedConnection(host, port, target.connect, target.port or port, tls,
                                        self.policy.connect_timeout, deadline)
         headers = {"User-Agent": self.policy.user_agent, "Accept": "text/html,*/*;q=0.8",
                    "Accept-Encoding": "gzip, deflate", "Connection": "close"}
@@ -530,7 +545,7 @@ class Fetcher:
             try:
                 connection.connect()
             except OSError as error:
-                raise _connect_failure(error, target.address, target.port or port) from error
+                raise _connect_failure(error, target.connect, target.port or port) from error
             connection.request("GET", path, headers=headers)
             response = connection.getresponse()
             result.status = response.status

@@ -22,25 +22,26 @@ from tests.helpers import user_named
 from tests.inspection_factories import filed_website
 
 #: one website of each behaviour (the demo's cycle of twenty, shortened)
-SHORT_CYCLE = ("compliant", "missing", "unlinked", "no_cert", "old_cert", "dead", "error")
+SHORT_CYCLE = ("compliant", "missing", "unlinked", "no_cert", "old_cert", "dead", "error", "outside")
 
 
 def invoke(app: Flask, *args: str) -> Any:
     return app.test_cli_runner().invoke(args=list(args))
 
 
-def _loopback_website(people: dict[str, str]) -> Website:
-    """A 天津 website in force whose filed access range is the farm's 127.0.0.1 (so the access check passes)."""
+def _demo_website(people: dict[str, str]) -> Website:
+    """A 天津 website in force filed, as `seed-demo` files them, in a private range (10.12.0.1–8) no farm serves:
+    the demo's hosts file says its names have 10.12.0.1 and reaches them on loopback."""
     isp = user_named(people["isp"])
     access = workflow.AccessData(isp_id=isp.id, method="2", server_province_code="120000",
-                                 ip_ranges=[("127.0.0.1", "127.0.0.1")])
+                                 ip_ranges=[("10.12.0.1", "10.12.0.8")])
     return filed_website(people, accesses=[access])
 
 
 @pytest.fixture
 def websites(app: Flask, people: dict[str, str]) -> list[int]:
     with app.app_context():
-        return [_loopback_website(people).id for _ in SHORT_CYCLE]
+        return [_demo_website(people).id for _ in SHORT_CYCLE]
 
 
 # --- inspection run ----------------------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ def demo(app: Flask, websites: list[int], monkeypatch: pytest.MonkeyPatch, tmp_p
     with app.app_context():
         planned = demo_inspection.plan("120000", 50)
     with demo_inspection.farm_of(planned) as farm:
-        demo_inspection.write_hosts(hosts, farm.static_hosts())
+        demo_inspection.write_hosts(hosts, demo_inspection.static_hosts(planned, farm))
         app.config.update(INSPECTION_STATIC_HOSTS_FILE=str(hosts), INSPECTION_ALLOWED_NETWORKS="127.0.0.1/32",
                           INSPECTION_CONNECT_TIMEOUT=1, INSPECTION_TOTAL_TIMEOUT=3)
         yield planned, farm, hosts
@@ -124,8 +125,11 @@ def test_the_plan_gives_each_website_its_behaviour_and_certificate(app: Flask, d
     assert by["no_cert"].token == "" and by["old_cert"].token not in ("", current[by["old_cert"].website_id])
     written = json.loads(hosts.read_text(encoding="utf-8"))
     assert set(written) == {domain for site in planned for domain in site.domains}
-    assert written[by["compliant"].domains[0]] == f"127.0.0.1:{farm.port}"
-    assert written[by["dead"].domains[0]] != f"127.0.0.1:{farm.port}"
+    assert by["compliant"].addresses == ("10.12.0.1",)
+    assert written[by["compliant"].domains[0]] == [f"10.12.0.1=>127.0.0.1:{farm.port}"]
+    assert written[by["dead"].domains[0]][0].startswith("10.12.0.1=>127.0.0.1:") and str(farm.port) not in \
+        written[by["dead"].domains[0]][0]
+    assert written[by["outside"].domains[0]] == f"127.0.0.1:{farm.port}"
 
 
 def test_the_farm_serves_the_number_linked_and_the_certificate(demo: Any) -> None:
@@ -146,15 +150,16 @@ def test_the_farm_serves_the_number_linked_and_the_certificate(demo: Any) -> Non
 
 def test_run_now_inspects_the_demo_websites_and_reports_the_failing_checks(app: Flask, people: dict[str, str],
                                                                             demo: Any) -> None:
-    """Every website checked over real HTTP; the compliant one passes every check (its address inside its filed
-    range, its certificate current); each other one fails the check its behaviour breaks."""
+    """Every website checked over real HTTP; the compliant one passes every check (the filed address its names are
+    said to have inside its filed range, its certificate current); each other one fails the check its behaviour
+    breaks — the "outside" one the access check, its names resolving to plain 127.0.0.1."""
     planned, _farm, _hosts = demo
     result = invoke(app, "inspection", "run", "--as", people["bureau"], "--now")
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[1].startswith("run ") and "websites checked" in lines[1]
     summary = json.loads(lines[-1])
-    assert summary["state"] == "done" and summary["checked"] == len(planned) and summary["failing"] == 6
+    assert summary["state"] == "done" and summary["checked"] == len(planned) and summary["failing"] == 7
     with app.app_context():
         failing = {row.website_id: set(filter(None, row.failing.split(","))) for row in db.session.scalars(
             select(InspectionResult).where(InspectionResult.run_id == summary["run"]))}
@@ -163,7 +168,8 @@ def test_run_now_inspects_the_demo_websites_and_reports_the_failing_checks(app: 
     assert by["missing"] == {"number"} and by["unlinked"] == {"link"}  # no number: no link to look for
     assert by["no_cert"] == {"cert"} and by["old_cert"] == {"cert"}
     assert by["dead"] == {"alive", "cert"} and by["error"] == {"alive"}  # a dead site serves no certificate either
-    assert summary["failing_by_check"] == {"dns": 0, "alive": 2, "number": 1, "link": 1, "cert": 3, "access": 0}
+    assert by["outside"] == {"access"}
+    assert summary["failing_by_check"] == {"dns": 0, "alive": 2, "number": 1, "link": 1, "cert": 3, "access": 1}
 
 
 def test_demo_sites_command_writes_the_hosts_file_and_stops(app: Flask, websites: list[int],

@@ -254,6 +254,60 @@ def test_a_stalled_worker_is_taken_over_and_its_late_batch_is_fenced_off(app, pe
         assert _results(run_id) == [sites["tj1"], sites["tj2"], sites["tj3"]] and _run(run_id).checked == 3
 
 
+def _lease_runs_out() -> None:
+    db.session.execute(update(InspectionRun).where(InspectionRun.lease_until.is_not(None)).values(
+        lease_until=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+
+
+def test_a_resumed_run_skips_the_websites_stored_after_its_cursor(app, people, sites, fake) -> None:
+    """A worker died with tj1 still being inspected and tj2 stored (the cursor kept before tj1): the worker taking
+    the run over inspects tj1 and tj3 only, and each website is once in the results."""
+    with app.app_context():
+        run_id = _start(people["bureau"])
+        died = inspections._claim_next()
+        with inspections.imports._reading():
+            [(site, entity_id, province)] = inspections.load_sites([sites["tj2"]])
+        inspections._store(died, {site.website_id: (entity_id, province)}, [(site, fake.checks(site), 0.01)],
+                           sites["tj1"] - 1)
+        _lease_runs_out()
+        assert inspections.run_inspection_jobs() == 1
+        run = _run(run_id)
+        assert fake.inspected == [sites["tj1"], sites["tj3"]] and (run.state, run.checked) == (RunState.DONE, 3)
+        assert _results(run_id) == [sites["tj1"], sites["tj2"], sites["tj3"]]
+
+
+def test_a_run_whose_worker_keeps_dying_is_failed_and_a_hand_back_is_no_takeover(app, people, sites, fake) -> None:
+    """A claim of a run whose lease ran out is a takeover, a claim after a slice handed back is not; the takeover
+    that would be the MAX_TAKEOVERS-th fails the run with the reason (its results kept). A run taken over fewer
+    times finishes."""
+    app.config.update(INSPECTION_BATCH=1, INSPECTION_SLICE_SECONDS=0)
+    with app.app_context():
+        run_id, survivor = _start(people["bureau"]), _start(people["bureau_bj"])
+        inspections.run_inspection_jobs()  # two slices of 天津's run (the oldest), each handed back
+        inspections.run_inspection_jobs()
+        assert (_run(run_id).attempts, _run(run_id).takeovers, _results(run_id)) == (2, 0, [sites["tj1"], sites["tj2"]])
+        claimed = [inspections._claim_next(), inspections._claim_next()]  # claimed, and their workers die
+        assert {(claim.id, claim.takeovers) for claim in claimed} == {(run_id, 0), (survivor, 0)}
+        for takeover in range(1, inspections.MAX_TAKEOVERS):
+            _lease_runs_out()
+            taken = [inspections._claim_next(), inspections._claim_next()]  # both taken over, both die again
+            assert {(claim.id, claim.takeovers) for claim in taken} == {(survivor, takeover), (run_id, takeover)}
+        _lease_runs_out()
+        db.session.execute(update(InspectionRun).where(InspectionRun.id == survivor).values(
+            takeovers=inspections.MAX_TAKEOVERS - 2))  # 北京's worker died less often
+        db.session.commit()
+        app.config["INSPECTION_SLICE_SECONDS"] = 60
+        assert inspections.run_inspection_jobs(limit=5) == 2
+        failed, finished = _run(run_id), _run(survivor)
+        assert (failed.state, failed.error, failed.takeovers) == (RunState.FAILED, inspections.TAKEN_OVER,
+                                                                 inspections.MAX_TAKEOVERS)
+        assert _results(run_id) == [sites["tj1"], sites["tj2"]] and failed.finished_at is not None
+        assert (finished.state, _results(survivor)) == (RunState.DONE, [sites["bj"]])
+        assert db.session.scalar(select(AuditEvent.action).where(AuditEvent.object_id == str(run_id)).order_by(
+            AuditEvent.id.desc()).limit(1)) == "inspection.failed"
+
+
 def test_a_run_is_handed_back_after_its_slice_and_resumed_after_its_cursor(app, people, sites, fake) -> None:
     app.config.update(INSPECTION_BATCH=2, INSPECTION_SLICE_SECONDS=0)
     with app.app_context():

@@ -20,6 +20,7 @@ import dns.rrset
 import pytest
 
 import inspector
+import ipindex
 import netguard
 import safe_fetch
 from app import create_app
@@ -115,6 +116,31 @@ def test_static_hosts_give_an_address_and_a_port(tmp_path: Path) -> None:
     with pytest.raises(safe_fetch.ResolveError) as refused:
         resolver.resolve("unknown.cn")
     assert refused.value.code == "nxdomain"
+
+
+def test_a_static_host_can_say_one_address_and_be_reached_at_another(farm_of) -> None:
+    """"filed=>127.0.0.1:port" (the demo): the name has the filed address — what the fetch reports and the access
+    check compares with the filed ranges — while the fetcher connects to the loopback one, which netguard checks:
+    refused without 127.0.0.1 allowed, and a loopback name said to be reached at a private address refused even
+    with it."""
+    farm = farm_of([DemoSite("www.demo.cn", number=WEBSITE)])
+    hosts = {"www.demo.cn": f"10.1.2.3=>127.0.0.1:{farm.port}", "v6.demo.cn": "[2001:db8::7]=>[::1]:81",
+             "sneaky.cn": "127.0.0.1=>10.0.0.1:80", "twice.cn": "10.1.2.3=>10.1.2.4=>127.0.0.1:80"}
+    resolver = safe_fetch.StaticResolver(hosts)
+    assert resolver.resolve("www.demo.cn") == [safe_fetch.Resolved("10.1.2.3", farm.port, "127.0.0.1")]
+    assert resolver.resolve("v6.demo.cn")[0].connect == "::1" and resolver.resolve("v6.demo.cn")[0].port == 81
+    with pytest.raises(safe_fetch.ResolveError):
+        resolver.resolve("twice.cn")
+    fetcher = fetcher_for(farm, INSPECTION_STATIC_HOSTS=hosts)
+    fetched = fetcher.fetch("http://www.demo.cn/")
+    assert (fetched.status, fetched.address, fetched.error) == (200, "10.1.2.3", "") and WEBSITE in fetched.text()
+    assert fetcher.fetch("http://sneaky.cn/").error == "forbidden"
+    closed = fetcher_for(farm, INSPECTION_STATIC_HOSTS=hosts, INSPECTION_ALLOWED_NETWORKS="").fetch(
+        "http://www.demo.cn/")
+    assert closed.error == "forbidden" and farm.requests["www.demo.cn"] == 1
+    site = Site(1, WEBSITE, ENTITY, ("www.demo.cn",), "", ((1, ((ipindex.address_key("10.1.2.3"),) * 2,)),), None)
+    access = inspect(site, fetcher, {})[-1]
+    assert (access.passed, access.evidence["addresses"]) == (True, ["10.1.2.3"])
 
 
 class FakeDns:

@@ -1,0 +1,156 @@
+"""Issue 18 as an attacker tries it: a hostile website being inspected (HTML that makes the parser or the link check
+slow or fat, links that only look like the registry's, IPv6 forms that reach private addresses through a
+translator), a hostile ISP reporting values the database cannot store, and a notice closed while an ISP answers it.
+Each test failed before its fix."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+import inspector
+import netguard
+import workflow.inspections as inspections
+from extensions import db
+from inspector import Fetched, Site
+from models import HandlingResult, NoticeState, RectificationNotice, UnfiledSighting, Website
+from tests.helpers import post, user_named
+from tests.inspection_factories import filed_website
+from workflow.errors import WorkflowError
+
+WEBSITE, ENTITY = "津ICP备12345678号-1", "津ICP备12345678号"
+FOOTER = f'<footer><a href="https://beian.miit.gov.cn/">{WEBSITE}</a></footer>'
+MIB = 1024 * 1024
+
+
+def _page(html: str | bytes) -> tuple[inspector.Page, Fetched]:
+    body = html.encode() if isinstance(html, str) else html
+    fetched = Fetched(url="http://www.a.cn/", status=200, body=body[:MIB], content_type="text/html; charset=utf-8")
+    return inspector.Page.of(fetched), fetched
+
+
+def _checks(html: str) -> tuple[str, str]:
+    page, fetched = _page(html)
+    site = Site(1, WEBSITE, ENTITY, ("www.a.cn",), "")
+    return (inspector.number_check(site, fetched, page).outcome,
+            inspector.link_check(site, fetched, page, ("beian.miit.gov.cn",)).outcome)
+
+
+def _measured(html: str | bytes) -> tuple[float, float]:
+    """Seconds and peak MB of reading a page (parse, visible text, links)."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    _page(html)
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    return seconds, peak
+
+
+# --- the page: a megabyte of hostile HTML costs bounded time and memory --------------------------------------------
+
+def test_many_links_around_a_megabyte_of_text_do_not_copy_it_for_each_link() -> None:
+    """5,000 links beside 900 KB of text, and 400 links each in an element around the next: each link used to keep
+    the text of its parent — 4.7 GB for one 1 MiB page."""
+    link = '<a href="http://x.cn/">x</a>'
+    flat = "<html><body>" + link * 5000 + "字" * 300_000 + "</body></html>"
+    nested = "<html><body>" + f"<div>{link}" * 400 + "字" * 300_000 + "</div>" * 400 + "</body></html>"
+    for html in (flat, nested):
+        seconds, peak = _measured(html)
+        assert seconds < 3 and peak < 80, (seconds, peak)
+
+
+@pytest.mark.parametrize("opening", ["<div>", "<ul>", "<blockquote>", "<b id={}>x"])
+def test_deeply_nested_elements_do_not_make_the_parser_quadratic(opening: str) -> None:
+    """A megabyte of nested <div> took lexbor 257 s (each start tag scans the open elements); distinct <b> 75 s.
+    Nesting beyond the browsers' depth is flattened first, and the footer is still read."""
+    tags = "".join(opening.format(index) for index in range(200_000))[:MIB - 2000]
+    seconds, _peak = _measured("<html><body>" + tags + FOOTER + "</body></html>")
+    assert seconds < 3, seconds
+    assert _checks("<html><body>" + tags + FOOTER + "</body></html>") == ("ok", "ok")
+
+
+def test_a_page_nested_as_deep_as_browsers_go_is_read_as_before() -> None:
+    """500 nested elements (fewer than the bound) and unclosed paragraphs and list items: nothing dropped."""
+    html = "<div>" * 500 + "<ul>" + "<li><p>段落" * 3000 + "</ul>" + FOOTER + "</div>" * 500
+    assert _checks(f"<html><body>{html}</body></html>") == ("ok", "ok")
+
+
+@pytest.mark.parametrize("href", [
+    "javascript://beian.miit.gov.cn/%0aalert(1)",  # a script, not a link to the registry
+    "ftp://beian.miit.gov.cn/",
+    "https://evil.cn\\@beian.miit.gov.cn/",  # browsers go to evil.cn: the backslash is a slash to them
+    "https://evil.cn\\.beian.miit.gov.cn/",
+])
+def test_a_link_that_only_looks_like_the_registrys_is_not_the_registry_link(href: str) -> None:
+    assert _checks(f'<p><a href="{href}">{WEBSITE}</a></p>') == ("ok", "unlinked")
+
+
+@pytest.mark.parametrize("href", ["https://beian.miit.gov.cn/", "//beian.miit.gov.cn/", " HTTP://BEIAN.MIIT.GOV.CN. "])
+def test_the_registry_link_in_its_usual_forms_still_counts(href: str) -> None:
+    assert _checks(f'<p><a href="{href}">{WEBSITE}</a></p>') == ("ok", "ok")
+
+
+# --- addresses: IPv6 forms a translator turns into private IPv4 ------------------------------------------------------
+
+@pytest.mark.parametrize("address", [
+    "64:ff9b:1::7f00:1", "64:ff9b:1::a9fe:a9fe",  # RFC 8215 local-use NAT64 → 127.0.0.1, the metadata address
+    "::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe",  # IPv4-translated (SIIT) → 127.0.0.1, 169.254.169.254
+    "fec0::1",  # site-local (deprecated, still routed inside some networks)
+    "4000::1", "3fff::1",  # outside 2000::/3 global unicast; 3fff::/20 documentation (RFC 9637)
+])
+def test_ipv6_forms_reaching_private_addresses_or_outside_global_unicast_are_refused(address: str) -> None:
+    assert not netguard.allowed(address) and not netguard.public(address)
+
+
+@pytest.mark.parametrize("address", ["2001:4860:4860::8888", "2400:3200::1", "64:ff9b::808:808", "::ffff:8.8.8.8"])
+def test_global_ipv6_addresses_are_still_reachable(address: str) -> None:
+    assert netguard.allowed(address)
+
+
+# --- unfiled websites: values the database cannot store -------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["fe80::1%" + "x" * 300, "fe80::1%\x00", "2001:db8::1%eth0"])
+def test_an_address_with_a_zone_index_is_invalid_not_stored(app, people, value: str) -> None:
+    """A zone index (`%eth0`) names an interface of the reporter's machine, not a website; one of 300 characters
+    overflowed the column (a 500 on PostgreSQL), one with a NUL could not be stored at all."""
+    with app.app_context():
+        report = inspections.report_unfiled(user_named(people["isp"]), [value, "unfiled-one.cn"], "console")
+        db.session.commit()
+        assert report.unfiled == ["unfiled-one.cn"] and [item[0] for item in report.invalid] == [value[:253]]
+        assert db.session.scalars(select(UnfiledSighting.value)).all() == ["unfiled-one.cn"]
+
+
+def test_a_pasted_address_with_a_long_zone_index_is_listed_as_invalid(app, people, as_user) -> None:
+    client = as_user("isp")
+    response = post(client, "/admin/unfiled/report", {"values": "fe80::1%" + "x" * 300 + "\nunfiled-two.cn"})
+    assert response.status_code == 200, response.status_code
+    assert "unfiled-two.cn" in response.get_data(as_text=True)
+
+
+# --- rectification: a notice closed while an ISP answers it ----------------------------------------------------------
+
+def test_an_answer_to_a_notice_closed_meanwhile_is_refused_and_does_not_reopen_it(app, people) -> None:
+    """The ISP's session loaded the notice open; the bureau closed it (another transaction) before the answer was
+    written: the answer used to set it back to answered over the closing."""
+    with app.app_context():
+        website = filed_website(people, ("isp",))
+        notice = inspections.issue_notice(user_named(people["bureau"]), db.session.get(Website, website.id),
+                                          ["number"], "请展示备案号。", date.today() + timedelta(days=3))
+        db.session.commit()
+        assert notice.state == NoticeState.OPEN  # loaded in this session's identity map …
+        db.session().expire_on_commit = False
+        db.session.commit()  # … and kept there, stale, once its transaction ends
+        with db.engine.begin() as other:  # the bureau's request, committed meanwhile
+            other.execute(update(RectificationNotice).where(RectificationNotice.id == notice.id)
+                          .values(state=NoticeState.CLOSED))
+        print("STATE", notice.state)
+        with pytest.raises(WorkflowError) as raised:
+            inspections.answer_notice(user_named(people["isp"]), notice, HandlingResult.RECTIFIED, "已整改")
+        print("RAISED", raised.value)
+        db.session.commit()
+        assert db.session.get(RectificationNotice, notice.id).state == NoticeState.CLOSED
