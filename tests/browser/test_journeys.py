@@ -71,7 +71,8 @@ def test_the_watch_sees_each_kind_of_problem(registry, page, watcher: Watch) -> 
     found = "\n".join(watcher.problems(_known_data(registry.app)))
     page.context.unroute(f"{registry.base}/")
     for expected in ("CSP violation on /: script-src-elem inline", "HTTP 404: GET /static/img/missing.png",
-                     "JavaScript error on /: thrown on purpose", "console error on /", "slow page: / took", "loaded again",
+                     "JavaScript error on /: thrown on purpose", "console error on /", "slow page: / took",
+                     "loaded again",
                      "English 'Sample' on /", "English 'sentence' on /"):
         assert expected in found, found
 
