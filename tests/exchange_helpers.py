@@ -62,3 +62,22 @@ def call(target: FlaskClient | LiveServer, method: str, path: str, token: str | 
     answer = target.open(url, method=method, json=json, query_string=params, headers=sent)
     body = answer.get_json(silent=True) if answer.is_json else answer.get_data(as_text=True)
     return answer.status_code, body, dict(answer.headers)
+
+
+class Caller:
+    """One credential's calls, with its sequence numbers; each write answered 200 with the envelope's fields."""
+
+    def __init__(self, target: Any, token: str) -> None:
+        self.target, self.token, self.sequence = target, token, 0
+
+    def write(self, path: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        self.sequence += 1
+        status, body, _ = call(self.target, "POST", path, self.token, json={"sequence": self.sequence,
+                                                                            "records": records})
+        assert status == 200, body
+        assert body["next_sequence"] == self.sequence + 1 and body["atomic"] == "per_record"
+        return body
+
+    def read(self, path: str, **params: Any) -> tuple[int, Any]:
+        status, body, _ = call(self.target, "GET", path, self.token, params=params)
+        return status, body

@@ -33,7 +33,7 @@ from models import (
 from models import DomainChange as DomainChangeRow
 from tests import exchange_helpers
 from tests.domain_factories import registrar, report, report_data
-from tests.exchange_helpers import call, credential_for
+from tests.exchange_helpers import Caller, call, credential_for
 from tests.helpers import TIANJIN, make_user, user_named
 from tests.ip_factories import USER_UNIT, block, reporter
 
@@ -42,25 +42,6 @@ IP_PATHS = [f"/ip/{kind}{action}" for kind in ("blocks", "allocations", "self-br
             for action in ("", "/change", "/delete")]
 DOMAIN_PATHS = ["/domains", "/domains/change", "/domains/delete"]
 ALLOCATED = {**USER_UNIT, "allocated_on": "2026-01-05"}  # 分配方式 1 with its user unit, as JSON
-
-
-class Caller:
-    """One credential's calls, with its sequence numbers."""
-
-    def __init__(self, target: Any, token: str) -> None:
-        self.target, self.token, self.sequence = target, token, 0
-
-    def write(self, path: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-        self.sequence += 1
-        status, body, _ = call(self.target, "POST", path, self.token, json={"sequence": self.sequence,
-                                                                            "records": records})
-        assert status == 200, body
-        assert body["next_sequence"] == self.sequence + 1 and body["atomic"] == "per_record"
-        return body
-
-    def read(self, path: str, **params: str) -> tuple[int, Any]:
-        status, body, _ = call(self.target, "GET", path, self.token, params=params)
-        return status, body
 
 
 def codes(answer: dict[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 import workflow
 from extensions import db
 from models import RectificationAnswer, RectificationNotice, UnfiledSighting, Website
-from tests.exchange_helpers import call, credential_for
+from tests.exchange_helpers import Caller, call, credential_for
 from tests.helpers import user_named
 from tests.inspection_factories import filed_website
 from validators import normalise_domain
@@ -24,24 +24,6 @@ from workflow import inspections
 
 MESSAGE = "请在首页底部展示备案号并链接至备案管理系统。"
 CHINESE = normalise_domain("未备案.中国")  # as the registry keeps it: punycode
-
-
-class Caller:
-    """One credential's calls, with its sequence numbers."""
-
-    def __init__(self, target: Any, token: str) -> None:
-        self.target, self.token, self.sequence = target, token, 0
-
-    def write(self, path: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-        self.sequence += 1
-        status, body, _ = call(self.target, "POST", path, self.token, json={"sequence": self.sequence,
-                                                                            "records": records})
-        assert status == 200, body
-        return body
-
-    def read(self, path: str, **params: Any) -> tuple[int, Any]:
-        status, body, _ = call(self.target, "GET", path, self.token, params=params)
-        return status, body
 
 
 def outcomes(answer: dict[str, Any]) -> list[Any]:

@@ -4,7 +4,10 @@ Playwright's sync API, and the browser's flags. Imported at the top of each brow
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,3 +21,12 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r req
 
 FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--no-first-run", "--disable-gpu", "--disable-quic"]
+
+
+@contextmanager
+def launched() -> Iterator[Any]:
+    """Debian's Chromium, headless, closed after: each test module's `browser` fixture."""
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        yield chromium
+        chromium.close()

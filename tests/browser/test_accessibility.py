@@ -20,7 +20,7 @@ from extensions import db
 from models import Certificate, CertificateStatus
 from tests.accounts_helpers import REGISTRATION
 from tests.browser.axe import by_impact, forbidden, violations
-from tests.browser.chromium import CHROMIUM, FLAGS, sync_api
+from tests.browser.chromium import launched
 from tests.console_world import EXTRA_ACCOUNTS, World, build_world
 from tests.helpers import CAPTCHA, PASSWORD, sign_in
 
@@ -43,10 +43,8 @@ MAX_TABS = 40
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+    with launched() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture

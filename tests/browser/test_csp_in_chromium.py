@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.browser.chromium import CHROMIUM, FLAGS, sync_api
+from tests.browser.chromium import launched
 from tests.helpers import sign_in
 
 #: registered before any script of the page, so it sees every violation of the page's CSP
@@ -40,10 +40,8 @@ def live_url(app: Flask) -> Iterator[str]:
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+    with launched() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture

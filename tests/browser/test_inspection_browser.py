@@ -23,7 +23,7 @@ from sqlalchemy import select
 import workflow.inspections as inspections
 from extensions import db
 from models import NoticeState, RectificationNotice, Website
-from tests.browser.chromium import CHROMIUM, FLAGS, sync_api
+from tests.browser.chromium import launched
 from tests.helpers import PASSWORD, user_named
 from tests.inspection_factories import filed_website
 from tests.test_inspection_console import Inspector
@@ -33,10 +33,8 @@ SHOTS = os.environ.get("INSPECTION_SCREENSHOTS")
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+    with launched() as chromium:
         yield chromium
-        chromium.close()
 
 
 class Person:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import SecurityKey
-from tests.browser.chromium import CHROMIUM, FLAGS, sync_api
+from tests.browser.chromium import launched
 from tests.helpers import PASSWORD
 
 #: a USB FIDO2 key with a PIN already entered (user verification done), no resident credentials
@@ -40,10 +40,8 @@ def site(app: Flask, users: dict[str, str], live_server: Any) -> str:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+    with launched() as chromium:
         yield chromium
-        chromium.close()
 
 
 class Person:
