@@ -61,7 +61,7 @@ def test_a_notice_is_mailed_once_to_the_owner_and_each_isp_however_often_the_wor
     try:
         with app.app_context():
             notice = _issue(people, site)
-            owner_email = db.session.get(Website, notice.website_id).entity.responsible_email
+            notice_id, owner_email = notice.id, db.session.get(Website, notice.website_id).entity.responsible_email
             for _ in range(3):
                 notify.deliver_due()
     finally:
@@ -71,6 +71,9 @@ def test_a_notice_is_mailed_once_to_the_owner_and_each_isp_however_often_the_wor
     assert recipients == sorted([owner_email, "icp_owner@example.cn", "tj_isp@example.cn", "tj_isp2@example.cn"])
     body = notices[0].get_payload(decode=True).decode("utf-8")
     assert "首页底部展示备案号" in body and "请在首页底部展示备案号。" in body and f"{TOMORROW:%Y年%m月%d日}" in body
+    # what failed, headed as such (not "problems:" above what the site should do), and where to answer
+    assert "以下检查项未通过" in body and "存在以下问题" not in body
+    assert f"{app.config['PUBLIC_BASE_URL']}/admin/rectification/notice?id={notice_id}" in body
 
 
 def test_a_notice_is_audited_and_reaches_the_feed_of_the_owner_and_the_isps(app, people, site) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import ColumnElement, and_, select
 
 import audit
@@ -26,6 +27,7 @@ from models import (
     Entity,
     FilingStatus,
     HandlingResult,
+    InspectionFinding,
     NoticeState,
     RectificationAnswer,
     RectificationNotice,
@@ -102,6 +104,7 @@ def issue_notice(actor: User, website: Website, checks: list[str], message: str,
 
 
 def _check_notice(website: Website, checks: list[str], message: str, deadline: date) -> list[str]:
+    db.session.execute(select(Website.id).where(Website.id == website.id).with_for_update())  # one notice at a time
     if website.status not in NOTIFIABLE or website.entity.status not in NOTIFIABLE:
         raise WorkflowError("该网站的备案已注销或吊销，不能发送整改通知。")
     if db.session.scalar(select(RectificationNotice.id).where(
@@ -125,10 +128,16 @@ def _owner_addresses(entity: Entity) -> set[str]:
 
 
 def _mail_body(actor: User, website: Website, notice: RectificationNotice) -> str:
-    items = "\n".join(f"  - {CHECK_WORDS[CheckCode(code)]}" for code in notice.checks.split(","))
+    """The checks not passed — each with what the last inspection found, when a finding is open —, the bureau's
+    requirement, the deadline and where to answer."""
+    found = dict(db.session.execute(select(InspectionFinding.check, InspectionFinding.message).where(
+        InspectionFinding.website_id == website.id)).all())
+    items = "\n".join(f"  - {CHECK_WORDS[CheckCode(code)]}" + (f"：{found[code]}" if found.get(code) else "")
+                      for code in notice.checks.split(","))
     return (f"您好：\n\n经检查，网站“{website.name}”（备案号 {website.number}，主办单位 {website.entity.unit_name}）"
-            f"存在以下问题：\n{items}\n\n整改要求：\n{notice.message}\n\n"
-            f"请于 {notice.deadline:%Y年%m月%d日} 前完成整改。接入服务商请在备案管理系统中反馈处理结果。\n\n"
+            f"以下检查项未通过：\n{items}\n\n整改要求：\n{notice.message}\n\n"
+            f"请于 {notice.deadline:%Y年%m月%d日} 前完成整改。接入服务商请登录备案管理系统反馈处理结果："
+            f"{current_app.config['PUBLIC_BASE_URL']}/admin/rectification/notice?id={notice.id}\n\n"
             f"{actor.organisation or '备案管理系统'}\n")
 
 
@@ -139,7 +148,7 @@ def answer_notice(actor: User, notice: RectificationNotice, result: HandlingResu
     if not (permissions.can(actor, Action.NOTICE_ANSWER) and db.session.scalar(select(Access.id).where(
             Access.website_id == notice.website_id, Access.isp_id == actor.id, Access.live).limit(1))):
         raise NotFound()
-    if notice.state == NoticeState.CLOSED:
+    if _locked(notice).state == NoticeState.CLOSED:
         raise WorkflowError("该整改通知已结案，不能再反馈。")
     try:
         result = HandlingResult(result)
@@ -166,13 +175,21 @@ def close_notice(actor: User, notice: RectificationNotice) -> None:
     """The bureau (or MIIT) closes the notice, answered or not."""
     if not permissions.may_inspect(actor, Action.RECTIFY, notice.province_code):
         raise NotFound()
-    if notice.state == NoticeState.CLOSED:
+    if _locked(notice).state == NoticeState.CLOSED:
         raise WorkflowError("该整改通知已经结案。")
     notice.state, notice.closed_by_id, notice.closed_at = NoticeState.CLOSED, actor.id, utcnow()
     db.session.flush()
     audit.record("rectification.closed", object_type="rectification_notice", object_id=notice.id, actor=actor,
                  province_code=notice.province_code, changes={})
     events.rectification(notice, "rectification.closed", _website_number(notice))
+
+
+def _locked(notice: RectificationNotice) -> RectificationNotice:
+    """The notice as committed now, its row locked to the end of the transaction: an answer and a closing at once
+    (PostgreSQL, READ COMMITTED) are taken one after the other — the answer never sets a notice closed meanwhile
+    back to answered. SQLite runs one writing transaction at a time anyway."""
+    return db.session.scalars(select(RectificationNotice).where(RectificationNotice.id == notice.id)
+                              .with_for_update().execution_options(populate_existing=True)).one()
 
 
 def _website_number(notice: RectificationNotice) -> str:
