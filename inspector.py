@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -62,6 +64,20 @@ CERT_PATH = "/cert/bazs.cert"
 
 #: <a href> elements looked at for the number's link: a page of a million links costs no more than this
 MAX_LINKS = 5000
+#: elements around those links whose text is read (each once, however many links it holds), and their characters in
+#: all: a page of links each in an element around the next cannot make the check copy its megabyte once per link
+MAX_AROUNDS = 50
+AROUND_CHARS = 2_000_000
+#: open elements a page may nest (Blink flattens its DOM at 512): deeper start tags are dropped before parsing —
+#: lexbor scans the open elements at each block start tag, so a megabyte of nested <div> took it 257 s
+MAX_DEPTH = 512
+_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)")
+#: elements that never hold others, or that the next of their kind closes (no nesting by repetition; a link is
+#: kept however deep): not counted
+UNCOUNTED = frozenset({"a", "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+                       "source", "track", "wbr", "keygen", "p", "li", "dt", "dd", "option", "optgroup", "tr", "td",
+                       "th", "thead", "tbody", "tfoot", "rb", "rp", "rt", "rtc", "caption", "colgroup", "html", "head",
+                       "body"})
 
 #: the checks' codes, in the order they are run and shown (models.CheckCode has the same values)
 CHECKS = ("dns", "alive", "number", "link", "cert", "access")
@@ -156,17 +172,57 @@ class Page:
     links: tuple[tuple[str, str, str], ...]  # (href, the link's text, the text of the element around it)
 
     @classmethod
-    def of(cls, fetched: Fetched) -> Page:
-        tree = LexborHTMLParser(fetched.text())
+    def of(cls, fetched: Fetched, registry_hosts: tuple[str, ...] | None = None) -> Page:
+        """The page read; `registry_hosts` given, only the links to them are kept (the link check's)."""
+        tree = LexborHTMLParser(bounded_nesting(fetched.text()))
         for node in tree.css("script, style, noscript, template"):
             node.decompose()
         root = tree.body or tree.root
         text = root.text(separator=" ") if root is not None else ""
-        links = []
-        for anchor in tree.css("a[href]")[:MAX_LINKS]:
-            around = anchor.parent.text(separator=" ") if anchor.parent is not None else ""
-            links.append((anchor.attributes.get("href") or "", anchor.text(separator=" "), around))
-        return cls(text, _flat(text), tuple(links))
+        return cls(text, _flat(text), _links(tree, registry_hosts))
+
+
+def _links(tree: LexborHTMLParser, registry_hosts: tuple[str, ...] | None) -> tuple[tuple[str, str, str], ...]:
+    """(href, text, the text of the element around it) of the first MAX_LINKS links (to a registry host, when
+    given); an element's text read once, for at most MAX_AROUNDS elements and AROUND_CHARS characters in all."""
+    links, arounds, budget = [], dict[int, str](), AROUND_CHARS
+    for anchor in tree.css("a[href]")[:MAX_LINKS]:
+        href = anchor.attributes.get("href") or ""
+        if registry_hosts is not None and not _registry_link(href, registry_hosts):
+            continue
+        parent = anchor.parent
+        key = parent.mem_id if parent is not None else 0
+        if key not in arounds:
+            readable = parent is not None and len(arounds) < MAX_AROUNDS and budget > 0
+            arounds[key] = parent.text(separator=" ") if readable else ""  # type: ignore[union-attr]
+            budget -= len(arounds[key])
+        links.append((href, anchor.text(separator=" "), arounds[key]))
+    return tuple(links)
+
+
+def bounded_nesting(html: str, limit: int = MAX_DEPTH) -> str:
+    """The HTML with the start tags (and their end tags) that would open elements deeper than `limit` dropped, as
+    Blink does at 512: the parser's cost stays linear. Depth is counted from the tags alone (start minus end, the
+    elements of UNCOUNTED aside): an estimate that only errs deeper, and only for pages nesting hundreds."""
+    if html.count("<") <= limit or not _too_deep(_TAG.findall(html), limit):
+        return html
+    parts, depth, dropped, kept_from, position = [], 0, Counter[str](), 0, 0
+    while match := _TAG.search(html, position):
+        closing, name, position = match.group(1), match.group(2).lower(), match.end()
+        if name in UNCOUNTED:
+            continue
+        if not closing and depth < limit:
+            depth += 1
+            continue
+        if closing and not dropped[name]:
+            depth = max(0, depth - 1)
+            continue
+        dropped[name] += -1 if closing else 1
+        parts.append(html[kept_from:match.start()])
+        end = html.find(">", position)
+        kept_from = position = len(html) if end < 0 else end + 1
+    parts.append(html[kept_from:])
+    return "".join(parts)
 
 
 def _numbers(site: Site) -> list[str]:
@@ -190,10 +246,27 @@ def number_check(site: Site, home: Fetched, page: Page | None) -> Check:
                  {**home.evidence(home.excerpt(page.text, number)), "number": number})
 
 
+def _too_deep(tags: list[tuple[str, str]], limit: int) -> bool:
+    """Whether the estimate of `bounded_nesting` passes `limit` (most pages: no; then nothing is rewritten)."""
+    depth = 0
+    for closing, name in tags:
+        if name.lower() in UNCOUNTED:
+            continue
+        depth = max(0, depth - 1) if closing else depth + 1
+        if depth > limit:
+            return True
+    return False
+
+
 def _registry_link(href: str, hosts: tuple[str, ...]) -> bool:
+    """A link a browser follows to a registry host: http(s) or scheme-relative, read as browsers read it (a
+    backslash is a slash: `https://evil.cn\\@beian.miit.gov.cn/` goes to evil.cn)."""
     try:
-        host = (urlsplit(href.strip()).hostname or "").rstrip(".").lower()
+        parts = urlsplit(href.strip().replace("\\", "/"))
+        host = (parts.hostname or "").rstrip(".").lower()
     except ValueError:
+        return False
+    if parts.scheme not in ("http", "https", ""):
         return False
     return any(host == registry or host.endswith("." + registry) for registry in hosts)
 
@@ -292,7 +365,8 @@ def inspect(site: Site, fetcher: Fetcher, jwks: Mapping[str, Any]) -> list[Check
     """The six checks of one website, in CHECKS order."""
     dns, addresses = dns_check(site, fetcher.resolver)
     home = fetcher.fetch(home_url(site))
-    page = Page.of(home) if home.answered and home.status < 400 else None  # type: ignore[operator]
+    answered = home.answered and home.status < 400  # type: ignore[operator]
+    page = Page.of(home, fetcher.policy.registry_hosts) if answered else None
     if home.address and home.address not in addresses:
         addresses = sorted({*addresses, home.address})
     return [dns, alive_check(home, page), number_check(site, home, page),

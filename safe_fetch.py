@@ -21,6 +21,7 @@ instead of 80 / 443, so test servers on loopback need no root).
 
 from __future__ import annotations
 
+import codecs
 import http.client
 import io
 import ipaddress
@@ -51,6 +52,13 @@ EXCERPT_CHARS = 300
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: bytes asked of the socket per read
 CHUNK = 64 * 1024
+#: ports of other protocols (mail, SSH, DNS, IRC, …) that browsers refuse to fetch from (the Fetch standard's "bad
+#: ports"): a filed home page or a redirect naming one would make the registry talk HTTP to that service
+BAD_PORTS = frozenset({0, 1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101,
+                       102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427,
+                       465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990,
+                       993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667,
+                       6668, 6669, 6679, 6697, 10080})
 
 
 # --- the policy ---------------------------------------------------------------------------------------------------
@@ -228,6 +236,9 @@ def resolver_from_config(config: Mapping[str, Any]) -> Resolver:
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 SPACE = re.compile(r"\s+")
+#: Python codecs no browser reads a page in: a page declaring one is read as if it declared none (they raised, or
+#: garbled the page, e.g. `charset=punycode`)
+NOT_PAGE_ENCODINGS = frozenset({"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape", "utf-7"})
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f\ufffd]")  # NUL and friends: not for the evidence
 
 
@@ -241,8 +252,9 @@ def _decode(body: bytes, declared: str) -> str:
     charset = declared or next(iter(_META_CHARSET.findall(body[:4096])), b"").decode("ascii", "ignore")
     if charset:
         try:
-            return body.decode(charset, errors="replace")
-        except LookupError:
+            if codecs.lookup(charset).name not in NOT_PAGE_ENCODINGS:
+                return body.decode(charset, errors="replace")
+        except (LookupError, ValueError):  # unknown, or no text encoding (base64: LookupError; idna: UnicodeError)
             pass
     try:
         return body.decode("utf-8")
@@ -502,6 +514,8 @@ class Fetcher:
             raise _Failure("url", f"网址格式错误：{url[:200]}") from error
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise _Failure("url", f"网址格式错误或协议不受支持（仅限 http / https）：{url[:200]}")
+        if port in BAD_PORTS:
+            raise _Failure("forbidden", f"网址的端口 {port} 属于其他服务（浏览器同样拒绝访问），按规定不予连接。")
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         if not path.isascii() or any(ord(character) <= 0x20 for character in path):
             raise _Failure("url", f"网址的路径含有空格、控制字符或未编码的字符：{url[:200]}")

@@ -125,7 +125,7 @@ class InspectionRunView(SecureModelView):
         """The run named by `?id=`, of the user's scope; any other is 404."""
         run_id = request.args.get("id", "")
         run = db.session.scalar(select(InspectionRun).where(
-            InspectionRun.id == int(run_id), inspections.run_scope(current_user))) if _is_id(run_id) else None
+            InspectionRun.id == int(run_id), inspections.run_scope(current_user))) if is_id(run_id) else None
         if run is None:
             abort(404)
         return run
@@ -152,7 +152,7 @@ class InspectionRunView(SecureModelView):
         isp = form.get("isp_id", "")
         province = form.get("province_code", "") if not current_user.province_code else current_user.province_code
         return inspections.start_run(current_user, InspectionScope(scope), province_code=province or None,
-                                     isp_id=int(isp) if isp.isdigit() and scope == InspectionScope.ISP else None,
+                                     isp_id=int(isp) if is_id(isp) and scope == InspectionScope.ISP else None,
                                      targets=form.get("targets", "") if scope == InspectionScope.LIST else "")
 
     # --- the run's page ---
@@ -183,9 +183,9 @@ class InspectionRunView(SecureModelView):
         return redirect(self.get_url(".run", id=run.id))
 
 
-def _is_id(text: str) -> bool:
+def is_id(text: str) -> bool:
     """A row id as a URL may carry it (digits, within a 64-bit integer): anything else is 404, never a 500."""
-    return text.isdigit() and len(text) < 19
+    return text.isascii() and text.isdigit() and len(text) < 19  # "²" is a digit to isdigit, not to int
 
 
 def _form_scopes() -> list[InspectionScope]:
@@ -207,7 +207,7 @@ def _result_page(run: InspectionRun, after: str) -> tuple[list[ResultRow], str]:
              .where(InspectionResult.run_id == run.id)
              .order_by(InspectionResult.passed, InspectionResult.id).limit(PAGE_ROWS + 1))
     passed, _, last_id = after.partition("-")
-    if passed in ("0", "1") and last_id.isdigit():
+    if passed in ("0", "1") and is_id(last_id):
         was_passed = passed == "1"
         query = query.where(or_(InspectionResult.passed > was_passed,
                                 and_(InspectionResult.passed == was_passed, InspectionResult.id > int(last_id))))
@@ -280,7 +280,7 @@ def _failing_websites(filters: FindingFilters, after: str) -> tuple[list[Failing
     ids_query = (select(InspectionFinding.website_id).where(filters.condition())
                  .group_by(InspectionFinding.website_id).order_by(InspectionFinding.website_id.desc())
                  .limit(PAGE_ROWS + 1))
-    if after.isdigit():
+    if is_id(after):
         ids_query = ids_query.where(InspectionFinding.website_id < int(after))
     ids = list(db.session.scalars(ids_query))
     page = ids[:PAGE_ROWS]
@@ -328,7 +328,7 @@ class InspectionFindingView(RoleView):
     def _website(self) -> Website:
         """The filed website named by `?id=` that the user oversees (its filing's province); any other is 404."""
         website_id = request.args.get("id", "")
-        website = db.session.get(Website, int(website_id)) if _is_id(website_id) else None
+        website = db.session.get(Website, int(website_id)) if is_id(website_id) else None
         if website is None or website.number is None or not permissions.may_see_entity(current_user, website.entity):
             abort(404)
         return website

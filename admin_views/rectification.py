@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ import permissions
 import workflow.inspections as inspections
 from admin_views.base import PageRowAction, PostRowAction, SecureModelView, commit_change, local_time, posted
 from admin_views.inspection_labels import HANDLING_LABELS, NOTICE_STATE_LABELS, check_names
-from admin_views.inspections import answers_of, formatter
+from admin_views.inspections import answers_of, formatter, is_id
 from admin_views.labels import PROVINCE_NAMES, label
 from admin_views.search import ProvinceFilter
 from extensions import db
@@ -34,9 +36,13 @@ from models import HandlingResult, NoticeState, RectificationNotice, UnfiledSigh
 from permissions import Action
 from workflow.inspections import UnfiledReport
 from workflow.ip import unit_label
+from workflow.unfiled import MAX_VALUES
 
 #: values of an unfiled report listed on its result page (all are counted, and the unfiled kept as sightings)
 SHOWN = 1_000
+#: characters of an uploaded value kept: a domain has at most 253, a longer value is invalid (and shown cut) — a
+#: sheet naming one 32,000-character shared string in every row must not cost its rows × 32,000
+VALUE_CHARS = 300
 
 
 # --- 整改通知 ----------------------------------------------------------------------------------------------
@@ -137,7 +143,10 @@ class RectificationNoticeView(SecureModelView):
     @expose("/notice", methods=("GET", "POST"))
     def notice(self) -> Any:
         """One notice with the ISPs' answers; for an ISP serving the website, the answer form."""
-        found = self.get_one(request.args.get("id", ""))
+        notice_id = request.args.get("id", "")
+        if not is_id(notice_id):  # get_one would hand SQLite an integer wider than 64 bits: a 500
+            abort(404)
+        found = self.get_one(notice_id)
         may_answer = permissions.can(current_user, Action.NOTICE_ANSWER) and found.state != NoticeState.CLOSED
         if may_answer and posted() and commit_change(lambda: self._answer(found), _l("Your answer is recorded.")):
             return redirect(self.get_url(".notice", id=found.id))
@@ -216,22 +225,28 @@ class UnfiledSightingView(SecureModelView):
                            shown=SHOWN)
 
 
+def _bounded(cells: Iterable[str]) -> list[str]:
+    """The non-blank values, each cut at VALUE_CHARS, read up to one past the workflow's limit (which refuses it)."""
+    values = (cell[:VALUE_CHARS].strip() for cell in cells)
+    return list(islice((value for value in values if value), MAX_VALUES + 1))
+
+
 def _uploaded_values(upload: FileStorage | None, pasted: str) -> tuple[list[str], str]:
     """The values of the upload (its first sheet's first column; a first row without a dot or colon — no domain
     or address — is a header) or of the pasted text (one per line), and the source for the audit log ("xlsx" or
     "console")."""
     if upload is None or not upload.filename:
-        return [line.strip() for line in pasted.splitlines() if line.strip()], "console"
+        return _bounded(line for line in pasted.splitlines()), "console"
     handle, name = tempfile.mkstemp(suffix=".xlsx", prefix="unfiled-")
     os.close(handle)
     path = Path(name)
     try:
         upload.save(path)
         header, rows, _declared = importer.read_rows(path, importer.check_container(path))
-        values = [row[0].strip() for _number, row in rows if row and row[0].strip()]
+        values = _bounded(row[0] for _number, row in rows if row)
     finally:
         path.unlink(missing_ok=True)
-    first = header[0].strip() if header else ""
+    first = header[0][:VALUE_CHARS].strip() if header else ""
     if first and ("." in first or ":" in first):
         values.insert(0, first)
     return values, "xlsx"

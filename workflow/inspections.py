@@ -1,17 +1,21 @@
 """网站备案检查 (issue 18 §1, §2, §4): inspection runs — started by a bureau (its province) or MIIT, or by the
-rolling schedule —, run by the workers in batches, their results and the open findings. The one module the console,
+rolling schedule —, run by the workers, their results and the open findings. The one module the console,
 the API and the CLI call for the whole of issue 18: it re-exports the rectification notices (`workflow.rectification`)
 and the unfiled websites (`workflow.unfiled`).
 
 The worker (`run_inspection_jobs`, every worker at once) claims a run as the imports claim a job (FOR UPDATE SKIP
 LOCKED on PostgreSQL, SQLite's write lock otherwise) under a lease; `attempts`, one higher per claim, is the claim's
-fencing token. Each batch of INSPECTION_BATCH websites after `cursor` (website id order): the sites are read in a
-read transaction that ends before anything is fetched, inspected with no transaction open, then stored in ONE write
-transaction that begins by renewing the lease under the token — a run taken over (its worker stalled past the
-lease) or cancelled meanwhile writes nothing and stops. The results, the findings and the progress (cursor
-included) commit together, so a resumed run goes on after the last stored website and never stores one twice.
-After INSPECTION_SLICE_SECONDS a worker hands its run back (lease cleared) and goes on with its other steps; the
-next pass claims it again. A run that raises is marked failed with the reason; the worker goes on.
+fencing token. The run is pipelined (`_Reader`), so that a slow website holds one thread and not the run: the
+inspector is fed the websites after `cursor` (website id order), read INSPECTION_BATCH at a time in read
+transactions of the worker's thread as it asks for more, and fetches with no transaction open; the results are
+stored as they complete (every INSPECTION_BATCH, or STORE_SECONDS), each time in ONE write transaction that begins
+by renewing the lease under the token — a run taken over (its worker stalled past the lease) or cancelled meanwhile
+writes nothing and stops. The results, the findings and the progress commit together, the cursor at the lowest
+website still being inspected minus one; a resumed run reads again after it and skips the websites this run already
+stored, so it never stores one twice. A run whose lease ran out MAX_TAKEOVERS times (its workers died) is failed.
+After INSPECTION_SLICE_SECONDS a worker reads no more, stores what is in flight, hands its run back (lease cleared)
+and goes on with its other steps; the next pass claims it again. A run that raises is marked failed with the
+reason; the worker goes on.
 """
 
 from __future__ import annotations

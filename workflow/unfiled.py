@@ -78,10 +78,15 @@ def classify(values: Sequence[str]) -> dict[str, Any]:
         if not text:
             continue
         try:
-            found["ip"].setdefault(str(ipaddress.ip_address(text.strip("[]"))), "ip")
-            continue
+            address = ipaddress.ip_address(text.strip("[]"))
         except ValueError:
             pass
+        else:
+            if getattr(address, "scope_id", None) is None:
+                found["ip"].setdefault(str(address), "ip")
+            else:  # `%eth0` names an interface of the reporter's machine, not a website (and may hold anything)
+                found["invalid"].append((text[:253], "IP 地址不能带区域标识（%…）。"))
+            continue
         try:
             found["domain"].setdefault(normalise_domain(text), "domain")
         except ValueError as error:
