@@ -390,13 +390,15 @@ def inspect_many(sites: Iterable[Site], fetcher: Fetcher, jwks: Mapping[str, Any
     twice that many sites are taken from `sites` ahead (a generator of a million is never read whole)."""
     pending: set[Future[tuple[Site, list[Check], float]]] = set()
     queue = iter(sites)
-    with ThreadPoolExecutor(fetcher.policy.threads, thread_name_prefix="inspector") as pool:
-        def top_up() -> None:
-            for site in queue:
-                pending.add(pool.submit(_inspect_timed, site, fetcher, jwks))
-                if len(pending) >= 2 * fetcher.policy.threads:
-                    return
+    pool = ThreadPoolExecutor(fetcher.policy.threads, thread_name_prefix="inspector")
 
+    def top_up() -> None:
+        for site in queue:
+            pending.add(pool.submit(_inspect_timed, site, fetcher, jwks))
+            if len(pending) >= 2 * fetcher.policy.threads:
+                return
+
+    try:
         top_up()
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -404,3 +406,7 @@ def inspect_many(sites: Iterable[Site], fetcher: Fetcher, jwks: Mapping[str, Any
             for future in done:
                 yield future.result()
             top_up()
+    finally:
+        # closed early (a run cancelled or taken over): the sites not started are dropped, and the caller does not
+        # wait for those in flight — each ends within the fetcher's deadlines, its result unread
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -23,7 +23,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
-from sqlalchemy import ColumnElement, false, func, inspect, select, text
+from sqlalchemy import BigInteger, ColumnElement, false, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
@@ -32,7 +32,7 @@ import permissions
 from admin_views.search import MAX_TERM
 from extensions import begin_write, db
 from importer import XLSX_MIME, content_disposition, write_xlsx
-from models import ImportJob, starts_with
+from models import MAX_ID, MAX_INTEGER_ID, ImportJob, starts_with
 from permissions import Action
 from workflow import WorkflowError
 
@@ -276,12 +276,18 @@ class SecureModelView(RoleAccessMixin, ModelView):
 
     def _typed_ids(self, ids: Any) -> list[Any] | None:
         """The ids a form sent (text), as the primary key's type (PostgreSQL compares no bigint with text);
-        None if one is not."""
-        python_type = inspect(self.model).primary_key[0].type.python_type
+        None if one is not, or is an integer no id can be."""
+        column_type = inspect(self.model).primary_key[0].type
         try:
-            return [python_type(value) for value in ids]
+            typed = [column_type.python_type(value) for value in ids]
         except (TypeError, ValueError):
             return None
+        # an integer wider than the column (SQLite's driver raises OverflowError past 64 bits, PostgreSQL "integer
+        # out of range" past the column's width): no such record
+        widest = MAX_ID if isinstance(column_type, BigInteger) else MAX_INTEGER_ID
+        if column_type.python_type is int and not all(0 < value <= widest for value in typed):
+            return None
+        return typed
 
     @action("delete", lazy_gettext("Delete"), lazy_gettext("Are you sure you want to delete selected records?"))
     def action_delete(self, ids: tuple[str, ...]) -> None:

@@ -4,6 +4,7 @@ rotation made by another process or node is used without a restart."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from certificates.jws import Jwk, KeySet, b64url, public_jwk, signing_input
 from certificates.stores import KeyStore, LocalKeyStore, StoredKey
 
 DEFAULT_REFRESH_SECONDS = 30.0
+#: how often, at most, a kid the ring lacks makes it re-read the store (another node's new key is found within it)
+UNKNOWN_KID_RELOAD_SECONDS = 1.0
 
 
 @dataclass
@@ -33,6 +36,9 @@ class KeyRing:
     _current: str | None = field(default=None, repr=False)
     _current_read_at: float = field(default=-math.inf, repr=False)
     _public_read_at: float = field(default=-math.inf, repr=False)
+    _reload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: when an unknown kid last made the ring re-read the store (the first one after a regular read does at once)
+    _unknown_kid_read_at: float | None = field(default=None, repr=False)
 
     @classmethod
     def at(cls, instance_path: str | Path, refresh_seconds: float = DEFAULT_REFRESH_SECONDS) -> KeyRing:
@@ -75,6 +81,7 @@ class KeyRing:
         return self._private[kid]
 
     def _reload_public(self) -> KeySet:
+        self._unknown_kid_read_at = None
         self._public = self.store.public_keys()
         self._jwks = [public_jwk(key) for key in self._public.values()]
         self._public_read_at = self.clock()
@@ -89,7 +96,20 @@ class KeyRing:
     def jwks(self) -> KeySet:
         """The public JWKS; verifying against it re-reads the store for a kid it lacks."""
         self.public_keys()
-        return KeySet(list(self._jwks), reload=self._reload_public)
+        return KeySet(list(self._jwks), reload=self._reload_for_unknown_kid)
+
+    def _reload_for_unknown_kid(self) -> KeySet:
+        """The store re-read for a kid the ring lacks: at once the first time since the last regular read (another
+        node's new key verifies at once), then at most once per UNKNOWN_KID_RELOAD_SECONDS, one thread at a time — a
+        certificate is outsiders' input (a website inspected serves any kid it likes, on 32 threads), and each
+        unknown kid would otherwise read the whole key store again."""
+        with self._reload_lock:
+            if self._unknown_kid_read_at is None or \
+                    self.clock() - self._unknown_kid_read_at >= UNKNOWN_KID_RELOAD_SECONDS:
+                keys = self._reload_public()
+                self._unknown_kid_read_at = self._public_read_at
+                return keys
+            return KeySet(list(self._jwks))
 
     def signed(self, payload: dict[str, Any]) -> tuple[str, str]:
         """(kid, token): the kid the token was signed with, for callers that store it beside the token."""

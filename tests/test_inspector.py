@@ -503,6 +503,21 @@ def test_inspect_many_yields_every_site_and_hostile_ones_do_not_hold_up_the_rest
     assert by_code(results[2][0])["alive"].outcome == "error"  # endless redirects
 
 
+def test_closing_inspect_many_early_does_not_wait_for_the_sites_in_flight(farm_of, ring: KeyRing) -> None:
+    """A run cancelled or taken over closes the generator: it returns at once — not after the silent sites in flight
+    have used their deadline — and the sites not started are never fetched."""
+    farm = farm_of([DemoSite("www.fast.cn", number=WEBSITE, token=certificate(ring))]
+                   + [DemoSite(f"www.s{n}.cn", "silent") for n in range(4)])
+    fetcher = fetcher_for(farm, INSPECTION_THREADS=4, INSPECTION_TOTAL_TIMEOUT=3)
+    sites = [Site(0, WEBSITE, ENTITY, ("www.fast.cn",), "", (loopback_access(),), "cert-1")] + [
+        Site(1 + n, WEBSITE, ENTITY, (f"www.s{n}.cn",), "", (loopback_access(),), "cert-1") for n in range(4)]
+    results = inspect_many(sites, fetcher, ring.jwks())
+    assert next(results)[0].website_id == 0
+    started = time.monotonic()
+    results.close()
+    assert time.monotonic() - started < 0.5
+
+
 def test_a_bug_in_a_check_is_reported_for_that_site_only(monkeypatch, farm_of, ring: KeyRing) -> None:
     farm = farm_of([DemoSite("www.ok.cn", number=WEBSITE, token=certificate(ring))])
 

@@ -107,3 +107,12 @@ def test_nul_bytes_are_refused_before_any_view(client) -> None:
     assert client.get("/api/v1/public/lookup?q=a%00b").status_code == 400
     assert client.post("/login", data={"username": "miit\x00", "password": "x"}).status_code == 400
     assert client.get("/?q=ok").status_code == 200
+
+
+@pytest.mark.parametrize("forged", ["99999999999999999999", str(2**63), str(2**31), "0", "-1"])
+def test_an_id_no_column_can_hold_is_404_not_500(as_user, forged: str) -> None:
+    """A record's page by an id wider than its column (64 bits on SQLite's driver, the Integer ids' 32 bits on
+    PostgreSQL) or not positive: no such record, on a BigId table (users) and an Integer one (outbox)."""
+    client = as_user("miit")
+    assert client.get(f"/admin/management_users/edit/?id={forged}").status_code in {302, 404}  # to the list
+    assert client.get(f"/admin/outbox/details/?id={forged}").status_code in {302, 404}

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from app import create_app
 from certificates import CertificateError, KeyRing, KeyStoreError, decode, keyring, verify
+from certificates.jws import b64url, signing_input
 from certificates.stores import LocalKeyStore, parse_kek, unseal
 from extensions import db
 from models import SigningKey
@@ -184,6 +185,33 @@ def test_local_ring_sees_a_rotation_by_another_process(tmp_path: Path) -> None:
     assert second.current_kid() == old
     clock.now += 30
     assert second.current_kid() == new_kid
+
+
+def test_certificates_of_unknown_kids_re_read_the_store_at_most_once_a_second(tmp_path: Path) -> None:
+    """A hostile website's bazs.cert names any kid it likes: 100 such tokens in one second cost one read of the store
+    (not one each), and a real new key is found once the second has passed — at once after a regular read."""
+    first, second = KeyRing.at(tmp_path), KeyRing.at(tmp_path)
+    second.clock = clock = Clock()
+    second.jwks()
+    reads = []
+    real_read = second.store.public_keys
+    second.store.public_keys = lambda: reads.append(1) or real_read()  # type: ignore[method-assign]
+    clock.now += 1
+    forged = [f"{signing_input(f'kid{n}', PAYLOAD)}.{b64url(bytes(64))}" for n in range(100)]
+    for token in forged:
+        with pytest.raises(CertificateError):
+            verify(token, second.jwks())
+    assert len(reads) == 1
+    first.rotate()
+    token = first.sign(PAYLOAD)
+    with pytest.raises(CertificateError):
+        verify(token, second.jwks())  # within the second: not read again
+    clock.now += 1
+    assert verify(token, second.jwks()) == PAYLOAD and len(reads) == 2
+    first.rotate()
+    token = first.sign(PAYLOAD)
+    clock.now += 30  # the regular re-read (the new key's first unknown use after it: at once)
+    assert verify(token, second.jwks()) == PAYLOAD
 
 
 def test_local_rings_making_their_first_key_at_once_never_fail(tmp_path: Path) -> None:
