@@ -10,10 +10,23 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
+from sqlalchemy import select
 
 from admin_views.base import local_time
 from admin_views.labels import label
-from models import CheckCode, HandlingResult, InspectionResult, InspectionRun, InspectionScope, NoticeState, RunState
+from extensions import db
+from models import (
+    Access,
+    CheckCode,
+    HandlingResult,
+    InspectionResult,
+    InspectionRun,
+    InspectionScope,
+    NoticeState,
+    RunState,
+    User,
+)
+from workflow.ip import unit_label
 
 CHECK_LABELS = {CheckCode.DNS: _l("Domain resolution"), CheckCode.ALIVE: _l("Home page reachable"),
                 CheckCode.NUMBER: _l("Filing number shown"), CheckCode.LINK: _l("Filing number linked"),
@@ -91,6 +104,8 @@ def _shown(key: str, value: Any) -> str:
             return local_time(None, datetime.fromisoformat(value).astimezone(UTC).replace(tzinfo=None))
         except ValueError:
             return value
+    if key == "unused" and isinstance(value, list):
+        return _accesses_named(value)
     if isinstance(value, bool):
         return str(_l("Yes") if value else _l("No"))
     if isinstance(value, list | tuple):
@@ -99,3 +114,13 @@ def _shown(key: str, value: Any) -> str:
         return "；".join(f"{name}：{_shown('', item) if isinstance(item, list) else _l('Did not resolve')}"
                         for name, item in value.items())
     return str(value)
+
+
+def _accesses_named(access_ids: list[Any]) -> str:
+    """The filed accesses the check found unused, as the clerk knows them: the ISP and its filed ranges (an access
+    since deleted keeps its number)."""
+    ids = [value for value in access_ids if isinstance(value, int)]
+    rows = db.session.execute(select(Access.id, Access.ip_ranges, User).join(User, User.id == Access.isp_id)
+                              .where(Access.id.in_(ids)))
+    named = {access_id: f"{unit_label(isp)}：{'、'.join(ranges.split())}" for access_id, ranges, isp in rows}
+    return "；".join(named.get(access_id, str(access_id)) for access_id in ids)

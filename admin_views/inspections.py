@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 
 import permissions
 import workflow.inspections as inspections
-from admin_views.base import RoleView, SecureModelView, commit_change, posted
+from admin_views.base import RoleView, SecureModelView, commit_change, local_time, posted
 from admin_views.inspection_labels import (
     CHECK_LABELS,
     HANDLING_LABELS,
@@ -171,7 +171,8 @@ class InspectionRunView(SecureModelView):
         """The progress, polled every 2 s by static/js/inspection-run.js."""
         run = self._run()
         return jsonify({"state": run.state.value, "state_label": str(label(RUN_STATE_LABELS, run.state)),
-                        "total": run.total, "checked": run.checked, "failing": run.failing})
+                        "total": run.total, "checked": run.checked, "failing": run.failing,
+                        "started_at": local_time(None, run.started_at) if run.started_at else "—"})
 
     @expose("/run/cancel", methods=("POST",))
     def cancel(self) -> Response:

@@ -20,7 +20,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
-from sqlalchemy import ColumnElement, not_
+from sqlalchemy import ColumnElement, not_, select
 from werkzeug.datastructures import FileStorage
 
 import importer
@@ -32,8 +32,17 @@ from admin_views.inspections import answers_of, formatter, is_id
 from admin_views.labels import PROVINCE_NAMES, label
 from admin_views.search import ProvinceFilter
 from extensions import db
-from models import HandlingResult, NoticeState, RectificationNotice, UnfiledSighting, User, Website
+from models import (
+    HandlingResult,
+    InspectionFinding,
+    NoticeState,
+    RectificationNotice,
+    UnfiledSighting,
+    User,
+    Website,
+)
 from permissions import Action
+from validators import display_domain
 from workflow.inspections import UnfiledReport
 from workflow.ip import unit_label
 from workflow.unfiled import MAX_VALUES
@@ -156,7 +165,7 @@ class RectificationNoticeView(SecureModelView):
                            answers=answers_of(found), overdue=inspections.overdue(found), form=FlaskForm(),
                            may_answer=may_answer, results=list(HANDLING_LABELS.items()), values=request.form,
                            checks=check_names(found.checks), issuer=unit_label(issuer),
-                           state=_state_cell(found), handling=HANDLING_LABELS,
+                           state=_state_cell(found), handling=HANDLING_LABELS, findings=_open_findings(found),
                            may_inspect=permissions.can(current_user, Action.INSPECTION_LIST))
 
     def _answer(self, notice: RectificationNotice) -> None:
@@ -165,6 +174,14 @@ class RectificationNoticeView(SecureModelView):
             abort(400)
         inspections.answer_notice(current_user, notice, HandlingResult(result),
                                   request.form.get("detail", "").strip())
+
+
+def _open_findings(notice: RectificationNotice) -> list[tuple[str, str]]:
+    """What the website fails now (the last inspection's finding of each check), so that the ISP answering sees what
+    was found — which address lies outside the filed range, which certificate is not the current one."""
+    return [(check_names(check)[0], message) for check, message in db.session.execute(
+        select(InspectionFinding.check, InspectionFinding.message).where(
+            InspectionFinding.website_id == notice.website_id).order_by(InspectionFinding.check))]
 
 
 # --- 未备案网站 ---------------------------------------------------------------------------------------------
@@ -179,11 +196,12 @@ class UnfiledSightingView(SecureModelView):
     list_template = "admin/inspections/sightings.html"
     column_list = ("value", "kind", "first_seen", "last_seen", "times", "reporter", "province_code")
     column_sortable_list = ()
-    column_default_sort = ("last_seen", True)
+    column_default_sort = [("last_seen", True), ("id", True)]  # one upload's sightings share last_seen
     column_labels = {"value": _l("Domain or address"), "kind": _l("Kind"), "first_seen": _l("First seen"),
                      "last_seen": _l("Last seen"), "times": _l("Times reported"), "reporter": _l("Reporting account"),
                      "province_code": _l("Province")}
     column_formatters = {
+        "value": formatter(lambda sighting: display_domain(sighting.value)),  # an address stays as it is
         "kind": formatter(lambda sighting: str(_l("IP address") if sighting.kind == "ip" else _l("Domain"))),
         "reporter": formatter(lambda sighting: unit_label(db.session.get(User, sighting.reporter_id))),
         "province_code": formatter(lambda sighting: PROVINCE_NAMES.get(sighting.province_code or "", "")

@@ -14,6 +14,7 @@ import openpyxl
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from markupsafe import escape
 from sqlalchemy import func, select
 
 import inspector
@@ -21,6 +22,8 @@ import workflow.inspections as inspections
 from admin_views.inspection_labels import evidence_of
 from extensions import db
 from models import (
+    Access,
+    InspectionFinding,
     InspectionResult,
     InspectionRun,
     InspectionScope,
@@ -29,6 +32,7 @@ from models import (
     RectificationNotice,
     RunState,
     UnfiledSighting,
+    User,
 )
 from tests.helpers import post, user_named
 from tests.inspection_factories import check, filed_website
@@ -153,7 +157,7 @@ def test_a_clerk_starts_a_run_watches_it_and_reads_its_results(app, people, as_u
     page = _page(clerk, f"/admin/inspections/run?id={run_id}")
     assert "排队中" in page and "取消检查" in page and "inspection-run.js" in page
     assert clerk.get(f"/admin/inspections/run/status?id={run_id}").json == {
-        "state": "queued", "state_label": "排队中", "total": 1, "checked": 0, "failing": 0}
+        "state": "queued", "state_label": "排队中", "total": 1, "checked": 0, "failing": 0, "started_at": "—"}
     with app.app_context():
         _run_all()
     assert clerk.get(f"/admin/inspections/run/status?id={run_id}").json["state"] == "done"
@@ -248,6 +252,11 @@ def test_the_notice_journey_send_answer_close(app, people, as_user, world) -> No
     assert "待处理" in listing and "row-action/close" not in listing
     notice_page = f"/admin/rectification/notice?id={notice_id}"
     assert "填写处理结果" in _page(isp, notice_page)
+    with app.app_context():  # the ISP reads what the inspection found, not only the names of the checks
+        found = dict(db.session.execute(select(InspectionFinding.check, InspectionFinding.message).where(
+            InspectionFinding.website_id == world.tianjin)).all())
+    page = _page(isp, notice_page)
+    assert "当前问题" in page and found["number"] and escape(found["number"]) in page
     assert "填写处理结果" not in _page(clerk, notice_page)
     assert as_user("isp_bj").get(notice_page).status_code == 404
     assert isp.post(notice_page, data={"result": "rectified"}).status_code == 400  # no CSRF token
@@ -362,3 +371,17 @@ def test_the_evidence_reads_in_chinese(app) -> None:
     assert checks[0].fields == [("访问时间", "2026-11-30 13:00:00"), ("域名", "ok.cn：203.0.113.1；gone.cn：未解析")]
     assert checks[1].fields == [("访问地址", "http://ok.cn/"), ("因大小或时间上限截断", "是"), ("访问错误", "超时")]
     assert broken == []
+
+
+def test_an_unused_filed_access_is_named_by_its_isp_and_ranges(app, people) -> None:
+    """多报: the evidence keeps the access's id; the clerk reads the ISP and the ranges it filed, not a number."""
+    with app.app_context():
+        website = filed_website(people)
+        access = db.session.scalar(select(Access).where(Access.website_id == website.id))
+        stored = {"access": {"passed": False, "outcome": "unused", "message": "多报", "evidence": {
+            "addresses": ["203.0.113.9"], "unused": [access.id]}}}
+        with app.test_request_context():
+            fields = dict(evidence_of(InspectionResult(evidence=json.dumps(stored)))[0].fields)
+        isp = db.session.get(User, access.isp_id)
+    shown = fields["未使用的备案接入"]
+    assert isp.organisation in shown and str(access.id) not in shown.split("：")[0]

@@ -15,7 +15,10 @@
         document.getElementById("run-total").textContent = number(status.total);
         document.getElementById("run-failing").textContent = number(status.failing);
         document.querySelector("#run-state .badge").textContent = status.state_label;
-        bar.style.width = (status.total ? Math.round(100 * status.checked / status.total) : 0) + "%";
+        document.getElementById("run-started").textContent = status.started_at;
+        var share = status.total ? Math.round(100 * status.checked / status.total) : 0;
+        bar.style.width = share + "%";
+        bar.setAttribute("aria-valuenow", share);
         window.setTimeout(poll, 2000);
       })
       .catch(function () { window.setTimeout(poll, 4000); });
