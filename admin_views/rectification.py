@@ -166,7 +166,13 @@ class RectificationNoticeView(SecureModelView):
                            may_answer=may_answer, results=list(HANDLING_LABELS.items()), values=request.form,
                            checks=check_names(found.checks), issuer=unit_label(issuer),
                            state=_state_cell(found), handling=HANDLING_LABELS, findings=_open_findings(found),
+                           close_button=self._close_button(found),
                            may_inspect=permissions.can(current_user, Action.INSPECTION_LIST))
+
+    def _close_button(self, notice: RectificationNotice) -> Markup:
+        """结案 on the notice's own page too (the list's row button, back to this page)."""
+        close = next(action for action in self.row_post_actions if action.name == "close")
+        return close.markup(self, str(notice.id)) if self.is_row_action_allowed("close", notice) else Markup("")
 
     def _answer(self, notice: RectificationNotice) -> None:
         result = request.form.get("result", "")

@@ -265,6 +265,7 @@ def test_the_notice_journey_send_answer_close(app, people, as_user, world) -> No
     assert post(isp, notice_page, {"result": "rectified", "detail": "已在首页底部加上"}).status_code == 302
     page = _page(clerk, notice_page)
     assert "已整改" in page and "已在首页底部加上" in page and "天津某网络公司" in page and "已反馈" in page
+    assert "row-action/close" in page and "row-action/close" not in _page(isp, notice_page)  # 结案 on the page too
     assert post(isp, "/admin/rectification/row-action/close/", {"id": notice_id}).status_code == 404
     assert post(clerk, "/admin/rectification/row-action/close/", {"id": notice_id, "url": "/admin/rectification/"},
                 follow_redirects=True).status_code == 200
