@@ -8,7 +8,6 @@ import json
 import sys
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
@@ -20,7 +19,7 @@ from sqlalchemy import select
 import demo_inspection
 import workflow
 from extensions import db
-from models import CheckCode, InspectionResult, InspectionRun, InspectionScope, Role, RunState, User, UserStatus
+from models import InspectionRun, InspectionScope, Role, RunState, User, UserStatus
 from workflow import inspections
 
 #: `inspection run --now` prints its progress at least this often
@@ -140,16 +139,9 @@ def _inspect_now(run_id: int) -> None:
         if not ran:
             time.sleep(1)  # a worker holds it: watch
     click.echo(json.dumps({"run": run.id, "state": run.state.value, "checked": run.checked, "failing": run.failing,
-                           "failing_by_check": _failing_by_check(run.id), "error": run.error,
+                           "failing_by_check": inspections.failing_by_check(run.id), "error": run.error,
                            "seconds": round(time.perf_counter() - started, 1)}, ensure_ascii=False))
     if run.state != RunState.DONE:
         sys.exit(1)
 
 
-def _failing_by_check(run_id: int) -> dict[str, int]:
-    """How many of the run's websites failed each check (their results' failing lists)."""
-    counts: Counter[str] = Counter()
-    for failing in db.session.scalars(select(InspectionResult.failing).where(
-            InspectionResult.run_id == run_id, InspectionResult.failing != "")):
-        counts.update(failing.split(","))
-    return {check.value: counts[check.value] for check in CheckCode}

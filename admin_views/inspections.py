@@ -160,7 +160,10 @@ class InspectionRunView(SecureModelView):
     def run(self) -> str:
         run = self._run()
         rows, after = _result_page(run, request.args.get("after", ""))
+        by_check = [] if run.state in ACTIVE_STATES else [  # counted once the run has ended, not at each poll
+            (CHECK_LABELS[CheckCode(code)], count) for code, count in inspections.failing_by_check(run.id).items()]
         return self.render("admin/inspections/run.html", run=run, rows=rows, after=after, form=FlaskForm(),
+                           by_check=by_check,
                            active=run.state in ACTIVE_STATES, province=_province_name(run.province_code),
                            scope_label=label(SCOPE_LABELS, run.scope), state_badge=run_state_badge(run),
                            may_cancel=permissions.can(current_user, Action.INSPECTION_RUN),

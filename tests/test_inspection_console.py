@@ -163,6 +163,7 @@ def test_a_clerk_starts_a_run_watches_it_and_reads_its_results(app, people, as_u
     assert clerk.get(f"/admin/inspections/run/status?id={run_id}").json["state"] == "done"
     page = _page(clerk, f"/admin/inspections/run?id={run_id}")
     assert "已完成" in page and "未通过" in page and "备案号展示、电子验证标识" in page and "取消检查" not in page
+    assert "各检查项不合规数" in page and "备案号展示 1" in page and "域名解析 0" in page
     listing = _page(clerk, "/admin/inspections/")
     assert "新建检查" in listing and "1 / 1" in listing and "北京市通信管理局" not in listing
 

@@ -85,7 +85,8 @@ from workflow.rectification import (
 from workflow.unfiled import UnfiledReport, report_unfiled, sighting_scope
 
 __all__ = [
-    "UnfiledReport", "answer_notice", "beijing_today", "cancel_run", "close_notice", "finding_scope", "issue_notice",
+    "UnfiledReport", "answer_notice", "beijing_today", "cancel_run", "close_notice", "failing_by_check",
+    "finding_scope", "issue_notice",
     "notice_scope", "overdue", "overdue_condition", "report_unfiled", "run_inspection_jobs", "run_scope",
     "schedule_due", "sighting_scope", "start_run", "website_history",
 ]
@@ -260,6 +261,14 @@ def website_history(actor: User, website_id: int) -> list[InspectionResult]:
     return list(db.session.scalars(select(InspectionResult).where(
         InspectionResult.website_id == website_id, permissions.inspection_finding_scope(actor, InspectionResult))
         .order_by(InspectionResult.id.desc()).limit(HISTORY_MAX)))
+
+
+def failing_by_check(run_id: int) -> dict[str, int]:
+    """How many of the run's websites failed each check: one count per check over the run's failing results."""
+    failing = InspectionResult.failing
+    row = db.session.execute(select(*(func.count().filter(failing.like(f"%{check.value}%")) for check in CheckCode))
+                             .where(InspectionResult.run_id == run_id, failing != "")).one()
+    return {check.value: count for check, count in zip(CheckCode, row, strict=True)}
 
 
 # --- the rolling pass (a singleton worker step) --------------------------------------------------------------
