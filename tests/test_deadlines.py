@@ -105,6 +105,10 @@ def test_waiting_for_another_isp_records_no_deadline_until_it_verifies(ctx, peop
 
 # --- the bureau's queue ---------------------------------------------------------------------------------
 
+#: a row's checkbox in a list (its label's attribute between the class and the value)
+ROW_ID = r'name="rowid" class="action-checkbox"[^>]*? value="(\d+)"'
+
+
 def _queued(app, users, offsets: dict[str, int]) -> dict[str, int]:
     """Applications in 天津's queue whose deadline is today + offset working days; name → id."""
     with app.app_context():
@@ -124,7 +128,7 @@ def test_the_queue_shows_days_left_marks_urgent_ones_and_sorts_by_deadline(app, 
     ids = _queued(app, users, {"later": 12, "overdue": -5, "soon": 2, "today": 0})
     bureau = as_user("bureau")
     page = bureau.get("/admin/bureau_queue/").get_data(as_text=True)
-    rows = [int(i) for i in re.findall(r'name="rowid" class="action-checkbox"[^>]*? value="(\d+)"', page)]
+    rows = [int(i) for i in re.findall(ROW_ID, page)]
     assert rows == [ids["overdue"], ids["today"], ids["soon"], ids["later"]]  # most urgent first
     assert "badge badge-danger deadline-overdue" in page and "已逾期" in page
     assert page.count("badge badge-warning deadline-soon") == 2 and "今日到期" in page
@@ -133,7 +137,7 @@ def test_the_queue_shows_days_left_marks_urgent_ones_and_sorts_by_deadline(app, 
     column = re.search(r'href="[^"]*sort=(\d+)[^"]*"[^>]*>审核期限', page)
     assert column, "the deadline column is sortable"
     reverse = bureau.get(f"/admin/bureau_queue/?sort={column.group(1)}&desc=1").get_data(as_text=True)
-    assert [int(i) for i in re.findall(r'name="rowid" class="action-checkbox"[^>]*? value="(\d+)"', reverse)] == rows[::-1]
+    assert [int(i) for i in re.findall(ROW_ID, reverse)] == rows[::-1]
 
 
 # --- the daily reminder --------------------------------------------------------------------------------
