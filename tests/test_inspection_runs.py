@@ -152,7 +152,8 @@ def test_a_run_stores_results_and_findings_in_batches_with_no_transaction_open_w
         evidence = json.loads(db.session.scalar(select(InspectionResult.evidence).where(
             InspectionResult.website_id == sites["tj2"])))
         assert evidence["cert"]["outcome"] == "absent" and evidence["dns"]["evidence"]["url"].startswith("http://")
-        findings = set(db.session.execute(select(InspectionFinding.website_id, InspectionFinding.check)).tuples())
+        findings = {tuple(row) for row in db.session.execute(select(InspectionFinding.website_id,
+                                                                    InspectionFinding.check))}
         assert findings == {(sites["tj2"], "number"), (sites["tj2"], "cert"), (sites["tj3"], "alive")}
         assert run.seconds == pytest.approx(0.03) and run.finished_at is not None
         assert inspections.run_inspection_jobs() == 0  # nothing left to claim

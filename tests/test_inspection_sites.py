@@ -93,7 +93,7 @@ def test_a_run_over_real_http_finds_what_each_site_does_wrong(app, people, farm_
         assert compliant["alive"]["evidence"]["status"] == 200 and made["compliant"].number in \
             compliant["number"]["evidence"]["excerpt"]
         findings = {(website_id, check) for website_id, check in db.session.execute(
-            select(InspectionFinding.website_id, InspectionFinding.check)).tuples()}
+            select(InspectionFinding.website_id, InspectionFinding.check))}
         assert findings == {(made[key].id, code) for key, (_b, _s, failing) in BEHAVIOURS.items() for code in failing}
         assert farm.user_agents and all("ICP" in agent or "备案" in agent or "beian" in agent.lower()
                                         for agent in farm.user_agents)

@@ -639,8 +639,8 @@ def _move_findings(owners: dict[int, tuple[int, str]], inspected: list[Inspected
     """A failing check opens its finding (first seen now) or moves it (last seen now); a passing one deletes it; a
     check not made (None) leaves it as it was."""
     ids = sorted(owners)
-    open_now = set(db.session.execute(select(InspectionFinding.website_id, InspectionFinding.check).where(
-        InspectionFinding.website_id.in_(ids))).tuples())
+    open_now = {tuple(row) for row in db.session.execute(select(InspectionFinding.website_id, InspectionFinding.check)
+                                                         .where(InspectionFinding.website_id.in_(ids)))}
     new, moved, passed = [], [], {}
     for site, checks, _seconds in inspected:
         for check in checks:
