@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     BigInteger,
@@ -19,10 +20,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
 from models.base import BigId, str_enum, utcnow
+
+if TYPE_CHECKING:
+    from models import User, Website
 
 
 class InspectionScope(enum.StrEnum):
@@ -159,6 +163,11 @@ class RectificationNotice(db.Model):
     closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
+    website: Mapped[Website] = relationship()
+    #: newest first: the list shows the latest
+    answers: Mapped[list[RectificationAnswer]] = relationship(order_by="RectificationAnswer.id.desc()",
+                                                              viewonly=True)
+
 
 class HandlingResult(enum.StrEnum):
     """The ISP's handling result (处理结果) of a rectification notice."""
@@ -182,6 +191,8 @@ class RectificationAnswer(db.Model):
     detail: Mapped[str] = mapped_column(String(500), default="")
     answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     answered_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    isp: Mapped[User] = relationship(foreign_keys=[isp_id])
 
 
 class UnfiledSighting(db.Model):

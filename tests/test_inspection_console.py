@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from markupsafe import escape
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 import inspector
 import workflow.inspections as inspections
@@ -23,6 +23,7 @@ from admin_views.inspection_labels import evidence_of
 from extensions import db
 from models import (
     Access,
+    HandlingResult,
     InspectionFinding,
     InspectionResult,
     InspectionRun,
@@ -387,3 +388,28 @@ def test_an_unused_filed_access_is_named_by_its_isp_and_ranges(app, people) -> N
         isp = db.session.get(User, access.isp_id)
     shown = fields["未使用的备案接入"]
     assert isp.organisation in shown and str(access.id) not in shown.split("：")[0]
+
+
+def test_the_notice_list_costs_the_same_queries_for_one_row_or_many(app, people, as_user, world) -> None:
+    """Each row's website and latest answer come from the page's two loads, not from two queries per row."""
+    isp = as_user("isp")
+
+    def issued(count: int) -> int:
+        with app.app_context():
+            for _ in range(count):
+                website = filed_website(people)
+                notice = inspections.issue_notice(user_named(people["bureau"]), website, ["number"], "请整改",
+                                                  date.today() + timedelta(days=10))
+                inspections.answer_notice(user_named(people["isp"]), notice, HandlingResult.RECTIFIED, "已改")
+            db.session.commit()
+        statements: list[str] = []
+        with app.app_context():
+            listen = lambda *args: statements.append(args[2])  # noqa: E731 (before_cursor_execute's statement)
+            event.listen(db.engine, "before_cursor_execute", listen)
+            try:
+                assert "已整改" in _page(isp, "/admin/rectification/")
+            finally:
+                event.remove(db.engine, "before_cursor_execute", listen)
+        return len(statements)
+
+    assert issued(1) == issued(3)
