@@ -214,7 +214,7 @@ class UnfiledSightingView(SecureModelView):
     column_formatters = {
         "value": formatter(lambda sighting: display_domain(sighting.value)),  # an address stays as it is
         "kind": formatter(lambda sighting: str(_l("IP address") if sighting.kind == "ip" else _l("Domain"))),
-        "reporter": formatter(lambda sighting: unit_label(db.session.get(User, sighting.reporter_id))),
+        "reporter": formatter(lambda sighting: unit_label(sighting.reporter)),  # loaded per page (get_query)
         "province_code": formatter(lambda sighting: PROVINCE_NAMES.get(sighting.province_code or "", "")
                                     or str(_l("National"))),
     }
@@ -233,6 +233,9 @@ class UnfiledSightingView(SecureModelView):
 
     def scope(self) -> ColumnElement[bool]:
         return inspections.sighting_scope(current_user)
+
+    def get_query(self) -> Any:
+        return super().get_query().options(selectinload(UnfiledSighting.reporter))
 
     @expose("/report", methods=("GET", "POST"))
     def report(self) -> Any:

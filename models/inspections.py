@@ -213,3 +213,5 @@ class UnfiledSighting(db.Model):
     first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     times: Mapped[int] = mapped_column(Integer, default=1)
+
+    reporter: Mapped[User] = relationship()
