@@ -18,6 +18,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 import permissions
@@ -288,7 +289,8 @@ def _failing_websites(filters: FindingFilters, after: str) -> tuple[list[Failing
         ids_query = ids_query.where(InspectionFinding.website_id < int(after))
     ids = list(db.session.scalars(ids_query))
     page = ids[:PAGE_ROWS]
-    websites = {w.id: w for w in db.session.scalars(select(Website).where(Website.id.in_(page)))}
+    websites = {w.id: w for w in db.session.scalars(select(Website).where(Website.id.in_(page))
+                                                     .options(selectinload(Website.domains)))}  # not one per row
     findings: dict[int, list[InspectionFinding]] = {}
     for finding in db.session.scalars(select(InspectionFinding).where(
             InspectionFinding.website_id.in_(page), inspections.finding_scope(current_user))):
@@ -386,7 +388,5 @@ def _notices_with_answers(website_id: int) -> list[NoticeWithAnswers]:
 
 
 def answers_of(notice: RectificationNotice) -> list[tuple[RectificationAnswer, str]]:
-    """The ISPs' answers to a notice, newest first, each with the ISP's name."""
-    query = (select(RectificationAnswer, User).join(User, User.id == RectificationAnswer.isp_id)
-             .where(RectificationAnswer.notice_id == notice.id).order_by(RectificationAnswer.id.desc()))
-    return [(answer, unit_label(isp)) for answer, isp in db.session.execute(query)]
+    """The ISPs' answers to a notice, newest first (the notice's `answers`), each with the ISP's name."""
+    return [(answer, unit_label(answer.isp)) for answer in notice.answers]
