@@ -264,6 +264,8 @@ def test_the_notice_journey_send_answer_close(app, people, as_user, world) -> No
     assert isp.post(notice_page, data={"result": "rectified"}).status_code == 400  # no CSRF token
     page = post(isp, notice_page, {"result": "disputed", "detail": ""}, follow_redirects=True).get_data(as_text=True)
     assert "申辩须填写处理说明" in page
+    page = post(isp, notice_page, {"result": "bogus", "detail": "x"}, follow_redirects=True).get_data(as_text=True)
+    assert "请选择处理结果" in page  # the workflow's refusal, beside the form, not a bare 400
     assert post(isp, notice_page, {"result": "rectified", "detail": "已在首页底部加上"}).status_code == 302
     page = _page(clerk, notice_page)
     assert "已整改" in page and "已在首页底部加上" in page and "天津某网络公司" in page and "已反馈" in page

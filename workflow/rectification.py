@@ -141,7 +141,7 @@ def _mail_body(actor: User, website: Website, notice: RectificationNotice) -> st
             f"{actor.organisation or '备案管理系统'}\n")
 
 
-def answer_notice(actor: User, notice: RectificationNotice, result: HandlingResult, detail: str
+def answer_notice(actor: User, notice: RectificationNotice, result: HandlingResult | str, detail: str
                   ) -> RectificationAnswer:
     """An ISP serving the website now records its handling result; the notice becomes answered. Answering again
     adds a row (the newest counts, all are kept)."""
