@@ -69,11 +69,19 @@ class _Handler(BaseHTTPRequestHandler):
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
         farm = self.server.farm
         farm.enter(host, self.headers.get("User-Agent", ""))
+        self._host: str | None = host
         try:
             with contextlib.suppress(OSError):
                 self._answer(farm.sites.get(host))
         finally:
-            farm.leave(host)
+            self._leave()
+
+    def _leave(self) -> None:
+        """The request no longer counts as open: before its answer is sent (a client that has read the answer may
+        connect again before this thread runs on, and would be counted twice), or when a hostile answer ends."""
+        if self._host is not None:
+            self.server.farm.leave(self._host)
+            self._host = None
 
     def _send(self, status: int, body: bytes = b"", content_type: str = "text/html; charset=utf-8",
               **headers: str) -> None:
@@ -82,6 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for name, value in headers.items():
             self.send_header(name.replace("_", "-"), value)
+        self._leave()
         self.end_headers()
         self.wfile.write(body)
 
