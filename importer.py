@@ -55,6 +55,7 @@ from models import (
     Role,
     User,
     UserStatus,
+    Website,
     code_values,
     forbidden_word_in,
 )
@@ -759,11 +760,13 @@ class RowSpill:
 class RowChecker:
     """Every rule of the wizard that needs no database, per row; the registry's rules afterwards, in bulk.
 
-    Memory stays bounded: the checked rows are spilled to a temporary file 5,000 at a time (read back by
-    `websites()` for the import); only the keys the registry checks need stay in memory."""
+    Memory stays bounded: the checked rows are handed to `stage` SPILL_EVERY at a time, in file order, while no row
+    has an error (the import writes them staged as the file is read; none is handed over once a row is wrong);
+    only the keys the registry checks need stay in memory."""
 
-    def __init__(self, importer: User) -> None:
+    def __init__(self, importer: User, stage: Callable[[list[ImportedWebsite]], None]) -> None:
         self.importer = importer
+        self._stage, self._checked = stage, list[ImportedWebsite]()
         self.province_scope = importer.province_code if importer.role == Role.BUREAU else None
         self.codes = {column.key: self._lookup(column.codes) for column in COLUMNS if column.codes}
         self.allowed_types = {code: set((extra or "").split(",")) for code, extra in db.session.execute(
@@ -777,8 +780,6 @@ class RowChecker:
         self.domains: dict[str, int] = {}  # name → the row of its first use
         self.isp_rows: dict[str, list[int]] = {}  # ISP usernames named (a bureau's import) → rows
         self.errors = ErrorLog()
-        self.isp_ids: dict[str, int] = {}
-        self.spill = RowSpill(self.errors)
 
     @staticmethod
     def _lookup(source: str) -> dict[str, str]:
@@ -873,22 +874,33 @@ class RowChecker:
         isp = self.importer.username if self.importer.role == Role.ISP else values["isp_username"]
         if self.importer.role != Role.ISP:
             self.isp_rows.setdefault(isp, []).append(row)
-        self.spill.keep(ImportedWebsite(
+        if len(self.errors):
+            return  # nothing is imported: the row is not kept
+        self._checked.append(ImportedWebsite(
             row, values["certificate_number"], entity, values["website_name"], names, values["home_url"],
             coded["service_content"], coded["access_method"], coded["server_province"], ip_ranges, preapprovals,
             isp))
+        if len(self._checked) >= SPILL_EVERY:
+            self.hand_over()
+
+    def hand_over(self) -> None:
+        """The rows checked since the last hand-over to `stage`, unless a row was wrong (the last ones: at the end)."""
+        if self._checked and not len(self.errors):
+            self._stage(self._checked)
+        self._checked = []
 
     def close(self) -> None:
-        self.spill.close()
         self.errors.close()
 
-    def websites(self) -> Iterator[list[ImportedWebsite]]:
-        """The checked rows again, 5,000 at a time, in file order."""
-        return self.spill.chunks()
-
     # --- the registry's rules, one query per chunk of values -----------------------------------------
-    def check_registry(self) -> None:
-        taken_domains = _existing(select(Domain.name).where(Domain.live), Domain.name, list(self.domains))
+    def check_registry(self, staged_by: int | None = None) -> None:
+        """The file's domains filed already (not counting the websites of import `staged_by`: the file's own rows,
+        staged while it was read), its certificate numbers taken, its ISPs unknown."""
+        domains = select(Domain.name).where(Domain.live)
+        if staged_by is not None:
+            domains = domains.where(Domain.website_id.not_in(
+                select(Website.id).where(Website.import_job_id == staged_by))).execution_options(include_staged=True)
+        taken_domains = _existing(domains, Domain.name, list(self.domains))
         for name in sorted(taken_domains):
             self._error(self.domains[name], "domains", name, f"域名 {name} 已在其他网站备案。")
         taken_numbers = _existing(select(Entity.certificate_number).where(Entity.status.in_(TAKEN_STATUSES)),
@@ -898,14 +910,18 @@ class RowChecker:
         self._check_isps()
 
     def _check_isps(self) -> None:
-        isps = {u.username: u.id for u in db.session.scalars(select(User).where(
-            User.username.in_(sorted(self.isp_rows)), User.role == Role.ISP, User.status == UserStatus.ACTIVE))}
+        isps = active_isp_ids(self.isp_rows)
         for username, rows in sorted(self.isp_rows.items()):
             if username not in isps:
                 for row in rows:
                     self._error(row, "isp_username", username,
                                 "请填写有效的接入商用户名。" if username else "通信管理局导入时须填写接入商用户名。")
-        self.isp_ids = {**isps, self.importer.username: self.importer.id}
+
+
+def active_isp_ids(usernames: Iterable[str]) -> dict[str, int]:
+    """The active ISP accounts among `usernames`: username → id."""
+    return dict(db.session.execute(select(User.username, User.id).where(
+        User.username.in_(sorted(usernames)), User.role == Role.ISP, User.status == UserStatus.ACTIVE)).tuples().all())
 
 
 def _fingerprint(fields: tuple[str, ...]) -> int:

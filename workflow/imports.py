@@ -24,9 +24,12 @@ and the transaction after it sees the takeover.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import queue
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sized
@@ -107,7 +110,9 @@ def _hide_staged(state: ORMExecuteState) -> None:
 
 @contextmanager
 def _reading() -> Iterator[None]:
-    """The job's transactions only read (SQLite: BEGIN, not BEGIN IMMEDIATE) unless `_writing` says otherwise."""
+    """The job's transactions only read (SQLite: BEGIN, not BEGIN IMMEDIATE) unless `_writing` says otherwise; the
+    transaction before is ended first (on SQLite it may hold the write lock, which the stager needs)."""
+    db.session.commit()
     with write_intent(False):
         try:
             yield
@@ -391,10 +396,24 @@ def _run_import(job: ImportJob, path: Path) -> ImportJob:
     checker: importer.RowChecker | None = None
     try:
         with _reading():
-            checker = _check(job, actor, path)
+            with _Stager(job, actor) as stager:
+                checker = importer.RowChecker(actor, stager.stage)
+                _check(actor, path, checker, stager)
+            checker.check_registry(staged_by=job.id)
+            if not checker.entities and not checker.errors:
+                checker.errors.append(importer.CellError(2, 0, "", "文件中没有数据行。"))
             if checker.errors:
+                db.session.rollback()  # the reading's snapshot (SQLite) predates the stager's writes
+                _remove_staged(job)
                 return refuse(job, actor, path, checker.errors)
-        staged = _stage(job, actor, checker)
+        if stager.clashed:  # a unique index refused a row the registry check had let through: taken meanwhile
+            raise importer.ImportRefused(RACED)
+        staged = stager.staged
+        order = list(staged.entity_ids.values())
+        for start in range(0, len(order), CHUNK):
+            with _writing(job):
+                staged.applications(order[start:start + CHUNK])
+            pause_between_writes()
         with _writing(job):  # the one transaction that makes every staged row visible, with their audit events
             job.imported = len(staged.entity_ids)
             _finish(job, actor, JobState.DONE)
@@ -409,23 +428,20 @@ def _run_import(job: ImportJob, path: Path) -> ImportJob:
     return job
 
 
-def _check(job: ImportJob, actor: User, path: Path) -> importer.RowChecker:
-    """Reading and checking: only reads (no write lock), the progress written in short transactions."""
+def _check(actor: User, path: Path, checker: importer.RowChecker, stager: _Stager) -> None:
+    """Reading and checking, which only read; the checked rows go to the stager as they pass, and so does the
+    progress (the stager's transactions hold the job's row: the reader writes nothing)."""
     kind = importer.check_container(path)
     header, rows, count = importer.read_rows(path, kind)
-    _progress(job, total_rows=count, phase="checking")
-    checker = importer.RowChecker(actor)
+    stager.progress(total_rows=count, phase="checking")
     _check_header(header)
     done = 0
     for done, (number, cells) in enumerate(rows, start=1):
         checker.check(number, cells)
         if done % PROGRESS_EVERY == 0:
-            _progress(job, done_rows=done)
-    _progress(job, done_rows=done, total_rows=max(count, done), phase="importing")
-    checker.check_registry()
-    if not checker.entities and not checker.errors:
-        checker.errors.append(importer.CellError(2, 0, "", "文件中没有数据行。"))
-    return checker
+            stager.progress(done_rows=done)
+    checker.hand_over()
+    stager.progress(done_rows=done, total_rows=max(count, done), phase="importing")
 
 
 def _fail_with(job: ImportJob, actor: User | None, errors: list[importer.CellError]) -> None:
@@ -498,26 +514,90 @@ def _new_ids(model: Any, before: int, job_id: int) -> list[int]:
         model.id > before, model.import_job_id == job_id).order_by(model.id))))
 
 
-def _stage(job: ImportJob, actor: User, checker: importer.RowChecker) -> _Staging:
-    """Every checked filing written staged, CHUNK websites (then CHUNK applications) per short fenced
-    transaction (the job's lease renewed each time), with a pause between them in which other writers take
-    SQLite's lock."""
-    if not permissions.may_import(actor):
-        raise NotFound()
-    with _writing(job):
-        job.staging = True
-    staged = _Staging(job.id, actor, checker.isp_ids)
-    for spilled in checker.websites():
-        for start in range(0, len(spilled), CHUNK):
-            with _writing(job):
-                staged.websites(spilled[start:start + CHUNK])
+class _NotStageable(Exception):
+    """A row names an ISP that is no active ISP account: nothing more is staged (the registry check names it)."""
+
+
+class _Stager:
+    """Writes the checked rows staged while the file is still being read and checked: a thread of its own (its own
+    app context, session and connection) takes them from a short queue, CHUNK websites per short fenced transaction
+    (with SQLite's pause between them), so that the database's work — the inserts and the maintenance of the
+    tables' indexes, most of an import's writing on PostgreSQL — runs beside the reading instead of after it. It
+    also writes the job's progress: its transactions lock the job's row (the fence), which a write of the reader's
+    would wait for.
+
+    A unique index refusing a chunk (a domain or certificate number taken) stops the staging (`clashed`); the
+    registry check after the reading names the rows. Whatever the thread raises — `LeaseLost`, a database error, a
+    worker being killed — is raised again in the reader's thread at its next hand-over or at the end. The block
+    waits for the thread to end; when the reader fails, what is still queued is not staged."""
+
+    def __init__(self, job: ImportJob, actor: User) -> None:
+        self._app = current_app._get_current_object()  # type: ignore[attr-defined]
+        self._job_id, self._actor_id, self._claims = job.id, actor.id, dict(_claims())
+        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=2)
+        self._failure: BaseException | None = None
+        self._abandoned = False
+        self.clashed = False
+        self.staged: _Staging | None = None
+        self._thread = threading.Thread(target=self._run, name=f"import-{job.id}-stager", daemon=True)
+
+    def __enter__(self) -> _Stager:
+        self._thread.start()
+        return self
+
+    def __exit__(self, failure: type[BaseException] | None, *exc: object) -> None:
+        self._abandoned = failure is not None
+        self._put(None, raising=failure is None)
+        self._thread.join()
+        if failure is None:
+            self._raise_failure()
+
+    def stage(self, websites: list[importer.ImportedWebsite]) -> None:
+        self._put(("websites", websites))
+
+    def progress(self, **values: Any) -> None:
+        self._put(("progress", values))
+
+    def _put(self, item: tuple[str, Any] | None, raising: bool = True) -> None:
+        while self._thread.is_alive():
+            if raising:
+                self._raise_failure()
+            with contextlib.suppress(queue.Full):
+                self._queue.put(item, timeout=0.2)
+                return
+        if raising:
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _run(self) -> None:
+        try:
+            with self._app.app_context():
+                _claims().update(self._claims)
+                job = db.session.get(ImportJob, self._job_id)
+                self.staged = _Staging(job.id, db.session.get(User, self._actor_id))
+                with _writing(job):
+                    job.staging = True
+                while (item := self._queue.get()) is not None:
+                    if item[0] == "progress":
+                        _progress(job, **item[1])
+                    elif not (self.clashed or self._abandoned):
+                        self._stage(job, item[1])
+        except BaseException as failure:  # handed to the reader's thread
+            self._failure = failure
+
+    def _stage(self, job: ImportJob, websites: list[importer.ImportedWebsite]) -> None:
+        assert self.staged is not None
+        for start in range(0, len(websites), CHUNK):
+            try:
+                with _writing(job):
+                    self.staged.websites(websites[start:start + CHUNK])
+            except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError, _NotStageable):
+                self.clashed = True
+                return
             pause_between_writes()
-    order = list(staged.entity_ids.values())
-    for start in range(0, len(order), CHUNK):
-        with _writing(job):
-            staged.applications(order[start:start + CHUNK])
-        pause_between_writes()
-    return staged
 
 
 class _Staging:
@@ -525,14 +605,19 @@ class _Staging:
     a chunk's rows are the job's rows past the largest id before it, in insertion order) rather than by
     RETURNING, which SQLite answers one row at a time — and COPY not at all."""
 
-    def __init__(self, job_id: int, actor: User, isp_ids: dict[str, int]) -> None:
-        self.job_id, self.actor, self.isp_ids, self.now = job_id, actor, isp_ids, utcnow()
+    def __init__(self, job_id: int, actor: User) -> None:
+        self.job_id, self.actor, self.actor_id, self.now = job_id, actor, actor.id, utcnow()
+        self.isp_ids = {actor.username: actor.id}  # ISP username → id, resolved as rows name them
         self.entity_ids: dict[str, int] = {}  # certificate number → id
         self.provinces: dict[int, str] = {}  # entity id → province
         self.isps: dict[int, int | set[int]] = {}  # entity id → its ISP (a set only when it has several)
         self.application_ids: tuple[int, int] = (0, 0)  # the first and the last application id written
 
     def websites(self, chunk: list[importer.ImportedWebsite]) -> None:
+        if unknown := {w.isp_username for w in chunk} - self.isp_ids.keys():
+            self.isp_ids.update(importer.active_isp_ids(unknown))
+            if not unknown <= self.isp_ids.keys():
+                raise _NotStageable
         new = [w.entity for w in chunk if w.entity is not None]
         before = db.session.scalar(_staged(select(func.max(Entity.id)))) or 0  # the new rows come after
         _insert(Entity, ({**dict(zip(importer.ENTITY_KEYS[1:], fields[1:], strict=True)), "province_code": fields[0],
@@ -577,7 +662,7 @@ class _Staging:
 
     def applications(self, entity_ids: list[int]) -> None:
         """One application in bureau review per entity, each ISP named counted as verified."""
-        actor_id, now, due = self.actor.id, self.now, deadlines.due_at(self.now)
+        actor_id, now, due = self.actor_id, self.now, deadlines.due_at(self.now)
         before = db.session.scalar(_staged(select(func.max(Application.id)))) or 0
         _insert(Application, ({
             "entity_id": entity_id, "province_code": self.provinces[entity_id], "kind": ApplicationKind.NEW_FILING,
