@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 import importer
 from extensions import db
-from models import Application, Domain, Entity, ImportJob, JobState, Website
+from models import Application, Domain, Entity, ImportJob, IspVerification, JobState, ReviewState, User, Website
 from tests import test_import_robust
 from tests.helpers import TIANJIN, user_named
 from tests.import_files import plain_xlsx, valid_row
@@ -153,3 +153,25 @@ def test_a_malformed_cell_late_in_the_file_ends_the_stager_and_keeps_nothing(app
     job = run(app, data)
     assert job.state == JobState.FAILED and "公式" in _messages(job)[0]
     _nothing_kept(app, job.id)
+
+
+def test_an_entity_whose_websites_lie_in_several_chunks_gets_one_application_verified_once_by_each_isp(
+        app, importer_isp) -> None:
+    """A bureau's file: one entity's websites in rows 2, 5 and 8 (three hand-overs), by ISP A, B, then A again —
+    one application, one verification by A and one by B."""
+    rows = [valid_row(n) for n in range(1, 8)]
+    for row in rows:
+        row[20] = importer_isp
+    for position, (n, isp) in zip((3, 6), ((21, "tj_isp"), (22, importer_isp)), strict=True):
+        rows[position] = valid_row(1)[:10] + valid_row(n)[10:20] + [isp]
+    job_id = queue(app, plain_xlsx(rows), "tj_bureau")
+    with app.app_context():
+        imports.run_import(db.session.get(ImportJob, job_id))
+        assert _job(app, job_id).imported == 5
+        entity_id = db.session.scalar(select(Entity.id).where(Entity.unit_name == "天津导入科技有限公司1"))
+        assert db.session.scalar(select(func.count(Website.id)).where(Website.entity_id == entity_id)) == 3
+        application_id = db.session.scalar(select(Application.id).where(Application.entity_id == entity_id))
+        verified = db.session.execute(select(User.username, IspVerification.state).join(
+            User, User.id == IspVerification.isp_id).where(IspVerification.application_id == application_id)).all()
+        assert sorted(verified) == [(importer_isp, ReviewState.CONFIRMED), ("tj_isp", ReviewState.CONFIRMED)]
+        assert db.session.scalar(select(func.count(Application.id))) == 5

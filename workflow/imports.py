@@ -76,7 +76,7 @@ from workflow import special_content
 from workflow.errors import NotFound, WorkflowError
 
 PROGRESS_EVERY = 5000
-CHUNK = 5000  # rows per insert statement, and websites (or applications) per staging transaction
+CHUNK = 5000  # rows per insert statement, and websites (with their entities and applications) per staging transaction
 WRITE_PAUSE = 0.15  # seconds between staging transactions: more than SQLite's longest busy-wait step (100 ms)
 PAGE_ERRORS = 10_000  # errors kept for the job's page; the marked file has all of them
 MAX_ATTEMPTS = 3  # a job whose runs keep killing the worker is failed rather than taken over forever
@@ -409,11 +409,6 @@ def _run_import(job: ImportJob, path: Path) -> ImportJob:
         if stager.clashed:  # a unique index refused a row the registry check had let through: taken meanwhile
             raise importer.ImportRefused(RACED)
         staged = stager.staged
-        order = list(staged.entity_ids.values())
-        for start in range(0, len(order), CHUNK):
-            with _writing(job):
-                staged.applications(order[start:start + CHUNK])
-            pause_between_writes()
         with _writing(job):  # the one transaction that makes every staged row visible, with their audit events
             job.imported = len(staged.entity_ids)
             _finish(job, actor, JobState.DONE)
@@ -610,7 +605,8 @@ class _Staging:
         self.isp_ids = {actor.username: actor.id}  # ISP username → id, resolved as rows name them
         self.entity_ids: dict[str, int] = {}  # certificate number → id
         self.provinces: dict[int, str] = {}  # entity id → province
-        self.isps: dict[int, int | set[int]] = {}  # entity id → its ISP (a set only when it has several)
+        self.application_of: dict[int, int] = {}  # entity id → its application's id
+        self.verified: set[tuple[int, int]] = set()  # (entity id, ISP id) with its verification written
         self.application_ids: tuple[int, int] = (0, 0)  # the first and the last application id written
 
     def websites(self, chunk: list[importer.ImportedWebsite]) -> None:
@@ -624,10 +620,13 @@ class _Staging:
                           "owner_id": None, "commercial": False, "status": FilingStatus.DRAFT, "website_seq": 0,
                           "number": None, "licence_number": None, "approved_at": None, "created_at": self.now,
                           "import_job_id": self.job_id} for fields in new))
+        fresh = []
         for entity_id, number, province in db.session.execute(_staged(select(
                 Entity.id, Entity.certificate_number, Entity.province_code).where(
-                Entity.id > before, Entity.import_job_id == self.job_id))):
+                Entity.id > before, Entity.import_job_id == self.job_id).order_by(Entity.id))):
             self.entity_ids[number], self.provinces[entity_id] = entity_id, province
+            fresh.append(entity_id)
+        self._applications(fresh)
         self._websites(chunk)
 
     def _websites(self, chunk: list[importer.ImportedWebsite]) -> None:
@@ -653,15 +652,10 @@ class _Staging:
                           "server_province_code": w.server_province_code, "live": True,
                           "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges), "import_job_id": job_id}
                          for wid, _o, w in sites))
-        for _wid, owner, w in sites:
-            isp, known = self.isp_ids[w.isp_username], self.isps.get(owner)
-            if known is None or known == isp:
-                self.isps[owner] = isp
-            else:
-                self.isps[owner] = (known if isinstance(known, set) else {known}) | {isp}
+        self._verifications((owner, self.isp_ids[w.isp_username]) for _wid, owner, w in sites)
 
-    def applications(self, entity_ids: list[int]) -> None:
-        """One application in bureau review per entity, each ISP named counted as verified."""
+    def _applications(self, entity_ids: list[int]) -> None:
+        """One application in bureau review per new entity."""
         actor_id, now, due = self.actor_id, self.now, deadlines.due_at(self.now)
         before = db.session.scalar(_staged(select(func.max(Application.id)))) or 0
         _insert(Application, ({
@@ -671,16 +665,17 @@ class _Staging:
             "bureau_since": now, "due_at": due,
             "import_job_id": self.job_id} for entity_id in entity_ids))
         applications = _new_ids(Application, before, self.job_id)
-        self.application_ids = (self.application_ids[0] or applications[0], applications[-1])
-        _insert(IspVerification, ({"application_id": application_id, "isp_id": isp_id,
-                                   "state": ReviewState.CONFIRMED, "reason": "", "at": now,
-                                   "import_job_id": self.job_id}
-                                  for application_id, entity_id in zip(applications, entity_ids, strict=True)
-                                  for isp_id in _isp_list(self.isps[entity_id])))
+        self.application_of.update(zip(entity_ids, applications, strict=True))
+        if applications:
+            self.application_ids = (self.application_ids[0] or applications[0], applications[-1])
 
-
-def _isp_list(isps: int | set[int]) -> list[int]:
-    return sorted(isps) if isinstance(isps, set) else [isps]
+    def _verifications(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Each ISP an entity's websites name counted as verified on its application, once."""
+        new = [pair for pair in dict.fromkeys(pairs) if pair not in self.verified]
+        self.verified.update(new)
+        _insert(IspVerification, ({"application_id": self.application_of[entity_id], "isp_id": isp_id,
+                                   "state": ReviewState.CONFIRMED, "reason": "", "at": self.now,
+                                   "import_job_id": self.job_id} for entity_id, isp_id in new))
 
 
 def _audit_applications(job: ImportJob, actor: User, application_ids: tuple[int, int]) -> None:
