@@ -55,7 +55,6 @@ from models import (
     Role,
     User,
     UserStatus,
-    Website,
     code_values,
     forbidden_word_in,
 )
@@ -893,14 +892,9 @@ class RowChecker:
         self.errors.close()
 
     # --- the registry's rules, one query per chunk of values -----------------------------------------
-    def check_registry(self, staged_by: int | None = None) -> None:
-        """The file's domains filed already (not counting the websites of import `staged_by`: the file's own rows,
-        staged while it was read), its certificate numbers taken, its ISPs unknown."""
-        domains = select(Domain.name).where(Domain.live)
-        if staged_by is not None:
-            domains = domains.where(Domain.website_id.not_in(
-                select(Website.id).where(Website.import_job_id == staged_by))).execution_options(include_staged=True)
-        taken_domains = _existing(domains, Domain.name, list(self.domains))
+    def check_registry(self) -> None:
+        """The file's domains filed already, its certificate numbers taken, its ISPs unknown."""
+        taken_domains = _existing(select(Domain.name).where(Domain.live), Domain.name, list(self.domains))
         for name in sorted(taken_domains):
             self._error(self.domains[name], "domains", name, f"域名 {name} 已在其他网站备案。")
         taken_numbers = _existing(select(Entity.certificate_number).where(Entity.status.in_(TAKEN_STATUSES)),

@@ -399,16 +399,12 @@ def _run_import(job: ImportJob, path: Path) -> ImportJob:
             with _Stager(job, actor) as stager:
                 checker = importer.RowChecker(actor, stager.stage)
                 _check(actor, path, checker, stager)
-            checker.check_registry(staged_by=job.id)
             if not checker.entities and not checker.errors:
                 checker.errors.append(importer.CellError(2, 0, "", "文件中没有数据行。"))
-            if checker.errors:
-                db.session.rollback()  # the reading's snapshot (SQLite) predates the stager's writes
-                _remove_staged(job)
-                return refuse(job, actor, path, checker.errors)
-        if stager.clashed:  # a unique index refused a row the registry check had let through: taken meanwhile
-            raise importer.ImportRefused(RACED)
+            if checker.errors or stager.clashed:
+                return _refuse_staged(job, actor, path, checker)
         staged = stager.staged
+        assert staged is not None
         with _writing(job):  # the one transaction that makes every staged row visible, with their audit events
             job.imported = len(staged.entity_ids)
             _finish(job, actor, JobState.DONE)
@@ -421,6 +417,20 @@ def _run_import(job: ImportJob, path: Path) -> ImportJob:
         if checker is not None:
             checker.close()
     return job
+
+
+def _refuse_staged(job: ImportJob, actor: User, path: Path, checker: importer.RowChecker) -> ImportJob:
+    """A file with a wrong row, or whose staging met a unique index or an unknown ISP: the staged rows removed, then
+    the registry check names the domains and certificate numbers taken and the ISPs unknown, with their rows. A
+    file staged whole needs no such check: the unique indexes (`uq_domains_live_name`, `uq_entities_certificate_taken`,
+    the registry check's very conditions) admitted every row, and the stager resolved every ISP. When the check finds
+    nothing wrong, what the index refused was taken meanwhile (RACED)."""
+    db.session.rollback()  # the reading's snapshot (SQLite) predates the stager's writes
+    _remove_staged(job)
+    checker.check_registry()
+    if not checker.errors:
+        raise importer.ImportRefused(RACED)
+    return refuse(job, actor, path, checker.errors)
 
 
 def _check(actor: User, path: Path, checker: importer.RowChecker, stager: _Stager) -> None:
