@@ -2,12 +2,14 @@
 spreadsheet; the worker checks every row first and imports nothing if one is wrong, else imports every
 row as applications in bureau review (the importing ISP counts as verified).
 
-All or nothing, without holding SQLite's write lock for the whole import: checking only reads; the rows
-are then written in short transactions *staged* — every row carries the job's id (`import_job_id`) and
-every ORM query hides the rows of a job still staging (`_hide_staged`) — and one small final transaction
-makes them all visible at once (the job done, `staging` off). A failed job's staged rows are deleted. The
-registry's unique indexes see staged rows, so two imports (or an import and a filing) can never take the
-same domain or certificate number: the later one fails and its rows are removed.
+All or nothing, without holding SQLite's write lock for the whole import: the reading and checking only read;
+the rows that pass are written, while the file is still being read, by a stager thread (`_Stager`) in short
+transactions *staged* — every row carries the job's id (`import_job_id`) and every ORM query hides the rows of a
+job still staging (`_hide_staged`) — and one small final transaction makes them all visible at once (the job done,
+`staging` off). A refused job's staged rows are deleted. The registry's unique indexes see staged rows, so two
+imports (or an import and a filing) can never take the same domain or certificate number: the later one fails and
+its rows are removed; the same indexes make the registry check unnecessary for a file staged whole (it runs, to
+name the rows, for a file refused).
 
 The worker survives any job: an unexpected exception marks that job failed with the reason and the loop
 goes on; a job left running by a dead worker (its lease not renewed) is taken over.
