@@ -308,7 +308,9 @@ def test_checking_takes_no_write_lock(app, importer_isp, monkeypatch) -> None:
 
     def check_while_another_writes(self, row, cells):
         real(self, row, cells)
-        other = sqlite3.connect(path, timeout=0)  # no waiting: the lock is free or this fails
+        # the reader holds no write lock; the stager's short transactions (progress, staged chunks) do, one at a time:
+        # another writer waits for one of them at most (a reader holding the lock would make this fail after 5 s)
+        other = sqlite3.connect(path, timeout=5)
         other.execute("BEGIN IMMEDIATE")
         other.rollback()
         other.close()

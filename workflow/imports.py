@@ -410,7 +410,7 @@ def _run_import(job: ImportJob, path: Path) -> ImportJob:
         with _writing(job):  # the one transaction that makes every staged row visible, with their audit events
             job.imported = len(staged.entity_ids)
             _finish(job, actor, JobState.DONE)
-            _audit_applications(job, actor, staged.application_ids)
+            _audit_applications(actor, staged)
     except importer.ImportRefused as refused:
         _fail_with(job, actor, _file_error(refused.message))
     except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError):  # the bulk inserts are the driver's
@@ -619,7 +619,6 @@ class _Staging:
         self.provinces: dict[int, str] = {}  # entity id → province
         self.application_of: dict[int, int] = {}  # entity id → its application's id
         self.verified: set[tuple[int, int]] = set()  # (entity id, ISP id) with its verification written
-        self.application_ids: tuple[int, int] = (0, 0)  # the first and the last application id written
 
     def websites(self, chunk: list[importer.ImportedWebsite]) -> None:
         if unknown := {w.isp_username for w in chunk} - self.isp_ids.keys():
@@ -678,8 +677,6 @@ class _Staging:
             "import_job_id": self.job_id} for entity_id in entity_ids))
         applications = _new_ids(Application, before, self.job_id)
         self.application_of.update(zip(entity_ids, applications, strict=True))
-        if applications:
-            self.application_ids = (self.application_ids[0] or applications[0], applications[-1])
 
     def _verifications(self, pairs: Iterable[tuple[int, int]]) -> None:
         """Each ISP an entity's websites name counted as verified on its application, once."""
@@ -690,24 +687,18 @@ class _Staging:
                                    "import_job_id": self.job_id} for entity_id, isp_id in new))
 
 
-def _audit_applications(job: ImportJob, actor: User, application_ids: tuple[int, int]) -> None:
+def _audit_applications(actor: User, staged: _Staging) -> None:
     """In the transaction that makes the import visible: one audit event per imported application, inserted CHUNK
     at a time. The same transaction, so that a worker killed at any point leaves either the visible import with
     every event or neither (events written after it, in transactions of their own, were lost with a worker killed
-    between two of them — and the job, done, was never taken up again). The applications are read between the
-    first and the last id the staging wrote: a range of the primary key (by the job's id alone, PostgreSQL
-    scanned all 5,000,000 applications for each chunk)."""
-    last, final = application_ids[0] - 1, application_ids[1]
-    while True:
-        rows = db.session.execute(select(Application.id, Application.province_code).where(
-            Application.import_job_id == job.id, Application.id > last, Application.id <= final)
-            .order_by(Application.id).limit(CHUNK)).all()
+    between two of them — and the job, done, was never taken up again). The applications are the ones the stager
+    wrote, with their provinces, in order: nothing read back."""
+    applications = iter(sorted((application_id, staged.provinces[entity_id])
+                               for entity_id, application_id in staged.application_of.items()))
+    while chunk := list(itertools.islice(applications, CHUNK)):
         audit.record_many([("application.imported", {
             "object_type": "application", "object_id": application_id, "province_code": province,
-            "actor": actor}) for application_id, province in rows])
-        if len(rows) < CHUNK:
-            return
-        last = rows[-1][0]
+            "actor": actor}) for application_id, province in chunk])
 
 
 def _remove_staged(job: ImportJob) -> None:
