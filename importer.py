@@ -915,7 +915,7 @@ class RowChecker:
 def active_isp_ids(usernames: Iterable[str]) -> dict[str, int]:
     """The active ISP accounts among `usernames`: username → id."""
     return dict(db.session.execute(select(User.username, User.id).where(
-        User.username.in_(sorted(usernames)), User.role == Role.ISP, User.status == UserStatus.ACTIVE)).tuples().all())
+        User.username.in_(sorted(usernames)), User.role == Role.ISP, User.status == UserStatus.ACTIVE)).all())
 
 
 def _fingerprint(fields: tuple[str, ...]) -> int:
