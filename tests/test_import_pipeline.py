@@ -14,7 +14,18 @@ from sqlalchemy import func, select
 
 import importer
 from extensions import db
-from models import Application, Domain, Entity, ImportJob, IspVerification, JobState, ReviewState, User, Website
+from models import (
+    Application,
+    Domain,
+    Entity,
+    ImportJob,
+    IspVerification,
+    JobState,
+    ReviewState,
+    User,
+    UserStatus,
+    Website,
+)
 from tests import test_import_robust
 from tests.helpers import TIANJIN, user_named
 from tests.import_files import plain_xlsx, valid_row
@@ -175,3 +186,27 @@ def test_an_entity_whose_websites_lie_in_several_chunks_gets_one_application_ver
             User, User.id == IspVerification.isp_id).where(IspVerification.application_id == application_id)).all()
         assert sorted(verified) == [(importer_isp, ReviewState.CONFIRMED), ("tj_isp", ReviewState.CONFIRMED)]
         assert db.session.scalar(select(func.count(Application.id))) == 5
+
+
+@pytest.mark.parametrize("withdrawn", ["the import right", "the account"])
+def test_an_importer_losing_the_right_while_the_file_is_read_imports_nothing(
+        app, importer_isp, monkeypatch, withdrawn: str) -> None:
+    """The bureau withdraws the ISP's import right (or disables the account) while its file is read, after rows
+    were staged: nothing becomes visible, the job fails with the reason, the staged rows are removed."""
+    real = importer.RowChecker.check
+
+    def check(self: importer.RowChecker, row: int, cells: list[str]) -> None:
+        if row == ROWS + 1:
+            with app.app_context():
+                user = user_named(importer_isp)
+                if withdrawn == "the import right":
+                    user.can_import = False
+                else:
+                    user.status = UserStatus.DISABLED
+                db.session.commit()
+        real(self, row, cells)
+
+    monkeypatch.setattr(importer.RowChecker, "check", check)
+    job = run(app, plain_xlsx([valid_row(n) for n in range(1, ROWS + 1)]))
+    assert job.state == JobState.FAILED and _messages(job) == [imports.NO_RIGHT]
+    _nothing_kept(app, job.id)

@@ -85,6 +85,7 @@ MAX_ATTEMPTS = 3  # a job whose runs keep killing the worker is failed rather th
 STAGED_MODELS = (Entity, Website, PreapprovalItem, Access, Application, IspVerification, SpecialContentItem,
                  SpecialContentEvent)
 RACED = "导入期间有域名或证件号码被其他备案占用，请重新上传。"
+NO_RIGHT = "无导入权限。"
 MISSING = ("找不到上传的文件（已被清理，或保存在另一台服务器上：多台服务器须设置 FILE_STORAGE=database），"
            "未导入任何数据；请重新上传。")
 
@@ -393,7 +394,7 @@ def _run_import(job: ImportJob, path: Path) -> ImportJob:
     _progress(job, phase="reading", imported=0)
     if actor is None or not permissions.may_import(actor):
         with _writing(job):
-            _finish(job, actor, JobState.FAILED, _file_error("无导入权限。"))
+            _finish(job, actor, JobState.FAILED, _file_error(NO_RIGHT))
         return job
     checker: importer.RowChecker | None = None
     try:
@@ -408,6 +409,8 @@ def _run_import(job: ImportJob, path: Path) -> ImportJob:
         staged = stager.staged
         assert staged is not None
         with _writing(job):  # the one transaction that makes every staged row visible, with their audit events
+            if not permissions.may_import(actor):  # the right as it is now: it may have been withdrawn meanwhile
+                raise importer.ImportRefused(NO_RIGHT)
             job.imported = len(staged.entity_ids)
             _finish(job, actor, JobState.DONE)
             _audit_applications(actor, staged)
