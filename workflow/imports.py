@@ -2,14 +2,14 @@
 spreadsheet; the worker checks every row first and imports nothing if one is wrong, else imports every
 row as applications in bureau review (the importing ISP counts as verified).
 
-All or nothing, without holding SQLite's write lock for the whole import: the reading and checking only read;
-the rows that pass are written, while the file is still being read, by a stager thread (`_Stager`) in short
-transactions *staged* — every row carries the job's id (`import_job_id`) and every ORM query hides the rows of a
-job still staging (`_hide_staged`) — and one small final transaction makes them all visible at once (the job done,
-`staging` off). A refused job's staged rows are deleted. The registry's unique indexes see staged rows, so two
-imports (or an import and a filing) can never take the same domain or certificate number: the later one fails and
-its rows are removed; the same indexes make the registry check unnecessary for a file staged whole (it runs, to
-name the rows, for a file refused).
+All or nothing, without holding SQLite's write lock for the whole import: the reading and checking only read; the
+rows that pass are written, while the file is still being read, by a stager (`_Stager`; on PostgreSQL a thread,
+`_ThreadedStager`) in short transactions *staged* — every row carries the job's id (`import_job_id`) and every ORM
+query hides the rows of a job still staging (`_hide_staged`) — and one small final transaction makes them all
+visible at once (the job done, `staging` off). A refused job's staged rows are deleted. The registry's unique
+indexes see staged rows, so two imports (or an import and a filing) can never take the same domain or certificate
+number: the later one fails and its rows are removed; the same indexes make the registry check unnecessary for a
+file staged whole (it runs, to name the rows, for a file refused).
 
 The worker survives any job: an unexpected exception marks that job failed with the reason and the loop
 goes on; a job left running by a dead worker (its lease not renewed) is taken over.
@@ -399,7 +399,7 @@ def _run_import(job: ImportJob, path: Path) -> ImportJob:
     checker: importer.RowChecker | None = None
     try:
         with _reading():
-            with _Stager(job, actor) as stager:
+            with _stager(job, actor) as stager:
                 checker = importer.RowChecker(actor, stager.stage)
                 _check(actor, path, checker, stager)
             if not checker.entities and not checker.errors:
@@ -530,44 +530,74 @@ class _NotStageable(Exception):
 
 class _Stager:
     """Writes the checked rows staged while the file is still being read and checked, CHUNK websites per short
-    fenced transaction (with SQLite's pause between them).
+    fenced transaction (with SQLite's pause between them); in the reader's thread, between its rows. A unique index
+    refusing a chunk (a domain or certificate number taken), or a row naming no active ISP, stops the staging
+    (`clashed`); the registry check after the reading names the rows.
 
-    On PostgreSQL from a thread of its own (its own app context, session and connection) that takes them from a
+    This one serves SQLite, which works inside the worker's process: a thread gained nothing there — it lost: a
+    100,000-row import took 1.10 × openpyxl's read instead of 0.97, and a writer waited for the lock up to 2.6 s
+    instead of 1.8 s (the stager waiting for the interpreter lock while holding SQLite's). PostgreSQL's is
+    `_ThreadedStager`."""
+
+    def __init__(self, job: ImportJob, actor: User) -> None:
+        self._job, self._actor = job, actor
+        self.clashed = False
+        self.staged: _Staging | None = None
+
+    def __enter__(self) -> _Stager:
+        self._begin(self._job, self._actor)
+        return self
+
+    def __exit__(self, failure: type[BaseException] | None, *exc: object) -> None:
+        return None
+
+    def stage(self, websites: list[importer.ImportedWebsite]) -> None:
+        self._stage(self._job, websites)
+
+    def progress(self, **values: Any) -> None:
+        _progress(self._job, **values)
+
+    def _begin(self, job: ImportJob, actor: User) -> None:
+        self.staged = _Staging(job.id, actor)
+        with _writing(job):
+            job.staging = True
+
+    def _stage(self, job: ImportJob, websites: list[importer.ImportedWebsite]) -> None:
+        assert self.staged is not None
+        for start in range(0, len(websites), CHUNK):
+            try:
+                with _writing(job):
+                    self.staged.websites(websites[start:start + CHUNK])
+            except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError, _NotStageable):
+                self.clashed = True
+                return
+            pause_between_writes()
+
+
+class _ThreadedStager(_Stager):
+    """PostgreSQL's stager: a thread of its own (its own app context, session and connection) takes the rows from a
     short queue, so that the database's work — the inserts and the maintenance of the tables' indexes, most of an
     import's writing there — runs beside the reading instead of after it (the server works in its own process). The
     thread also writes the job's progress: its transactions lock the job's row (the fence), which a write of the
     reader's would wait for. Whatever the thread raises — `LeaseLost`, a database error, a worker being killed — is
     raised again in the reader's thread at its next hand-over or at the end; the block waits for the thread to end,
-    and when the reader fails, what is still queued is not staged.
-
-    On SQLite in the reader's thread, between its rows: SQLite works inside this process, so a thread gains nothing
-    — it lost: a 100,000-row import took 1.10 × openpyxl's read instead of 0.97, and a writer waited for the lock
-    up to 2.6 s instead of 1.8 s (the stager waiting for the interpreter lock while holding SQLite's).
-
-    A unique index refusing a chunk (a domain or certificate number taken), or a row naming no active ISP, stops
-    the staging (`clashed`); the registry check after the reading names the rows."""
+    and when the reader fails, what is still queued is not staged."""
 
     def __init__(self, job: ImportJob, actor: User) -> None:
+        super().__init__(job, actor)
         self._app = current_app._get_current_object()  # type: ignore[attr-defined]
-        self._job, self._actor, self._claims = job, actor, dict(_claims())
+        self._claims = dict(_claims())
         self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=2)
         self._failure: BaseException | None = None
         self._abandoned = False
-        self.clashed = False
-        self.staged: _Staging | None = None
-        self._thread = None if db.engine.dialect.name == "sqlite" else threading.Thread(
-            target=self._run, args=(job.id, actor.id), name=f"import-{job.id}-stager", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(job.id, actor.id), name=f"import-{job.id}-stager",
+                                        daemon=True)
 
     def __enter__(self) -> _Stager:
-        if self._thread is None:
-            self._begin(self._job, self._actor)
-        else:
-            self._thread.start()
+        self._thread.start()
         return self
 
     def __exit__(self, failure: type[BaseException] | None, *exc: object) -> None:
-        if self._thread is None:
-            return
         self._abandoned = failure is not None
         self._put(None, raising=failure is None)
         self._thread.join()
@@ -575,19 +605,12 @@ class _Stager:
             self._raise_failure()
 
     def stage(self, websites: list[importer.ImportedWebsite]) -> None:
-        if self._thread is None:
-            self._stage(self._job, websites)
-        else:
-            self._put(("websites", websites))
+        self._put(("websites", websites))
 
     def progress(self, **values: Any) -> None:
-        if self._thread is None:
-            _progress(self._job, **values)
-        else:
-            self._put(("progress", values))
+        self._put(("progress", values))
 
     def _put(self, item: tuple[str, Any] | None, raising: bool = True) -> None:
-        assert self._thread is not None
         while self._thread.is_alive():
             if raising:
                 self._raise_failure()
@@ -600,11 +623,6 @@ class _Stager:
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure
-
-    def _begin(self, job: ImportJob, actor: User) -> None:
-        self.staged = _Staging(job.id, actor)
-        with _writing(job):
-            job.staging = True
 
     def _run(self, job_id: int, actor_id: int) -> None:
         try:
@@ -620,16 +638,9 @@ class _Stager:
         except BaseException as failure:  # handed to the reader's thread
             self._failure = failure
 
-    def _stage(self, job: ImportJob, websites: list[importer.ImportedWebsite]) -> None:
-        assert self.staged is not None
-        for start in range(0, len(websites), CHUNK):
-            try:
-                with _writing(job):
-                    self.staged.websites(websites[start:start + CHUNK])
-            except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError, _NotStageable):
-                self.clashed = True
-                return
-            pause_between_writes()
+
+def _stager(job: ImportJob, actor: User) -> _Stager:
+    return _Stager(job, actor) if db.engine.dialect.name == "sqlite" else _ThreadedStager(job, actor)
 
 
 class _Staging:
@@ -638,7 +649,7 @@ class _Staging:
     RETURNING, which SQLite answers one row at a time — and COPY not at all."""
 
     def __init__(self, job_id: int, actor: User) -> None:
-        self.job_id, self.actor, self.actor_id, self.now = job_id, actor, actor.id, utcnow()
+        self.job_id, self.actor, self.now = job_id, actor, utcnow()
         self.isp_ids = {actor.username: actor.id}  # ISP username → id, resolved as rows name them
         self.entity_ids: dict[str, int] = {}  # certificate number → id
         self.provinces: dict[int, str] = {}  # entity id → province
@@ -692,7 +703,7 @@ class _Staging:
 
     def _applications(self, entity_ids: list[int]) -> None:
         """One application in bureau review per new entity."""
-        actor_id, now, due = self.actor_id, self.now, deadlines.due_at(self.now)
+        actor_id, now, due = self.actor.id, self.now, deadlines.due_at(self.now)
         before = db.session.scalar(_staged(select(func.max(Application.id)))) or 0
         _insert(Application, ({
             "entity_id": entity_id, "province_code": self.provinces[entity_id], "kind": ApplicationKind.NEW_FILING,
