@@ -16,7 +16,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 import audit
 import ipindex
@@ -301,13 +301,24 @@ def block_overlap_problem(actor: User, keys: KeyRange, exclude: int | None = Non
                                    range=held, unit=unit_label(other.unit)))
 
 
+def refused_as_overlap(error: Exception) -> bool:
+    """A racing overlap refused by PostgreSQL's exclusion constraint: a violation, or — two inserts each waiting
+    for the other's uncommitted row, which the constraint's check after the insert allows — a deadlock
+    (SQLSTATE 40P01) in which PostgreSQL aborts one of them. SQLAlchemy's wrapper or the driver's own error."""
+    if isinstance(error, IntegrityError | db.engine.dialect.loaded_dbapi.IntegrityError):
+        return True
+    return getattr(getattr(error, "orig", error), "sqlstate", None) == "40P01"
+
+
 def _flush_block(block: IpBlock) -> None:
     """Insert or update in a savepoint: PostgreSQL's exclusion constraint catches a racing overlap."""
     try:
         with db.session.begin_nested():
             db.session.add(block)
             db.session.flush()
-    except IntegrityError:
+    except (IntegrityError, OperationalError) as error:
+        if not refused_as_overlap(error):
+            raise
         raise IpError([("start", "2056", _l("The block conflicts with a block another unit reported at the "
                                             "same moment."))]) from None
 

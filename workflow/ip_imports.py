@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import IO, Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 import audit
 import importer
@@ -460,8 +460,12 @@ def _run_ip_import(job: ImportJob, path: Path) -> ImportJob:
                     return imports.refuse(job, actor, path, checker.errors, ip_import.write_marked)
             _commit(job, actor, checker)
             return job
-        except (_Changed, IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError):
-            continue  # a change recorded meanwhile, or a racing overlap refused by PostgreSQL: check again
+        except _Changed:
+            continue  # a change recorded meanwhile: check again
+        except (IntegrityError, OperationalError, db.engine.dialect.loaded_dbapi.Error) as error:
+            if not ip.refused_as_overlap(error):
+                raise
+            continue  # a racing overlap refused by PostgreSQL: check again
         except importer.ImportRefused as refused:
             return imports.fail(job, actor, [_file_error(refused.message)])
         except WorkflowError as refused:  # the unit was disabled meanwhile
