@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 import importer
 import workflow.domains as domains
+import xlsx_reader
 from extensions import db
 from ip_import import _workbook, _write_row, parse_date  # shared pieces (see write_marked)
 from models import CodeTable, DomainReport, DomainStatus, Province, User
@@ -156,10 +157,10 @@ def template_bytes() -> bytes:
 def read_file(path: Path) -> tuple[Iterator[tuple[int, list[str]]], int]:
     """The data rows of an upload (its first sheet) as (row number, cells as text), and how many it declares;
     ImportRefused for a hostile or foreign file, before anything is parsed."""
-    kind = importer.check_container(path)
-    header, rows, declared = importer.read_rows(path, kind)
+    kind = xlsx_reader.check_container(path)
+    header, rows, declared = xlsx_reader.read_rows(path, kind)
     if header[:len(HEADERS)] != HEADERS:
-        raise importer.ImportRefused("第一行不是域名报备导入模板的表头；请下载最新的域名报备导入模板，在其中填写。")
+        raise xlsx_reader.ImportRefused("第一行不是域名报备导入模板的表头；请下载最新的域名报备导入模板，在其中填写。")
     return rows, declared
 
 

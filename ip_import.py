@@ -31,6 +31,7 @@ from python_calamine import CalamineWorkbook
 from sqlalchemy import select
 
 import importer
+import xlsx_reader
 from extensions import db
 from models import CodeTable, Division
 from workflow.ip import AllocationData, BlockData, SelfBroughtData
@@ -217,8 +218,8 @@ def _guide(guide: Any) -> None:
 
 # --- reading ---------------------------------------------------------------------------------------------
 
-class SheetRows(importer.XlsxRows):
-    """`importer.XlsxRows` (the streaming, hardened reader) on the worksheet with the given name."""
+class SheetRows(xlsx_reader.XlsxRows):
+    """`xlsx_reader.XlsxRows` (the streaming, hardened reader) on the worksheet with the given name."""
 
     def __init__(self, path: Path, title: str) -> None:
         self.title = title
@@ -229,16 +230,16 @@ class SheetRows(importer.XlsxRows):
         try:
             relations = safe_xml(self.archive.read("xl/_rels/workbook.xml.rels"), forbid_dtd=True)
             workbook = safe_xml(self.archive.read("xl/workbook.xml"), forbid_dtd=True)
-        except (KeyError, ParseError, *importer.UNREADABLE_PART) as error:
-            raise importer.ImportRefused("无法读取该文件的工作表列表，文件已损坏。") from error
-        for sheet in workbook.iter(f"{{{importer.SHEET_NS}}}sheet"):
+        except (KeyError, ParseError, *xlsx_reader.UNREADABLE_PART) as error:
+            raise xlsx_reader.ImportRefused("无法读取该文件的工作表列表，文件已损坏。") from error
+        for sheet in workbook.iter(f"{{{xlsx_reader.SHEET_NS}}}sheet"):
             if sheet.get("name") == self.title:
-                rel_id = sheet.get(f"{{{importer.REL_NS}}}id")
+                rel_id = sheet.get(f"{{{xlsx_reader.REL_NS}}}id")
                 target = next((r.get("Target") for r in relations if r.get("Id") == rel_id), "") or ""
                 name = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
                 if name in self.archive.namelist():
                     return name
-        raise importer.ImportRefused(f"无法读取工作表“{self.title}”，文件已损坏。")
+        raise xlsx_reader.ImportRefused(f"无法读取工作表“{self.title}”，文件已损坏。")
 
 
 def sheet_titles(path: Path, kind: str) -> set[str]:
@@ -249,8 +250,8 @@ def sheet_titles(path: Path, kind: str) -> set[str]:
         with zipfile.ZipFile(path) as archive:
             workbook = safe_xml(archive.read("xl/workbook.xml"), forbid_dtd=True)
     except Exception as error:  # calamine, zipfile and the XML parser each say "unreadable" their own way
-        raise importer.ImportRefused("无法读取该文件的工作表列表，文件已损坏。") from error
-    return {sheet.get("name") or "" for sheet in workbook.iter(f"{{{importer.SHEET_NS}}}sheet")}
+        raise xlsx_reader.ImportRefused("无法读取该文件的工作表列表，文件已损坏。") from error
+    return {sheet.get("name") or "" for sheet in workbook.iter(f"{{{xlsx_reader.SHEET_NS}}}sheet")}
 
 
 def _text(value: object) -> str:
@@ -268,7 +269,7 @@ def read_sheet(path: Path, kind: str, sheet: Sheet) -> tuple[list[str], Iterator
         try:
             rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_name(sheet.title).iter_rows()
         except Exception as error:  # calamine reports any unreadable sheet the same way
-            raise importer.ImportRefused(f"无法读取工作表“{sheet.title}”。") from error
+            raise xlsx_reader.ImportRefused(f"无法读取工作表“{sheet.title}”。") from error
         header = [_text(value) for value in next(rows, [])]
         return header, ((number, [_text(value) for value in row])
                         for number, row in enumerate(rows, start=2)), 0
@@ -280,7 +281,7 @@ def read_sheet(path: Path, kind: str, sheet: Sheet) -> tuple[list[str], Iterator
 
 def check_header(sheet: Sheet, header: list[str]) -> None:
     if header[:len(sheet.columns)] != sheet.headers:
-        raise importer.ImportRefused(f"工作表“{sheet.title}”的第一行不是导入模板的表头；请下载最新的IP地址导入模板，"
+        raise xlsx_reader.ImportRefused(f"工作表“{sheet.title}”的第一行不是导入模板的表头；请下载最新的IP地址导入模板，"
                                      "在其中填写。")
 
 
@@ -403,7 +404,7 @@ def write_marked(path: Path, errors: Iterable[CellError], target: Path) -> None:
     pending = iter(errors)
     following = next(pending, None)
     workbook, styles = _workbook(target)
-    kind = importer.container_kind(path)
+    kind = xlsx_reader.container_kind(path)
     titles = sheet_titles(path, kind)
     commented = 0
     for sheet in SHEETS:

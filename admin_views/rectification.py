@@ -24,9 +24,9 @@ from sqlalchemy import ColumnElement, not_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 
-import importer
 import permissions
 import workflow.inspections as inspections
+import xlsx_reader
 from admin_views.base import PageRowAction, PostRowAction, SecureModelView, commit_change, local_time, posted
 from admin_views.inspection_labels import HANDLING_LABELS, NOTICE_STATE_LABELS, check_names
 from admin_views.inspections import answers_of, formatter, is_id
@@ -242,7 +242,7 @@ class UnfiledSightingView(SecureModelView):
         if posted():
             try:
                 values, source = _uploaded_values(request.files.get("file"), request.form.get("values", ""))
-            except importer.ImportRefused as refused:
+            except xlsx_reader.ImportRefused as refused:
                 problem = refused.message
             else:
                 if not values:
@@ -271,7 +271,7 @@ def _uploaded_values(upload: FileStorage | None, pasted: str) -> tuple[list[str]
     path = Path(name)
     try:
         upload.save(path)
-        header, rows, _declared = importer.read_rows(path, importer.check_container(path))
+        header, rows, _declared = xlsx_reader.read_rows(path, xlsx_reader.check_container(path))
         values = _bounded(row[0] for _number, row in rows if row)
     finally:
         path.unlink(missing_ok=True)

@@ -159,18 +159,18 @@ def make_shared_strings_file(path: Path, megabytes: int = 131) -> None:
 
 def child_reader(path: str) -> dict[str, float]:
     """The reader alone on a file (the shared-strings table, rows refused past the maximum)."""
-    import importer
+    import xlsx_reader
 
     app = _app(Path(tempfile.mkdtemp(prefix="beian-reader-")))
     with app.app_context():
         started = time.perf_counter()
         outcome = "read"
         try:
-            importer.check_container(Path(path))
-            _header, rows, _count = importer.read_rows(Path(path))
+            xlsx_reader.check_container(Path(path))
+            _header, rows, _count = xlsx_reader.read_rows(Path(path))
             rows_read = sum(1 for _row in rows)
             outcome = f"read {rows_read:,} rows"
-        except importer.ImportRefused as refused:
+        except xlsx_reader.ImportRefused as refused:
             outcome = refused.message
         return {"seconds": time.perf_counter() - started, "outcome": outcome, "peak_mb": _peak_mb()}
 

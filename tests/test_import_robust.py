@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 import importer
 import notify
 import workflow
+import xlsx_reader
 from extensions import db
 from models import Application, Domain, Entity, ImportJob, JobState, OutboxMessage, Role, Website, utcnow
 from tests.helpers import TIANJIN, make_user, user_named
@@ -118,7 +119,7 @@ def test_a_valid_shared_string_is_read(app) -> None:
     with app.app_context():
         path = workflow.imports.jobs_dir() / "shared.xlsx"
         path.write_bytes(with_shared_string(plain_xlsx([valid_row(1)]), "B2", "0"))
-        _header, rows, _count = importer.read_rows(path)
+        _header, rows, _count = xlsx_reader.read_rows(path)
         assert next(rows)[1][1] == "天津&1"
 
 
@@ -140,14 +141,14 @@ def test_the_worker_survives_a_crashing_job_and_still_delivers_mail(app, importe
     with app.app_context():
         notify.queue_email("owner@example.cn", "重置密码", "链接")
         db.session.commit()
-    real, stored_name = importer.check_container, _job(app, bad).stored_name
+    real, stored_name = xlsx_reader.check_container, _job(app, bad).stored_name
 
     def crash_on_the_first(path):
         if path.name == stored_name:
             raise MemoryError()  # anything at all, as a parser bug would
         return real(path)
 
-    monkeypatch.setattr(importer, "check_container", crash_on_the_first)
+    monkeypatch.setattr(xlsx_reader, "check_container", crash_on_the_first)
     result = app.test_cli_runner().invoke(args=["outbox", "run", "--once"])
     assert result.exit_code == 0, result.output
     counts = json.loads(result.output)

@@ -21,6 +21,7 @@ import ipindex
 import workflow
 import workflow.ip as ip
 import workflow.ip_imports as ip_imports
+import xlsx_reader
 from extensions import db
 from models import AuditEvent, ImportJob, IpAllocation, IpBlock, IpSelfBrought, JobState, User
 from tests import import_files
@@ -292,7 +293,7 @@ def test_hostile_and_foreign_files_are_refused_clearly_and_write_nothing(app, un
 def _formula_sheet() -> bytes:
     headers = "".join(f'<c r="{chr(65 + n)}1" t="inlineStr"><is><t>{header}</t></is></c>'
                       for n, header in enumerate(ip_import.SHEETS[0].headers))
-    return (f'<worksheet xmlns="{importer.SHEET_NS}"><sheetData><row r="1">{headers}</row>'
+    return (f'<worksheet xmlns="{xlsx_reader.SHEET_NS}"><sheetData><row r="1">{headers}</row>'
             '<row r="2"><c r="A2"><f>1+1</f><v>2</v></c></row></sheetData></worksheet>').encode()
 
 

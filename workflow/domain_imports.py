@@ -24,10 +24,10 @@ from sqlalchemy.exc import IntegrityError
 
 import audit
 import domain_import
-import importer
 import permissions
 import workflow.domains as domains
 import workflow.imports as imports
+import xlsx_reader
 from domain_import import CellError, Checked, RowChecker
 from extensions import begin_write, db
 from models import DomainChange, DomainReport, DomainStatus, ImportJob, JobState, Role, User, utcnow
@@ -139,7 +139,7 @@ def _run_domain_import(job: ImportJob, path: Path) -> ImportJob:
             job.imported = write_reports(actor, checker.rows())
             imports._finish(job, actor, JobState.DONE)
             audit_reports(actor, before, stamp, job.id)
-    except importer.ImportRefused as refused:
+    except xlsx_reader.ImportRefused as refused:
         return imports.fail(job, actor, [_file_error(refused.message)])
     except domains.DomainError as refused:  # the registrar disabled meanwhile
         return imports.fail(job, actor, [_file_error(message, code) for _field, code, message in refused.coded])

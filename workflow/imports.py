@@ -51,6 +51,7 @@ import deadlines
 import importer
 import permissions
 import storage
+import xlsx_reader
 from extensions import db, write_intent
 from models import (
     Access,
@@ -410,11 +411,11 @@ def _run_import(job: ImportJob, path: Path) -> ImportJob:
         assert staged is not None
         with _writing(job):  # the one transaction that makes every staged row visible, with their audit events
             if not permissions.may_import(actor):  # the right as it is now: it may have been withdrawn meanwhile
-                raise importer.ImportRefused(NO_RIGHT)
+                raise xlsx_reader.ImportRefused(NO_RIGHT)
             job.imported = len(staged.entity_ids)
             _finish(job, actor, JobState.DONE)
             _audit_applications(actor, staged)
-    except importer.ImportRefused as refused:
+    except xlsx_reader.ImportRefused as refused:
         _fail_with(job, actor, _file_error(refused.message))
     except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError):  # the bulk inserts are the driver's
         _fail_with(job, actor, _file_error(RACED))
@@ -434,15 +435,15 @@ def _refuse_staged(job: ImportJob, actor: User, path: Path, checker: importer.Ro
     _remove_staged(job)
     checker.check_registry()
     if not checker.errors:
-        raise importer.ImportRefused(RACED)
+        raise xlsx_reader.ImportRefused(RACED)
     return refuse(job, actor, path, checker.errors)
 
 
 def _check(actor: User, path: Path, checker: importer.RowChecker, stager: _Stager) -> None:
     """Reading and checking, which only read; the checked rows go to the stager as they pass, and so does the
     progress (the stager's transactions hold the job's row: the reader writes nothing)."""
-    kind = importer.check_container(path)
-    header, rows, count = importer.read_rows(path, kind)
+    kind = xlsx_reader.check_container(path)
+    header, rows, count = xlsx_reader.read_rows(path, kind)
     stager.progress(total_rows=count, phase="checking")
     _check_header(header)
     done = 0
@@ -464,7 +465,7 @@ def _fail_with(job: ImportJob, actor: User | None, errors: list[importer.CellErr
 def _check_header(header: list[str]) -> None:
     expected = [column.header for column in importer.COLUMNS]
     if header[:len(expected)] != expected:
-        raise importer.ImportRefused("第一行不是导入模板的表头；请下载最新的导入模板，在其中填写。")
+        raise xlsx_reader.ImportRefused("第一行不是导入模板的表头；请下载最新的导入模板，在其中填写。")
 
 
 #: writes the upload back with its wrong cells marked: (upload, errors, target)

@@ -35,6 +35,7 @@ import ipindex
 import permissions
 import workflow.imports as imports
 import workflow.ip as ip
+import xlsx_reader
 from extensions import begin_write, db
 from ip_import import SHEETS, CellError, Codes, Sheet
 from models import (
@@ -268,11 +269,11 @@ class Checker:
 
 def _check(job: ImportJob, actor: User, path: Path) -> Checker:
     """Reading and checking every sheet; only reads (no write lock), the progress in short transactions."""
-    kind = importer.check_container(path)
+    kind = xlsx_reader.check_container(path)
     titles = ip_import.sheet_titles(path, kind)
     present = [sheet for sheet in SHEETS if sheet.title in titles]
     if not present:
-        raise importer.ImportRefused("文件中没有“来源信息”“分配及使用信息”“自带IP”工作表；请下载IP地址导入模板，"
+        raise xlsx_reader.ImportRefused("文件中没有“来源信息”“分配及使用信息”“自带IP”工作表；请下载IP地址导入模板，"
                                      "在其中填写。")
     imports._progress(job, phase="checking")
     checker = Checker(actor)
@@ -295,12 +296,12 @@ def _check_sheet(job: ImportJob, checker: Checker, path: Path, kind: str, sheet:
     header, rows, declared = ip_import.read_sheet(path, kind, sheet)
     ip_import.check_header(sheet, header)
     if done + declared > ip_import.max_rows():
-        raise importer.ImportRefused(ip_import.too_many(done + declared))
+        raise xlsx_reader.ImportRefused(ip_import.too_many(done + declared))
     imports._progress(job, total_rows=done + declared)
     for number, cells in rows:
         done += 1
         if done > ip_import.max_rows():
-            raise importer.ImportRefused(ip_import.too_many(done))
+            raise xlsx_reader.ImportRefused(ip_import.too_many(done))
         checker.check(sheet, number, cells)
         if done % PROGRESS_EVERY == 0:
             imports._progress(job, done_rows=done)
@@ -466,7 +467,7 @@ def _run_ip_import(job: ImportJob, path: Path) -> ImportJob:
             if not ip.refused_as_overlap(error):
                 raise
             continue  # a racing overlap refused by PostgreSQL: check again
-        except importer.ImportRefused as refused:
+        except xlsx_reader.ImportRefused as refused:
             return imports.fail(job, actor, [_file_error(refused.message)])
         except WorkflowError as refused:  # the unit was disabled meanwhile
             return imports.fail(job, actor, [_file_error(refused.message)])
