@@ -10,7 +10,7 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
@@ -209,7 +209,7 @@ def _inspection_records(app: Flask, people: dict[str, str], world: World) -> Non
                                          province_code=TIANJIN, outcome="missing", message="首页未展示备案号",
                                          last_result_id=result.id))
         notice = inspections.issue_notice(bureau, website, ["number"], "请在首页底部展示备案号",
-                                          date.today() + timedelta(days=15))
+                                          inspections.beijing_today() + timedelta(days=15))
         db.session.commit()
         world.ids.update(inspection_run=run.id, inspected_website=website.id, rectification_notice=notice.id)
 

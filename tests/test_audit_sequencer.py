@@ -321,7 +321,9 @@ def test_an_audited_write_waits_for_no_open_transaction(app, holder: str) -> Non
             db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": audit.SEQUENCER_LOCK})
             db.session.execute(text("UPDATE audit_head SET last_seq = last_seq"))
         with app.app_context():
-            assert _record_and_commit_within(2.0) < 1.0
+            # a wait for the holder's lock would end in the 2 s lock timeout's error; alone it takes ~5 ms, and the
+            # bound leaves room for a new connection on a loaded machine
+            assert _record_and_commit_within(2.0) < 1.9
         db.session.rollback()
 
 

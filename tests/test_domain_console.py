@@ -142,8 +142,8 @@ def test_a_registrar_adds_a_report_typed_in_chinese(app, registrar_client) -> No
 
 
 @pytest.mark.parametrize(("overrides", "field", "code"), [
-    ({"registered_on": str(TODAY + timedelta(days=1))}, "registered_on", "3035"),
-    ({"expires_on": str(TODAY - timedelta(days=1))}, "expires_on", "3004"),
+    ({"registered_on": str(TODAY + timedelta(days=3))}, "registered_on", "3035"),
+    ({"expires_on": str(TODAY - timedelta(days=3))}, "expires_on", "3004"),
     ({"registrant_email": "not-an-address"}, "registrant_email", "3013"),
     ({"admin_phone": "12345"}, "admin_phone", "3015"),
 ])

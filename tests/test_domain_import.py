@@ -150,7 +150,7 @@ def test_every_error_is_listed_with_its_code_and_nothing_is_written(app, registr
     with app.app_context():
         report(user_named("reg_b"), "held-by-b.cn", CERT)
         report(user_named("reg_a"), "mine-already.cn", CERT)
-    future, past = (TODAY + timedelta(days=1)).isoformat(), (TODAY - timedelta(days=1)).isoformat()
+    future, past = (TODAY + timedelta(days=3)).isoformat(), (TODAY - timedelta(days=3)).isoformat()
     rows = [
         domain_row("fine.cn"),  # row 2: valid, but not imported with the others wrong
         domain_row("future.cn", registered_on=future),  # 3

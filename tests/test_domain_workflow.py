@@ -51,8 +51,8 @@ def test_only_a_registrar_reports_3036(registrars) -> None:
 
 
 @pytest.mark.parametrize(("overrides", "code"), [
-    ({"registered_on": date.today() + timedelta(days=1)}, "3035"),
-    ({"expires_on": date.today() - timedelta(days=1)}, "3004"),
+    ({"registered_on": date.today() + timedelta(days=3)}, "3035"),
+    ({"expires_on": date.today() - timedelta(days=3)}, "3004"),
     ({"registrant_email": "not-an-address"}, "3013"),
     ({"admin_email": "x@"}, "3013"),
     ({"registrant_phone": "12345"}, "3015"),

@@ -6,7 +6,7 @@ event feed? Each call goes through the envelope (credential, scope, sequence num
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -49,7 +49,7 @@ def _notice(app: Flask, people: dict[str, str], website_id: int, checks: tuple[s
     with app.app_context():
         website = db.session.get(Website, website_id)
         notice = inspections.issue_notice(user_named(people["bureau"]), website, list(checks), MESSAGE,
-                                          date.today() + timedelta(days=days))
+                                          inspections.beijing_today() + timedelta(days=days))
         db.session.commit()
         return notice.id
 
@@ -140,7 +140,8 @@ def test_a_notice_carries_the_website_the_findings_and_the_answers(app: Flask, w
         number, domains = website.number, sorted(domain.name for domain in website.domains)
     assert notice["website_number"] == number and sorted(notice["domains"]) == domains
     assert notice["checks"] == ["number"] and notice["message"] == MESSAGE and notice["state"] == "answered"
-    assert notice["overdue"] is False and notice["deadline"] == (date.today() + timedelta(days=15)).isoformat()
+    assert notice["overdue"] is False
+    assert notice["deadline"] == (inspections.beijing_today() + timedelta(days=15)).isoformat()
     assert [(a["isp"], a["result"], a["result_words"], a["detail"]) for a in notice["answers"]] == [
         (world["people"]["isp"], "rectified", "已整改", "已在首页底部展示备案号")]
     assert body["next_cursor"] is None
@@ -155,7 +156,8 @@ def test_open_notices_come_first_and_the_cursor_pages_through_all(app: Flask, wo
     isp.write("/rectifications/answers", [{"notice_id": first, "result": "filing_updated"}])
     with app.app_context():
         inspections.close_notice(user_named(people["bureau"]), db.session.get(RectificationNotice, third))
-        db.session.get(RectificationNotice, second).deadline = date.today() - timedelta(days=1)  # time has passed
+        # time has passed
+        db.session.get(RectificationNotice, second).deadline = inspections.beijing_today() - timedelta(days=1)
         db.session.commit()
     seen, cursor = [], None
     for _ in range(4):

@@ -9,7 +9,7 @@ import io
 import time
 import tracemalloc
 import zipfile
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -235,8 +235,9 @@ def test_an_answer_to_a_notice_closed_meanwhile_is_refused_and_does_not_reopen_i
         if db.engine.dialect.name != "postgresql":
             pytest.skip("SQLite runs one writing transaction at a time")
         website = filed_website(people, ("isp",))
+        deadline = inspections.beijing_today() + timedelta(days=3)
         notice_id = inspections.issue_notice(user_named(people["bureau"]), db.session.get(Website, website.id),
-                                             ["number"], "请展示备案号。", date.today() + timedelta(days=3)).id
+                                             ["number"], "请展示备案号。", deadline).id
         db.session.commit()
         isp = user_named(people["isp"])
         notice = db.session.get(RectificationNotice, notice_id)  # the ISP's request reads it …

@@ -8,7 +8,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 import openpyxl
 import pytest
@@ -118,7 +118,7 @@ def test_every_page_opens_for_its_roles_only(app, users, as_user, world) -> None
 def test_another_provinces_run_website_and_notice_are_404(app, people, as_user, world) -> None:
     with app.app_context():
         notice = inspections.issue_notice(user_named(people["bureau_bj"]), _website(world.beijing), ["link"],
-                                          "请整改", date.today() + timedelta(days=5))
+                                          "请整改", inspections.beijing_today() + timedelta(days=5))
         db.session.commit()
         notice_id = notice.id
     tianjin = as_user("bureau")
@@ -217,7 +217,7 @@ def test_the_findings_list_the_failing_websites_of_the_scope_with_filters(app, p
     with app.app_context():
         isp_id = str(user_named(people["isp"]).id)
     assert "电子验证标识" in _page(clerk, f"/admin/inspection-findings/?isp={isp_id}")
-    tomorrow = (date.today() + timedelta(days=2)).isoformat()
+    tomorrow = (inspections.beijing_today() + timedelta(days=2)).isoformat()
     assert "没有不合规的网站" in _page(clerk, f"/admin/inspection-findings/?since={tomorrow}")
     assert "电子验证标识" in _page(clerk, "/admin/inspection-findings/?check=bogus&since=never&isp=x")  # ignored
     miit = as_user("miit")
@@ -236,7 +236,7 @@ def test_the_website_page_shows_the_evidence_escaped(app, as_user, world) -> Non
 def test_the_notice_journey_send_answer_close(app, people, as_user, world) -> None:
     clerk, isp = as_user("bureau"), as_user("isp")
     website_page = f"/admin/inspection-findings/website?id={world.tianjin}"
-    deadline = (date.today() + timedelta(days=10)).isoformat()
+    deadline = (inspections.beijing_today() + timedelta(days=10)).isoformat()
     form = {"checks": ["number", "cert"], "message": "请在首页底部展示备案号", "deadline": deadline}
     assert clerk.post(website_page, data=form).status_code == 400  # no CSRF token
     assert isp.get(website_page).status_code == 403
@@ -281,8 +281,8 @@ def test_the_notice_journey_send_answer_close(app, people, as_user, world) -> No
 def test_an_overdue_notice_stands_out_and_is_filtered(app, people, as_user, world) -> None:
     with app.app_context():
         notice = inspections.issue_notice(user_named(people["bureau"]), _website(world.tianjin), ["number"],
-                                          "请整改", date.today() + timedelta(days=1))
-        notice.deadline = date.today() - timedelta(days=1)  # a day past its deadline
+                                          "请整改", inspections.beijing_today() + timedelta(days=1))
+        notice.deadline = inspections.beijing_today() - timedelta(days=1)  # a day past its deadline
         db.session.commit()
     clerk = as_user("bureau")
     listing = _page(clerk, "/admin/rectification/")
@@ -341,7 +341,7 @@ def test_an_isp_reports_pasted_and_uploaded_websites(app, people, as_user, world
 def test_every_page_is_in_chinese(app, people, as_user, world) -> None:
     with app.app_context():
         notice = inspections.issue_notice(user_named(people["bureau"]), _website(world.tianjin), ["number"],
-                                          "请整改", date.today() + timedelta(days=3))
+                                          "请整改", inspections.beijing_today() + timedelta(days=3))
         db.session.commit()
         known = {website.domains[0].name for website in (_website(world.tianjin), _website(world.beijing))}
         notice_id = notice.id
@@ -401,7 +401,7 @@ def test_the_notice_list_costs_the_same_queries_for_one_row_or_many(app, people,
             for _ in range(count):
                 website = filed_website(people)
                 notice = inspections.issue_notice(user_named(people["bureau"]), website, ["number"], "请整改",
-                                                  date.today() + timedelta(days=10))
+                                                  inspections.beijing_today() + timedelta(days=10))
                 inspections.answer_notice(user_named(people["isp"]), notice, HandlingResult.RECTIFIED, "已改")
             db.session.commit()
         statements: list[str] = []

@@ -79,7 +79,7 @@ def test_with_nothing_inspected_every_series_is_there_at_zero(app: Flask) -> Non
 def test_the_figures_follow_the_database(app: Flask, websites: list[tuple[int, int]]) -> None:
     """Runs in three states, four findings over three checks, notices open (one past its deadline, one due
     today), answered (past its deadline: not overdue, an ISP has acted) and closed (not counted)."""
-    today = date.today()
+    today = inspections.beijing_today()
     with app.app_context():
         db.session.add_all([_run(RunState.DONE, 120, 30.0), _run(RunState.DONE, 80, 10.0),
                             _run(RunState.RUNNING, 50, 10.0), _run(RunState.QUEUED, 0, 0.0)])

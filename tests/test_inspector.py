@@ -272,15 +272,17 @@ def test_a_silent_site_and_a_trickled_body_end_at_the_total_timeout(farm_of) -> 
     fetcher = fetcher_for(farm, INSPECTION_TOTAL_TIMEOUT=1)
     with ThreadPoolExecutor(2) as pool:
         silent, slow = pool.map(fetcher.fetch, ["http://www.silent.cn/", "http://www.slow.cn/"])
-    assert (silent.status, silent.error) == (None, "timeout") and 950 <= silent.elapsed_ms < 1500
-    assert (slow.status, slow.error, slow.truncated) == (200, "timeout", True) and 950 <= slow.elapsed_ms < 1500
-    assert 3 <= len(slow.body) <= 20  # a byte every 0.1 s for a second: what came is kept
+    # ended at the deadline, not before; the upper bounds leave room for a loaded machine (CI runs two suites at once)
+    assert (silent.status, silent.error) == (None, "timeout") and 950 <= silent.elapsed_ms < 3000
+    assert (slow.status, slow.error, slow.truncated) == (200, "timeout", True) and 950 <= slow.elapsed_ms < 3000
+    assert 3 <= len(slow.body) <= 30  # a byte every 0.1 s for a second: what came is kept
 
 
 def test_a_dead_site_is_refused_at_once(farm_of) -> None:
     farm = farm_of([DemoSite("www.dead.cn", "dead")])
     fetched = fetcher_for(farm).fetch("http://www.dead.cn/")
-    assert (fetched.status, fetched.error) == (None, "connect") and fetched.elapsed_ms < 500
+    # refused at once, not given up after the 1 s connect timeout
+    assert (fetched.status, fetched.error) == (None, "connect") and fetched.elapsed_ms < 900
 
 
 def test_connecting_waits_at_most_the_connect_timeout() -> None:
@@ -324,7 +326,7 @@ def test_a_gigabyte_body_or_a_gzip_bomb_costs_one_megabyte(farm_of, behaviour: s
     assert (fetched.status, fetched.error, fetched.truncated) == (200, "", True)
     assert len(fetched.body) == fetcher.policy.max_body == 1024 * 1024
     assert peak < 4 * 1024 * 1024, peak
-    assert fetched.elapsed_ms < 1500
+    assert fetched.elapsed_ms < 3000
 
 
 @pytest.mark.parametrize("wbits", [zlib.MAX_WBITS | 16, zlib.MAX_WBITS, -zlib.MAX_WBITS])
@@ -490,7 +492,7 @@ def test_inspect_many_yields_every_site_and_hostile_ones_do_not_hold_up_the_rest
     token = certificate(ring)
     farm = farm_of([DemoSite(f"www.h{n}.cn", kind) for n, kind in enumerate(hostile)]
                    + [DemoSite(f"www.n{n}.cn", number=WEBSITE, token=token) for n in range(40)])
-    fetcher = fetcher_for(farm, INSPECTION_THREADS=8, INSPECTION_TOTAL_TIMEOUT=1)
+    fetcher = fetcher_for(farm, INSPECTION_THREADS=8, INSPECTION_TOTAL_TIMEOUT=3)
     sites = [Site(n, WEBSITE, ENTITY, (f"www.h{n}.cn",), "", (loopback_access(),), "cert-1")
              for n in range(len(hostile))] + [Site(100 + n, WEBSITE, ENTITY, (f"www.n{n}.cn",), "",
                                                    (loopback_access(),), "cert-1") for n in range(40)]
@@ -498,8 +500,8 @@ def test_inspect_many_yields_every_site_and_hostile_ones_do_not_hold_up_the_rest
                                                                                               ring.jwks())}
     assert len(results) == 45
     assert all(all(check.passed for check in results[100 + n][0]) for n in range(40))
-    assert max(results[100 + n][1] for n in range(40)) < 0.5
-    assert all(seconds < 2.5 for _, seconds in results.values())  # two fetches of at most 1 s each
+    assert max(results[100 + n][1] for n in range(40)) < 1.5  # not one waited for a hostile site's deadline
+    assert all(seconds < 7 for _, seconds in results.values())  # two fetches of at most 3 s each
     assert by_code(results[2][0])["alive"].outcome == "error"  # endless redirects
 
 
@@ -515,7 +517,7 @@ def test_closing_inspect_many_early_does_not_wait_for_the_sites_in_flight(farm_o
     assert next(results)[0].website_id == 0
     started = time.monotonic()
     results.close()
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.5  # the silent sites' deadline is 3 s
 
 
 def test_a_bug_in_a_check_is_reported_for_that_site_only(monkeypatch, farm_of, ring: KeyRing) -> None:

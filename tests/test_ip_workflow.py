@@ -168,7 +168,7 @@ def test_required_fields_depend_on_the_method(units) -> None:
     allocation(a, "60.0.1.0", "60.0.1.255", method="3")
     allocation(a, "60.0.2.0", "60.0.2.255", method="1")
     bad = {**USER_UNIT, "contact_email": "not-mail", "contact_phone": "123", "user_nature": "99",
-           "allocated_on": date.today() + timedelta(days=1), "gateway_ip": "1.2.3"}
+           "allocated_on": date.today() + timedelta(days=3), "gateway_ip": "1.2.3"}
     with pytest.raises(ip.IpError) as excinfo:
         ip.add_allocation(a, ip.AllocationData(start="60.0.3.0", end="60.0.3.255", method="1", **bad))
     db.session.rollback()

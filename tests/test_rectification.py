@@ -33,7 +33,10 @@ from tests.inspection_factories import filed_website
 from tests.test_outbox import Inbox, _free_port, _subject
 from workflow.errors import NotFound, WorkflowError
 
-TOMORROW = date.today() + timedelta(days=1)
+
+def tomorrow() -> date:
+    """Tomorrow in Beijing, as the workflow counts deadlines (the machine's UTC date is a day behind from 16:00)."""
+    return inspections.beijing_today() + timedelta(days=1)
 
 
 @pytest.fixture
@@ -44,9 +47,9 @@ def site(app, people) -> int:
 
 
 def _issue(people, site: int, who: str = "bureau", checks=("number", "cert"), message: str = "请在首页底部展示备案号。",
-           deadline: date = TOMORROW) -> RectificationNotice:
+           deadline: date | None = None) -> RectificationNotice:
     notice = inspections.issue_notice(user_named(people[who]), db.session.get(Website, site), list(checks), message,
-                                      deadline)
+                                      deadline or tomorrow())
     db.session.commit()
     return notice
 
@@ -70,7 +73,7 @@ def test_a_notice_is_mailed_once_to_the_owner_and_each_isp_however_often_the_wor
     recipients = sorted(message["To"] for message in notices)
     assert recipients == sorted([owner_email, "icp_owner@example.cn", "tj_isp@example.cn", "tj_isp2@example.cn"])
     body = notices[0].get_payload(decode=True).decode("utf-8")
-    assert "首页底部展示备案号" in body and "请在首页底部展示备案号。" in body and f"{TOMORROW:%Y年%m月%d日}" in body
+    assert "首页底部展示备案号" in body and "请在首页底部展示备案号。" in body and f"{tomorrow():%Y年%m月%d日}" in body
     # what failed, headed as such (not "problems:" above what the site should do), and where to answer
     assert "以下检查项未通过" in body and "存在以下问题" not in body
     assert f"{app.config['PUBLIC_BASE_URL']}/admin/rectification/notice?id={notice_id}" in body
@@ -90,7 +93,7 @@ def test_a_notice_is_audited_and_reaches_the_feed_of_the_owner_and_the_isps(app,
 
 
 BAD_NOTICES = [
-    ({"deadline": date.today()}, "最早为明天"),
+    ({"deadline": inspections.beijing_today()}, "最早为明天"),
     ({"message": "  "}, "整改要求"),
     ({"message": "改" * 2001}, "2000"),
     ({"checks": ()}, "检查项"),
@@ -164,10 +167,10 @@ def test_an_open_notice_past_its_deadline_is_overdue_an_answered_one_is_not(app,
     with app.app_context():
         notice = _issue(people, site)
         assert not inspections.overdue(notice)
-        assert not inspections.overdue(notice, TOMORROW)
-        assert inspections.overdue(notice, TOMORROW + timedelta(days=1))
+        assert not inspections.overdue(notice, tomorrow())
+        assert inspections.overdue(notice, tomorrow() + timedelta(days=1))
         inspections.answer_notice(user_named(people["isp"]), notice, HandlingResult.RECTIFIED, "")
-        assert not inspections.overdue(notice, TOMORROW + timedelta(days=1))
+        assert not inspections.overdue(notice, tomorrow() + timedelta(days=1))
 
 
 def test_who_sees_which_notices(app, people, site) -> None:

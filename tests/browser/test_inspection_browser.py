@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +122,8 @@ def test_a_clerk_inspects_sends_a_notice_and_the_isp_answers(app: Flask, people:
     with app.app_context():
         assert db.session.scalar(select(RectificationNotice.state)) == NoticeState.CLOSED
         overdue = inspections.issue_notice(user_named(people["bureau"]), db.session.get(Website, failing), ["number"],
-                                           "请展示备案号。", date.today() + timedelta(days=1))
-        overdue.deadline = date.today() - timedelta(days=2)  # two days past its deadline, unanswered
+                                           "请展示备案号。", inspections.beijing_today() + timedelta(days=1))
+        overdue.deadline = inspections.beijing_today() - timedelta(days=2)  # two days past its deadline, unanswered
         db.session.commit()
     page.goto("/admin/rectification/")
     assert page.locator("tr:has(.notice-overdue)").count() == 1 and "超期" in page.inner_text("table tbody")

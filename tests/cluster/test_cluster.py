@@ -41,7 +41,7 @@ NODE_A = f"http://127.0.0.1:{os.environ.get('NODE_A_PORT', '5001')}"
 NODE_B = f"http://127.0.0.1:{os.environ.get('NODE_B_PORT', '5002')}"
 RUN_DIR = Path(os.environ.get("CLUSTER_DIR", ROOT / ".cluster")) / "run"
 PASSWORD = "Cluster-pass-2026"
-RUN = secrets.randbelow(80) * 10**6  # keeps this run's credit codes and domains apart from earlier runs'
+RUN = (10 + secrets.randbelow(70)) * 10**6  # keeps this run's codes and domains apart from earlier runs'; never 0
 
 
 # --- the cluster's settings and helpers -------------------------------------------------------------------------
