@@ -282,14 +282,20 @@ def test_a_race_during_staging_removes_every_staged_row(app, importer_isp, monke
     """Another filing takes a domain of the file between two staging transactions: the import fails,
     nothing of it remains, and the other filing keeps its domain."""
     monkeypatch.setattr(imports, "CHUNK", 2)
-    calls = []
+    calls, real_sleep = [], imports.time.sleep
 
     def take_a_domain(_seconds):
         calls.append(1)
         if len(calls) == 1:
             with app.app_context():
-                website = db.session.scalar(select(Website).execution_options(include_staged=True)
-                                            .order_by(Website.id))
+                website = None
+                for _ in range(100):  # PostgreSQL's stager writes the first chunk's websites in its second thread
+                    website = db.session.scalar(select(Website).execution_options(include_staged=True)
+                                                .order_by(Website.id))
+                    if website is not None:
+                        break
+                    db.session.rollback()
+                    real_sleep(0.1)
                 db.session.add(Domain(website_id=website.id, name="www.import4.cn", live=True))
                 db.session.commit()
 

@@ -125,15 +125,16 @@ def _reading() -> Iterator[None]:
 
 
 @contextmanager
-def _writing(job: ImportJob | None = None) -> Iterator[None]:
+def _writing(job: ImportJob | None = None, shared: bool = False) -> Iterator[None]:
     """One short write transaction (SQLite's write lock taken up front), committed at the end; for a running
-    job's writes, fenced first (`_fence`). A read transaction is ended first: SQLite cannot upgrade a read snapshot
+    job's writes, fenced first (`_fence`; `shared`: without renewing the lease, so that two of the run's
+    transactions may be open at once). A read transaction is ended first: SQLite cannot upgrade a read snapshot
     once another process has written — so a run sets the job's attributes inside the block, never before it."""
     db.session.commit()
     with write_intent(True):
         try:
             if job is not None:
-                _fence(job)
+                _fence(job, shared)
             yield
             db.session.commit()
         except BaseException:
@@ -171,12 +172,21 @@ def _claims() -> dict[int, int]:
     return g.setdefault("import_claims", {})
 
 
-def _fence(job: ImportJob) -> None:
+def _fence(job: ImportJob, shared: bool = False) -> None:
     """The first statement of each write transaction of a run: the lease renewed if the job is still running
-    under this run's claim, else `LeaseLost` (the caller's transaction is rolled back, nothing written)."""
-    renewed = db.session.execute(update(ImportJob).where(
-        ImportJob.id == job.id, ImportJob.attempts == _claims().get(job.id), ImportJob.state == JobState.RUNNING)
-        .values(lease_until=_lease()).execution_options(synchronize_session=False)).rowcount
+    under this run's claim, else `LeaseLost` (the caller's transaction is rolled back, nothing written).
+
+    `shared` (PostgreSQL's two staging connections): the job's row read FOR SHARE instead of updated, so that the
+    run's two open transactions do not wait for each other; a takeover — an UPDATE of that row — still waits for
+    both to end, and every transaction after it sees it. The lease is then renewed by the run's other writes."""
+    mine = (ImportJob.id == job.id, ImportJob.attempts == _claims().get(job.id), ImportJob.state == JobState.RUNNING)
+    if shared and db.engine.dialect.name == "postgresql":
+        held = db.session.scalar(select(ImportJob.id).where(*mine).with_for_update(read=True))
+        if held is None:
+            raise LeaseLost(job.id)
+        return
+    renewed = db.session.execute(update(ImportJob).where(*mine).values(lease_until=_lease())
+                                 .execution_options(synchronize_session=False)).rowcount
     if renewed != 1:
         raise LeaseLost(job.id)
 
@@ -566,9 +576,11 @@ class _Stager:
     def _stage(self, job: ImportJob, websites: list[importer.ImportedWebsite]) -> None:
         assert self.staged is not None
         for start in range(0, len(websites), CHUNK):
+            chunk = websites[start:start + CHUNK]
             try:
                 with _writing(job):
-                    self.staged.websites(websites[start:start + CHUNK])
+                    self.staged.entities(chunk)
+                    self.staged.websites(chunk)
             except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError, _NotStageable):
                 self.clashed = True
                 return
@@ -576,23 +588,34 @@ class _Stager:
 
 
 class _ThreadedStager(_Stager):
-    """PostgreSQL's stager: a thread of its own (its own app context, session and connection) takes the rows from a
-    short queue, so that the database's work — the inserts and the maintenance of the tables' indexes, most of an
-    import's writing there — runs beside the reading instead of after it (the server works in its own process). The
-    thread also writes the job's progress: its transactions lock the job's row (the fence), which a write of the
-    reader's would wait for. Whatever the thread raises — `LeaseLost`, a database error, a worker being killed — is
-    raised again in the reader's thread at its next hand-over or at the end; the block waits for the thread to end,
-    and when the reader fails, what is still queued is not staged."""
+    """PostgreSQL's stager: two threads of its own (each with its own app context, session and connection), so that
+    the database's work — the inserts and the maintenance of the tables' indexes, most of an import's writing there
+    — runs beside the reading instead of after it, and beside the worker's own formatting of the rows (the server
+    works in its own process). The first takes the rows from a short queue and writes each chunk's entities and
+    applications; the second writes that chunk's websites, domains, pre-approval items, accesses and verifications
+    while the first writes the next chunk's entities (with one connection, the worker and the server each stood
+    idle for a third of the import, waiting for the other). Their transactions fence with a shared lock of the
+    job's row (`_fence(shared=True)`), so that neither waits for the other.
+
+    The first thread also writes the job's progress, which renews the lease: once per chunk, between handing a
+    chunk over and writing the next (the update waits for the second thread's transaction, which it then no longer
+    overlaps), or at once when the second thread has nothing to do. Whatever either thread raises — `LeaseLost`, a
+    database error, a worker being killed — is raised again in the reader's thread at its next hand-over or at the
+    end; the block waits for both threads to end, and when the reader fails, what is still queued is not staged."""
 
     def __init__(self, job: ImportJob, actor: User) -> None:
         super().__init__(job, actor)
         self._app = current_app._get_current_object()  # type: ignore[attr-defined]
         self._claims = dict(_claims())
         self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=2)
+        self._halves: queue.Queue[list[importer.ImportedWebsite] | None] = queue.Queue(maxsize=1)
         self._failure: BaseException | None = None
         self._abandoned = False
+        self._pending: dict[str, Any] = {}  # progress not yet written
         self._thread = threading.Thread(target=self._run, args=(job.id, actor.id), name=f"import-{job.id}-stager",
                                         daemon=True)
+        self._second = threading.Thread(target=self._run_second, args=(job.id,),
+                                        name=f"import-{job.id}-stager-websites", daemon=True)
 
     def __enter__(self) -> _Stager:
         self._thread.start()
@@ -625,19 +648,86 @@ class _ThreadedStager(_Stager):
         if self._failure is not None:
             raise self._failure
 
+    def _failed(self, failure: BaseException) -> None:
+        self._failure = self._failure or failure  # the first thread's to fail
+
+    def _stopped(self) -> bool:
+        return self.clashed or self._abandoned or self._failure is not None
+
     def _run(self, job_id: int, actor_id: int) -> None:
         try:
             with self._app.app_context():
                 _claims().update(self._claims)
                 job = db.session.get(ImportJob, job_id)
                 self._begin(job, db.session.get(User, actor_id))
-                while (item := self._queue.get()) is not None:
-                    if item[0] == "progress":
-                        _progress(job, **item[1])
-                    elif not (self.clashed or self._abandoned):
-                        self._stage(job, item[1])
+                self._second.start()
+                try:
+                    while (item := self._queue.get()) is not None:
+                        if item[0] == "progress":
+                            self._pending.update(item[1])
+                            if self._second_idle():
+                                self._write_progress(job)
+                        elif not self._stopped():
+                            self._stage(job, item[1])
+                finally:
+                    self._hand(None)
+                    self._second.join()
+                self._write_progress(job)
         except BaseException as failure:  # handed to the reader's thread
-            self._failure = failure
+            self._failed(failure)
+
+    def _stage(self, job: ImportJob, websites: list[importer.ImportedWebsite]) -> None:
+        assert self.staged is not None
+        for start in range(0, len(websites), CHUNK):
+            if self._stopped():
+                return
+            chunk = websites[start:start + CHUNK]
+            try:
+                with _writing(job, shared=True):
+                    self.staged.entities(chunk)
+            except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError, _NotStageable):
+                self.clashed = True
+                return
+            self._write_progress(job)  # after the second thread's previous chunk, before this one
+            self._hand(chunk)
+            pause_between_writes()
+
+    def _write_progress(self, job: ImportJob) -> None:
+        if not self._stopped():
+            values, self._pending = self._pending, {}
+            _progress(job, **values)
+
+    def _second_idle(self) -> bool:
+        with self._halves.all_tasks_done:
+            return self._halves.unfinished_tasks == 0
+
+    def _hand(self, chunk: list[importer.ImportedWebsite] | None) -> None:
+        while self._second.is_alive():
+            with contextlib.suppress(queue.Full):
+                self._halves.put(chunk, timeout=0.2)
+                return
+
+    def _run_second(self, job_id: int) -> None:
+        try:
+            with self._app.app_context():
+                _claims().update(self._claims)
+                job = db.session.get(ImportJob, job_id)
+                while (chunk := self._halves.get()) is not None:
+                    try:
+                        if not self._stopped():
+                            self._stage_websites(job, chunk)
+                    finally:
+                        self._halves.task_done()
+        except BaseException as failure:  # handed to the reader's thread
+            self._failed(failure)
+
+    def _stage_websites(self, job: ImportJob, chunk: list[importer.ImportedWebsite]) -> None:
+        assert self.staged is not None
+        try:
+            with _writing(job, shared=True):
+                self.staged.websites(chunk)
+        except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError):
+            self.clashed = True
 
 
 def _stager(job: ImportJob, actor: User) -> _Stager:
@@ -650,14 +740,15 @@ class _Staging:
     RETURNING, which SQLite answers one row at a time — and COPY not at all."""
 
     def __init__(self, job_id: int, actor: User) -> None:
-        self.job_id, self.actor, self.now = job_id, actor, utcnow()
+        self.job_id, self.actor_id, self.now = job_id, actor.id, utcnow()
         self.isp_ids = {actor.username: actor.id}  # ISP username → id, resolved as rows name them
         self.entity_ids: dict[str, int] = {}  # certificate number → id
         self.provinces: dict[int, str] = {}  # entity id → province
         self.application_of: dict[int, int] = {}  # entity id → its application's id
         self.verified: set[tuple[int, int]] = set()  # (entity id, ISP id) with its verification written
 
-    def websites(self, chunk: list[importer.ImportedWebsite]) -> None:
+    def entities(self, chunk: list[importer.ImportedWebsite]) -> None:
+        """A chunk's first half: the new entities, with their applications (the ISPs the rows name resolved)."""
         if unknown := {w.isp_username for w in chunk} - self.isp_ids.keys():
             self.isp_ids.update(importer.active_isp_ids(unknown))
             if not unknown <= self.isp_ids.keys():
@@ -675,10 +766,10 @@ class _Staging:
             self.entity_ids[number], self.provinces[entity_id] = entity_id, province
             fresh.append(entity_id)
         self._applications(fresh)
-        self._websites(chunk)
 
-    def _websites(self, chunk: list[importer.ImportedWebsite]) -> None:
-        """One chunk of websites with their domains, pre-approval items and accesses."""
+    def websites(self, chunk: list[importer.ImportedWebsite]) -> None:
+        """A chunk's second half, after its first: the websites with their domains, pre-approval items, special
+        content, accesses and ISP verifications."""
         before = db.session.scalar(_staged(select(func.max(Website.id)))) or 0
         owners = [self.entity_ids[w.certificate_number] for w in chunk]
         job_id = self.job_id
@@ -695,7 +786,7 @@ class _Staging:
                                    "reviewer_id": None, "reviewed_at": None, "import_job_id": job_id}
                                   for wid, owner, w in sites for c, d in w.preapprovals))
         special_content.insert_opened(((wid, owner, self.provinces[owner], w.name, False, "", w.service_content)
-                                       for wid, owner, w in sites), self.actor, job_id)
+                                       for wid, owner, w in sites), self.actor_id, job_id)
         _insert(Access, ({"website_id": wid, "isp_id": self.isp_ids[w.isp_username], "method": w.access_method,
                           "server_province_code": w.server_province_code, "live": True,
                           "ip_ranges": "\n".join(f"{s}-{e}" for s, e in w.ip_ranges), "import_job_id": job_id}
@@ -704,7 +795,7 @@ class _Staging:
 
     def _applications(self, entity_ids: list[int]) -> None:
         """One application in bureau review per new entity."""
-        actor_id, now, due = self.actor.id, self.now, deadlines.due_at(self.now)
+        actor_id, now, due = self.actor_id, self.now, deadlines.due_at(self.now)
         before = db.session.scalar(_staged(select(func.max(Application.id)))) or 0
         _insert(Application, ({
             "entity_id": entity_id, "province_code": self.provinces[entity_id], "kind": ApplicationKind.NEW_FILING,

@@ -209,7 +209,7 @@ def blockers(application: Application) -> list[str]:
 NewSite = tuple[int, int, str, str, bool, str, str]
 
 
-def insert_opened(sites: Iterable[NewSite], actor: User | None = None, job_id: int | None = None) -> int:
+def insert_opened(sites: Iterable[NewSite], actor_id: int | None = None, job_id: int | None = None) -> int:
     """What `open_items` does for new websites, as two multi-row INSERTs (an import stages them with its job).
     Returns how many items were opened."""
     now = utcnow()
@@ -223,7 +223,7 @@ def insert_opened(sites: Iterable[NewSite], actor: User | None = None, job_id: i
     texts = {found: describe(found) for _site, found in wanted}
     db.session.execute(insert(SpecialContentEvent), [
         {"entity_id": site[1], "website_id": site[0], "website_name": site[3], "action": "opened",
-         "declaration": texts[found], "reason": "", "actor_id": actor.id if actor else None, "at": now,
+         "declaration": texts[found], "reason": "", "actor_id": actor_id, "at": now,
          "import_job_id": job_id} for site, found in wanted])
     return len(wanted)
 
