@@ -210,3 +210,36 @@ def test_an_importer_losing_the_right_while_the_file_is_read_imports_nothing(
     job = run(app, plain_xlsx([valid_row(n) for n in range(1, ROWS + 1)]))
     assert job.state == JobState.FAILED and _messages(job) == [imports.NO_RIGHT]
     _nothing_kept(app, job.id)
+
+
+def test_on_postgresql_a_chunks_websites_are_written_while_the_next_chunks_entities_are(app, importer_isp,
+                                                                                        monkeypatch) -> None:
+    """PostgreSQL's stager has two connections: the second chunk's entities are written only once the first
+    chunk's websites are being written, and those wait inside their open, fenced transaction until the entities
+    are written — both transactions open at once, which a fence taking the job's row for update in both would never
+    allow (one of the two waits would run out). The import is then whole: one application and website per row."""
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("SQLite stages in the reader's thread, one transaction at a time")
+    websites_open, entities_written, waited = threading.Event(), threading.Event(), []
+    real_entities, real_websites = imports._Staging.entities, imports._Staging.websites
+
+    def entities(self: Any, chunk: list[Any]) -> None:
+        if len(self.entity_ids) == 2:  # the second chunk, in its open transaction
+            waited.append(("entities", websites_open.wait(10)))
+        real_entities(self, chunk)
+        if len(self.entity_ids) > 2:
+            entities_written.set()
+
+    def websites(self: Any, chunk: list[Any]) -> None:
+        if not websites_open.is_set():  # the first chunk, in the other open transaction
+            websites_open.set()
+            waited.append(("websites", entities_written.wait(10)))
+        real_websites(self, chunk)
+
+    monkeypatch.setattr(imports._Staging, "entities", entities)
+    monkeypatch.setattr(imports._Staging, "websites", websites)
+    job = run(app, plain_xlsx([valid_row(n) for n in range(1, ROWS + 1)]))
+    assert sorted(waited) == [("entities", True), ("websites", True)]
+    assert job.state == JobState.DONE and job.imported == ROWS
+    assert _count(app, Application) == _count(app, Website) == ROWS and _no_stager_left()
