@@ -104,6 +104,17 @@ def test_a_domain_filed_already_in_a_late_row_is_named_and_nothing_is_kept(app, 
     assert not _job(app, job.id).staging and _no_stager_left()
 
 
+def test_after_a_clash_in_the_first_chunk_the_progress_still_reaches_the_last_row(app, importer_isp) -> None:
+    """The staging stops at the first chunk (a domain filed already), the reader checks the rest of the file: its
+    progress is still written — which renews the lease for that long read — and the job page shows every row read."""
+    assert run(app, plain_xlsx([valid_row(1)])).state == JobState.DONE
+    rows = [valid_row(n) for n in range(2, ROWS + 2)]
+    rows[0][11:13] = ["www.import1.cn", "http://www.import1.cn/"]  # the first row: filed by the first import
+    job = run(app, plain_xlsx(rows))
+    assert job.state == JobState.FAILED and [e["row"] for e in json.loads(job.errors)] == [2]
+    assert (job.done_rows, job.total_rows) == (ROWS, ROWS) and _no_stager_left()
+
+
 def test_an_unknown_isp_in_a_late_row_of_a_bureau_import_is_named_and_nothing_is_kept(app, importer_isp) -> None:
     rows = [valid_row(n) for n in range(1, ROWS + 1)]
     for row in rows:

@@ -21,7 +21,9 @@ imports) begins by renewing the lease on the condition that the job is still run
 not, the run raises `LeaseLost` before writing anything: it removes nothing and fails nothing (the job is the
 new owner's), and the worker loop logs it and goes on. The UPDATE locks the job's row (PostgreSQL) or takes
 the write lock (SQLite), so a takeover — which updates the same row — waits for the transaction in progress
-and the transaction after it sees the takeover.
+and the transaction after it sees the takeover. PostgreSQL's two staging connections check the token under a
+shared lock of the row instead (`_fence(shared=True)`: a takeover waits for both the same way, and they do not wait
+for each other); the run's progress writes renew the lease meanwhile.
 """
 
 from __future__ import annotations
@@ -592,10 +594,10 @@ class _ThreadedStager(_Stager):
     the database's work — the inserts and the maintenance of the tables' indexes, most of an import's writing there
     — runs beside the reading instead of after it, and beside the worker's own formatting of the rows (the server
     works in its own process). The first takes the rows from a short queue and writes each chunk's entities and
-    applications; the second writes that chunk's websites, domains, pre-approval items, accesses and verifications
-    while the first writes the next chunk's entities (with one connection, the worker and the server each stood
-    idle for a third of the import, waiting for the other). Their transactions fence with a shared lock of the
-    job's row (`_fence(shared=True)`), so that neither waits for the other.
+    applications; the second writes that chunk's websites, domains, pre-approval items, special content, accesses
+    and verifications while the first writes the next chunk's entities (with one connection, the worker and the
+    server each stood idle for a third of the import, waiting for the other). Their transactions fence with a shared
+    lock of the job's row (`_fence(shared=True)`), so that neither waits for the other.
 
     The first thread also writes the job's progress, which renews the lease: once per chunk, between handing a
     chunk over and writing the next (the update waits for the second thread's transaction, which it then no longer
@@ -612,6 +614,7 @@ class _ThreadedStager(_Stager):
         self._failure: BaseException | None = None
         self._abandoned = False
         self._pending: dict[str, Any] = {}  # progress not yet written
+        self._handed = self._written = 0  # chunks handed to the second thread (by the first) and written by it
         self._thread = threading.Thread(target=self._run, args=(job.id, actor.id), name=f"import-{job.id}-stager",
                                         daemon=True)
         self._second = threading.Thread(target=self._run_second, args=(job.id,),
@@ -622,8 +625,10 @@ class _ThreadedStager(_Stager):
         return self
 
     def __exit__(self, failure: type[BaseException] | None, *exc: object) -> None:
+        """Both threads ended before anything else happens (the staged rows may be removed next), then a failure of
+        theirs raised — the end handed over even when one failed meanwhile."""
         self._abandoned = failure is not None
-        self._put(None, raising=failure is None)
+        self._put(None, raising=False)
         self._thread.join()
         if failure is None:
             self._raise_failure()
@@ -665,10 +670,13 @@ class _ThreadedStager(_Stager):
                     while (item := self._queue.get()) is not None:
                         if item[0] == "progress":
                             self._pending.update(item[1])
-                            if self._second_idle():
+                            if self._written == self._handed:  # the second thread idle: nothing to wait for
                                 self._write_progress(job)
                         elif not self._stopped():
                             self._stage(job, item[1])
+                except BaseException as failure:
+                    self._failed(failure)  # the second thread stages nothing more
+                    raise
                 finally:
                     self._hand(None)
                     self._second.join()
@@ -693,18 +701,16 @@ class _ThreadedStager(_Stager):
             pause_between_writes()
 
     def _write_progress(self, job: ImportJob) -> None:
-        if not self._stopped():
+        """Also after a clash: the reader checks the rest of the file, whose progress renews the lease meanwhile."""
+        if self._failure is None and not self._abandoned:
             values, self._pending = self._pending, {}
             _progress(job, **values)
-
-    def _second_idle(self) -> bool:
-        with self._halves.all_tasks_done:
-            return self._halves.unfinished_tasks == 0
 
     def _hand(self, chunk: list[importer.ImportedWebsite] | None) -> None:
         while self._second.is_alive():
             with contextlib.suppress(queue.Full):
                 self._halves.put(chunk, timeout=0.2)
+                self._handed += chunk is not None
                 return
 
     def _run_second(self, job_id: int) -> None:
@@ -712,12 +718,13 @@ class _ThreadedStager(_Stager):
             with self._app.app_context():
                 _claims().update(self._claims)
                 job = db.session.get(ImportJob, job_id)
+                db.session.commit()  # no transaction left open while waiting for the first chunk
                 while (chunk := self._halves.get()) is not None:
                     try:
                         if not self._stopped():
                             self._stage_websites(job, chunk)
                     finally:
-                        self._halves.task_done()
+                        self._written += 1
         except BaseException as failure:  # handed to the reader's thread
             self._failed(failure)
 
