@@ -182,7 +182,7 @@ def _fence(job: ImportJob, shared: bool = False) -> None:
     run's two open transactions do not wait for each other; a takeover — an UPDATE of that row — still waits for
     both to end, and every transaction after it sees it. The lease is then renewed by the run's other writes."""
     mine = (ImportJob.id == job.id, ImportJob.attempts == _claims().get(job.id), ImportJob.state == JobState.RUNNING)
-    if shared and db.engine.dialect.name == "postgresql":
+    if shared:
         held = db.session.scalar(select(ImportJob.id).where(*mine).with_for_update(read=True))
         if held is None:
             raise LeaseLost(job.id)
@@ -640,14 +640,9 @@ class _ThreadedStager(_Stager):
         self._put(("progress", values))
 
     def _put(self, item: tuple[str, Any] | None, raising: bool = True) -> None:
-        while self._thread.is_alive():
-            if raising:
-                self._raise_failure()
-            with contextlib.suppress(queue.Full):
-                self._queue.put(item, timeout=0.2)
-                return
-        if raising:
-            self._raise_failure()
+        check = self._raise_failure if raising else _nothing
+        _put_while_alive(self._queue, item, self._thread, check)
+        check()
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -659,11 +654,16 @@ class _ThreadedStager(_Stager):
     def _stopped(self) -> bool:
         return self.clashed or self._abandoned or self._failure is not None
 
+    @contextmanager
+    def _job_context(self, job_id: int) -> Iterator[ImportJob]:
+        """A thread's own app context (its own session and connection) holding the run's claims, and the job."""
+        with self._app.app_context():
+            _claims().update(self._claims)
+            yield db.session.get(ImportJob, job_id)
+
     def _run(self, job_id: int, actor_id: int) -> None:
         try:
-            with self._app.app_context():
-                _claims().update(self._claims)
-                job = db.session.get(ImportJob, job_id)
+            with self._job_context(job_id) as job:
                 self._begin(job, db.session.get(User, actor_id))
                 self._second.start()
                 try:
@@ -707,17 +707,12 @@ class _ThreadedStager(_Stager):
             _progress(job, **values)
 
     def _hand(self, chunk: list[importer.ImportedWebsite] | None) -> None:
-        while self._second.is_alive():
-            with contextlib.suppress(queue.Full):
-                self._halves.put(chunk, timeout=0.2)
-                self._handed += chunk is not None
-                return
+        if _put_while_alive(self._halves, chunk, self._second) and chunk is not None:
+            self._handed += 1
 
     def _run_second(self, job_id: int) -> None:
         try:
-            with self._app.app_context():
-                _claims().update(self._claims)
-                job = db.session.get(ImportJob, job_id)
+            with self._job_context(job_id) as job:
                 db.session.commit()  # no transaction left open while waiting for the first chunk
                 while (chunk := self._halves.get()) is not None:
                     try:
@@ -735,6 +730,22 @@ class _ThreadedStager(_Stager):
                 self.staged.websites(chunk)
         except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError):
             self.clashed = True
+
+
+def _nothing() -> None:
+    return None
+
+
+def _put_while_alive(channel: queue.Queue[Any], item: Any, consumer: threading.Thread,
+                     check: Callable[[], None] = _nothing) -> bool:
+    """`item` put on `channel` while the thread that empties it is alive, `check` run before each try (every
+    0.2 s while the channel is full); False when the thread ended first."""
+    while consumer.is_alive():
+        check()
+        with contextlib.suppress(queue.Full):
+            channel.put(item, timeout=0.2)
+            return True
+    return False
 
 
 def _stager(job: ImportJob, actor: User) -> _Stager:
