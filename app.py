@@ -34,6 +34,7 @@ import inspection_cli
 import ip_import
 import netguard
 import observability
+import public_records
 import public_site
 import security
 import validators
@@ -567,6 +568,28 @@ def register_cli(app: Flask) -> None:
         click.echo(json.dumps({**restored, "seconds": round(time.perf_counter() - started, 1)}))
 
     app.cli.add_command(inspection_cli.inspection_group)
+
+    @app.cli.group("public-records")
+    def public_records_group() -> None:
+        """The public lookup's stored records (public_records)."""
+
+    @public_records_group.command("rebuild")
+    def public_records_rebuild() -> None:
+        """Write every record again from the filings, in one transaction."""
+        started = time.perf_counter()
+        count = public_records.rebuild_all()
+        click.echo(f"public records written again: {count} entities, {time.perf_counter() - started:.1f} s")
+
+    @public_records_group.command("verify")
+    def public_records_verify() -> None:
+        """Compare every stored record with what the filings say now; name the entities that differ."""
+        wrong = public_records.differences(db.session.connection())
+        db.session.rollback()
+        if wrong:
+            click.echo(f"public records differ from their filings: {len(wrong)} entities, "
+                       f"first ids {wrong[:20]} (flask public-records rebuild writes them again)", err=True)
+            sys.exit(1)
+        click.echo("public records match their filings")
 
     @app.cli.group("audit")
     def audit_group() -> None:

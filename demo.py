@@ -23,6 +23,7 @@ import bulkcopy
 import certificates
 import deadlines
 import ipindex
+import public_records
 import workflow
 from extensions import db
 from models import (
@@ -327,6 +328,7 @@ def _write_batch(plan: Plan, first: int, last: int, seq: dict[str, int]) -> int:
     batch = _batch(plan, first, last, seq)
     for name, rows in batch.items():
         bulkcopy.insert_rows(TABLES[name].__table__, rows)
+    public_records.touch(row["id"] for row in batch["entities"] if row["status"] == FilingStatus.ACTIVE)
     db.session.commit()
     return len(batch["domain_reports"])
 

@@ -7,12 +7,13 @@ approval date, pre-approval categories. Never a phone number, ID number, e-mail 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, send_from_directory, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, bindparam, func, literal, select, union, union_all
+from sqlalchemy import bindparam, func, select, union
 from werkzeug.wrappers import Response
 
 import audit
@@ -29,7 +30,6 @@ from models import (
     AccessRange,
     Certificate,
     CertificateStatus,
-    CodeItem,
     CodeTable,
     DisclosureEntry,
     DisclosureKind,
@@ -39,8 +39,8 @@ from models import (
     Notice,
     NoticeAttachment,
     NoticeCategory,
-    PreapprovalItem,
     Province,
+    PublicRecord,
     Website,
     code_values,
     starts_with,
@@ -68,34 +68,16 @@ def _domain_candidates(text: str) -> list[str]:
     return with_and_without_www(normalise_domain(text))
 
 
-def _code_name(table: CodeTable, code: Any) -> Any:
-    """The name of a code-table value, as a correlated scalar (served by the table's unique index)."""
-    return select(CodeItem.name).where(CodeItem.table == table, CodeItem.code == code).scalar_subquery()
-
-
-def _records_statement(entity_ids: Any) -> Any:
-    """One statement for the whole answer: a row per (website, domain) and per (website, pre-approval),
-    each carrying its entity's and website's public columns."""
-    website = (select(Entity.id, Entity.unit_name, _code_name(CodeTable.UNIT_NATURE, Entity.unit_nature),
-                      Entity.number, Entity.licence_number, Entity.approved_at,
-                      Website.id, Website.number, Website.name, Website.home_url)
-               .join(Website, Website.entity_id == Entity.id)
-               .where(Entity.id.in_(entity_ids), Entity.status == FilingStatus.ACTIVE,
-                      Website.status == FilingStatus.ACTIVE))
-    return union_all(
-        website.add_columns(literal("domain"), Domain.name, Domain.id).join(
-            Domain, and_(Domain.website_id == Website.id, Domain.live)),
-        website.add_columns(literal("preapproval"), _code_name(CodeTable.PREAPPROVAL_CATEGORY,
-                                                               PreapprovalItem.category), PreapprovalItem.id)
-        .join(PreapprovalItem, PreapprovalItem.website_id == Website.id))
-
-
-_BY_DOMAIN = RawStatement(_records_statement(select(Website.entity_id).join(Domain).where(
+#: the stored records (public_records), with the unit name they are ordered by
+_RECORDS = select(PublicRecord.unit_name, PublicRecord.entity_id, PublicRecord.record)
+_BY_DOMAIN = RawStatement(_RECORDS.where(PublicRecord.entity_id.in_(select(Website.entity_id).join(Domain).where(
     Domain.name.in_([bindparam("name_a"), bindparam("name_b")]), Domain.live,
-    Website.status == FilingStatus.ACTIVE).distinct().limit(MAX_RESULTS)))
-_BY_NUMBER = RawStatement(_records_statement(select(Entity.id).where(Entity.number == bindparam("number"))))
-_BY_LICENCE = RawStatement(_records_statement(select(Entity.id).where(Entity.licence_number == bindparam("number"))))
-_BY_IDS = _records_statement(bindparam("ids", expanding=True))
+    Website.status == FilingStatus.ACTIVE).distinct().limit(MAX_RESULTS))))
+_BY_NUMBER = RawStatement(_RECORDS.where(PublicRecord.entity_id.in_(
+    select(Entity.id).where(Entity.number == bindparam("number")))))
+_BY_LICENCE = RawStatement(_RECORDS.where(PublicRecord.entity_id.in_(
+    select(Entity.id).where(Entity.licence_number == bindparam("number")))))
+_BY_IDS = _RECORDS.where(PublicRecord.entity_id.in_(bindparam("ids", expanding=True)))
 
 
 def _unit_name_ids(text: str) -> list[int]:
@@ -104,16 +86,17 @@ def _unit_name_ids(text: str) -> list[int]:
         .limit(MAX_RESULTS)))
 
 
-def lookup(query: str) -> list[dict[str, Any]]:
-    """是否备案查询 — indexed lookups only: number, domain or IP (exact), unit name (prefix)."""
+def lookup_json(query: str) -> list[str]:
+    """是否备案查询 — indexed lookups only: number, domain or IP (exact), unit name (prefix). The records as stored
+    (JSON text, `public_records`), by unit name."""
     text = query.strip()
     if not text:
         return []
     if NUMBER_RE.match(text):
         entity_number = text.split("-", 1)[0] if "备" in text else None
-        return _fold((_BY_NUMBER if entity_number else _BY_LICENCE).rows(number=entity_number or text))
+        return _in_order((_BY_NUMBER if entity_number else _BY_LICENCE).rows(number=entity_number or text))
     try:
-        return public_records(_address_ids(text))
+        return _records(_address_ids(text))
     except ValueError:
         pass
     try:
@@ -121,8 +104,13 @@ def lookup(query: str) -> list[dict[str, Any]]:
     except ValueError:
         names = []
     if names:
-        return _fold(_BY_DOMAIN.rows(name_a=names[0], name_b=names[-1]))
-    return public_records(_unit_name_ids(text))
+        return _in_order(_BY_DOMAIN.rows(name_a=names[0], name_b=names[-1]))
+    return _records(_unit_name_ids(text))
+
+
+def lookup(query: str) -> list[dict[str, Any]]:
+    """The lookup's records as objects (the HTML page)."""
+    return [json.loads(record) for record in lookup_json(query)]
 
 
 def _address_ids(text: str) -> list[int]:
@@ -138,32 +126,14 @@ def _address_ids(text: str) -> list[int]:
     return list(db.session.scalars(union(in_ranges, as_domain).limit(MAX_RESULTS)))
 
 
-def public_records(entity_ids: list[int]) -> list[dict[str, Any]]:
-    """备案公共信息 of approved filings by id: nothing personal."""
-    return _fold(db.session.connection().execute(_BY_IDS, {"ids": entity_ids}).all()) if entity_ids else []
+def _records(entity_ids: list[int]) -> list[str]:
+    """备案公共信息 of filings in force by id: nothing personal."""
+    return _in_order(db.session.connection().execute(_BY_IDS, {"ids": entity_ids}).all()) if entity_ids else []
 
 
-def _fold(rows: list[Any]) -> list[dict[str, Any]]:
-    """The rows of a records statement as one object per entity; websites and domains in order."""
-    rows = sorted(rows, key=lambda row: (row[1], row[0], row[6], row[10], row[12]))
-    records: dict[int, dict[str, Any]] = {}
-    websites: dict[int, dict[str, Any]] = {}
-    for (entity_id, unit, nature, number, licence, approved, website_id, w_number, w_name, home_url,
-         kind, value, _id) in rows:
-        record = records.setdefault(entity_id, {
-            "unit_name": unit, "unit_nature": nature or "", "entity_number": number, "licence_number": licence,
-            "approved_at": str(approved)[:10] if approved else None, "websites": []})  # SQLite gives text
-        if website_id not in websites:
-            websites[website_id] = {"number": w_number, "name": w_name, "domains": [], "home_url": home_url,
-                                    "preapproval_categories": set()}
-            record["websites"].append(websites[website_id])
-        if kind == "domain":
-            websites[website_id]["domains"].append(value)
-        else:
-            websites[website_id]["preapproval_categories"].add(value or "")
-    for site in websites.values():
-        site["preapproval_categories"] = sorted(site["preapproval_categories"])
-    return list(records.values())
+def _in_order(rows: list[Any]) -> list[str]:
+    """The records of (unit name, entity id, record) rows, by unit name then entity."""
+    return [record for _unit, _id, record in sorted(rows, key=lambda row: (row[0], row[1]))]
 
 
 # --- certificate verification ------------------------------------------------------------------
@@ -434,6 +404,11 @@ def code_table_download(name: str) -> Response:
 
 # --- JSON API --------------------------------------------------------------------------------------
 
+def _json_response(body: str) -> Response:
+    """JSON already written (the stored records), sent as `jsonify` sends its own."""
+    return Response(f"{body}\n", mimetype=current_app.json.mimetype)
+
+
 @api.route("/lookup")
 def api_lookup() -> Response:
     query = request.args.get("q", "")
@@ -441,15 +416,16 @@ def api_lookup() -> Response:
         return json_error(400, "参数 q 不能为空。", "q")
     if error := _query_error(query):
         return json_error(400, error, "q")
-    return jsonify({"query": query, "results": lookup(query)})
+    records = ",".join(lookup_json(query))
+    return _json_response(f'{{"query":{current_app.json.dumps(query)},"results":[{records}]}}')
 
 
 @api.route("/filings/<number>")
 def api_filing(number: str) -> Response:
-    records = _fold(_BY_NUMBER.rows(number=number))
+    records = _in_order(_BY_NUMBER.rows(number=number))
     if not records:
         return json_error(404, "没有该备案号的有效备案。", "number")
-    return jsonify(records[0])
+    return _json_response(records[0])
 
 
 @api.route("/ping")

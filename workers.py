@@ -7,7 +7,8 @@ Each pass runs every step once. Two kinds of step:
   imports (`workflow.imports`: one job per claim, a lease per job renewed while it runs) and the website
   inspections (`workflow.inspections`: likewise, one run per claim for a slice of time);
 - singleton steps (reminders, housekeeping, IP findings, domain reconciliation, the rolling inspection schedule,
-  the audit sequencer, the dashboards' statistics) run in one worker at a time, under a lease (`leases`).
+  the audit sequencer, the dashboards' statistics, the public records' rebuild after a code's new name) run in
+  one worker at a time, under a lease (`leases`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from flask import current_app
 import audit
 import dashboard_statistics
 import notify
+import public_records
 import security
 import webhooks
 import workflow
@@ -62,6 +64,7 @@ STEPS: tuple[Step, ...] = (
     Step("import_files", lambda: workflow.imports.purge_files(), singleton=True),
     Step("audit", lambda: audit.sequence_pending(), singleton=True),
     Step("statistics", lambda: dashboard_statistics.refresh_if_due(), singleton=True),
+    Step("public_records", lambda: public_records.rebuild_due(), singleton=True),
     Step("exchange_answers", lambda: exchange.purge_answers(), singleton=True),
     Step("exchange_feed", lambda: exchange.sequence_events(), singleton=True),
     Step("webhooks", lambda: webhooks.deliver_due(), singleton=True),

@@ -930,6 +930,8 @@ from models.ip import IpOrigin as IpOrigin  # noqa: E402
 from models.ip import IpSelfBrought as IpSelfBrought  # noqa: E402
 from models.ip import UsageMethod as UsageMethod  # noqa: E402
 from models.keys import SigningKey as SigningKey  # noqa: E402  (signing keys shared by the nodes, issue 15)
+from models.public import PublicRecord as PublicRecord  # noqa: E402  (the public lookup's records, issue 15)
+from models.public import PublicRecordRebuild as PublicRecordRebuild  # noqa: E402
 from models.security_keys import SecurityKey as SecurityKey  # noqa: E402  (security keys, issue 17 §3)
 from models.security_keys import WebAuthnChallenge as WebAuthnChallenge  # noqa: E402
 from models.special import SpecialQueryAction as SpecialQueryAction  # noqa: E402  (专项查询, issue 17)

@@ -18,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from sqlalchemy import func, select
 
 import permissions
+import public_records
 import workflow
 from extensions import db
 from models import (
@@ -292,6 +293,10 @@ class FilingMachine(RuleBasedStateMachine):
                                                                         application.submitted_by_id))
                 if permissions.may_edit_application(isp, application):
                     assert application.created_by_id == isp.id
+
+    @invariant()
+    def public_records_say_what_the_filings_say(self) -> None:
+        assert not public_records.differences(db.session.connection())
 
     @invariant()
     def numbers_unique_and_one_open_application(self) -> None:

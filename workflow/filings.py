@@ -22,6 +22,7 @@ import ipindex
 import notify
 import numbering
 import permissions
+import public_records
 from extensions import db
 from models import (
     Access,
@@ -360,6 +361,7 @@ def _carry_out(actor: User, applications: list[Application], by_id: dict[int, En
                                  "status": FilingStatus.ACTIVE, "approved_at": entity.approved_at or now}
                         for entity in entities})
         _store(Website, numbered)
+    public_records.touch(entity.id for entity in entities)  # `_store` writes past the session's notice
     db.session.flush()  # what `apply_on_approval` changed through the ORM (a change's new domains, an access)
     _index_access_ranges(entities)
     tokens = issue_certificates(entities)
