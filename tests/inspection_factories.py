@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select, text
 
 import inspector
+import public_records
 import workflow
 from extensions import db
 from models import Domain, Entity, FilingStatus, Website, utcnow
@@ -52,6 +53,7 @@ def bulk_filed_domains(count: int, province: str = "120000", first: int = 1) -> 
     names = [f"filed{i}.example.cn" for i in range(first, first + count)]
     db.session.execute(insert(Domain), [{"website_id": 10_000_000 + i, "name": name, "registered": name, "live": True}
                                         for i, name in zip(range(first, first + count), names, strict=True)])
+    public_records.touch(10_000_000 + i for i in range(first, first + count))  # as the demo's COPY does
     db.session.commit()
     if db.engine.dialect.name == "postgresql":  # the planner's statistics, as autovacuum keeps them in production
         db.session.execute(text("ANALYZE entities, websites, domains"))

@@ -211,7 +211,7 @@ def test_preapproval_category_and_unit_nature_filters(app: Flask, bureau: FlaskC
     with app.app_context():
         with_news = set(db.session.scalars(select(Website.entity_id).join(PreapprovalItem).where(
             PreapprovalItem.category == "1")))
-        db.session.execute(update(Entity).where(Entity.id == world[TIANJIN][0].id).values(unit_nature="1"))
+        db.session.get(Entity, world[TIANJIN][0].id).unit_nature = "1"
         db.session.commit()
     news = applications_of(app, with_news & {e.id for e in world[TIANJIN]})
     assert shown(bureau, "/admin/applications/?flt0_4=1&page_size=100") == news

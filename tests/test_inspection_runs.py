@@ -193,8 +193,7 @@ def test_a_website_ended_between_batches_is_skipped(app, people, sites, fake) ->
     def end_tj3(website_id: int) -> None:
         if website_id == sites["tj1"]:
             with app.app_context():
-                db.session.execute(update(Website).where(Website.id == sites["tj3"]).values(
-                    status=FilingStatus.CANCELLED))
+                db.session.get(Website, sites["tj3"]).status = FilingStatus.CANCELLED
                 db.session.commit()
 
     fake.before_each = end_tj3

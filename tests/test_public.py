@@ -134,7 +134,7 @@ def test_lookup_refuses_an_empty_query(client) -> None:
 
 def test_domains_of_cancelled_websites_are_not_public(app, client, filed) -> None:
     with app.app_context():
-        db.session.execute(update(Domain).where(Domain.name == "www.alpha.cn").values(live=False))
+        db.session.scalars(select(Domain).where(Domain.name == "www.alpha.cn")).one().live = False
         db.session.commit()
     (record,) = _lookup(client, "alpha.cn")
     assert "www.alpha.cn" not in record["websites"][0]["domains"]

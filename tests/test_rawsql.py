@@ -4,11 +4,10 @@ PostgreSQL, sees every commit at once."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
 
 import workflow
 from extensions import db
-from models import Entity, FilingStatus, Website
+from models import Entity, FilingStatus
 from tests.filing_factories import filed_by_isp
 from tests.helpers import user_named
 
@@ -33,8 +32,9 @@ def test_a_revocation_is_seen_by_the_next_lookup(app, client, website) -> None:
     """Does a lookup answered before a commit see the commit at once (no snapshot kept between reads)?"""
     assert _found(client, website["domain"]) == 1
     with app.app_context():
-        db.session.execute(update(Entity).where(Entity.id == website["entity_id"]).values(status=FilingStatus.REVOKED))
-        db.session.execute(update(Website).where(Website.entity_id == website["entity_id"])
-                           .values(status=FilingStatus.REVOKED))
+        entity = db.session.get(Entity, website["entity_id"])
+        entity.status = FilingStatus.REVOKED
+        for site in entity.websites:
+            site.status = FilingStatus.REVOKED
         db.session.commit()
     assert _found(client, website["domain"]) == 0
