@@ -43,6 +43,7 @@ from models import (
     PreapprovalItem,
     ReviewState,
     User,
+    utcnow,
 )
 from seed_data import seed_code_tables, seed_divisions
 from tests.filing_factories import credit_code
@@ -51,6 +52,7 @@ from workflow import domain_reconcile, registrant
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 CAPTCHA = "WALK"
+YY = f"{utcnow().year % 100:02d}"  # the year in the filing numbers given now
 DEMO_PASSWORD = "Demo-pass-2026"
 MIIT_PASSWORD = "Miit-pass-2026"
 CODE_RE = re.compile(r"验证码为 (\d{6})")
@@ -471,7 +473,7 @@ def after_approval_journey(page: Page, registry: Registry, out: Path) -> None:
     page.click("button:has-text('审核通过')")
     expect(page.locator(".alert-success")).to_be_visible()
     page.goto(f"{base}/admin/revoke/")
-    page.fill("#number", "津ICP备26000001号")
+    page.fill("#number", f"津ICP备{YY}000001号")
     page.fill("#reason", "提供虚假备案材料")
     page.click("button:has-text('查看将被撤销的内容')")
     expect(page.locator(".alert-danger")).to_contain_text("将被撤销")
@@ -577,7 +579,7 @@ def clerk_journey(page: Page, registry: Registry, out: Path) -> None:
         expect(page.locator("table.model-list")).to_contain_text(unit)
         page.screenshot(path=out / f"{shot}.png", full_page=True)
     page.goto(f"{base}/admin/filings/")
-    page.fill("input[name=search]", "津ICP备26")
+    page.fill("input[name=search]", f"津ICP备{YY}")
     page.press("input[name=search]", "Enter")
     expect(page.locator("body")).to_contain_text("共")
     page.screenshot(path=out / "57-filings-number-prefix.png", full_page=True)

@@ -9,10 +9,13 @@ from flask.testing import FlaskClient
 
 import workflow
 from extensions import db
-from models import Role, User
+from models import Role, User, utcnow
 
 PASSWORD = "Secret-pass-1"
 TIANJIN, BEIJING = "120000", "110000"
+#: the year in the filing numbers given now (numbering.filing_number: two digits of the year, UTC as the workflow
+#: counts it), so that the tests hold after a new year
+YY = f"{utcnow().year % 100:02d}"
 _CSRF_RE = re.compile(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"')
 
 

@@ -26,7 +26,7 @@ from models import (
     User,
 )
 from tests.filing_factories import filed_by_isp
-from tests.helpers import csrf_token, post, user_named, with_captcha
+from tests.helpers import YY, csrf_token, post, user_named, with_captcha
 
 UNIT = "天津测试科技有限公司{}"
 
@@ -54,7 +54,7 @@ def test_a_blocked_application_is_named_and_the_others_approved_with_gap_free_nu
     db.session.commit()
     outcome = workflow.batch_approve_chunked(user_named(users["bureau"]), ids, chunk_size=2)
     assert [item.application_id for item in outcome.approved] == [ids[0], ids[1], ids[3], ids[4]]
-    assert [item.number for item in outcome.approved] == [f"津ICP备26{n:06d}号" for n in range(1, 5)]
+    assert [item.number for item in outcome.approved] == [f"津ICP备{YY}{n:06d}号" for n in range(1, 5)]
     assert [(item.application_id, item.unit_name) for item in outcome.refused] == [(ids[2], UNIT.format(52))]
     assert "列入黑名单" in outcome.refused[0].reason
     assert outcome.not_done == [] and outcome.stopped_by == ""
@@ -117,7 +117,7 @@ def test_a_refusal_found_while_carrying_out_names_its_application(app, users, ct
     assert [item.application_id for item in outcome.approved] == [ids[0], ids[1], ids[2], ids[4]]
     refused = [(item.application_id, item.reason) for item in outcome.refused]
     assert refused == [(ids[3], "变更中的域名已被其他备案占用。")]
-    assert [item.number for item in outcome.approved] == [f"津ICP备26{n:06d}号" for n in range(1, 5)]
+    assert [item.number for item in outcome.approved] == [f"津ICP备{YY}{n:06d}号" for n in range(1, 5)]
 
 
 def test_a_cancellation_in_a_batch_ends_the_filing_and_stays_approved(app, users, ctx) -> None:
@@ -147,7 +147,7 @@ def test_the_console_batch_page_approves_the_others_and_lists_the_result(app, us
     assert "disabled" not in page.split("<form")[-1].split("</form>")[0]
     page = post(bureau, "/admin/bureau_queue/batch-approve/", {"ids": chosen}).get_data(as_text=True)
     assert "批量审核结果" in page and "审核通过：4 个" in page and "未审核通过：1 个" in page
-    assert "津ICP备26000004号" in page and f"{UNIT.format(53)}: 该主体已列入黑名单" in page
+    assert f"津ICP备{YY}000004号" in page and f"{UNIT.format(53)}: 该主体已列入黑名单" in page
     assert "4 个申请审核通过，1 个未通过" in page  # the flash
     with app.app_context():
         assert _states(ids).count(ApplicationState.APPROVED) == 4

@@ -108,7 +108,7 @@ def test_unit_name_prefix_finds_exactly_its_filings(bureau: FlaskClient, world: 
 
 
 def test_number_prefixes(bureau: FlaskClient, world: dict) -> None:
-    """Does `津ICP备26`, a whole number and a website number find exactly the filings they begin?"""
+    """Does `津ICP备YY`, a whole number and a website number find exactly the filings they begin?"""
     approved = [e for e in world[TIANJIN] if e.number]
     assert approved
     prefix = approved[0].number[:6]  # 津ICP备YY

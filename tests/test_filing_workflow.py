@@ -23,7 +23,7 @@ from models import (
     Role,
 )
 from tests.filing_factories import entity_data, filed_by_isp, website_data
-from tests.helpers import BEIJING, TIANJIN, make_user, user_named
+from tests.helpers import BEIJING, TIANJIN, YY, make_user, user_named
 
 
 @pytest.fixture
@@ -63,13 +63,13 @@ def test_whole_path_two_websites_two_isps(app, people, ctx) -> None:
     workflow.approve(_u(people["bureau"]), application)
     db.session.commit()
     entity = application.entity
-    assert entity.status == FilingStatus.ACTIVE and entity.number == "津ICP备26000001号"
-    assert [w.number for w in entity.websites] == ["津ICP备26000001号-1", "津ICP备26000001号-2"]
+    assert entity.status == FilingStatus.ACTIVE and entity.number == f"津ICP备{YY}000001号"
+    assert [w.number for w in entity.websites] == [f"津ICP备{YY}000001号-1", f"津ICP备{YY}000001号-2"]
     certificate = db.session.query(Certificate).one()
     payload = certificates.verify(certificate.token, certificates.keyring().jwks())
     assert payload["entity_number"] == entity.number and len(payload["websites"]) == 2
     mail = db.session.query(OutboxMessage).filter_by(channel=MessageChannel.EMAIL).one()
-    assert "您的ICP备案申请已通过审核，备案／许可证号为:津ICP备26000001号" in mail.body
+    assert f"您的ICP备案申请已通过审核，备案／许可证号为:津ICP备{YY}000001号" in mail.body
     assert mail.attachment_name == "bazs.cert" and mail.attachment.decode() == certificate.token
 
 
@@ -106,22 +106,22 @@ def test_other_isp_cannot_verify(app, people, ctx) -> None:
 def test_typed_numbers(app, people, ctx) -> None:
     bureau = _u(people["bureau"])
     first, second, third = (filed_by_isp(_u(people["isp"]), n) for n in (11, 12, 13))
-    for bad, message in (("津ICP备2600001号", "备案号格式应为"), ("京ICP备26000009号", "应以“津”开头")):
+    for bad, message in ((f"津ICP备{YY}00001号", "备案号格式应为"), (f"京ICP备{YY}000009号", "应以“津”开头")):
         with pytest.raises(workflow.WorkflowError, match=message):
             workflow.approve(bureau, first, typed_number=bad)
-    workflow.approve(bureau, first, typed_number="津ICP备26000002号")
+    workflow.approve(bureau, first, typed_number=f"津ICP备{YY}000002号")
     with pytest.raises(workflow.WorkflowError, match="已被使用过"):
-        workflow.approve(bureau, second, typed_number="津ICP备26000002号")
+        workflow.approve(bureau, second, typed_number=f"津ICP备{YY}000002号")
     workflow.approve(bureau, second)
     workflow.approve(bureau, third)
-    assert [second.entity.number, third.entity.number] == ["津ICP备26000001号", "津ICP备26000003号"]
+    assert [second.entity.number, third.entity.number] == [f"津ICP备{YY}000001号", f"津ICP备{YY}000003号"]
 
 
 def test_batch_approve_generates_numbers(app, people, ctx) -> None:
     applications = [filed_by_isp(_u(people["isp"]), n) for n in range(20, 25)]
     workflow.batch_approve(_u(people["bureau"]), applications)
     numbers = [a.entity.number for a in applications]
-    assert numbers == [f"津ICP备26{n:06d}号" for n in range(1, 6)]
+    assert numbers == [f"津ICP备{YY}{n:06d}号" for n in range(1, 6)]
 
 
 def test_reject_needs_a_reason_and_returns_to_draft(app, people, ctx) -> None:

@@ -25,7 +25,7 @@ from models import (
 from permissions import revocation_queue_scope
 from public_site import verify_certificate
 from tests.filing_factories import entity_data, website_data
-from tests.helpers import BEIJING, user_named
+from tests.helpers import BEIJING, YY, user_named
 
 
 def _u(key_or_name: str, people: dict[str, str] | None = None):
@@ -105,7 +105,7 @@ def test_change_refusals(people, ctx) -> None:
     with pytest.raises(workflow.NotFound):  # another province's bureau
         workflow.approve(_u("bureau_bj", people), application)
     with pytest.raises(workflow.WorkflowError, match="新增备案"):
-        workflow.approve(_u("bureau", people), application, typed_number="津ICP备26999999号")
+        workflow.approve(_u("bureau", people), application, typed_number=f"津ICP备{YY}999999号")
     workflow.approve(_u("bureau", people), application)
     with pytest.raises(workflow.WorkflowError):  # approved twice
         workflow.approve(_u("bureau", people), application)
