@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 
 import workflow.inspections as inspections
 from extensions import db
-from models import Access, UnfiledSighting, Website
+from models import Access, FilingStatus, UnfiledSighting, Website
 from tests.helpers import user_named
 from tests.inspection_factories import bulk_filed_domains, filed_website
 from workflow.errors import NotFound, WorkflowError
@@ -49,7 +49,8 @@ def test_a_domain_or_address_stops_being_filed_with_its_website_or_access(app, p
     with app.app_context():
         db.session.execute(update(Access).where(Access.website_id == filed["id"]).values(live=False))
         assert _report(people, ["203.0.113.7", filed["domain"]]).unfiled == ["203.0.113.7"]
-        db.session.execute(update(Website).where(Website.id == filed["id"]).values(status="no_access"))
+        db.session.get(Website, filed["id"]).status = FilingStatus.NO_ACCESS
+        db.session.flush()
         assert _report(people, [filed["domain"]]).unfiled == [filed["domain"]]
 
 
