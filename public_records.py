@@ -34,6 +34,7 @@ from models import (
     Entity,
     FilingStatus,
     PreapprovalItem,
+    PublicName,
     PublicRecord,
     PublicRecordRebuild,
     Website,
@@ -46,7 +47,7 @@ REBUILD_ROW = 1
 _ENTITIES, _WEBSITES, _REBUILD = "public_records.entities", "public_records.websites", "public_records.rebuild"
 
 
-def _batched(values: Iterable[int], size: int = CHUNK) -> Iterator[list[int]]:
+def _batched(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
     iterator = iter(values)
     while chunk := list(islice(iterator, size)):
         yield chunk
@@ -114,20 +115,35 @@ def computed(connection: Connection, entity_ids: list[int]) -> dict[int, dict[st
 
 
 def refresh(connection: Connection, entity_ids: Iterable[int]) -> None:
-    """Write the records of these entities again from their filings, in the connection's transaction.
+    """Write the records (and their domains) of these entities again from their filings, in the connection's
+    transaction: every old one removed before any new one is written (a domain may pass from one to another).
 
     The entities' rows are locked first (in id order; FOR NO KEY UPDATE on PostgreSQL, SQLite has one writer): two
     transactions changing one filing at once write its record one after the other, the second reading its filing
     after the first committed — else each would write a record missing the other's change (or the second's insert
     would collide with the first's)."""
-    for ids in _batched(sorted(set(entity_ids))):
+    chunks = list(_batched(sorted(set(entity_ids))))
+    for ids in chunks:
         connection.execute(select(Entity.id).where(Entity.id.in_(ids)).order_by(Entity.id)
                            .with_for_update(key_share=True))
+    for ids in chunks:
+        connection.execute(delete(PublicName).where(PublicName.entity_id.in_(ids)))
         connection.execute(delete(PublicRecord).where(PublicRecord.entity_id.in_(ids)))
-        rows = [{"entity_id": entity_id, "unit_name": record["unit_name"], "record": render(record)}
-                for entity_id, record in computed(connection, ids).items()]
-        if rows:
-            connection.execute(insert(PublicRecord), rows)
+    for ids in chunks:
+        records = computed(connection, ids)
+        if records:
+            connection.execute(insert(PublicRecord), [
+                {"entity_id": entity_id, "unit_name": record["unit_name"], "record": render(record)}
+                for entity_id, record in records.items()])
+            names = {name: entity_id for entity_id, record in records.items() for name in _names(record)}
+            for taken in _batched(names):  # held by a record out of step (a repair): the filings say whose it is
+                connection.execute(delete(PublicName).where(PublicName.name.in_(taken)))
+            connection.execute(insert(PublicName), [{"name": name, "entity_id": entity_id}
+                                                    for name, entity_id in names.items()])
+
+
+def _names(record: dict[str, Any]) -> set[str]:
+    return {name for website in record["websites"] for name in website["domains"]}
 
 
 def _entity_ids_from(connection: Connection, first: int, count: int) -> list[int]:
@@ -149,14 +165,21 @@ def rebuild(connection: Connection, first: int = 0, last: int | None = None) -> 
 
 
 def differences(connection: Connection) -> list[int]:
-    """The entities whose stored record is not what their filings say now (missing, extra or different)."""
+    """The entities whose stored record, or the domains it is found by, are not what their filings say now
+    (missing, extra or different)."""
     wrong: list[int] = []
     first = 0
     while ids := _entity_ids_from(connection, first, CHUNK):
         stored = dict(connection.execute(select(PublicRecord.entity_id, PublicRecord.record)
                                          .where(PublicRecord.entity_id.in_(ids))).all())
-        expected = {entity_id: render(record) for entity_id, record in computed(connection, ids).items()}
-        wrong += [entity_id for entity_id in ids if stored.get(entity_id) != expected.get(entity_id)]
+        names: dict[int, set[str]] = {}
+        for name, entity_id in connection.execute(select(PublicName.name, PublicName.entity_id)
+                                                  .where(PublicName.entity_id.in_(ids))):
+            names.setdefault(entity_id, set()).add(name)
+        expected = computed(connection, ids)
+        wrong += [entity_id for entity_id in ids
+                  if stored.get(entity_id) != (render(expected[entity_id]) if entity_id in expected else None)
+                  or names.get(entity_id, set()) != (_names(expected[entity_id]) if entity_id in expected else set())]
         first = ids[-1] + 1
     return wrong
 

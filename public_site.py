@@ -40,6 +40,7 @@ from models import (
     NoticeAttachment,
     NoticeCategory,
     Province,
+    PublicName,
     PublicRecord,
     Website,
     code_values,
@@ -70,9 +71,9 @@ def _domain_candidates(text: str) -> list[str]:
 
 #: the stored records (public_records), with the unit name they are ordered by
 _RECORDS = select(PublicRecord.unit_name, PublicRecord.entity_id, PublicRecord.record)
-_BY_DOMAIN = RawStatement(_RECORDS.where(PublicRecord.entity_id.in_(select(Website.entity_id).join(Domain).where(
-    Domain.name.in_([bindparam("name_a"), bindparam("name_b")]), Domain.live,
-    Website.status == FilingStatus.ACTIVE).distinct().limit(MAX_RESULTS))))
+#: by a live domain of a website in force: two primary-key probes (the name, then its record)
+_BY_DOMAIN = RawStatement(_RECORDS.join(PublicName, PublicName.entity_id == PublicRecord.entity_id).where(
+    PublicName.name.in_([bindparam("name_a"), bindparam("name_b")])))
 _BY_NUMBER = RawStatement(_RECORDS.where(PublicRecord.entity_id.in_(
     select(Entity.id).where(Entity.number == bindparam("number")))))
 _BY_LICENCE = RawStatement(_RECORDS.where(PublicRecord.entity_id.in_(
@@ -132,8 +133,10 @@ def _records(entity_ids: list[int]) -> list[str]:
 
 
 def _in_order(rows: list[Any]) -> list[str]:
-    """The records of (unit name, entity id, record) rows, by unit name then entity."""
-    return [record for _unit, _id, record in sorted(rows, key=lambda row: (row[0], row[1]))]
+    """The records of (unit name, entity id, record) rows, by unit name then entity, each once (a domain and its
+    `www.` form find one entity twice)."""
+    return list({entity_id: record for _unit, entity_id, record in sorted(rows, key=lambda row: (row[0], row[1]))}
+                .values())
 
 
 # --- certificate verification ------------------------------------------------------------------

@@ -98,6 +98,7 @@ from models.notices import DisclosureKind as DisclosureKind
 from models.notices import Notice as Notice
 from models.notices import NoticeAttachment as NoticeAttachment
 from models.notices import NoticeCategory as NoticeCategory
+from models.public import PublicName as PublicName
 from models.public import PublicRecord as PublicRecord
 from models.public import PublicRecordRebuild as PublicRecordRebuild
 from models.security_keys import SecurityKey as SecurityKey

@@ -22,6 +22,17 @@ class PublicRecord(db.Model):
     record: Mapped[str] = mapped_column(Text)
 
 
+class PublicName(db.Model):
+    """A domain of a public record (a live domain of a website in force): the lookup by domain is one probe here and
+    one in `public_records`, instead of domains, websites and their filters."""
+
+    __tablename__ = "public_names"
+
+    name: Mapped[str] = mapped_column(String(253), primary_key=True)
+    entity_id: Mapped[int] = mapped_column(BigId, ForeignKey("public_records.entity_id", ondelete="CASCADE"),
+                                           index=True)
+
+
 class PublicRecordRebuild(db.Model):
     """One row: the entity id from which the worker still has to write the records again (a code table's name
     changed: every record naming it); NULL when none is due."""

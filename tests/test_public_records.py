@@ -15,7 +15,7 @@ import public_records
 import workers
 import workflow
 from extensions import db
-from models import CodeItem, CodeTable, Domain, Entity, PublicRecord, PublicRecordRebuild, Website
+from models import CodeItem, CodeTable, Domain, Entity, PublicName, PublicRecord, PublicRecordRebuild, Website
 from tests.filing_factories import filed_by_isp
 from tests.helpers import user_named
 
@@ -160,8 +160,9 @@ def test_names_of_tables_no_record_shows_mark_nothing(app, users) -> None:
         assert _rebuild_from() is None
 
 
-@pytest.mark.parametrize("tamper", ["changed", "deleted", "extra"])
-def test_verify_names_what_differs_and_rebuild_mends_it(app, users, tamper) -> None:
+@pytest.mark.parametrize("tamper", ["changed", "deleted", "extra", "name", "moved"])
+def test_verify_names_what_differs_and_rebuild_mends_it(app, users, tamper, monkeypatch) -> None:
+    monkeypatch.setattr(public_records, "CHUNK", 1)  # the rebuild's transactions one entity each
     runner = app.test_cli_runner()
     with app.app_context():
         entity_id, other = _approved(users, 14), _approved(users, 15)
@@ -170,6 +171,11 @@ def test_verify_names_what_differs_and_rebuild_mends_it(app, users, tamper) -> N
             db.session.execute(table.update().where(table.c.entity_id == entity_id).values(record="{}"))
         elif tamper == "deleted":
             db.session.execute(table.delete().where(table.c.entity_id == entity_id))
+        elif tamper == "name":  # the record as it should be, but not found by one of its domains
+            db.session.execute(PublicName.__table__.delete().where(PublicName.name == "site14.cn"))
+        elif tamper == "moved":  # one of its domains held by another record: rewriting this one takes it back
+            db.session.execute(PublicName.__table__.update().where(PublicName.name == "site14.cn")
+                               .values(entity_id=other))
         else:  # a record for a filing that has none: a draft
             draft = filed_by_isp(user_named(users["isp"]), 16).entity_id
             db.session.commit()  # (its commit writes the draft's record, i.e. none)
@@ -177,7 +183,8 @@ def test_verify_names_what_differs_and_rebuild_mends_it(app, users, tamper) -> N
             entity_id = draft
         db.session.commit()
     result = runner.invoke(args=["public-records", "verify"])
-    assert result.exit_code == 1 and f"[{entity_id}]" in result.output
+    named = result.output.split("first ids [", 1)[1].split("]", 1)[0].split(", ")
+    assert result.exit_code == 1 and str(entity_id) in named
     result = runner.invoke(args=["public-records", "rebuild"])
     assert result.exit_code == 0 and "public records written again" in result.output
     assert runner.invoke(args=["public-records", "verify"]).exit_code == 0

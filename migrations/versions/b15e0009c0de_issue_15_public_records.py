@@ -1,5 +1,5 @@
 """issue 15 scale: the public record of each filing in force (public_records), the lookup's answer stored as the
-JSON it sends, and the rebuild mark set when a code's name changes (public_record_rebuild); the records of the
+JSON it sends, the domains it is found by (public_names), and the rebuild mark set when a code's name changes (public_record_rebuild); the records of the
 filings already in force are written here.
 
 Revision ID: b15e0009c0de
@@ -26,6 +26,14 @@ def upgrade():
                             ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('entity_id', name=op.f('pk_public_records'))
     )
+    op.create_table('public_names',
+    sa.Column('name', sa.String(length=253), nullable=False),
+    sa.Column('entity_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['entity_id'], ['public_records.entity_id'],
+                            name=op.f('fk_public_names_entity_id_public_records'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_public_names'))
+    )
+    op.create_index(op.f('ix_public_names_entity_id'), 'public_names', ['entity_id'], unique=False)
     op.create_table('public_record_rebuild',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('next_entity_id', sa.BigInteger(), nullable=True),
@@ -39,4 +47,6 @@ def upgrade():
 
 def downgrade():
     op.drop_table('public_record_rebuild')
+    op.drop_index(op.f('ix_public_names_entity_id'), table_name='public_names')
+    op.drop_table('public_names')
     op.drop_table('public_records')
