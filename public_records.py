@@ -211,10 +211,11 @@ def touch(entity_ids: Iterable[int], session: Session | None = None) -> None:
 
 
 def _names_changed(session: Session) -> bool:
-    """Whether this flush gave a value of a code table the records name a new name (or added or removed one)."""
+    """Whether this flush gave a value of a code table the records name a new name, or removed one (a value added
+    is named by no filing yet: its code was not valid before)."""
     return any(isinstance(item, CodeItem) and item.table in NAMED_CODE_TABLES
-               and (item not in session.dirty or inspect(item).attrs.name.history.has_changes())
-               for item in chain(session.new, session.dirty, session.deleted))
+               and (item in session.deleted or inspect(item).attrs.name.history.has_changes())
+               for item in chain(session.dirty, session.deleted))
 
 
 @event.listens_for(Session, "after_flush")
@@ -266,7 +267,7 @@ def _forget_noted(session: Session, transaction: Any) -> None:
 
 def mark_rebuild(connection: Connection) -> None:
     """Every record is to be written again, from the first entity (a rebuild under way starts over); nothing to
-    do while no record exists (the code tables seeded into a new registry)."""
+    do while no record exists."""
     if connection.scalar(select(PublicRecord.entity_id).limit(1)) is None:
         return
     if not connection.execute(update(PublicRecordRebuild).where(PublicRecordRebuild.id == REBUILD_ROW)

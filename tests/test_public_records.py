@@ -219,3 +219,12 @@ def test_two_transactions_changing_one_filing_write_its_record_one_after_the_oth
         assert not failed
         site = _stored(entity_id)["websites"][0]
         assert (site["name"], site["domains"]) == ("甲改的名称", ["www.site20.cn"])
+
+
+def test_a_code_value_added_marks_nothing(app, users) -> None:
+    """A new value is named by no filing yet (its code was not valid before): no rebuild of every record."""
+    with app.app_context():
+        _approved(users, 21)
+        db.session.add(CodeItem(table=CodeTable.UNIT_NATURE, code="99", name="新增的性质", sort_order=99))
+        db.session.commit()
+        assert _rebuild_from() is None
