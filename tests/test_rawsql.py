@@ -3,8 +3,11 @@ PostgreSQL, sees every commit at once."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+import rawsql
 import workflow
 from extensions import db
 from models import Entity, FilingStatus
@@ -38,3 +41,28 @@ def test_a_revocation_is_seen_by_the_next_lookup(app, client, website) -> None:
             site.status = FilingStatus.REVOKED
         db.session.commit()
     assert _found(client, website["domain"]) == 0
+
+
+def test_a_closed_or_broken_reading_connection_is_opened_again(app, client, website) -> None:
+    """PostgreSQL: the thread's reading connection (`rawsql._reading_connection`), closed or lost (a server restart),
+    is replaced at the next read; another thread gets its own."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("the reading connection is PostgreSQL's")
+    assert _found(client, website["domain"]) == 1
+    with app.app_context():
+        first = rawsql._reading_connection(db.engine)
+        first.close()
+        assert _found(client, website["domain"]) == 1
+        second = rawsql._reading_connection(db.engine)
+        assert second is not first and not second.closed
+        seen = []
+
+        def other_thread() -> None:
+            with app.app_context():
+                seen.append(rawsql._reading_connection(db.engine))
+                seen[0].close()
+
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join()
+        assert seen and seen[0] is not second
