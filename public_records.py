@@ -168,17 +168,13 @@ def _entity_ids_from(connection: Connection, first: int, count: int) -> list[int
     return list(connection.scalars(select(Entity.id).where(Entity.id >= first).order_by(Entity.id).limit(count)))
 
 
-def rebuild(connection: Connection, first: int = 0, last: int | None = None) -> int:
-    """Write every record again (entities from id `first`, up to `last` if given), in the connection's transaction;
-    how many entities were read."""
-    done = 0
+def rebuild(connection: Connection) -> int:
+    """Write every record again, in the connection's transaction (the migration that adds the tables); how many
+    entities were read."""
+    done, first = 0, 0
     while ids := _entity_ids_from(connection, first, CHUNK):
-        ids = [entity_id for entity_id in ids if last is None or entity_id <= last]
         refresh(connection, ids)
-        done += len(ids)
-        if not ids or len(ids) < CHUNK:
-            break
-        first = ids[-1] + 1
+        done, first = done + len(ids), ids[-1] + 1
     return done
 
 
@@ -189,10 +185,10 @@ def differences(connection: Connection) -> list[int]:
     first = 0
     while ids := _entity_ids_from(connection, first, CHUNK):
         stored = dict(connection.execute(select(PublicRecord.entity_id, PublicRecord.record)
-                                         .where(PublicRecord.entity_id.in_(ids))).all())
+                                         .where(_among(connection, PublicRecord.entity_id, ids))).all())
         names: dict[int, set[str]] = {}
         for name, entity_id in connection.execute(select(PublicName.name, PublicName.entity_id)
-                                                  .where(PublicName.entity_id.in_(ids))):
+                                                  .where(_among(connection, PublicName.entity_id, ids))):
             names.setdefault(entity_id, set()).add(name)
         expected = computed(connection, ids)
         wrong += [entity_id for entity_id in ids
@@ -248,7 +244,7 @@ def _write_noted(session: Session) -> None:
         return
     connection = session.connection()
     for chunk in _batched(sorted(websites)):
-        entities.update(connection.scalars(select(Website.entity_id).where(Website.id.in_(chunk))))
+        entities.update(connection.scalars(select(Website.entity_id).where(_among(connection, Website.id, chunk))))
     refresh(connection, entities)
     if rebuild_marked:
         mark_rebuild(connection)
@@ -268,24 +264,25 @@ def _forget_noted(session: Session, transaction: Any) -> None:
 def mark_rebuild(connection: Connection) -> None:
     """Every record is to be written again, from the first entity (a rebuild under way starts over); nothing to
     do while no record exists."""
-    if connection.scalar(select(PublicRecord.entity_id).limit(1)) is None:
-        return
+    if connection.scalar(select(PublicRecord.entity_id).limit(1)) is not None:
+        _rebuild_from(connection, 0)
+
+
+def _rebuild_from(connection: Connection, first: int) -> None:
     if not connection.execute(update(PublicRecordRebuild).where(PublicRecordRebuild.id == REBUILD_ROW)
-                              .values(next_entity_id=0)).rowcount:
-        connection.execute(insert(PublicRecordRebuild).values(id=REBUILD_ROW, next_entity_id=0))
+                              .values(next_entity_id=first)).rowcount:
+        connection.execute(insert(PublicRecordRebuild).values(id=REBUILD_ROW, next_entity_id=first))
 
 
 def rebuild_all() -> int:
-    """Every record written again, one transaction per CHUNK entities (`flask public-records rebuild`); a marked
-    rebuild is then done. How many entities were read."""
-    count, first = 0, 0
-    while ids := _entity_ids_from(db.session.connection(), first, CHUNK):
-        refresh(db.session.connection(), ids)
-        db.session.commit()
-        count, first = count + len(ids), ids[-1] + 1
-    db.session.execute(update(PublicRecordRebuild).values(next_entity_id=None))
+    """Every record written again now (`flask public-records rebuild`): a rebuild marked from the first entity and
+    carried out as the worker does, one transaction per CHUNK entities. How many entities were read."""
+    _rebuild_from(db.session.connection(), 0)
     db.session.commit()
-    return count
+    done = 0
+    while count := rebuild_due():
+        done += count
+    return done
 
 
 def rebuild_due(chunks: int = 50) -> int:

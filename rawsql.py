@@ -75,13 +75,15 @@ def _reading_connection(engine: Engine) -> psycopg.Connection:
     lookup's statement took 1–3 ms against 0.2 ms of execution at 5,000,000 websites); no pool checkout and
     return around each read either. Opened again when broken; closed with its thread (a thread's locals go with
     it); a forked process (gunicorn's workers) opens its own."""
-    connections = _readers.__dict__.setdefault("by_url", {})
-    options = current_app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}).get("connect_args", {})
-    key = (str(engine.url), repr(sorted(options.items())))
-    connection = connections.get(key)
-    if connection is None or connection.closed or connection.broken:
+    connections = _readers.__dict__.setdefault("by_database", {})
+    if (database := current_app.extensions.get("rawsql.database")) is None:  # read once per app
+        options = current_app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}).get("connect_args", {})
         url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        connection = connections[key] = psycopg.connect(url, autocommit=True, **options)
+        database = current_app.extensions["rawsql.database"] = (url, repr(sorted(options.items())), options)
+    url, key, options = database
+    connection = connections.get((url, key))
+    if connection is None or connection.closed or connection.broken:
+        connection = connections[url, key] = psycopg.connect(url, autocommit=True, **options)
     return connection
 
 
