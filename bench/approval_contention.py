@@ -77,11 +77,13 @@ def approver(folder: Path, mode: str) -> dict[str, Any]:
     from sqlalchemy import select
 
     import workflow
+    from app import freeze_startup_objects
     from extensions import db
     from models import Application, User
 
     ids = json.loads((folder / "ids.json").read_text())
     app = _app(folder)
+    freeze_startup_objects()  # as a gunicorn worker of deploy/gunicorn.conf.py does, where the console approves
     with app.app_context():
         bureau = db.session.scalar(select(User).where(User.username == "demo_bureau_12"))
         db.session.commit()

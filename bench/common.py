@@ -142,11 +142,11 @@ def ensure_filings(filings: int, state: ApplicationState | None = None, province
 
 
 def gunicorn(port: int, settings: dict[str, str], extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
-    """The app served by gunicorn (2 workers) on a loopback port with `settings` in its environment, returned once
-    it answers (the no-database endpoint)."""
+    """The app served by gunicorn (2 workers, an app node's settings: deploy/gunicorn.conf.py) on a loopback port
+    with `settings` in its environment, returned once it answers (the no-database endpoint)."""
     root = Path(__file__).resolve().parent.parent
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", *extra, "-b", f"127.0.0.1:{port}",
-                               "--log-level", "warning", "app:create_app()"], cwd=root,
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "-w", "2", *extra,
+                               "-b", f"127.0.0.1:{port}", "--log-level", "warning", "app:create_app()"], cwd=root,
                               env={**os.environ, "SECRET_KEY": "bench", **settings})
     for _ in range(150):
         try:

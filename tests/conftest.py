@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,15 @@ def _config(tmp: Path, database_url: str) -> dict[str, object]:
         # the older tests sign every role in with a password; tests/test_security_keys*.py require keys themselves
         "WEBAUTHN_REQUIRED_ROLES": [],
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_frozen_garbage() -> Iterator[None]:
+    """This process makes an app per test: `app.freeze_startup_objects` (seed-demo and the worker run here) would
+    keep every one of them from the garbage collector for the rest of the run."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gc, "freeze", lambda: None)
+        yield
 
 
 @pytest.fixture(scope="session")
