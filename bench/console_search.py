@@ -34,11 +34,12 @@ from sqlalchemy import select
 from bench import common
 from bench.run import full_scans, timed_get
 from extensions import db
-from models import Application, ApplicationState, Domain, Entity, User, Website, utcnow
+from models import Application, ApplicationState, Domain, Entity, PreapprovalItem, User, Website, utcnow
 
 PASSWORD = common.DEMO_PASSWORD
 TIANJIN = "120000"
 TARGET_MS = 150
+PAGE_ROWS = 50  # the console's page
 ROW_ID = re.compile(r"details/\?id=(\d+)")
 BIG_TABLES = re.compile(r"\bFROM (entities|applications|websites|domains)\b")
 #: PostgreSQL reads a code table of 31 provinces whole, rightly: only a big table's scan counts
@@ -52,6 +53,27 @@ def open_app(folder: Path, filings: int, province: str | None):
     with app.app_context():
         common.ensure_filings(filings, None, province)
     return app
+
+
+def full_preapproval_queue(app) -> int:
+    """Give a 新闻 pre-approval item to queued 天津 filings of the small database until a full page (50) of the queue
+    has one; how many were added. The demo gives one filing in 50 such an item: at 1,000 filings the filter's page
+    listed 2 applications against 50 at the large size, and rendering 50 rows alone costs more than twice rendering
+    2 — the pages compared would not be the same page."""
+    with app.app_context():
+        with_item = set(db.session.scalars(select(PreapprovalItem.entity_id).where(PreapprovalItem.category == "1")))
+        queued = db.session.scalars(select(Application).where(
+            Application.province_code == TIANJIN, Application.state == ApplicationState.BUREAU_REVIEW)
+            .order_by(Application.id)).all()
+        missing = max(0, PAGE_ROWS - sum(1 for a in queued if a.entity_id in with_item))
+        chosen = [a for a in queued if a.entity_id not in with_item][:missing]
+        for application in chosen:
+            website = application.entity.websites[0]
+            db.session.add(PreapprovalItem(website_id=website.id, entity_id=application.entity_id,
+                                           province_code=TIANJIN, category="1",
+                                           document_number=f"新闻[bench]{application.id}号"))
+        db.session.commit()
+        return len(chosen)
 
 
 def terms(app) -> dict[str, str]:
@@ -156,6 +178,8 @@ def main() -> None:
     big_dir = Path(os.environ.get("BENCH_SEARCH_BIG") or tempfile.mkdtemp(prefix="beian-search-1m-"))
     big_n = common.LARGE_FILINGS
     small_app, big_app = open_app(small_dir, 1000, TIANJIN), open_app(big_dir, big_n, None)
+    if added := full_preapproval_queue(small_app):
+        print(f"the 1k database: a 新闻 pre-approval item given to {added} more queued filings (a full page)")
     with big_app.app_context():
         size = db.session.scalar(select(Entity.id).order_by(Entity.id.desc()).limit(1))
     small_client, big_client = signed_in(small_app), signed_in(big_app)
