@@ -180,6 +180,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if netguard.parse_networks(app.config.get("INSPECTION_ALLOWED_NETWORKS") or "") and not (
             app.config.get("TESTING") or app.config.get("DEBUG")):  # the inspector reaching the private network
         raise RuntimeError("INSPECTION_ALLOWED_NETWORKS is only allowed with TESTING or DEBUG")
+    if unknown := sorted(set(app.config["WEBAUTHN_REQUIRED_ROLES"]) - {str(role) for role in Role}):
+        raise RuntimeError(f"WEBAUTHN_REQUIRED_ROLES names roles that do not exist: {', '.join(unknown)} "
+                           f"(the roles: {', '.join(str(role) for role in Role)})")
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_or_create_secret_key(Path(app.instance_path))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)  # SQLite file, sms.log, mail/, keys

@@ -114,6 +114,14 @@ def _start_session(user: User) -> None:
     login_user(user)
 
 
+def _to_key_step(user: User, target: str) -> Response:
+    """The password (or the identity check after it) is accepted, no session yet: the security key step, whose
+    30 minutes count from now."""
+    session.clear()
+    session[_KEY_STEP_KEY] = {"user": user.get_id(), "at": utcnow().isoformat(), "next": target}
+    return redirect(url_for("auth.security_key"))
+
+
 @login_manager.user_loader
 def load_user(session_id: str) -> User | None:
     """Session identity is `id:epoch`; a bumped epoch (sign-out, disable, reset) ends it."""
@@ -164,10 +172,7 @@ def login() -> str | Response:
             _start_session(result.user)
             return redirect(safe_next(request.args.get("next"), console))
         if result.outcome == workflow.SignInOutcome.SECURITY_KEY:
-            session.clear()
-            session[_KEY_STEP_KEY] = {"user": result.user.get_id(), "at": utcnow().isoformat(),
-                                      "next": safe_next(request.args.get("next"), console)}
-            return redirect(url_for("auth.security_key"))
+            return _to_key_step(result.user, safe_next(request.args.get("next"), console))
         if result.outcome == workflow.SignInOutcome.IDENTITY_CHECK:
             session.clear()
             session[_IDENTITY_KEY] = result.user.get_id()
@@ -364,9 +369,13 @@ def identity_check() -> str | Response:
         errors = workflow.confirm_identity(user, form.mobile_code.data, form.email_code.data)
         db.session.commit()
         if not errors:
-            _start_session(user)
+            if security_keys.key_step(user):  # a role that signs in with a key registers it now, before any session
+                response = _to_key_step(user, url_for("admin.index"))
+            else:
+                _start_session(user)
+                response = redirect(url_for("admin.index"))
             flash(_l("Your identity is confirmed. Welcome!"), "success")
-            return redirect(url_for("admin.index"))
+            return response
         form.mobile_code.errors = [errors[CodePurpose.REGISTER_MOBILE]] if CodePurpose.REGISTER_MOBILE in errors else []
         form.email_code.errors = [errors[CodePurpose.REGISTER_EMAIL]] if CodePurpose.REGISTER_EMAIL in errors else []
     return render_template("auth/identity_check.html", form=form, user=user)

@@ -21,9 +21,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 import config
+from app import create_app
 from extensions import db
-from models import AuditEvent, Role, SecurityKey, WebAuthnChallenge, utcnow
+from models import AuditEvent, Role, SecurityKey, UserStatus, WebAuthnChallenge, utcnow
 from permissions import Action, can
+from tests.accounts_helpers import REGISTRATION, deliver, email_codes, register, sms_codes
+from tests.conftest import _config
 from tests.helpers import TIANJIN, csrf_token, make_user, post, sign_in, user_named
 from workflow import security_keys
 
@@ -290,6 +293,37 @@ def test_configuration_defaults(monkeypatch) -> None:
     monkeypatch.setenv("WEBAUTHN_REQUIRED_ROLES", "preapproval, miit,bureau")
     assert config.from_environment()["WEBAUTHN_REQUIRED_ROLES"] == ["preapproval", "miit", "bureau"]
 
+
+
+def test_a_role_name_that_does_not_exist_stops_the_app(tmp_path) -> None:
+    """A misspelt role would silently leave that role on passwords alone."""
+    settings = _config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
+    settings["WEBAUTHN_REQUIRED_ROLES"] = ["preapproval", "buraeu"]
+    with pytest.raises(RuntimeError, match="WEBAUTHN_REQUIRED_ROLES names roles that do not exist: buraeu"):
+        create_app(settings)
+    create_app(settings | {"WEBAUTHN_REQUIRED_ROLES": [str(role) for role in Role]})
+
+
+def test_a_new_website_owner_of_a_role_that_needs_a_key_registers_it_after_the_identity_check(keyed_app) -> None:
+    """The first sign-in of a registered ICP account is the identity check (FAQ 21): with icp among the roles that
+    sign in with a key, confirming the codes leads to the key step, not to a session."""
+    keyed_app.config["WEBAUTHN_REQUIRED_ROLES"] = ["icp"]
+    client = keyed_app.test_client()
+    assert register(client).headers["Location"] == "/register/done"
+    deliver(keyed_app)
+    codes = {"mobile_code": sms_codes(keyed_app, REGISTRATION["mobile"])[-1],
+             "email_code": email_codes(keyed_app, REGISTRATION["email"])[-1]}
+    assert sign_in(client, REGISTRATION["username"], REGISTRATION["password"]).headers["Location"] == "/verify"
+    confirmed = post(client, "/verify", codes)
+    assert confirmed.headers["Location"] == "/login/key"
+    assert not signed_in(client)
+    assert "身份验证成功" in client.get("/login/key").get_data(as_text=True)
+    assert register_at_sign_in(client, SoftKey()).get_json() == {"redirect": "/admin/"}
+    assert signed_in(client)
+    with keyed_app.app_context():
+        assert user_named(REGISTRATION["username"]).status == UserStatus.ACTIVE
+        assert db.session.scalar(select(func.count()).select_from(SecurityKey)) == 1
+    # without icp among them, the same path ends in a session at once (tests/test_accounts.py)
 
 # --- 个人设置 › 安全密钥 ---------------------------------------------------------------------------------------
 
