@@ -377,15 +377,20 @@ class SecureModelView(RoleAccessMixin, ModelView):
         condition = self.search_condition(term) if term else None
         return (query if condition is None else query.filter(condition)), count_query, joins, count_joins
 
-    def get_list(self, page: int | None, sort_column: Any, sort_desc: bool, search: str | None,
-                 filters: Any, execute: bool = True, page_size: int | None = None) -> tuple[int | None, Any]:
-        """Flask-Admin's, with a total counted up to `count_limit() + 1` rows (never a count of millions), and a
-        search's results in the order of the index that finds them unless the user sorted."""
+    def filtered_query(self, search: str | None, filters: Any) -> tuple[Any, dict[str, Any]]:
+        """The rows of the list with its search and filters (`_get_list_extra_args`), unsorted; and its joins."""
         query, joins = self.get_query(), {}
         if search and self._search_supported:
             query, _, joins, _ = self._apply_search(query, None, joins, {}, search)
         if filters and self._filters:
             query, _, joins, _ = self._apply_filters(query, None, joins, {}, filters)
+        return query, joins
+
+    def get_list(self, page: int | None, sort_column: Any, sort_desc: bool, search: str | None,
+                 filters: Any, execute: bool = True, page_size: int | None = None) -> tuple[int | None, Any]:
+        """Flask-Admin's, with a total counted up to `count_limit() + 1` rows (never a count of millions), and a
+        search's results in the order of the index that finds them unless the user sorted."""
+        query, joins = self.filtered_query(search, filters)
         count = self.bounded_count(query) if execute else None
         order = self.search_order(search.strip()) if search and sort_column is None else None
         if order:

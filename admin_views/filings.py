@@ -78,6 +78,8 @@ FILING_STATUS_LABELS = {FilingStatus.DRAFT: _l("Not yet approved"), FilingStatus
                         FilingStatus.REVOKED: _l("Revoked")}
 REVIEW_LABELS = {ReviewState.PENDING: _l("Pending"), ReviewState.CONFIRMED: _l("Confirmed"),
                  ReviewState.RETURNED: _l("Returned / disputed")}
+#: the applications one batch page lists and approves: ticked rows, or the first of what the queue's filters find
+BATCH_LIMIT = 1000
 #: the fields a bureau can give a rejection reason for (SPEC §4: "a reason per field where it applies")
 REJECT_FIELDS = {"unit_name": _l("Unit name"), "certificate_number": _l("Certificate number"),
                  "responsible": _l("Responsible person"), "websites": _l("Websites and domains"),
@@ -283,7 +285,7 @@ class ApplicationView(ApplicationSearch, SecureModelView):
         return redirect(self.get_url(".batch_view", ids=",".join(ids), url=self._back()))
 
     def _batch(self, ids: str, name: str = "approve") -> list[Application]:
-        wanted = [int(x) for x in ids.split(",") if x.isdigit()][:1000]
+        wanted = [int(x) for x in ids.split(",") if x.isdigit()][:BATCH_LIMIT]
         found = self.get_query().filter(Application.id.in_(wanted)).order_by(Application.id).all()
         return [a for a in found if self.is_row_action_allowed(name, a)]
 
@@ -296,10 +298,13 @@ class ApplicationView(ApplicationSearch, SecureModelView):
             outcome = workflow.batch_approve_chunked(current_user, [a.id for a in applications])
             _flash_outcome(outcome)
             return self.render("admin/batch_approve.html", outcome=outcome, title=_l("Batch approval: result"))
-        checks = _batch_checks(applications)
+        return self._confirm_approval(applications)
+
+    def _confirm_approval(self, applications: list[Application], **page: Any) -> str:
+        checks, problems = workflow.approval_review(applications)
         return self.render("admin/batch_approve.html", applications=applications, form=FlaskForm(), partial=True,
                            ids=",".join(str(a.id) for a in applications), verdicts=_panels(checks),
-                           blockers={a.id: workflow.approval_blockers(a, checks=checks[a.id]) for a in applications})
+                           blockers={a.id: problems.get(a.id, []) for a in applications}, **page)
 
     def render(self, template: str, **kwargs: Any) -> str:
         if template == self.details_template and "model" in kwargs:
@@ -331,6 +336,11 @@ def _flash_outcome(outcome: workflow.BatchOutcome, named: int = 5) -> None:
         flash(outcome.stopped_by, "error")
 
 
+def _more_than(count: int, limit: int) -> str:
+    """A bounded count (`bounded_count`) as the list shows it."""
+    return str(_l("more than %(limit)s", limit=f"{limit:,}")) if count > limit else f"{count:,}"
+
+
 def _batch_checks(applications: list[Application]) -> dict[int, list[registrant.DomainCheck]]:
     """The registrant check of each application of a batch page (the reports read in a few queries)."""
     reports = registrant.preload_reports(applications)
@@ -351,8 +361,29 @@ class BureauQueueView(ApplicationView):
     column_labels = {**ApplicationView.column_labels, "due_at": _l("Decision due (working days left)")}
     column_formatters = {**ApplicationView.column_formatters, "due_at": deadline_cell}
 
+    list_template = "admin/bureau_queue.html"
+
     def scope(self) -> ColumnElement[bool]:
         return and_(super().scope(), Application.state == ApplicationState.BUREAU_REVIEW)
+
+    @expose("/batch-approve-matching/")
+    def batch_matching_view(self) -> Any:
+        """自动审核 of what the list finds: the applications its search and filters select (the list's own query
+        string), the most urgent first, up to BATCH_LIMIT — on the confirmation page of ticked rows, whose form
+        posts exactly these ids to `batch_view` (an application that arrives meanwhile is not approved unseen)."""
+        args = self._get_list_extra_args()
+        query, _joins = self.filtered_query(args.search, args.filters)
+        matching = self.bounded_count(query)
+        ids = query.enable_eagerloads(False).with_entities(Application.id).order_by(
+            Application.due_at, Application.id).limit(BATCH_LIMIT).all()
+        applications = self._batch(",".join(str(row.id) for row in ids))
+        intro = _l("The list's search and filters find %(found)s applications; the %(count)s most urgent are "
+                   "below (at most %(limit)s at a time: approve them, then use this button again for the rest). "
+                   "Their numbers are generated (FAQ 32).", found=_more_than(matching, self.count_limit()),
+                   count=len(applications), limit=f"{BATCH_LIMIT:,}") if applications else _l(
+            "The list's search and filters find no application waiting for your decision.")
+        return self._confirm_approval(applications, form_action=self.get_url(".batch_view", url=self._back()),
+                                      matching=True, intro=intro)
 
 
 class IspQueueView(ApplicationView):

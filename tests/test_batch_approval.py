@@ -197,3 +197,64 @@ def test_on_sqlite_a_sign_in_during_a_2000_application_batch_waits_less_than_2_s
     # the issue's 2 s on a quiet machine; on a loaded one (CI runs two suites on two cores) a chunk and the sign-in's
     # own work slow down too, but a sign-in that waited for the whole batch would still fail this
     assert max(wait for wait, _status in waits) < max(2.0, batch_seconds / 3)
+
+
+def _form_of(page: str) -> str:
+    return page.split("<form")[-1].split("</form>")[0]
+
+
+def test_the_bureau_approves_everything_its_search_finds_and_only_that(app, users, as_user) -> None:
+    """自动审核 of what the queue's search and filters find: the confirmation page lists exactly those and posts
+    their ids to the batch page."""
+    with app.app_context():
+        ids = _five_waiting(users)
+    bureau = as_user("bureau")
+    queue = bureau.get("/admin/bureau_queue/?search=" + UNIT.format(52)).get_data(as_text=True)
+    assert "审核通过筛选出的全部申请" in queue
+    assert "/admin/bureau_queue/batch-approve-matching/?search=" in queue
+    page = bureau.get("/admin/bureau_queue/batch-approve-matching/?search=" + UNIT.format(52)).get_data(as_text=True)
+    assert "按列表当前的搜索和筛选条件共找到 1 条申请，以下为最紧急的 1 条" in page
+    form = _form_of(page)
+    assert 'action="/admin/bureau_queue/batch-approve/' in form and f'value="{ids[2]}"' in form
+    result = post(bureau, "/admin/bureau_queue/batch-approve/", {"ids": str(ids[2])}).get_data(as_text=True)
+    assert "审核通过：1 个" in result
+    with app.app_context():
+        assert _states(ids) == [ApplicationState.BUREAU_REVIEW] * 2 + [ApplicationState.APPROVED] + \
+            [ApplicationState.BUREAU_REVIEW] * 2
+
+
+def test_what_the_filters_find_is_taken_at_most_a_page_at_a_time_and_nothing_unseen(app, users, as_user,
+                                                                                      monkeypatch) -> None:
+    """Past the limit the most urgent come first and the page says how many there are (the bureau's province
+    only); an application that arrives after the page was shown is not approved with it."""
+    monkeypatch.setattr("admin_views.filings.BATCH_LIMIT", 3)
+    with app.app_context():
+        ids = _five_waiting(users)
+        elsewhere = filed_by_isp(user_named(users["isp_bj"]), 62, province="110000").id
+        db.session.commit()
+    bureau = as_user("bureau")
+    page = bureau.get("/admin/bureau_queue/batch-approve-matching/").get_data(as_text=True)
+    assert "共找到 5 条申请，以下为最紧急的 3 条（每次最多 3 条" in page
+    shown = _form_of(page).split('name="ids" value="')[1].split('"')[0]
+    assert shown == ",".join(map(str, ids[:3]))  # the same deadline: the earliest submitted first
+    with app.app_context():
+        late = filed_by_isp(user_named(users["isp"]), 70).id
+        db.session.commit()
+    assert "审核通过：3 个" in post(bureau, "/admin/bureau_queue/batch-approve/", {"ids": shown}).get_data(as_text=True)
+    with app.app_context():
+        waiting = [ApplicationState.BUREAU_REVIEW] * 4
+        assert _states([*ids, late, elsewhere]) == [ApplicationState.APPROVED] * 3 + waiting
+    page = bureau.get("/admin/bureau_queue/batch-approve-matching/").get_data(as_text=True)
+    assert "共找到 3 条申请，以下为最紧急的 3 条" in page
+
+
+def test_only_the_bureau_reaches_the_matching_page_and_a_forged_filter_changes_nothing(app, users, as_user) -> None:
+    with app.app_context():
+        ids = _five_waiting(users)
+    for role in ("isp", "icp", "preapproval"):
+        response = as_user(role).get("/admin/bureau_queue/batch-approve-matching/")
+        assert response.status_code in (302, 403), role
+    page = as_user("bureau").get("/admin/bureau_queue/batch-approve-matching/?flt0_0=nonsense&search=" + "x" * 5000)
+    assert page.status_code == 200 and "没有等待您审核的申请" in page.get_data(as_text=True)
+    with app.app_context():
+        assert _states(ids) == [ApplicationState.BUREAU_REVIEW] * 5

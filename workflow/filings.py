@@ -327,6 +327,17 @@ def _approve_all(actor: User, applications: list[Application], typed_number: str
     return applications
 
 
+def approval_review(applications: list[Application]) -> tuple[dict[int, list[registrant.DomainCheck]],
+                                                                 dict[int, list[str]]]:
+    """For a batch's confirmation page: each application's registrant checks and, of those that cannot be approved
+    now, why — the filings, the blacklist and the domain reports read in a few queries (1,000 applications: not
+    4,000 queries)."""
+    entities = _preload(applications)  # held while the checks read them (the identity map holds them weakly)
+    review = _approval_checks(applications)
+    del entities
+    return review
+
+
 def _approval_checks(applications: list[Application]) -> tuple[dict[int, list[registrant.DomainCheck]],
                                                                    dict[int, list[str]]]:
     """The registrant checks of each application and, of those that cannot be approved now, why (its
