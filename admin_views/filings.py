@@ -380,7 +380,7 @@ class BureauQueueView(ApplicationView):
         intro = _l("The list's search and filters find %(found)s applications; the %(count)s most urgent are "
                    "below (at most %(limit)s at a time: approve them, then use this button again for the rest). "
                    "Their numbers are generated (FAQ 32).", found=_more_than(matching, self.count_limit()),
-                   count=len(applications), limit=f"{BATCH_LIMIT:,}") if applications else _l(
+                   count=f"{len(applications):,}", limit=f"{BATCH_LIMIT:,}") if applications else _l(
             "The list's search and filters find no application waiting for your decision.")
         return self._confirm_approval(applications, form_action=self.get_url(".batch_view", url=self._back()),
                                       matching=True, intro=intro)
