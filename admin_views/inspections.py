@@ -160,11 +160,13 @@ class InspectionRunView(SecureModelView):
     @expose("/run")
     def run(self) -> str:
         run = self._run()
-        rows, after = _result_page(run, request.args.get("after", ""))
+        check = _check_of(request.args.get("check", ""))
+        rows, after = _result_page(run, request.args.get("after", ""), check)
         by_check = [] if run.state in ACTIVE_STATES else [  # counted once the run has ended, not at each poll
-            (CHECK_LABELS[CheckCode(code)], count) for code, count in inspections.failing_by_check(run.id).items()]
+            (code, CHECK_LABELS[CheckCode(code)], count)
+            for code, count in inspections.failing_by_check(run.id).items()]
         return self.render("admin/inspections/run.html", run=run, rows=rows, after=after, form=FlaskForm(),
-                           by_check=by_check,
+                           by_check=by_check, check=check, check_label=CHECK_LABELS[check] if check else "",
                            active=run.state in ACTIVE_STATES, province=_province_name(run.province_code),
                            scope_label=label(SCOPE_LABELS, run.scope), state_badge=run_state_badge(run),
                            may_cancel=permissions.can(current_user, Action.INSPECTION_RUN),
@@ -205,12 +207,20 @@ class ResultRow:
     failing: list[str]  # the failing checks, in Chinese
 
 
-def _result_page(run: InspectionRun, after: str) -> tuple[list[ResultRow], str]:
-    """A page of the run's results, failing first, in id order; `after` ("0-123": passed, id) the last row of the
-    previous page. Returns the rows and the next page's `after` ("" on the last page)."""
+def _check_of(text: str) -> CheckCode | None:
+    """A check code as a URL carries it; anything else is no filter."""
+    return CheckCode(text) if text in {str(code) for code in CheckCode} else None
+
+
+def _result_page(run: InspectionRun, after: str, check: CheckCode | None = None) -> tuple[list[ResultRow], str]:
+    """A page of the run's results, failing first, in id order — or only those that failed `check`; `after`
+    ("0-123": passed, id) the last row of the previous page. Returns the rows and the next page's `after` ("" on the
+    last page)."""
     query = (select(InspectionResult, Website).join(Website, Website.id == InspectionResult.website_id)
              .where(InspectionResult.run_id == run.id)
              .order_by(InspectionResult.passed, InspectionResult.id).limit(PAGE_ROWS + 1))
+    if check is not None:
+        query = query.where(InspectionResult.passed.is_(False), inspections.fails_check(check))
     passed, _, last_id = after.partition("-")
     if passed in ("0", "1") and is_id(last_id):
         was_passed = passed == "1"

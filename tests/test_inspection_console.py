@@ -169,6 +169,28 @@ def test_a_clerk_starts_a_run_watches_it_and_reads_its_results(app, people, as_u
     assert "新建检查" in listing and "1 / 1" in listing and "北京市通信管理局" not in listing
 
 
+
+def test_a_runs_results_are_filtered_by_the_check_they_failed(app, people, as_user, world) -> None:
+    """Each count of 各检查项不合规数 links to the websites failing that check (a national run: 天津 fails 备案号展示
+    and 电子验证标识, 北京 备案号链接); a check that does not exist shows them all."""
+    miit = as_user("miit")
+    with app.app_context():
+        run_id = inspections.start_run(user_named(people["miit"]), InspectionScope.ALL).id
+        db.session.commit()
+        _run_all()
+        numbers = {key: _website(website_id).number for key, website_id in
+                   (("tianjin", world.tianjin), ("beijing", world.beijing))}
+    page = _page(miit, f"/admin/inspections/run?id={run_id}")
+    assert f'href="/admin/inspections/run?id={run_id}&amp;check=link"' in page and "域名解析 0" in page
+    assert 'check=dns"' not in page  # no link to an empty list
+    cases = (("link", "备案号链接", "beijing", "tianjin"), ("cert", "电子验证标识", "tianjin", "beijing"))
+    for code, label, shown, hidden in cases:
+        filtered = _page(miit, f"/admin/inspections/run?id={run_id}&check={code}")
+        assert f"仅显示“{label}”未通过的网站" in filtered and "显示全部" in filtered
+        assert numbers[shown] in filtered and numbers[hidden] not in filtered
+    everything = _page(miit, f"/admin/inspections/run?id={run_id}&check=%27%20or%201%3D1")
+    assert numbers["tianjin"] in everything and numbers["beijing"] in everything and "仅显示" not in everything
+
 def test_a_run_list_and_a_wrong_list_are_refused_with_the_reason(app, as_user, world) -> None:
     clerk = as_user("bureau")
     page = post(clerk, "/admin/inspections/start", {"scope": "list", "targets": "不是域名\n"},

@@ -263,11 +263,15 @@ def website_history(actor: User, website_id: int) -> list[InspectionResult]:
         .order_by(InspectionResult.id.desc()).limit(HISTORY_MAX)))
 
 
+def fails_check(check: CheckCode) -> ColumnElement[bool]:
+    """A result that failed `check` (its codes are comma separated, none inside another)."""
+    return InspectionResult.failing.contains(check.value, autoescape=True)
+
+
 def failing_by_check(run_id: int) -> dict[str, int]:
     """How many of the run's websites failed each check: one count per check over the run's failing results."""
-    failing = InspectionResult.failing
-    row = db.session.execute(select(*(func.count().filter(failing.like(f"%{check.value}%")) for check in CheckCode))
-                             .where(InspectionResult.run_id == run_id, failing != "")).one()
+    row = db.session.execute(select(*(func.count().filter(fails_check(check)) for check in CheckCode))
+                             .where(InspectionResult.run_id == run_id, InspectionResult.failing != "")).one()
     return {check.value: count for check, count in zip(CheckCode, row, strict=True)}
 
 
