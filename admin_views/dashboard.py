@@ -13,6 +13,7 @@ from sqlalchemy import func, literal, select
 
 import dashboard_statistics
 import permissions
+import workflow.inspections as inspections
 from admin_views.base import RoleIndexView
 from admin_views.domains import domain_cards
 from admin_views.labels import ROLE_LABELS
@@ -26,10 +27,13 @@ from models import (
     IpBlock,
     IpFinding,
     IpSelfBrought,
+    InspectionFinding,
     IspVerification,
     MessageStatus,
+    NoticeState,
     OutboxMessage,
     PreapprovalItem,
+    RectificationNotice,
     ReviewState,
     RevocationRequest,
     Role,
@@ -140,7 +144,27 @@ def cards_for(user: User) -> list[Card]:
     if permissions.can(user, Action.AUDIT_LIST):
         cards.append(Card(str(_l("Audit events today")), _audit_today(),
                           url_for("audit_log.index_view")))
-    return cards + _ip_cards(user) + [Card(*card) for card in domain_cards(user)]
+    return cards + _ip_cards(user) + [Card(*card) for card in domain_cards(user)] + _inspection_cards(user)
+
+
+def _inspection_cards(user: User) -> list[Card]:
+    """网站检查: the open findings and the overdue rectification notices a bureau or MIIT oversees; the notices an ISP
+    has to answer for the websites it serves now."""
+    cards = []
+    if permissions.can(user, Action.INSPECTION_LIST):
+        cards.append(Card(str(_l("Open inspection findings")),
+                          _count(InspectionFinding, permissions.inspection_finding_scope(user)),
+                          url_for("inspection_findings.index")))
+    notices = permissions.rectification_scope(user)
+    if permissions.can(user, Action.RECTIFY):
+        cards.append(Card(str(_l("Overdue rectification notices")),
+                          _count(RectificationNotice, notices, inspections.overdue_condition()),
+                          url_for("rectification_notices.index_view", flt0_1="1")))  # the notices' second filter
+    elif permissions.can(user, Action.NOTICE_ANSWER):
+        cards.append(Card(str(_l("Rectification notices to answer")),
+                          _count(RectificationNotice, notices, RectificationNotice.state == NoticeState.OPEN),
+                          url_for("rectification_notices.index_view", flt0_0=NoticeState.OPEN.value)))
+    return cards
 
 
 def _ip_cards(user: User) -> list[Card]:

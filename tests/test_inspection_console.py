@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -190,6 +191,39 @@ def test_a_runs_results_are_filtered_by_the_check_they_failed(app, people, as_us
         assert numbers[shown] in filtered and numbers[hidden] not in filtered
     everything = _page(miit, f"/admin/inspections/run?id={run_id}&check=%27%20or%201%3D1")
     assert numbers["tianjin"] in everything and numbers["beijing"] in everything and "仅显示" not in everything
+
+
+def _card(page: str, title: str) -> tuple[str, str]:
+    """(count, link) of a dashboard card."""
+    found = re.search(rf'<div class="console-card-count">([^<]*)</div>\s*<div class="console-card-title">{title}<'
+                      rf'.*?<a class="card-footer small" href="([^"]*)"', page, re.S)
+    assert found, title
+    return found.group(1).strip(), found.group(2)
+
+
+def test_the_dashboards_count_open_findings_and_notices(app, people, as_user, world) -> None:
+    """The bureau: its province's open findings (天津: 备案号展示, 电子验证标识) and overdue notices; MIIT the nation's;
+    the ISP serving the website: the notices it has not answered (none for an ISP serving nothing there)."""
+    with app.app_context():
+        notice = inspections.issue_notice(user_named(people["bureau"]), _website(world.tianjin), ["number"], "请整改",
+                                          inspections.beijing_today() + timedelta(days=5))
+        db.session.commit()
+        notice_id = notice.id
+    bureau = _page(as_user("bureau"), "/admin/")
+    assert _card(bureau, "网站检查未解决问题") == ("2", "/admin/inspection-findings/")
+    assert _card(bureau, "超期未反馈的整改通知") == ("0", "/admin/rectification/?flt0_1=1")
+    assert _card(_page(as_user("miit"), "/admin/"), "网站检查未解决问题")[0] == "3"
+    isp = _page(as_user("isp"), "/admin/")
+    assert _card(isp, "待反馈的整改通知") == ("1", "/admin/rectification/?flt0_0=open")
+    assert "网站检查未解决问题" not in isp and "超期未反馈" not in isp
+    assert _card(_page(as_user("isp_bj"), "/admin/"), "待反馈的整改通知")[0] == "0"
+    with app.app_context():  # the deadline passes with no answer
+        db.session.get(RectificationNotice, notice_id).deadline = inspections.beijing_today() - timedelta(days=1)
+        db.session.commit()
+    assert _card(_page(as_user("bureau"), "/admin/"), "超期未反馈的整改通知")[0] == "1"
+    assert _card(_page(as_user("bureau_bj"), "/admin/"), "超期未反馈的整改通知")[0] == "0"
+    overdue = _page(as_user("bureau"), "/admin/rectification/?flt0_1=1")
+    assert "超期" in overdue
 
 def test_a_run_list_and_a_wrong_list_are_refused_with_the_reason(app, as_user, world) -> None:
     clerk = as_user("bureau")
