@@ -266,7 +266,7 @@ def security_key_options() -> Response | tuple[Response, int]:
     user, password_at = _key_step_user()
     if user is None:
         return jsonify(message=str(_l("Sign in with your password first."))), 400
-    return ceremony_options(lambda: security_keys.sign_in_key_options(user, password_at))
+    return ceremony_options(lambda: security_keys.sign_in_key_options(user, password_at, request.remote_addr))
 
 
 @bp.route("/login/key/answer", methods=["POST"])
@@ -277,7 +277,7 @@ def security_key_answer() -> Response | tuple[Response, int]:
 
     def finish(body: dict[str, Any]) -> Response:
         security_keys.sign_in_with_key(user, password_at, body["challenge_id"], body["credential"],
-                                       str(body.get("name", "")))
+                                       request.remote_addr, str(body.get("name", "")))
         target = session[_KEY_STEP_KEY]["next"]
         _start_session(user)
         return jsonify(redirect=target)

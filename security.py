@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import abort, current_app, make_response, render_template, request, session
-from flask_babel import gettext
+from flask_babel import format_datetime, gettext
 from limits import RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
@@ -166,6 +166,11 @@ class ThrottleKeys:
 def throttle_keys(username: str, address: str | None) -> ThrottleKeys:
     name, where = username.strip().lower()[:64], address or "unknown"
     return ThrottleKeys(f"account:{name}", f"pair:{name}|{where}", f"address:{where}")
+
+
+def lockout_message(until: datetime) -> str:
+    """What a sign-in refused by a lock is told."""
+    return gettext("Too many failed attempts. Try again after %(time)s.", time=format_datetime(until, "HH:mm"))
 
 
 def locked_until(keys: tuple[str, ...]) -> datetime | None:

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 import config
 from app import create_app
 from extensions import db
-from models import AuditEvent, Role, SecurityKey, UserStatus, WebAuthnChallenge, utcnow
+from models import AuditEvent, Role, SecurityKey, Throttle, UserStatus, WebAuthnChallenge, utcnow
 from permissions import Action, can
 from tests.accounts_helpers import REGISTRATION, deliver, email_codes, register, sms_codes
 from tests.conftest import _config
@@ -175,6 +175,40 @@ def test_without_the_key_there_is_no_session(keyed_app, users, registered) -> No
     assert client.get("/login/key").status_code == 200  # the key step is still open: the right key may follow
     assert changes(events(keyed_app, "auth.sign_in_failed")[-1])["reason"].startswith("security_key")
 
+
+
+def test_wrong_keys_count_as_wrong_passwords_and_lock_the_step(keyed_app, users, registered) -> None:
+    """Whoever has the password tries keys: from the third failure from an address each try waits a minute
+    (THROTTLE_PAIR_SLOWDOWN), the fifth locks it for the window (THROTTLE_PAIR_LOCK) — the password sign-in from
+    there too; even the right key waits."""
+    client, pair = keyed_app.test_client(), f"pair:{users['preapproval']}|127.0.0.1"
+
+    def wrong_key() -> None:
+        assert post_json(client, "/login/key/answer", {"credential": SoftKey().get(options(client))}).status_code == 400
+
+    def a_minute_passes() -> None:
+        with keyed_app.app_context():
+            db.session.get(Throttle, pair).locked_until = None
+            db.session.commit()
+
+    sign_in(client, users["preapproval"])
+    for _ in range(3):
+        wrong_key()
+    locked = post_json(client, "/login/key/options")
+    assert locked.status_code == 400 and "失败次数过多" in locked.get_json()["message"]
+    a_minute_passes()
+    wrong_key()
+    a_minute_passes()
+    wrong_key()
+    with keyed_app.app_context():
+        throttle = db.session.get(Throttle, pair)
+        assert throttle.failures == 5 and throttle.locked_until > utcnow() + timedelta(minutes=10)
+    refused = post_json(client, "/login/key/answer", {"credential": registered.get({"challenge": ""}),
+                                                      "challenge_id": 0})
+    assert refused.status_code == 400 and "失败次数过多" in refused.get_json()["message"] and not signed_in(client)
+    again = keyed_app.test_client()
+    assert "失败次数过多" in sign_in(again, users["preapproval"]).get_data(as_text=True)
+    assert not signed_in(again)
 
 def test_another_accounts_key_is_refused(keyed_app, users, registered) -> None:
     with keyed_app.app_context():

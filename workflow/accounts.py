@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
@@ -78,8 +77,7 @@ def sign_in(username: str, password: str, captcha_ok: bool, address: str | None)
     """
     keys = security.throttle_keys(username, address)
     if until := security.locked_until(keys.locks):
-        message = str(_l("Too many failed attempts. Try again after %(time)s.",
-                         time=format_datetime(until, "HH:mm")))
+        message = security.lockout_message(until)
         _record_attempt("auth.sign_in_failed", username, None, "locked")
         return SignInResult(SignInOutcome.REFUSED, message=message)
     if not captcha_ok:

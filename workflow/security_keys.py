@@ -38,6 +38,7 @@ from webauthn.helpers.structs import (
 
 import audit
 import permissions
+import security
 from extensions import db
 from models import SecurityKey, User, WebAuthnChallenge, utcnow
 from permissions import Action
@@ -240,21 +241,37 @@ def open_step(user: User, password_at: datetime | None) -> KeyStep:
     return step
 
 
-def sign_in_key_options(user: User, password_at: datetime | None) -> tuple[int, str]:
+def _unlocked(user: User, address: str | None) -> security.ThrottleKeys:
+    """The sign-in's throttle counters (`security.throttle_keys`), refused while the account is locked from this
+    address or the address is: a wrong key counts as a wrong password does."""
+    keys = security.throttle_keys(user.username, address)
+    if until := security.locked_until(keys.locks):
+        raise WorkflowError(security.lockout_message(until))
+    return keys
+
+
+def sign_in_key_options(user: User, password_at: datetime | None, address: str | None) -> tuple[int, str]:
     """The options of the key step (challenge id, options as JSON): a registration for an account without a key
     (its role requires one), an authentication with its keys otherwise."""
+    _unlocked(user, address)
     if open_step(user, password_at) == KeyStep.REGISTER:
         return _registration_options(user)
     return _authentication_options(user)
 
 
 def sign_in_with_key(user: User, password_at: datetime | None, challenge_id: int | None,
-                     answer: str | dict[str, Any], name: str = "") -> SecurityKey:
-    """The key step's answer: the first key registered, or a registered key used; the user is signed in with it."""
+                     answer: str | dict[str, Any], address: str | None, name: str = "") -> SecurityKey:
+    """The key step's answer: the first key registered, or a registered key used; the user is signed in with it.
+    A key that does not answer counts as a failed sign-in from `address` (the caller commits a refusal)."""
+    keys = _unlocked(user, address)
     if open_step(user, password_at) == KeyStep.REGISTER:
         key = _register(user, challenge_id, answer, name)
     else:
-        key = _authenticate(user, challenge_id, answer)
+        try:
+            key = _authenticate(user, challenge_id, answer)
+        except WorkflowError:
+            security.record_failure(keys)
+            raise
     _signed_in(user, key)
     return key
 
