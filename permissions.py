@@ -84,6 +84,7 @@ class Action(enum.StrEnum):
     INSPECTION_LIST = "inspection.list"  # the runs, results and findings: a bureau its province's, MIIT all
     RECTIFY = "inspection.rectify"  # 整改通知: issue and close — a bureau its province's websites, MIIT any
     NOTICE_ANSWER = "inspection.notice_answer"  # an ISP's handling result, while it serves the website
+    NOTICE_VIEW = "inspection.notice_view"  # the owner reads the notices of its websites (read only)
     UNFILED_REPORT = "inspection.unfiled_report"  # 未备案网站: domains / addresses seen on one's network
 
 
@@ -108,7 +109,7 @@ ALLOWED: dict[Role, frozenset[Action]] = {
                                              Action.NOTICE_MANAGE, Action.FILING_REVOKE, Action.REVOCATION_REQUEST,
                                              Action.REVOCATION_PROCESS, Action.FILING_IMPORT, *_IP_OVERSIGHT,
                                              *_DOMAIN_OVERSIGHT, Action.SPECIAL_QUERY_LOG, *_INSPECTION},
-    Role.ICP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.REVOCATION_REQUEST},
+    Role.ICP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.REVOCATION_REQUEST, Action.NOTICE_VIEW},
     Role.ISP: _EVERY_ROLE | {Action.FILING_LIST, Action.FILING_CREATE, Action.FILING_VERIFY, Action.FILING_CHANGE,
                              Action.REVOCATION_REQUEST, Action.FILING_IMPORT, Action.NOTICE_ANSWER,
                              Action.UNFILED_REPORT},
@@ -464,11 +465,13 @@ def served_websites(isp_id: int) -> Any:
 
 def rectification_scope(actor: Any) -> ColumnElement[bool]:
     """整改通知: a bureau its province's, MIIT all, an ISP those of the websites it serves now (an ISP whose access
-    ended no longer sees them)."""
+    ended no longer sees them), an owner those of the filings it owns now."""
     if can(actor, Action.RECTIFY):
         return true() if actor.role == Role.MIIT else RectificationNotice.province_code == actor.province_code
     if can(actor, Action.NOTICE_ANSWER):
         return RectificationNotice.website_id.in_(served_websites(actor.id))
+    if can(actor, Action.NOTICE_VIEW):
+        return RectificationNotice.entity_id.in_(select(Entity.id).where(Entity.owner_id == actor.id))
     return false()
 
 

@@ -149,7 +149,7 @@ def cards_for(user: User) -> list[Card]:
 
 def _inspection_cards(user: User) -> list[Card]:
     """网站检查: the open findings and the overdue rectification notices a bureau or MIIT oversees; the notices an ISP
-    has to answer for the websites it serves now."""
+    has to answer for the websites it serves now; the notices not yet closed of an owner's websites."""
     cards = []
     if permissions.can(user, Action.INSPECTION_LIST):
         cards.append(Card(str(_l("Open inspection findings")),
@@ -164,6 +164,10 @@ def _inspection_cards(user: User) -> list[Card]:
         cards.append(Card(str(_l("Rectification notices to answer")),
                           _count(RectificationNotice, notices, RectificationNotice.state == NoticeState.OPEN),
                           url_for("rectification_notices.index_view", flt0_0=NoticeState.OPEN.value)))
+    elif permissions.can(user, Action.NOTICE_VIEW):
+        cards.append(Card(str(_l("Rectification notices of my websites")),
+                          _count(RectificationNotice, notices, RectificationNotice.state != NoticeState.CLOSED),
+                          url_for("rectification_notices.index_view")))
     return cards
 
 

@@ -132,7 +132,8 @@ class RectificationNoticeView(SecureModelView):
         super().__init__(*args, **kwargs)
 
     def is_accessible(self) -> bool:
-        return permissions.can(current_user, Action.RECTIFY) or permissions.can(current_user, Action.NOTICE_ANSWER)
+        return any(permissions.can(current_user, action)
+                   for action in (Action.RECTIFY, Action.NOTICE_ANSWER, Action.NOTICE_VIEW))
 
     def scope(self) -> ColumnElement[bool]:
         return inspections.notice_scope(current_user)

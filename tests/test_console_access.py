@@ -46,7 +46,7 @@ MATRIX: dict[str, set[str]] = {
     "/admin/inspections/": {"bureau", "miit"},
     "/admin/inspections/start": {"bureau", "miit"},
     "/admin/inspection-findings/": {"bureau", "miit"},
-    "/admin/rectification/": {"bureau", "miit", "isp"},
+    "/admin/rectification/": {"bureau", "miit", "isp", "icp"},
     "/admin/unfiled/": {"bureau", "miit", "isp"},
     "/admin/unfiled/report": {"bureau", "miit", "isp"},
     "/admin/unfiled/export/xlsx/": {"bureau", "miit", "isp"},

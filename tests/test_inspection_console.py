@@ -32,11 +32,12 @@ from models import (
     NoticeState,
     OutboxMessage,
     RectificationNotice,
+    Role,
     RunState,
     UnfiledSighting,
     User,
 )
-from tests.helpers import post, user_named
+from tests.helpers import make_user, post, sign_in, user_named
 from tests.inspection_factories import check, filed_website
 from tests.test_chinese_ui import _english_words_and_links, _known_data
 
@@ -48,6 +49,7 @@ OPENS = {
     "miit": set(PAGES), "bureau": set(PAGES), "bureau_bj": set(PAGES),
     "isp": {"/admin/rectification/", "/admin/unfiled/", "/admin/unfiled/report"},
     "isp_bj": {"/admin/rectification/", "/admin/unfiled/", "/admin/unfiled/report"},
+    "icp": {"/admin/rectification/"},  # the notices of its own websites, read only
 }
 #: an excerpt of a hostile page: shown escaped, never as markup
 HOSTILE = "<script>alert('检查')</script>页面底部没有备案号"
@@ -224,6 +226,33 @@ def test_the_dashboards_count_open_findings_and_notices(app, people, as_user, wo
     assert _card(_page(as_user("bureau_bj"), "/admin/"), "超期未反馈的整改通知")[0] == "0"
     overdue = _page(as_user("bureau"), "/admin/rectification/?flt0_1=1")
     assert "超期" in overdue
+
+
+def test_the_owner_reads_its_websites_notices_and_nobody_elses(app, people, as_user, world) -> None:
+    """The website's owner sees the notice (list, page, dashboard) without the answer form or 结案; another owner
+    neither sees it nor reaches it by id; the owner's POST of an answer changes nothing."""
+    with app.app_context():
+        notice = inspections.issue_notice(user_named(people["bureau"]), _website(world.tianjin), ["number"],
+                                          "请在首页底部展示备案号", inspections.beijing_today() + timedelta(days=5))
+        db.session.commit()
+        notice_id, number = notice.id, _website(world.tianjin).number
+        make_user("icp_other", Role.ICP)
+    owner = as_user("icp")
+    listing = _page(owner, "/admin/rectification/")
+    assert number in listing and "row-action/close" not in listing
+    page = _page(owner, f"/admin/rectification/notice?id={notice_id}")
+    assert "请在首页底部展示备案号" in page and 'name="result"' not in page and "row-action/close" not in page
+    assert _card(_page(owner, "/admin/"), "我的网站的整改通知") == ("1", "/admin/rectification/")
+    assert post(owner, f"/admin/rectification/notice?id={notice_id}", {"result": "fixed", "detail": "改好了"}
+                ).status_code in (200, 302)
+    assert post(owner, "/admin/rectification/row-action/close/", {"id": notice_id}).status_code == 404
+    stranger = app.test_client()
+    sign_in(stranger, "icp_other")
+    assert number not in _page(stranger, "/admin/rectification/")
+    assert stranger.get(f"/admin/rectification/notice?id={notice_id}").status_code == 404
+    with app.app_context():
+        found = db.session.get(RectificationNotice, notice_id)
+        assert (found.state, found.answers) == (NoticeState.OPEN, [])
 
 def test_a_run_list_and_a_wrong_list_are_refused_with_the_reason(app, as_user, world) -> None:
     clerk = as_user("bureau")
