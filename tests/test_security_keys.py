@@ -23,7 +23,16 @@ from sqlalchemy import func, select
 import config
 from app import create_app
 from extensions import db
-from models import AuditEvent, Role, SecurityKey, Throttle, UserStatus, WebAuthnChallenge, utcnow
+from models import (
+    AuditEvent,
+    OutboxMessage,
+    Role,
+    SecurityKey,
+    Throttle,
+    UserStatus,
+    WebAuthnChallenge,
+    utcnow,
+)
 from permissions import Action, can
 from tests.accounts_helpers import REGISTRATION, deliver, email_codes, register, sms_codes
 from tests.conftest import _config
@@ -209,6 +218,49 @@ def test_wrong_keys_count_as_wrong_passwords_and_lock_the_step(keyed_app, users,
     again = keyed_app.test_client()
     assert "失败次数过多" in sign_in(again, users["preapproval"]).get_data(as_text=True)
     assert not signed_in(again)
+
+
+def _pair_failures(app, username: str) -> int:
+    with app.app_context():
+        row = db.session.get(Throttle, f"pair:{username}|127.0.0.1")
+        return row.failures if row is not None else 0
+
+
+def test_the_password_again_does_not_reset_the_wrong_keys_and_the_owner_is_warned(keyed_app, users,
+                                                                                   registered) -> None:
+    """Two wrong keys, the password again, a third wrong key: the count goes on (the password's success no longer
+    clears it while a key step lies ahead) and the step waits; at THROTTLE_ACCOUNT_ALERT the owner gets the e-mail."""
+    keyed_app.config["THROTTLE_ACCOUNT_ALERT"] = 3
+    name = users["preapproval"]
+    for attempts in (2, 1):
+        client = keyed_app.test_client()
+        sign_in(client, name)
+        for _ in range(attempts):
+            assert post_json(client, "/login/key/answer",
+                             {"credential": SoftKey().get(options(client))}).status_code == 400
+    assert _pair_failures(keyed_app, name) == 3
+    assert "失败次数过多" in post_json(client, "/login/key/options").get_json()["message"]
+    with keyed_app.app_context():
+        owner = user_named(name).email
+        assert list(db.session.scalars(select(OutboxMessage.subject).where(OutboxMessage.recipient == owner))) == [
+            "ICP备案管理系统 账号安全提醒"]
+    assert len(events(keyed_app, "auth.account_under_attack")) == 1
+
+
+def test_an_expired_challenge_is_no_failure_and_the_right_key_clears_the_count(keyed_app, users, registered) -> None:
+    """A slow tap (an expired challenge) is not counted; a wrong key is, until the right key answers."""
+    name, client = users["preapproval"], keyed_app.test_client()
+    sign_in(client, name)
+    made = options(client)
+    with keyed_app.app_context():
+        db.session.execute(WebAuthnChallenge.__table__.update().values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    assert post_json(client, "/login/key/answer", {"credential": registered.get(made)}).status_code == 400
+    assert _pair_failures(keyed_app, name) == 0
+    assert post_json(client, "/login/key/answer", {"credential": SoftKey().get(options(client))}).status_code == 400
+    assert _pair_failures(keyed_app, name) == 1
+    assert use_key(client, registered).status_code == 200 and signed_in(client)
+    assert _pair_failures(keyed_app, name) == 0
 
 def test_another_accounts_key_is_refused(keyed_app, users, registered) -> None:
     with keyed_app.app_context():

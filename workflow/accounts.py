@@ -43,6 +43,7 @@ from workflow.users import (
     UserData,
     _insert_user,
     _new_account_problems,
+    alert_if_under_attack,
     check_user_profile,
     hash_password,
 )
@@ -88,10 +89,12 @@ def sign_in(username: str, password: str, captcha_ok: bool, address: str | None)
     if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password):
         failures = security.record_failure(keys)
         _record_attempt("auth.sign_in_failed", username, user, "password")
-        if user is not None and failures == current_app.config["THROTTLE_ACCOUNT_ALERT"]:
-            _alert_owner(user, failures)
+        if user is not None:
+            alert_if_under_attack(user, failures)
         return SignInResult(SignInOutcome.REFUSED, message=str(_l("Wrong username or password.")))
-    security.record_success(keys)
+    step = security_keys.key_step(user) if user.status == UserStatus.ACTIVE else None
+    if step is None:  # with a key step ahead the failures stay counted until a key answers (security_keys)
+        security.record_success(keys)
     if user.status == UserStatus.DISABLED:
         _record_attempt("auth.sign_in_failed", username, user, "disabled")
         return SignInResult(SignInOutcome.REFUSED, message=str(_l(
@@ -99,26 +102,12 @@ def sign_in(username: str, password: str, captcha_ok: bool, address: str | None)
     if user.status == UserStatus.PENDING:
         _record_attempt("auth.identity_check", username, user)
         return SignInResult(SignInOutcome.IDENTITY_CHECK, user)
-    if step := security_keys.key_step(user):
+    if step:
         _record_attempt("auth.security_key_step", username, user, step.value)
         return SignInResult(SignInOutcome.SECURITY_KEY, user)
     user.last_login_at = utcnow()
     _record_attempt("auth.sign_in", username, user)
     return SignInResult(SignInOutcome.SIGNED_IN, user)
-
-
-def _alert_owner(user: User, failures: int) -> None:
-    """The account is under attack: tell its owner, once per throttle window (the count reaches the
-    threshold once per window), through the outbox."""
-    minutes = current_app.config["THROTTLE_WINDOW_MINUTES"]
-    notify.queue_email(user.email, "ICP备案管理系统 账号安全提醒", (
-        f"尊敬的用户 {user.username}：\n\n最近 {minutes} 分钟内，有人用错误的密码尝试登录您的账号 {failures} 次。"
-        "出错的网络地址已被暂时限制登录该账号，您本人仍可正常登录。\n\n"
-        "如果这些尝试不是您本人所为，请登录后在“个人设置 › 修改密码”中换一个更强的密码；"
-        "如果忘记了密码，请使用登录页的“找回密码”。"))
-    audit.record("auth.account_under_attack", object_type="user", object_id=user.id,
-                 changes={"failures": failures, "window_minutes": minutes},
-                 province_code=user.province_code, actor_username=user.username)
 
 
 def sign_out(user: User) -> None:
@@ -245,6 +234,8 @@ def confirm_identity(user: User, mobile_code: str, email_code: str) -> dict[Code
         user.status = UserStatus.ACTIVE
         user.last_login_at = utcnow()
         audit.record("user.confirmed", object_type="user", object_id=user.id, actor=user)
+        if step := security_keys.key_step(user):  # its role signs in with a key: registered before any session
+            _record_attempt("auth.security_key_step", user.username, user, step.value)
     return errors
 
 

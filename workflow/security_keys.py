@@ -43,6 +43,7 @@ from extensions import db
 from models import SecurityKey, User, WebAuthnChallenge, utcnow
 from permissions import Action
 from workflow.errors import NotFound, WorkflowError
+from workflow.users import alert_if_under_attack
 
 #: a password opens the key step for this long (registration at the first sign-in included)
 KEY_STEP_MINUTES = 30
@@ -53,6 +54,11 @@ REGISTER, SIGN_IN = "register", "sign_in"
 #: what the browser's answer may fail with besides the library's own errors (a forged or truncated body)
 _BAD_ANSWER = (WebAuthnException, ValueError, TypeError, KeyError)
 _TRANSPORTS = {transport.value for transport in AuthenticatorTransport}
+
+
+class KeyRefused(WorkflowError):
+    """A key's answer that does not verify (a stranger's key, a forged answer, a cloned key): a failed sign-in —
+    unlike a challenge that expired or was already used, which the owner meets too (a slow tap, two tabs)."""
 
 
 class KeyStep(enum.Enum):
@@ -206,14 +212,14 @@ def _authenticate(user: User, challenge_id: int | None, answer: str | dict[str, 
             credential_public_key=key.public_key, credential_current_sign_count=0)
     except _BAD_ANSWER as error:
         _refused(user, "auth.sign_in_failed", f"security_key: {error}")
-        raise WorkflowError(_l("The security key's answer could not be verified. Use a key registered to "
-                               "this account.")) from error
+        raise KeyRefused(_l("The security key's answer could not be verified. Use a key registered to "
+                            "this account.")) from error
     if (verified.new_sign_count or key.sign_count) and verified.new_sign_count <= key.sign_count:
         audit.record("auth.security_key_cloned", object_type="user", object_id=user.id,
                      changes={"key": key.name, "stored_count": key.sign_count,
                               "answered_count": verified.new_sign_count},
                      province_code=user.province_code, actor_username=user.username)
-        raise WorkflowError(_l("This security key's signature counter went backwards: the key may have been "
+        raise KeyRefused(_l("This security key's signature counter went backwards: the key may have been "
                                "copied. Sign-in refused; ask the unit that created your account to reset your "
                                "keys."))
     key.sign_count = verified.new_sign_count
@@ -262,16 +268,18 @@ def sign_in_key_options(user: User, password_at: datetime | None, address: str |
 def sign_in_with_key(user: User, password_at: datetime | None, challenge_id: int | None,
                      answer: str | dict[str, Any], address: str | None, name: str = "") -> SecurityKey:
     """The key step's answer: the first key registered, or a registered key used; the user is signed in with it.
-    A key that does not answer counts as a failed sign-in from `address` (the caller commits a refusal)."""
+    A key that does not answer counts as a failed sign-in from `address`, as a wrong password does (the caller
+    commits a refusal); the address's count ends only when a key answers."""
     keys = _unlocked(user, address)
     if open_step(user, password_at) == KeyStep.REGISTER:
         key = _register(user, challenge_id, answer, name)
     else:
         try:
             key = _authenticate(user, challenge_id, answer)
-        except WorkflowError:
-            security.record_failure(keys)
+        except KeyRefused:
+            alert_if_under_attack(user, security.record_failure(keys))
             raise
+    security.record_success(keys)  # the failures of this address end with the key, not with the password
     _signed_in(user, key)
     return key
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import generate_password_hash
 
 import audit
+import notify
 import permissions
 from extensions import db
 from models import (
@@ -276,3 +277,20 @@ def set_import_grant(actor: User, target: User, granted: bool) -> User:
                  changes={"can_import": [not granted, granted]},
                  province_code=target.province_code, actor=actor)
     return target
+
+
+def alert_if_under_attack(user: User, failures: int) -> None:
+    """The account's failed sign-ins in the window (a wrong password, or a key that did not answer after the right
+    one) reached THROTTLE_ACCOUNT_ALERT: tell its owner through the outbox — once per window, as the count reaches
+    the threshold once."""
+    if failures != current_app.config["THROTTLE_ACCOUNT_ALERT"]:
+        return
+    minutes = current_app.config["THROTTLE_WINDOW_MINUTES"]
+    notify.queue_email(user.email, "ICP备案管理系统 账号安全提醒", (
+        f"尊敬的用户 {user.username}：\n\n最近 {minutes} 分钟内，有人尝试登录您的账号失败 {failures} 次"
+        "（密码错误，或密码正确而安全密钥未通过验证）。出错的网络地址已被暂时限制登录该账号，您本人仍可正常登录。\n\n"
+        "如果这些尝试不是您本人所为，请登录后在“个人设置 › 修改密码”中换一个更强的密码；"
+        "如果忘记了密码，请使用登录页的“找回密码”。"))
+    audit.record("auth.account_under_attack", object_type="user", object_id=user.id,
+                 changes={"failures": failures, "window_minutes": minutes},
+                 province_code=user.province_code, actor_username=user.username)
