@@ -470,8 +470,9 @@ def rectification_scope(actor: Any) -> ColumnElement[bool]:
         return true() if actor.role == Role.MIIT else RectificationNotice.province_code == actor.province_code
     if can(actor, Action.NOTICE_ANSWER):
         return RectificationNotice.website_id.in_(served_websites(actor.id))
-    if can(actor, Action.NOTICE_VIEW):
-        return RectificationNotice.entity_id.in_(select(Entity.id).where(Entity.owner_id == actor.id))
+    if can(actor, Action.NOTICE_VIEW):  # through the websites (ix_rectification_notices_website)
+        return RectificationNotice.website_id.in_(select(Website.id).join(Entity, Entity.id == Website.entity_id)
+                                                  .where(Entity.owner_id == actor.id))
     return false()
 
 

@@ -167,7 +167,7 @@ def _inspection_cards(user: User) -> list[Card]:
     elif permissions.can(user, Action.NOTICE_VIEW):
         cards.append(Card(str(_l("Rectification notices of my websites")),
                           _count(RectificationNotice, notices, RectificationNotice.state != NoticeState.CLOSED),
-                          url_for("rectification_notices.index_view")))
+                          url_for("rectification_notices.index_view", flt0_3=NoticeState.CLOSED.value)))  # ≠ closed
     return cards
 
 

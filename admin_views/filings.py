@@ -80,6 +80,8 @@ REVIEW_LABELS = {ReviewState.PENDING: _l("Pending"), ReviewState.CONFIRMED: _l("
                  ReviewState.RETURNED: _l("Returned / disputed")}
 #: the applications one batch page lists and approves: ticked rows, or the first of what the queue's filters find
 BATCH_LIMIT = 1000
+#: "approve all that the filters find" reads at most this many pages of BATCH_LIMIT to fill one batch
+MATCHING_PAGES = 5
 #: the fields a bureau can give a rejection reason for (SPEC §4: "a reason per field where it applies")
 REJECT_FIELDS = {"unit_name": _l("Unit name"), "certificate_number": _l("Certificate number"),
                  "responsible": _l("Responsible person"), "websites": _l("Websites and domains"),
@@ -285,7 +287,9 @@ class ApplicationView(ApplicationSearch, SecureModelView):
         return redirect(self.get_url(".batch_view", ids=",".join(ids), url=self._back()))
 
     def _batch(self, ids: str, name: str = "approve") -> list[Application]:
-        wanted = [int(x) for x in ids.split(",") if x.isdigit()][:BATCH_LIMIT]
+        """The applications of a comma-separated id list (at most BATCH_LIMIT) that this user may act on now; a
+        forged id (not ASCII digits, wider than the column) makes the list empty."""
+        wanted = self._typed_ids([x for x in ids.split(",") if x][:BATCH_LIMIT]) or []
         found = self.get_query().filter(Application.id.in_(wanted)).order_by(Application.id).all()
         return [a for a in found if self.is_row_action_allowed(name, a)]
 
@@ -300,13 +304,18 @@ class ApplicationView(ApplicationSearch, SecureModelView):
             return self.render("admin/batch_approve.html", outcome=outcome, title=_l("Batch approval: result"))
         return self._confirm_approval(applications)
 
-    def _confirm_approval(self, applications: list[Application], **page: Any) -> str:
-        checks, problems = workflow.approval_review(applications)
+    def _confirm_approval(self, applications: list[Application], review: tuple[dict[int, Any], ...] | None = None,
+                          **page: Any) -> str:
+        """The confirmation page of a batch: the applications with their verdicts and blockers (`review`: already
+        read by the caller, else read here)."""
+        checks, problems = review or workflow.approval_review(applications)
         return self.render("admin/batch_approve.html", applications=applications, form=FlaskForm(), partial=True,
                            ids=",".join(str(a.id) for a in applications), verdicts=_panels(checks),
-                           blockers={a.id: problems.get(a.id, []) for a in applications}, **page)
+                           blockers={a.id: problems.get(a.id, []) for a in applications}, reasons=problems, **page)
 
     def render(self, template: str, **kwargs: Any) -> str:
+        if template == "admin/batch_approve.html":
+            kwargs.setdefault("back", self._back())  # a checked target (get_redirect_target), never ?url= as sent
         if template == self.details_template and "model" in kwargs:
             model = kwargs["model"]
             kwargs["row_buttons"] = [button.markup(self, model.id)
@@ -338,7 +347,7 @@ def _flash_outcome(outcome: workflow.BatchOutcome, named: int = 5) -> None:
 
 def _more_than(count: int, limit: int) -> str:
     """A bounded count (`bounded_count`) as the list shows it."""
-    return str(_l("more than %(limit)s", limit=f"{limit:,}")) if count > limit else f"{count:,}"
+    return str(_l("more than %(count)s", count=f"{limit:,}")) if count > limit else f"{count:,}"
 
 
 def _batch_checks(applications: list[Application]) -> dict[int, list[registrant.DomainCheck]]:
@@ -369,21 +378,59 @@ class BureauQueueView(ApplicationView):
     @expose("/batch-approve-matching/")
     def batch_matching_view(self) -> Any:
         """自动审核 of what the list finds: the applications its search and filters select (the list's own query
-        string), the most urgent first, up to BATCH_LIMIT — on the confirmation page of ticked rows, whose form
-        posts exactly these ids to `batch_view` (an application that arrives meanwhile is not approved unseen)."""
+        string), the most urgent first, up to BATCH_LIMIT that can be approved now — those that cannot are left out
+        and listed with why, so that they do not fill every batch — on the confirmation page of ticked rows, whose
+        form posts exactly the listed ids to `batch_view` (an application that arrives meanwhile is not approved
+        unseen). A filter the list could not apply offers nothing: it would widen the selection."""
         args = self._get_list_extra_args()
+        if sum(key.startswith("flt") for key in request.args) != len(args.filters or ()):
+            flash(_l("A filter of the list could not be applied, so nothing is offered for approval: set the "
+                     "filters again on the list."), "error")
+            return redirect(self._back())
         query, _joins = self.filtered_query(args.search, args.filters)
         matching = self.bounded_count(query)
-        ids = query.enable_eagerloads(False).with_entities(Application.id).order_by(
-            Application.due_at, Application.id).limit(BATCH_LIMIT).all()
-        applications = self._batch(",".join(str(row.id) for row in ids))
-        intro = _l("The list's search and filters find %(found)s applications; the %(count)s most urgent are "
-                   "below (at most %(limit)s at a time: approve them, then use this button again for the rest). "
-                   "Their numbers are generated (FAQ 32).", found=_more_than(matching, self.count_limit()),
-                   count=f"{len(applications):,}", limit=f"{BATCH_LIMIT:,}") if applications else _l(
-            "The list's search and filters find no application waiting for your decision.")
-        return self._confirm_approval(applications, form_action=self.get_url(".batch_view", url=self._back()),
-                                      matching=True, intro=intro)
+        ready, left_out, review = self._approvable(query.enable_eagerloads(False).with_entities(Application.id)
+                                                   .order_by(Application.due_at, Application.id))
+        page = {"criteria": self._criteria(args), "left_out": left_out, "form_action":
+                self.get_url(".batch_view", url=self._back()), "matching": True}
+        if ready:
+            page["intro"] = _l("The list's search and filters find %(found)s applications; the %(count)s most urgent "
+                               "that can be approved now are below (at most %(limit)s at a time: approve them, then "
+                               "use this button again for the rest). Their numbers are generated (FAQ 32).",
+                               found=_more_than(matching, self.count_limit()), count=f"{len(ready):,}",
+                               limit=f"{BATCH_LIMIT:,}")
+        else:
+            page["intro"] = _l("The list's search and filters find no application that can be approved now.")
+        return self._confirm_approval(ready, review, **page)
+
+    def _approvable(self, ids: Any) -> tuple[list[Application], list[Application], tuple[dict[int, Any], ...]]:
+        """Walk `ids` (a query of ids, most urgent first) a page of BATCH_LIMIT at a time, at most MATCHING_PAGES:
+        (up to BATCH_LIMIT applications that can be approved now in that order, those passed over that cannot,
+        the registrant checks and blockers of both)."""
+        ready: list[Application] = []
+        left_out: list[Application] = []
+        checks: dict[int, Any] = {}
+        problems: dict[int, list[str]] = {}
+        for number in range(MATCHING_PAGES):
+            chunk = [row.id for row in ids.limit(BATCH_LIMIT).offset(number * BATCH_LIMIT)]
+            found = {a.id: a for a in self._batch(",".join(map(str, chunk)))}
+            page_checks, page_problems = workflow.approval_review(list(found.values()))
+            checks |= page_checks
+            problems |= page_problems
+            for application in (found[i] for i in chunk if i in found):
+                (left_out if application.id in page_problems else ready).append(application)
+            if len(ready) >= BATCH_LIMIT or len(chunk) < BATCH_LIMIT:
+                break
+        return ready[:BATCH_LIMIT], left_out, (checks, problems)
+
+    def _criteria(self, args: Any) -> list[str]:
+        """The list's search and filters in words, as the confirmation page restates them."""
+        words = [str(_l("Search: %(term)s", term=args.search.strip()))] if (args.search or "").strip() else []
+        for index, _name, value in args.filters or ():
+            flt = self._filters[index]
+            options = {str(key): str(text) for key, text in (flt.get_options(self) or ())}
+            words.append(f"{flt.name}：{options.get(str(value), str(value))}")
+        return words
 
 
 class IspQueueView(ApplicationView):
@@ -516,6 +563,8 @@ class EntityView(EntitySearch, AfterApprovalPages, SecureModelView):
             "Content-Disposition": 'attachment; filename="bazs.cert"'})
 
     def render(self, template: str, **kwargs: Any) -> str:
+        if template == "admin/batch_approve.html":
+            kwargs.setdefault("back", self._back())  # a checked target (get_redirect_target), never ?url= as sent
         if template == self.details_template and "model" in kwargs:
             certificate = self._current_certificate(kwargs["model"])
             kwargs["certificate"] = certificate and _decoded(certificate.token)

@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import abort, redirect, request, url_for
 from flask_admin import expose
-from flask_admin.contrib.sqla.filters import FilterEqual
+from flask_admin.contrib.sqla.filters import FilterEqual, FilterNotEqual
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -128,6 +128,8 @@ class RectificationNoticeView(SecureModelView):
                         options=[(str(state), text) for state, text in NOTICE_STATE_LABELS.items()]),
             OverdueFilter(RectificationNotice.deadline, _l("Overdue"), options=[("1", _l("Yes")), ("0", _l("No"))]),
             ProvinceFilter(RectificationNotice.province_code, _l("Province"), options=list(PROVINCE_NAMES.items())),
+            FilterNotEqual(RectificationNotice.state, _l("State"),  # 未结案: the owner's dashboard card
+                           options=[(str(state), text) for state, text in NOTICE_STATE_LABELS.items()]),
         )
         super().__init__(*args, **kwargs)
 

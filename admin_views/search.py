@@ -147,6 +147,8 @@ class ProvinceFilter(FilterEqual):
 
 
 RANGE_SEPARATOR = " 至 "
+#: the dates a date filter accepts
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
 
 
 class LocalDateBetween(DateBetweenFilter):
@@ -158,7 +160,11 @@ class LocalDateBetween(DateBetweenFilter):
         return query.filter(column >= _utc_midnight(value[0]), column < _utc_midnight(value[1] + timedelta(days=1)))
 
     def validate(self, value: str) -> bool:
-        return super().validate(value.replace(RANGE_SEPARATOR, " to "))
+        """Two dates the registry can hold: 0001-01-01 or 9999-12-31 would overflow a bound's conversion to UTC or
+        the day after it (a 500)."""
+        text = value.replace(RANGE_SEPARATOR, " to ")
+        return super().validate(text) and all(
+            FIRST_DAY <= day <= LAST_DAY for day in super().clean(text))
 
     def clean(self, value: str) -> list[date]:
         """The console's date picker writes "2026-01-01 至 2026-01-31" (static/js/console.js)."""

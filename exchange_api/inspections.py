@@ -134,8 +134,9 @@ class RectificationPage(BaseModel):
 
 @query_operation("/rectifications", scope="filings", params=RectificationQuery, response=RectificationPage,
                  summary="读取整改通知",
-                 description="接入服务商：其当前接入的网站的整改通知（接入已取消的网站不再列出）；管局：本省的；"
-                             "工信部：全部。待处理的在前，其次已反馈、已结案，各按编号；用 next_cursor 翻页。")
+                 description="接入服务商：其当前接入的网站的整改通知（接入已取消的网站不再列出）；网站主办者：其名下"
+                             "备案的网站的（只读）；管局：本省的；工信部：全部。待处理的在前，其次已反馈、已结案，各按编号；"
+                             "用 next_cursor 翻页。")
 def list_rectifications(actor: User, query: RectificationQuery) -> RectificationPage:
     rank = case(*((RectificationNotice.state == state, value) for state, value in STATE_RANK.items()), else_=3)
     statement = select(RectificationNotice).where(inspections.notice_scope(actor))

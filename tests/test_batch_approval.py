@@ -199,13 +199,18 @@ def test_on_sqlite_a_sign_in_during_a_2000_application_batch_waits_less_than_2_s
     assert max(wait for wait, _status in waits) < max(2.0, batch_seconds / 3)
 
 
+
 def _form_of(page: str) -> str:
     return page.split("<form")[-1].split("</form>")[0]
 
 
+def _posted_ids(page: str) -> str:
+    return _form_of(page).split('name="ids" value="')[1].split('"')[0]
+
+
 def test_the_bureau_approves_everything_its_search_finds_and_only_that(app, users, as_user) -> None:
-    """自动审核 of what the queue's search and filters find: the confirmation page lists exactly those and posts
-    their ids to the batch page."""
+    """自动审核 of what the queue's search and filters find: the confirmation page restates them, lists exactly what
+    they find and posts those ids to the batch page."""
     with app.app_context():
         ids = _five_waiting(users)
     bureau = as_user("bureau")
@@ -213,11 +218,12 @@ def test_the_bureau_approves_everything_its_search_finds_and_only_that(app, user
     assert "审核通过筛选出的全部申请" in queue
     assert "/admin/bureau_queue/batch-approve-matching/?search=" in queue
     page = bureau.get("/admin/bureau_queue/batch-approve-matching/?search=" + UNIT.format(52)).get_data(as_text=True)
-    assert "按列表当前的搜索和筛选条件共找到 1 条申请，以下为最紧急的 1 条" in page
+    assert "按列表当前的搜索和筛选条件共找到 1 条申请，以下为其中最紧急、现在可以审核通过的 1 条" in page
+    assert f"列表的搜索和筛选条件： 搜索“{UNIT.format(52)}”" in page
     form = _form_of(page)
-    assert 'action="/admin/bureau_queue/batch-approve/' in form and f'value="{ids[2]}"' in form
+    assert 'action="/admin/bureau_queue/batch-approve/' in form and _posted_ids(page) == str(ids[2])
     result = post(bureau, "/admin/bureau_queue/batch-approve/", {"ids": str(ids[2])}).get_data(as_text=True)
-    assert "审核通过：1 个" in result
+    assert "审核通过：1 个" in result and "未审核通过" not in result
     with app.app_context():
         assert _states(ids) == [ApplicationState.BUREAU_REVIEW] * 2 + [ApplicationState.APPROVED] + \
             [ApplicationState.BUREAU_REVIEW] * 2
@@ -234,8 +240,9 @@ def test_what_the_filters_find_is_taken_at_most_a_page_at_a_time_and_nothing_uns
         db.session.commit()
     bureau = as_user("bureau")
     page = bureau.get("/admin/bureau_queue/batch-approve-matching/").get_data(as_text=True)
-    assert "共找到 5 条申请，以下为最紧急的 3 条（每次最多 3 条" in page
-    shown = _form_of(page).split('name="ids" value="')[1].split('"')[0]
+    assert "共找到 5 条申请，以下为其中最紧急、现在可以审核通过的 3 条（每次最多 3 条" in page
+    assert "列表的搜索和筛选条件： 无（等待您审核的全部申请）" in page
+    shown = _posted_ids(page)
     assert shown == ",".join(map(str, ids[:3]))  # the same deadline: the earliest submitted first
     with app.app_context():
         late = filed_by_isp(user_named(users["isp"]), 70).id
@@ -245,16 +252,53 @@ def test_what_the_filters_find_is_taken_at_most_a_page_at_a_time_and_nothing_uns
         waiting = [ApplicationState.BUREAU_REVIEW] * 4
         assert _states([*ids, late, elsewhere]) == [ApplicationState.APPROVED] * 3 + waiting
     page = bureau.get("/admin/bureau_queue/batch-approve-matching/").get_data(as_text=True)
-    assert "共找到 3 条申请，以下为最紧急的 3 条" in page
+    assert "共找到 3 条申请，以下为其中最紧急、现在可以审核通过的 3 条" in page
 
 
-def test_only_the_bureau_reaches_the_matching_page_and_a_forged_filter_changes_nothing(app, users, as_user) -> None:
+def test_blocked_applications_are_left_out_and_do_not_fill_every_batch(app, users, as_user, monkeypatch) -> None:
+    """The two most urgent are blacklisted: the page passes over them (listed with why) to the next that can be
+    approved, so that pressing again makes progress."""
+    monkeypatch.setattr("admin_views.filings.BATCH_LIMIT", 2)
+    with app.app_context():
+        ids = _five_waiting(users)
+        db.session.add_all([BlacklistEntry(kind=BlacklistKind.UNIT_NAME, value=UNIT.format(n), reason="测试")
+                            for n in (50, 51)])
+        db.session.commit()
+    bureau = as_user("bureau")
+    page = bureau.get("/admin/bureau_queue/batch-approve-matching/").get_data(as_text=True)
+    assert _posted_ids(page) == f"{ids[2]},{ids[3]}"
+    assert "暂不能审核通过、已跳过：2 条" in page and page.count("该主体已列入黑名单") == 2
+    assert "disabled" not in _form_of(page)
+    post(bureau, "/admin/bureau_queue/batch-approve/", {"ids": _posted_ids(page)})
+    page = bureau.get("/admin/bureau_queue/batch-approve-matching/").get_data(as_text=True)
+    assert _posted_ids(page) == str(ids[4])
+    post(bureau, "/admin/bureau_queue/batch-approve/", {"ids": _posted_ids(page)})
+    page = bureau.get("/admin/bureau_queue/batch-approve-matching/").get_data(as_text=True)
+    assert "没有现在可以审核通过的申请" in page and "disabled" in _form_of(page)
+    with app.app_context():
+        assert _states(ids) == [ApplicationState.BUREAU_REVIEW] * 2 + [ApplicationState.APPROVED] * 3
+
+
+def test_only_the_bureau_reaches_the_matching_page_and_forged_input_changes_nothing(app, users, as_user) -> None:
+    """A filter the list could not apply offers nothing (it would widen the selection); dates no day can be, ids no
+    record can have, a Back link to another site: refused or ignored, never a 500."""
     with app.app_context():
         ids = _five_waiting(users)
     for role in ("isp", "icp", "preapproval"):
         response = as_user(role).get("/admin/bureau_queue/batch-approve-matching/")
         assert response.status_code in (302, 403), role
-    page = as_user("bureau").get("/admin/bureau_queue/batch-approve-matching/?flt0_0=nonsense&search=" + "x" * 5000)
-    assert page.status_code == 200 and "没有等待您审核的申请" in page.get_data(as_text=True)
+    bureau = as_user("bureau")
+    for forged in ("flt0_0=nonsense", "flt0_5=9999-12-31+至+9999-12-31", "flt0_5=0001-01-01+至+0001-01-02"):
+        assert bureau.get(f"/admin/bureau_queue/?{forged}").status_code == 200, forged
+        refused = bureau.get(f"/admin/bureau_queue/batch-approve-matching/?{forged}")
+        assert refused.status_code == 302, forged
+        assert "筛选条件有误" in bureau.get(refused.headers["Location"]).get_data(as_text=True)
+    page = bureau.get("/admin/bureau_queue/batch-approve-matching/?search=" + "x" * 5000).get_data(as_text=True)
+    assert "没有现在可以审核通过的申请" in page
+    for forged_ids in ("²", "99999999999999999999999", f"{ids[0]},-1"):
+        assert bureau.get(f"/admin/bureau_queue/batch-approve/?ids={forged_ids}").status_code == 200
+        assert post(bureau, "/admin/bureau_queue/batch-approve/", {"ids": forged_ids}).status_code == 200
+    back = bureau.get("/admin/bureau_queue/batch-approve/?url=https://evil.example/&ids=" + str(ids[0]))
+    assert 'href="https://evil.example' not in back.get_data(as_text=True)
     with app.app_context():
         assert _states(ids) == [ApplicationState.BUREAU_REVIEW] * 5

@@ -242,7 +242,8 @@ def test_the_owner_reads_its_websites_notices_and_nobody_elses(app, people, as_u
     assert number in listing and "row-action/close" not in listing
     page = _page(owner, f"/admin/rectification/notice?id={notice_id}")
     assert "请在首页底部展示备案号" in page and 'name="result"' not in page and "row-action/close" not in page
-    assert _card(_page(owner, "/admin/"), "我的网站的整改通知") == ("1", "/admin/rectification/")
+    card = _card(_page(owner, "/admin/"), "我的网站的整改通知")
+    assert card == ("1", "/admin/rectification/?flt0_3=closed") and number in _page(owner, card[1])
     assert post(owner, f"/admin/rectification/notice?id={notice_id}", {"result": "fixed", "detail": "改好了"}
                 ).status_code in (200, 302)
     assert post(owner, "/admin/rectification/row-action/close/", {"id": notice_id}).status_code == 404

@@ -38,6 +38,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -264,8 +265,8 @@ def website_history(actor: User, website_id: int) -> list[InspectionResult]:
 
 
 def fails_check(check: CheckCode) -> ColumnElement[bool]:
-    """A result that failed `check` (its codes are comma separated, none inside another)."""
-    return InspectionResult.failing.contains(check.value, autoescape=True)
+    """A result that failed `check` (`failing` holds the codes comma separated: matched whole, with its commas)."""
+    return (literal(",") + InspectionResult.failing + literal(",")).contains(f",{check.value},", autoescape=True)
 
 
 def failing_by_check(run_id: int) -> dict[str, int]:
