@@ -21,7 +21,10 @@ RUN = """() => axe.run(document, {resultTypes: ["violations"]}).then((result) =>
 
 
 def violations(page) -> list[dict]:
-    """axe's violations of the page as it is now: rule id, impact, help text, the first few elements."""
+    """axe's violations of the page as it is now: rule id, impact, help text, the first few elements — once the page
+    has loaded (a click that navigates returns when the new page starts loading: its stylesheets may not apply yet,
+    and axe would judge colours against Bootstrap's defaults alone)."""
+    page.wait_for_load_state("load")
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.evaluate(AXE_JS.read_text(encoding="utf-8") + "\n;true")
     return page.evaluate(RUN)
