@@ -287,10 +287,12 @@ class ApplicationView(ApplicationSearch, SecureModelView):
         return redirect(self.get_url(".batch_view", ids=",".join(ids), url=self._back()))
 
     def _batch(self, ids: str, name: str = "approve") -> list[Application]:
-        """The applications of a comma-separated id list (at most BATCH_LIMIT) that this user may act on now; a
-        forged id (not ASCII digits, wider than the column) makes the list empty."""
-        wanted = self._typed_ids([x for x in ids.split(",") if x][:BATCH_LIMIT]) or []
-        found = self.get_query().filter(Application.id.in_(wanted)).order_by(Application.id).all()
+        """The applications of a comma-separated id list as a form sends it (at most BATCH_LIMIT) that this user
+        may act on now; a forged id (not ASCII digits, wider than the column) makes the list empty."""
+        return self._actionable(self._typed_ids([x for x in ids.split(",") if x][:BATCH_LIMIT]) or [], name)
+
+    def _actionable(self, ids: list[int], name: str = "approve") -> list[Application]:
+        found = self.get_query().filter(Application.id.in_(ids)).order_by(Application.id).all()
         return [a for a in found if self.is_row_action_allowed(name, a)]
 
     @expose("/batch-approve/", methods=("GET", "POST"))
@@ -413,7 +415,7 @@ class BureauQueueView(ApplicationView):
         problems: dict[int, list[str]] = {}
         for number in range(MATCHING_PAGES):
             chunk = [row.id for row in ids.limit(BATCH_LIMIT).offset(number * BATCH_LIMIT)]
-            found = {a.id: a for a in self._batch(",".join(map(str, chunk)))}
+            found = {a.id: a for a in self._actionable(chunk)}
             page_checks, page_problems = workflow.approval_review(list(found.values()))
             checks |= page_checks
             problems |= page_problems
