@@ -353,9 +353,13 @@ def _more_than(count: int, limit: int) -> str:
 
 
 def _batch_checks(applications: list[Application]) -> dict[int, list[registrant.DomainCheck]]:
-    """The registrant check of each application of a batch page (the reports read in a few queries)."""
+    """The registrant check of each application of a batch page: the filings and the reports read in a few queries,
+    not one filing at a time."""
+    filings = workflow.preload_filings(applications)  # held while the checks and the page read them
     reports = registrant.preload_reports(applications)
-    return {a.id: registrant.application_checks(a, reports) for a in applications}
+    checks = {a.id: registrant.application_checks(a, reports) for a in applications}
+    del filings
+    return checks
 
 
 def _panels(checks: dict[int, list[registrant.DomainCheck]]) -> dict[int, dict[str, Any]]:

@@ -287,7 +287,7 @@ def approval_blockers(application: Application, hits: set[tuple[str, str]] | Non
     return problems + special_content.blockers(application) + registrant.blocker_messages(checks)
 
 
-def _preload(applications: list[Application]) -> list[Entity]:
+def preload_filings(applications: list[Application]) -> list[Entity]:
     """Entities with their websites, domains, pre-approvals and special filings in a few queries, not one per row.
 
     The caller keeps what it returns: the session's identity map holds objects only weakly."""
@@ -313,7 +313,7 @@ def batch_approve(actor: User, applications: list[Application]) -> list[Applicat
 
 def _approve_all(actor: User, applications: list[Application], typed_number: str | None) -> list[Application]:
     """Everything checked first, then carried out; a refusal (the first problem found) refuses them all."""
-    entities = _preload(applications)  # before the checks: `application.entity` then needs no query per row
+    entities = preload_filings(applications)  # before the checks: `application.entity` then needs no query per row
     for application in applications:
         _require_bureau_review(actor, application)
     if typed_number and any(a.kind != ApplicationKind.NEW_FILING for a in applications):
@@ -332,7 +332,7 @@ def approval_review(applications: list[Application]) -> tuple[dict[int, list[reg
     """For a batch's confirmation page: each application's registrant checks and, of those that cannot be approved
     now, why — the filings, the blacklist and the domain reports read in a few queries (1,000 applications: not
     4,000 queries)."""
-    entities = _preload(applications)  # held while the checks read them (the identity map holds them weakly)
+    entities = preload_filings(applications)  # held while the checks read them (the identity map holds them weakly)
     review = _approval_checks(applications)
     del entities
     return review
